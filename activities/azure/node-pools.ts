@@ -1,0 +1,137 @@
+// GPU node pools through Azure Resource Manager. Every call is idempotent: a retried or
+// duplicated activity adopts the pool that exists instead of creating another.
+import type { AgentPool, ContainerServiceClient } from '@azure/arm-containerservice';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { isRestError } from '@azure/core-rest-pipeline';
+import { failureTypes } from '../../domain/failure-types.js';
+
+export interface NodePoolSpec {
+  name: string;
+  vmSize: string;
+  count: number;
+  spot: boolean;
+  /** "key=value:Effect" taints, as ARM takes them. */
+  taints: string[];
+  labels: Record<string, string>;
+  /** ARM tags: mark the pool as managed by this product and name the run that owns it. */
+  tags: Record<string, string>;
+}
+
+export interface NodePoolState {
+  name: string;
+  vmSize: string;
+  count: number;
+  provisioningState: string;
+  /** True when the pool already existed with this spec and was adopted. */
+  adopted: boolean;
+}
+
+export interface NodePoolDeps {
+  containerService: ContainerServiceClient;
+  resourceGroup: string;
+  clusterName: string;
+  /** How often ARM long-running operations are polled. */
+  pollIntervalMs: number;
+}
+
+function toFailure(err: unknown, spec: NodePoolSpec): unknown {
+  const code = isRestError(err) ? err.code : undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  if (code === 'QuotaExceeded' || /quota/i.test(message)) {
+    return ApplicationFailure.nonRetryable(
+      `Azure refused GPU node pool ${spec.name}: the subscription's ${spec.vmSize} quota is exhausted. ` +
+        `Request a quota increase for that VM family, or choose another vmSize. (${message})`,
+      failureTypes.gpuQuotaExceeded,
+    );
+  }
+  if (/AllocationFailed|OverconstrainedAllocationRequest|ZonalAllocationFailed|SkuNotAvailable/.test(`${code} ${message}`)) {
+    return ApplicationFailure.retryable(
+      `Azure has no ${spec.vmSize} capacity for node pool ${spec.name} right now; retrying. ` +
+        `Spot capacity or another region may be easier to get. (${message})`,
+      failureTypes.gpuCapacityUnavailable,
+    );
+  }
+  if (isRestError(err) && err.statusCode === 400) {
+    return ApplicationFailure.nonRetryable(`ARM rejected node pool ${spec.name}: ${message}`, failureTypes.invalidNodePoolSpec);
+  }
+  return err; // throttling and 5xx are retried by the SDK, then by Temporal
+}
+
+const poolParameters = (spec: NodePoolSpec): AgentPool => ({
+  count: spec.count,
+  vmSize: spec.vmSize,
+  mode: 'User',
+  osType: 'Linux',
+  nodeTaints: spec.taints,
+  nodeLabels: spec.labels,
+  tags: spec.tags,
+  scaleSetPriority: spec.spot ? 'Spot' : 'Regular',
+  ...(spec.spot ? { scaleSetEvictionPolicy: 'Delete', spotMaxPrice: -1 } : {}),
+});
+
+const stateOf = (pool: AgentPool, adopted: boolean): NodePoolState => ({
+  name: pool.name ?? '',
+  vmSize: pool.vmSize ?? '',
+  count: pool.count ?? 0,
+  provisioningState: pool.provisioningState ?? 'Unknown',
+  adopted,
+});
+
+export function createNodePoolActivities({ containerService, resourceGroup, clusterName, pollIntervalMs }: NodePoolDeps) {
+  const pools = containerService.agentPools;
+
+  async function getPool(name: string): Promise<AgentPool | undefined> {
+    try {
+      return await pools.get(resourceGroup, clusterName, name);
+    } catch (err) {
+      if (isRestError(err) && err.statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  return {
+    /** Creates the pool, or adopts it when one with the same spec exists; returns once it is Succeeded. */
+    async ensureNodePool(spec: NodePoolSpec): Promise<NodePoolState> {
+      const ctx = Context.current();
+      const existing = await getPool(spec.name);
+      if (existing) {
+        const sameShape =
+          existing.vmSize?.toLowerCase() === spec.vmSize.toLowerCase() &&
+          (existing.scaleSetPriority === 'Spot') === spec.spot;
+        if (!sameShape) {
+          throw ApplicationFailure.nonRetryable(
+            `Node pool ${spec.name} already exists as ${existing.vmSize} (${existing.scaleSetPriority ?? 'Regular'}), not ${spec.vmSize}${spec.spot ? ' (Spot)' : ''}; ` +
+              'delete it or choose another pool name.',
+            failureTypes.nodePoolConflict,
+          );
+        }
+        if (existing.provisioningState === 'Succeeded' && existing.count === spec.count) return stateOf(existing, true);
+      }
+      try {
+        const poller = pools.createOrUpdate(resourceGroup, clusterName, spec.name, poolParameters(spec), {
+          updateIntervalInMs: pollIntervalMs,
+          abortSignal: ctx.cancellationSignal,
+        });
+        poller.onProgress((state) => ctx.heartbeat({ step: 'provisioning node pool', status: state.status }));
+        const pool = await poller.pollUntilDone();
+        return stateOf(pool, existing !== undefined);
+      } catch (err) {
+        throw toFailure(err, spec);
+      }
+    },
+
+    /** Deletes the pool; a pool that is already gone counts as deleted. Returns whether one existed. */
+    async deleteNodePool(name: string): Promise<boolean> {
+      const ctx = Context.current();
+      if (!(await getPool(name))) return false;
+      const poller = pools.delete(resourceGroup, clusterName, name, {
+        updateIntervalInMs: pollIntervalMs,
+        abortSignal: ctx.cancellationSignal,
+      });
+      poller.onProgress((state) => ctx.heartbeat({ step: 'deleting node pool', status: state.status }));
+      await poller.pollUntilDone();
+      return true;
+    },
+  };
+}

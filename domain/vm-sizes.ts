@@ -1,0 +1,49 @@
+// Azure VM sizes the product knows: what a node of each size offers. Used to validate runs
+// (does the model fit?), to request all of a node's GPUs, and by the AKS emulator to give
+// the nodes it creates the capacity a real node of that size reports. Pure data: safe to
+// import from workflow code.
+
+export interface VmSize {
+  name: string;
+  vCpus: number;
+  memoryGiB: number;
+  gpus: number;
+  /** GPU model and memory per GPU; absent for CPU-only sizes. */
+  gpu?: { model: string; memoryGiB: number };
+}
+
+const sizes: VmSize[] = [
+  // CPU-only sizes (system pools, inference of tiny models).
+  { name: 'Standard_D4s_v3', vCpus: 4, memoryGiB: 16, gpus: 0 },
+  { name: 'Standard_D8s_v5', vCpus: 8, memoryGiB: 32, gpus: 0 },
+  // NVIDIA T4 (16 GiB).
+  { name: 'Standard_NC4as_T4_v3', vCpus: 4, memoryGiB: 28, gpus: 1, gpu: { model: 'T4', memoryGiB: 16 } },
+  { name: 'Standard_NC8as_T4_v3', vCpus: 8, memoryGiB: 56, gpus: 1, gpu: { model: 'T4', memoryGiB: 16 } },
+  { name: 'Standard_NC16as_T4_v3', vCpus: 16, memoryGiB: 110, gpus: 1, gpu: { model: 'T4', memoryGiB: 16 } },
+  { name: 'Standard_NC64as_T4_v3', vCpus: 64, memoryGiB: 440, gpus: 4, gpu: { model: 'T4', memoryGiB: 16 } },
+  // NVIDIA V100 (16 GiB).
+  { name: 'Standard_NC6s_v3', vCpus: 6, memoryGiB: 112, gpus: 1, gpu: { model: 'V100', memoryGiB: 16 } },
+  { name: 'Standard_NC12s_v3', vCpus: 12, memoryGiB: 224, gpus: 2, gpu: { model: 'V100', memoryGiB: 16 } },
+  { name: 'Standard_NC24s_v3', vCpus: 24, memoryGiB: 448, gpus: 4, gpu: { model: 'V100', memoryGiB: 16 } },
+  // NVIDIA A10 (24 GiB).
+  { name: 'Standard_NV36ads_A10_v5', vCpus: 36, memoryGiB: 440, gpus: 1, gpu: { model: 'A10', memoryGiB: 24 } },
+  // NVIDIA A100.
+  { name: 'Standard_NC24ads_A100_v4', vCpus: 24, memoryGiB: 220, gpus: 1, gpu: { model: 'A100', memoryGiB: 80 } },
+  { name: 'Standard_NC48ads_A100_v4', vCpus: 48, memoryGiB: 440, gpus: 2, gpu: { model: 'A100', memoryGiB: 80 } },
+  { name: 'Standard_NC96ads_A100_v4', vCpus: 96, memoryGiB: 880, gpus: 4, gpu: { model: 'A100', memoryGiB: 80 } },
+  { name: 'Standard_ND96asr_v4', vCpus: 96, memoryGiB: 900, gpus: 8, gpu: { model: 'A100', memoryGiB: 40 } },
+  { name: 'Standard_ND96amsr_A100_v4', vCpus: 96, memoryGiB: 1900, gpus: 8, gpu: { model: 'A100', memoryGiB: 80 } },
+  // NVIDIA H100.
+  { name: 'Standard_NC40ads_H100_v5', vCpus: 40, memoryGiB: 320, gpus: 1, gpu: { model: 'H100 NVL', memoryGiB: 94 } },
+  { name: 'Standard_NC80adis_H100_v5', vCpus: 80, memoryGiB: 640, gpus: 2, gpu: { model: 'H100 NVL', memoryGiB: 94 } },
+  { name: 'Standard_ND96isr_H100_v5', vCpus: 96, memoryGiB: 1900, gpus: 8, gpu: { model: 'H100', memoryGiB: 80 } },
+];
+
+const byLowerName = new Map(sizes.map((s) => [s.name.toLowerCase(), s]));
+
+/** Looks a size up the way ARM does: case-insensitively. */
+export function findVmSize(name: string): VmSize | undefined {
+  return byLowerName.get(name.toLowerCase());
+}
+
+export const vmSizeNames: readonly string[] = sizes.map((s) => s.name);

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Installs every tool the local stack needs, from package registries only (no Docker, no
+# binary downloads). Idempotent: each tool is skipped when .tools/bin already holds the
+# pinned version, so a second run finishes in seconds. Go's own caches (GOCACHE, GOMODCACHE)
+# make a rebuild in a fresh clone on the same machine a link step rather than a compile.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${TOOLS_DIR:-$ROOT/.tools}"
+BIN="$TOOLS/bin"
+LOGS="$TOOLS/logs"
+mkdir -p "$BIN" "$LOGS"
+
+TEMPORAL_CLI_VERSION=v1.5.1   # newest tag `go install` accepts (later ones carry replace directives)
+KUBERNETES_VERSION=v1.33.13
+KWOK_VERSION=v0.7.0
+
+log() { printf '[setup] %s\n' "$*"; }
+fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+stamp_ok() { [ -f "$BIN/.$1.version" ] && [ "$(cat "$BIN/.$1.version")" = "$2" ] && [ -x "$BIN/$1" ]; }
+stamp() { echo "$2" > "$BIN/.$1.version"; }
+
+# Runs a build step with its output in a log; on failure prints the log's tail.
+run_logged() {
+  local name="$1"; shift
+  local logfile="$LOGS/setup-$name.log"
+  local started=$SECONDS
+  if ! "$@" >"$logfile" 2>&1; then
+    tail -n 40 "$logfile" >&2
+    fail "$name failed (full log: $logfile)"
+  fi
+  log "$name done in $((SECONDS - started))s"
+}
+
+require() { command -v "$1" >/dev/null 2>&1 || fail "$1 is required: $2"; }
+require go "install Go >= 1.24"
+require node "install Node.js 20"
+require npm "install npm"
+require openssl "apt-get install openssl"
+
+# --- Debian packages: etcd and the OCI registry (distribution) ---------------------------
+apt_missing=()
+command -v etcd >/dev/null 2>&1 || apt_missing+=(etcd-server)
+command -v docker-registry >/dev/null 2>&1 || apt_missing+=(docker-registry)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  require apt-get "etcd and docker-registry come from Debian packages"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  run_logged apt-update $SUDO apt-get update -qq
+  run_logged apt-install env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
+fi
+# The Debian packages start system services bound to default ports; the stack runs its own.
+for svc in etcd docker-registry; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" >/dev/null 2>&1 || true
+  fi
+done
+log "etcd $(etcd --version 2>/dev/null | head -n1 | awk '{print $3}'), docker-registry $(docker-registry --version 2>/dev/null | awk '{print $3}')"
+
+# --- Temporal CLI (dev server + Web UI) ---------------------------------------------------
+if stamp_ok temporal "$TEMPORAL_CLI_VERSION"; then
+  log "temporal $TEMPORAL_CLI_VERSION cached"
+else
+  run_logged temporal env GOBIN="$BIN" go install \
+    -ldflags "-X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION#v}" \
+    "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+  stamp temporal "$TEMPORAL_CLI_VERSION"
+fi
+
+# --- kwok (simulated kubelets) -------------------------------------------------------------
+if stamp_ok kwok "$KWOK_VERSION"; then
+  log "kwok $KWOK_VERSION cached"
+else
+  run_logged kwok env GOBIN="$BIN" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  stamp kwok "$KWOK_VERSION"
+fi
+
+# --- Kubernetes control plane (and kubectl, for looking around) --------------------------------------------------------------
+# k8s.io/kubernetes replaces every k8s.io staging module with a local path, so `go install`
+# refuses it. A generated wrapper module requires it and replaces each staging module with
+# its published v0.x release instead.
+k8s_components=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+k8s_cached=true
+for c in "${k8s_components[@]}"; do stamp_ok "$c" "$KUBERNETES_VERSION" || k8s_cached=false; done
+if $k8s_cached; then
+  log "kubernetes $KUBERNETES_VERSION control plane cached"
+else
+  wrapper="$TOOLS/k8s-wrapper"
+  staging_version="v0.${KUBERNETES_VERSION#v1.}"
+  rm -rf "$wrapper"; mkdir -p "$wrapper"
+  upstream_mod="$(cd "$wrapper" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  [ -f "$upstream_mod" ] || fail "could not download k8s.io/kubernetes@$KUBERNETES_VERSION's go.mod"
+  {
+    echo "module localstack/kubernetes"
+    echo
+    grep -m1 '^go ' "$upstream_mod"
+    echo
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    echo
+    echo "replace ("
+    sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 '"$staging_version"'#p' "$upstream_mod"
+    echo ")"
+  } > "$wrapper/go.mod"
+  {
+    echo "//go:build tools"
+    echo
+    echo "// Package tools pins the control-plane commands so go mod tidy resolves their modules."
+    echo "package tools"
+    echo
+    echo "import ("
+    for c in "${k8s_components[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done
+    echo ")"
+  } > "$wrapper/tools.go"
+  run_logged kubernetes-modules sh -c "cd '$wrapper' && go mod tidy"
+  minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+  ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+  for c in "${k8s_components[@]}"; do
+    run_logged "$c" sh -c "cd '$wrapper' && go build -trimpath -ldflags '$ldflags' -o '$BIN/$c' k8s.io/kubernetes/cmd/$c"
+    stamp "$c" "$KUBERNETES_VERSION"
+  done
+fi
+
+# --- Node packages -------------------------------------------------------------------------
+if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
+  run_logged npm-ci sh -c "cd '$ROOT' && npm ci --no-audit --no-fund"
+else
+  log "node_modules up to date"
+fi
+
+log "tools ready in $BIN"

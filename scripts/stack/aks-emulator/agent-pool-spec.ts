@@ -1,0 +1,113 @@
+// Validates an agent pool PUT body the way AKS does before accepting the operation, and
+// normalises it into the properties the emulator stores.
+import { findVmSize } from '../../../domain/vm-sizes.js';
+import { ArmError } from './arm-error.js';
+
+export interface AgentPoolProperties {
+  count: number;
+  vmSize: string;
+  osType: string;
+  mode: 'System' | 'User';
+  orchestratorVersion: string;
+  nodeLabels: Record<string, string>;
+  nodeTaints: string[];
+  enableAutoScaling: boolean;
+  minCount?: number;
+  maxCount?: number;
+  scaleDownMode: 'Delete' | 'Deallocate';
+  scaleSetPriority: 'Regular' | 'Spot';
+  scaleSetEvictionPolicy?: 'Delete' | 'Deallocate';
+  spotMaxPrice?: number;
+  tags: Record<string, string>;
+}
+
+const invalid = (message: string) => new ArmError(400, 'InvalidParameter', message);
+const taintPattern = /^[A-Za-z0-9][-A-Za-z0-9_./]*=[-A-Za-z0-9_.]*:(NoSchedule|PreferNoSchedule|NoExecute)$/;
+
+function stringMap(value: unknown, field: string): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw invalid(`${field} must be an object of strings`);
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== 'string') throw invalid(`${field}.${k} must be a string`);
+  }
+  return value as Record<string, string>;
+}
+
+function wholeNumber(value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(`The value of parameter ${field} is invalid: it must be an integer from ${min} to ${max}.`);
+  }
+  return value;
+}
+
+/**
+ * @param body the request body (`{ properties: {...} }`)
+ * @param existing the stored properties when this PUT updates a pool
+ */
+export function parseAgentPoolSpec(
+  body: unknown,
+  existing: AgentPoolProperties | undefined,
+  clusterVersion: string,
+): AgentPoolProperties {
+  const props = (body as { properties?: Record<string, unknown> } | undefined)?.properties;
+  if (!props || typeof props !== 'object') throw invalid('The request body must contain "properties".');
+
+  const vmSizeName = props.vmSize ?? existing?.vmSize;
+  if (typeof vmSizeName !== 'string' || vmSizeName === '') throw invalid('properties.vmSize is required.');
+  const vmSize = findVmSize(vmSizeName);
+  if (!vmSize) {
+    throw new ArmError(400, 'VMSizeNotSupported', `The VM size of ${vmSizeName} is not supported in this region.`);
+  }
+  if (existing && existing.vmSize.toLowerCase() !== vmSize.name.toLowerCase()) {
+    throw new ArmError(400, 'PropertyChangeNotAllowed', "Changing property 'vmSize' is not allowed.");
+  }
+
+  const enableAutoScaling = props.enableAutoScaling === true;
+  const count = wholeNumber(props.count ?? existing?.count ?? 1, 'properties.count', 0, 1000);
+  let minCount: number | undefined;
+  let maxCount: number | undefined;
+  if (enableAutoScaling) {
+    minCount = wholeNumber(props.minCount, 'properties.minCount', 0, 1000);
+    maxCount = wholeNumber(props.maxCount, 'properties.maxCount', 1, 1000);
+    if (minCount > maxCount) throw invalid('properties.minCount must be less than or equal to properties.maxCount.');
+    if (count < minCount || count > maxCount) {
+      throw invalid('properties.count must be between properties.minCount and properties.maxCount when autoscaling is enabled.');
+    }
+  }
+
+  const mode = props.mode ?? existing?.mode ?? 'User';
+  if (mode !== 'User' && mode !== 'System') throw invalid(`properties.mode must be "System" or "User", not "${String(mode)}".`);
+  const priority = props.scaleSetPriority ?? existing?.scaleSetPriority ?? 'Regular';
+  if (priority !== 'Regular' && priority !== 'Spot') throw invalid('properties.scaleSetPriority must be "Regular" or "Spot".');
+  if (existing && existing.scaleSetPriority !== priority) {
+    throw new ArmError(400, 'PropertyChangeNotAllowed', "Changing property 'scaleSetPriority' is not allowed.");
+  }
+  if (priority === 'Spot' && mode === 'System') throw invalid('System node pools cannot use Spot priority.');
+  const scaleDownMode = props.scaleDownMode ?? existing?.scaleDownMode ?? 'Delete';
+  if (scaleDownMode !== 'Delete' && scaleDownMode !== 'Deallocate') {
+    throw invalid('properties.scaleDownMode must be "Delete" or "Deallocate".');
+  }
+
+  const nodeTaints = (props.nodeTaints ?? existing?.nodeTaints ?? []) as unknown;
+  if (!Array.isArray(nodeTaints) || !nodeTaints.every((t) => typeof t === 'string' && taintPattern.test(t))) {
+    throw invalid('properties.nodeTaints must be a list of "key=value:Effect" strings.');
+  }
+
+  return {
+    count,
+    vmSize: vmSize.name,
+    osType: typeof props.osType === 'string' ? props.osType : 'Linux',
+    mode,
+    orchestratorVersion: typeof props.orchestratorVersion === 'string' ? props.orchestratorVersion : clusterVersion,
+    nodeLabels: stringMap(props.nodeLabels ?? existing?.nodeLabels, 'properties.nodeLabels'),
+    nodeTaints: nodeTaints as string[],
+    enableAutoScaling,
+    minCount,
+    maxCount,
+    scaleDownMode,
+    scaleSetPriority: priority,
+    scaleSetEvictionPolicy: priority === 'Spot' ? ((props.scaleSetEvictionPolicy as 'Delete' | 'Deallocate') ?? 'Delete') : undefined,
+    spotMaxPrice: priority === 'Spot' ? ((props.spotMaxPrice as number | undefined) ?? -1) : undefined,
+    tags: stringMap(props.tags ?? existing?.tags, 'properties.tags'),
+  };
+}

@@ -1,0 +1,181 @@
+// The agent pools of one emulated managed cluster and their long-running operations.
+// A PUT or DELETE is accepted at once and finished later (after the configured provisioning
+// delay), as ARM does; the nodes are made to match before the operation reports Succeeded.
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { ArmError } from './arm-error.js';
+import { type AgentPoolProperties, parseAgentPoolSpec } from './agent-pool-spec.js';
+import type { PoolNodes } from './pool-nodes.js';
+
+export type OperationStatus = 'InProgress' | 'Succeeded' | 'Failed' | 'Canceled';
+
+export interface Operation {
+  id: string;
+  pool: string;
+  kind: 'create' | 'update' | 'delete';
+  status: OperationStatus;
+  startTime: string;
+  endTime?: string;
+  error?: { code: string; message: string };
+  /** When the operation is due to finish (ms since epoch). */
+  dueAt: number;
+  /** A capacity failure injected for this operation: it finishes Failed with this error. */
+  failWith?: { code: string; message: string };
+}
+
+interface PoolRecord {
+  name: string;
+  properties: AgentPoolProperties;
+  provisioningState: 'Creating' | 'Updating' | 'Deleting' | 'Succeeded' | 'Failed';
+  powerState: 'Running' | 'Stopped';
+}
+
+interface State {
+  pools: Record<string, PoolRecord>;
+  operations: Record<string, Operation>;
+}
+
+export interface Timing {
+  provisioningDelayMs: number;
+  deletionDelayMs: number;
+}
+
+export class AgentPools {
+  private state: State = { pools: {}, operations: {} };
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly nodes: PoolNodes,
+    private readonly stateFile: string,
+    private readonly clusterVersion: string,
+    readonly timing: Timing,
+  ) {
+    if (existsSync(stateFile)) this.state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
+    // Operations that were running when the emulator stopped finish after a restart.
+    for (const op of Object.values(this.state.operations)) if (op.status === 'InProgress') this.schedule(op);
+  }
+
+  private save(): void {
+    writeFileSync(this.stateFile, JSON.stringify(this.state, null, 2));
+  }
+
+  /** The REST representation of a pool (what GET returns). */
+  resource(idPrefix: string, name: string) {
+    const pool = this.state.pools[name];
+    if (!pool) return undefined;
+    return {
+      id: `${idPrefix}/agentPools/${name}`,
+      name,
+      type: 'Microsoft.ContainerService/managedClusters/agentPools',
+      properties: {
+        ...pool.properties,
+        provisioningState: pool.provisioningState,
+        powerState: { code: pool.powerState },
+        currentOrchestratorVersion: pool.properties.orchestratorVersion,
+        osSKU: 'Ubuntu',
+        type: 'VirtualMachineScaleSets',
+      },
+    };
+  }
+
+  names(): string[] {
+    return Object.keys(this.state.pools).sort();
+  }
+
+  operation(id: string): Operation | undefined {
+    return this.state.operations[id];
+  }
+
+  private busy(name: string): Operation | undefined {
+    return Object.values(this.state.operations).find((op) => op.pool === name && op.status === 'InProgress');
+  }
+
+  private assertIdle(name: string): void {
+    const op = this.busy(name);
+    if (op) {
+      throw new ArmError(
+        409,
+        'OperationNotAllowed',
+        `Operation is not allowed because there's an in progress ${op.kind} node pool operation on agent pool ${name}. Please wait for it to finish before starting a new operation.`,
+      );
+    }
+  }
+
+  /** Accepts a PUT. Returns whether it creates the pool, and the operation that will finish it. */
+  put(name: string, body: unknown, capacityFailure?: { code: string; message: string }): { created: boolean; op: Operation } {
+    this.assertIdle(name);
+    const existing = this.state.pools[name];
+    const properties = parseAgentPoolSpec(body, existing?.properties, this.clusterVersion);
+    const created = existing === undefined;
+    this.state.pools[name] = {
+      name,
+      properties,
+      provisioningState: created ? 'Creating' : 'Updating',
+      powerState: 'Running',
+    };
+    const op = this.begin(name, created ? 'create' : 'update', this.timing.provisioningDelayMs, capacityFailure);
+    return { created, op };
+  }
+
+  /** Accepts a DELETE; undefined when there is no such pool (ARM answers 204). */
+  delete(name: string): Operation | undefined {
+    if (!this.state.pools[name]) return undefined;
+    this.assertIdle(name);
+    this.state.pools[name]!.provisioningState = 'Deleting';
+    return this.begin(name, 'delete', this.timing.deletionDelayMs);
+  }
+
+  private begin(pool: string, kind: Operation['kind'], delayMs: number, failWith?: Operation['failWith']): Operation {
+    const now = Date.now();
+    const op: Operation = {
+      id: randomUUID(),
+      pool,
+      kind,
+      status: 'InProgress',
+      startTime: new Date(now).toISOString(),
+      dueAt: now + delayMs,
+      failWith,
+    };
+    this.state.operations[op.id] = op;
+    this.save();
+    this.schedule(op);
+    return op;
+  }
+
+  private schedule(op: Operation): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(op.id);
+      void this.finish(op);
+    }, Math.max(0, op.dueAt - Date.now()));
+    this.timers.set(op.id, timer);
+  }
+
+  private async finish(op: Operation): Promise<void> {
+    const pool = this.state.pools[op.pool];
+    try {
+      if (op.failWith) throw new ArmError(200, op.failWith.code, op.failWith.message);
+      if (op.kind === 'delete') {
+        await this.nodes.removeAll(op.pool);
+        delete this.state.pools[op.pool];
+      } else if (pool) {
+        await this.nodes.sync(op.pool, pool.properties, pool.properties.count);
+        pool.provisioningState = 'Succeeded';
+        pool.powerState = pool.properties.count > 0 || pool.properties.scaleDownMode === 'Delete' ? 'Running' : 'Stopped';
+      }
+      op.status = 'Succeeded';
+    } catch (err) {
+      op.status = 'Failed';
+      op.error =
+        err instanceof ArmError
+          ? { code: err.code, message: err.message }
+          : { code: 'InternalOperationError', message: `Reconciling the node pool's nodes failed: ${String(err)}` };
+      if (pool) pool.provisioningState = 'Failed';
+    }
+    op.endTime = new Date().toISOString();
+    this.save();
+  }
+
+  close(): void {
+    for (const timer of this.timers.values()) clearTimeout(timer);
+  }
+}

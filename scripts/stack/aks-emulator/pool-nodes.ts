@@ -1,0 +1,131 @@
+// Keeps the cluster's Node objects consistent with the agent pools, as AKS does: each pool of
+// count N has N nodes, labelled and tainted as AKS labels them, with the capacity of the VM
+// size, and handed to kwok (which then acts as their kubelet).
+import { createHash } from 'node:crypto';
+import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { parseTaint, spotTaint } from '../../../activities/kubernetes/taints.js';
+import { findVmSize } from '../../../domain/vm-sizes.js';
+import { kwokNodeAnnotation } from '../components.js';
+import type { AgentPoolProperties } from './agent-pool-spec.js';
+
+/** AKS names VMSS nodes aks-<pool>-<8 digits>-vmss<6 base-36 digits>. */
+export function nodeName(cluster: string, pool: string, index: number): string {
+  const digits = parseInt(createHash('sha256').update(`${cluster}/${pool}`).digest('hex').slice(0, 8), 16) % 1e8;
+  return `aks-${pool}-${String(digits).padStart(8, '0')}-vmss${index.toString(36).padStart(6, '0')}`;
+}
+
+function nodeLabels(cluster: string, location: string, pool: string, props: AgentPoolProperties, name: string) {
+  const size = findVmSize(props.vmSize);
+  return {
+    ...props.nodeLabels,
+    agentpool: pool,
+    'kubernetes.azure.com/agentpool': pool,
+    'kubernetes.azure.com/cluster': `MC_${cluster}`,
+    'kubernetes.azure.com/mode': props.mode.toLowerCase(),
+    'kubernetes.azure.com/role': 'agent',
+    ...(props.scaleSetPriority === 'Spot' ? { [spotTaint.key]: spotTaint.value } : {}),
+    ...(size && size.gpus > 0 ? { 'kubernetes.azure.com/accelerator': 'nvidia' } : {}),
+    'node.kubernetes.io/instance-type': props.vmSize,
+    'beta.kubernetes.io/instance-type': props.vmSize,
+    'topology.kubernetes.io/region': location,
+    'kubernetes.io/os': 'linux',
+    'kubernetes.io/arch': 'amd64',
+    'kubernetes.io/hostname': name,
+    type: 'kwok', // simulated node: no kubelet, kwok answers for it
+  };
+}
+
+function nodeTaints(props: AgentPoolProperties) {
+  const taints = props.nodeTaints.map(parseTaint);
+  return props.scaleSetPriority === 'Spot' ? [...taints, spotTaint] : taints;
+}
+
+function capacity(props: AgentPoolProperties): Record<string, string> {
+  const size = findVmSize(props.vmSize);
+  if (!size) throw new Error(`unknown VM size ${props.vmSize}`);
+  return {
+    cpu: String(size.vCpus),
+    memory: `${size.memoryGiB}Gi`,
+    pods: '110',
+    'ephemeral-storage': '128Gi',
+    ...(size.gpus > 0 ? { 'nvidia.com/gpu': String(size.gpus) } : {}),
+  };
+}
+
+export class PoolNodes {
+  private readonly core: CoreV1Api;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly cluster: string,
+    private readonly location: string,
+  ) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+  }
+
+  private async listPoolNodes(pool: string): Promise<V1Node[]> {
+    const list = await this.core.listNode({ labelSelector: `kubernetes.azure.com/agentpool=${pool}` });
+    return list.items;
+  }
+
+  /** Makes the pool's nodes match its properties: creates missing ones, removes extra ones. */
+  async sync(pool: string, props: AgentPoolProperties, count: number): Promise<void> {
+    const wanted = new Set(Array.from({ length: count }, (_, i) => nodeName(this.cluster, pool, i)));
+    const existing = await this.listPoolNodes(pool);
+    const have = new Set(existing.map((n) => n.metadata?.name ?? ''));
+    for (const node of existing) {
+      const name = node.metadata?.name ?? '';
+      if (!wanted.has(name)) {
+        await this.deleteNode(name);
+      } else {
+        // Labels and taints of a pool apply to its existing nodes after an update.
+        node.metadata!.labels = nodeLabels(this.cluster, this.location, pool, props, name);
+        node.spec = { ...node.spec, taints: nodeTaints(props) };
+        await this.core.replaceNode({ name, body: node });
+      }
+    }
+    for (const name of wanted) {
+      if (have.has(name)) continue;
+      await this.core
+        .createNode({
+          body: {
+            metadata: {
+              name,
+              labels: nodeLabels(this.cluster, this.location, pool, props, name),
+              annotations: { [kwokNodeAnnotation.key]: kwokNodeAnnotation.value },
+            },
+            spec: { taints: nodeTaints(props), providerID: `azure:///emulated/${this.cluster}/${pool}/${name}` },
+            status: {
+              capacity: capacity(props),
+              allocatable: capacity(props),
+              nodeInfo: {
+                architecture: 'amd64',
+                operatingSystem: 'linux',
+                osImage: 'Ubuntu 22.04.5 LTS',
+                kernelVersion: '5.15.0-1079-azure',
+                kubeletVersion: `v${props.orchestratorVersion}`,
+                kubeProxyVersion: `v${props.orchestratorVersion}`,
+                containerRuntimeVersion: 'containerd://1.7.27-1',
+                machineID: '',
+                systemUUID: '',
+                bootID: '',
+              },
+            },
+          },
+        })
+        .catch((err: { code?: number }) => {
+          if (err.code !== 409) throw err; // already there: a retried sync adopts it
+        });
+    }
+  }
+
+  async removeAll(pool: string): Promise<void> {
+    for (const node of await this.listPoolNodes(pool)) await this.deleteNode(node.metadata?.name ?? '');
+  }
+
+  private async deleteNode(name: string): Promise<void> {
+    await this.core.deleteNode({ name }).catch((err: { code?: number }) => {
+      if (err.code !== 404) throw err;
+    });
+  }
+}

@@ -1,0 +1,185 @@
+// The ARM surface of the emulator: the managed cluster and agent-pool REST API with ARM's
+// long-running-operation protocol, as @azure/arm-containerservice calls it, plus a control
+// API under /_emulator for settings, fault injection and the request log.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ArmError } from './arm-error.js';
+import type { AgentPools } from './agent-pools.js';
+import { capacityError, Faults, parseFault } from './faults.js';
+
+export interface ClusterIdentity {
+  subscriptionId: string;
+  resourceGroup: string;
+  clusterName: string;
+  location: string;
+  kubernetesVersion: string;
+}
+
+export interface RequestRecord {
+  method: string;
+  path: string;
+  status: number;
+  at: number;
+}
+
+const provider = 'providers/Microsoft.ContainerService';
+const poolNamePattern = /^[a-z][a-z0-9]{0,11}$/;
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let raw = '';
+  for await (const chunk of req) raw += chunk;
+  if (raw === '') return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new ArmError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized.');
+  }
+}
+
+export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, faults: Faults) {
+  const requests: RequestRecord[] = [];
+  const clusterId = `/subscriptions/${cluster.subscriptionId}/resourceGroups/${cluster.resourceGroup}/${provider}/managedClusters/${cluster.clusterName}`;
+  const locationBase = `/subscriptions/${cluster.subscriptionId}/${provider}/locations/${cluster.location}`;
+
+  const send = (res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-ms-request-id': crypto.randomUUID(), ...headers });
+    res.end(body === undefined ? undefined : JSON.stringify(body));
+  };
+
+  async function control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (path === '/_emulator/health') return send(res, 200, { status: 'ok' });
+    if (path === '/_emulator/settings') {
+      if (req.method === 'PUT') Object.assign(pools.timing, (await readJson(req)) ?? {});
+      return send(res, 200, pools.timing);
+    }
+    if (path === '/_emulator/faults') {
+      if (req.method === 'POST') faults.add(parseFault(await readJson(req)));
+      if (req.method === 'DELETE') faults.clear();
+      return send(res, 200, faults.list());
+    }
+    if (path === '/_emulator/requests') {
+      if (req.method === 'DELETE') requests.length = 0;
+      return send(res, 200, requests);
+    }
+    throw new ArmError(404, 'NotFound', `no control endpoint ${path}`);
+  }
+
+  async function arm(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const method = req.method ?? 'GET';
+    if (!/^Bearer \S+/.test(req.headers.authorization ?? '')) {
+      throw new ArmError(401, 'AuthenticationFailed', "Authentication failed. The 'Authorization' header is missing.");
+    }
+    if (!url.searchParams.get('api-version')) {
+      throw new ArmError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
+    }
+    const path = url.pathname.replace(/\/$/, '');
+    const lower = path.toLowerCase();
+    const apiVersion = url.searchParams.get('api-version')!;
+
+    // Operation status (Azure-AsyncOperation) and operation result (Location) polls.
+    const opMatch = lower.startsWith(locationBase.toLowerCase()) && /\/(operations|operationresults)\/([^/]+)$/.exec(path);
+    if (opMatch && method === 'GET') {
+      const op = pools.operation(opMatch[2]!);
+      if (!op) throw new ArmError(404, 'NotFound', `Operation ${opMatch[2]} was not found.`);
+      if (opMatch[1] === 'operations') {
+        return send(res, 200, {
+          id: `${locationBase}/operations/${op.id}`,
+          name: op.id,
+          status: op.status,
+          startTime: op.startTime,
+          ...(op.endTime ? { endTime: op.endTime } : {}),
+          ...(op.error ? { error: op.error } : {}),
+        });
+      }
+      if (op.status === 'InProgress') return send(res, 202, undefined, { location: url.href });
+      if (op.status === 'Failed') throw new ArmError(500, op.error!.code, op.error!.message);
+      return send(res, 204);
+    }
+
+    if (!lower.startsWith(clusterId.toLowerCase())) {
+      const rg = `/subscriptions/${cluster.subscriptionId}/resourceGroups/${cluster.resourceGroup}`.toLowerCase();
+      if (!lower.startsWith(rg)) {
+        throw new ArmError(404, 'ResourceGroupNotFound', `Resource group '${path.split('/')[4] ?? ''}' could not be found.`);
+      }
+      throw new ArmError(404, 'ResourceNotFound', `The Resource '${path}' was not found.`);
+    }
+    const rest = path.slice(clusterId.length).split('/').filter(Boolean);
+    if (rest.length === 0 && method === 'GET') {
+      return send(res, 200, {
+        id: clusterId,
+        name: cluster.clusterName,
+        type: 'Microsoft.ContainerService/ManagedClusters',
+        location: cluster.location,
+        properties: {
+          provisioningState: 'Succeeded',
+          powerState: { code: 'Running' },
+          kubernetesVersion: cluster.kubernetesVersion,
+          currentKubernetesVersion: cluster.kubernetesVersion,
+          agentPoolProfiles: pools.names().map((n) => ({ name: n, ...pools.resource(clusterId, n)!.properties })),
+        },
+      });
+    }
+    if (rest[0]?.toLowerCase() !== 'agentpools' || rest.length > 2) {
+      throw new ArmError(404, 'ResourceNotFound', `The Resource '${path}' was not found.`);
+    }
+    if (rest.length === 1) {
+      if (method !== 'GET') throw new ArmError(405, 'MethodNotAllowed', `${method} is not supported on agentPools.`);
+      return send(res, 200, { value: pools.names().map((n) => pools.resource(clusterId, n)) });
+    }
+
+    const name = rest[1]!;
+    if (!poolNamePattern.test(name)) {
+      throw new ArmError(
+        400,
+        'InvalidParameter',
+        `Agent pool name '${name}' is invalid: it must start with a lowercase letter, contain only lowercase letters and numbers, and be at most 12 characters long.`,
+      );
+    }
+    const fault = faults.take(method, name, ['throttle', 'server-error']);
+    if (fault) throw Faults.responseError(fault, undefined);
+
+    const asyncOperation = (id: string) => `https://${req.headers.host}${locationBase}/operations/${id}?api-version=${apiVersion}`;
+    switch (method) {
+      case 'GET': {
+        const pool = pools.resource(clusterId, name);
+        if (!pool) throw new ArmError(404, 'NotFound', `Could not find agent pool ${name} in managed cluster ${cluster.clusterName}.`);
+        return send(res, 200, pool);
+      }
+      case 'PUT': {
+        const body = await readJson(req);
+        const vmSize = (body as { properties?: { vmSize?: string } } | undefined)?.properties?.vmSize;
+        const quota = faults.take(method, name, ['quota']);
+        if (quota) throw Faults.responseError(quota, vmSize);
+        const capacity = faults.take(method, name, ['capacity']) ? capacityError : undefined;
+        const { created, op } = pools.put(name, body, capacity);
+        return send(res, created ? 201 : 200, pools.resource(clusterId, name), {
+          'azure-asyncoperation': asyncOperation(op.id),
+        });
+      }
+      case 'DELETE': {
+        const op = pools.delete(name);
+        if (!op) return send(res, 204);
+        return send(res, 202, undefined, {
+          location: `https://${req.headers.host}${locationBase}/operationresults/${op.id}?api-version=${apiVersion}`,
+        });
+      }
+      default:
+        throw new ArmError(405, 'MethodNotAllowed', `${method} is not supported on an agent pool.`);
+    }
+  }
+
+  const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', `https://${req.headers.host ?? 'localhost'}`);
+    const isControl = url.pathname.startsWith('/_emulator/');
+    try {
+      await (isControl ? control(req, res, url.pathname) : arm(req, res, url));
+    } catch (err) {
+      const armError = err instanceof ArmError ? err : new ArmError(500, 'InternalServerError', String(err));
+      send(res, armError.status, armError.body(), armError.headers);
+    }
+    if (!isControl) {
+      requests.push({ method: req.method ?? 'GET', path: url.pathname, status: res.statusCode, at: Date.now() });
+      if (requests.length > 10_000) requests.splice(0, requests.length - 10_000);
+    }
+  };
+  return handler;
+}

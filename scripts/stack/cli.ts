@@ -1,0 +1,155 @@
+// `npm run stack` / `stack:stop` / `stack:status`: the local stack on loopback.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { ensureCertificates } from './certs.js';
+import { type Component, type StackContext, stages } from './components.js';
+import { loadStackConfig, portVariable, type StackConfig } from './config.js';
+import { assertPortFree, runningPid, StackError, startProcess, stopProcess, waitUntilReady } from './processes.js';
+
+/** The admin identity in kube-apiserver's token file (system:masters: the local stack's cluster-admin). */
+function ensureAdminToken(config: StackConfig): { adminToken: string; tokenFile: string } {
+  const tokenFile = join(config.certsDir, 'tokens.csv');
+  if (!existsSync(tokenFile)) {
+    writeFileSync(tokenFile, `${randomBytes(24).toString('hex')},stack-admin,stack-admin,"system:masters"\n`, { mode: 0o600 });
+  }
+  const adminToken = readFileSync(tokenFile, 'utf8').split(',')[0]!;
+  return { adminToken, tokenFile };
+}
+
+function writeKubeconfig(ctx: StackContext): void {
+  const { config, certs, adminToken } = ctx;
+  const kubeconfig = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      {
+        name: 'local-aks',
+        cluster: { server: `https://${config.host}:${config.ports.apiserver}`, 'certificate-authority': certs.caCert },
+      },
+    ],
+    users: [{ name: 'stack-admin', user: { token: adminToken } }],
+    contexts: [{ name: 'local-aks', context: { cluster: 'local-aks', user: 'stack-admin' } }],
+    'current-context': 'local-aks',
+  };
+  writeFileSync(config.kubeconfig, stringify(kubeconfig), { mode: 0o600 });
+}
+
+/** What the worker, scripts and tests read to reach the stack (see README, "Configuration"). */
+export function stackEnvironment(ctx: StackContext): Record<string, string> {
+  const { config, certs } = ctx;
+  return {
+    TEMPORAL_ADDRESS: `${config.host}:${config.ports.temporal}`,
+    TEMPORAL_NAMESPACE: 'default',
+    TEMPORAL_UI_URL: `http://${config.host}:${config.ports.temporalUi}`,
+    KUBECONFIG: config.kubeconfig,
+    REGISTRY_ENDPOINT: `https://${config.host}:${config.ports.registry}`,
+    AZURE_ARM_ENDPOINT: `https://${config.host}:${config.ports.arm}`,
+    AZURE_SUBSCRIPTION_ID: config.azure.subscriptionId,
+    AZURE_RESOURCE_GROUP: config.azure.resourceGroup,
+    AKS_CLUSTER_NAME: config.azure.clusterName,
+    // The emulator accepts any bearer token; a fixed one stands in for DefaultAzureCredential.
+    AZURE_STATIC_TOKEN: 'local-stack',
+    NODE_EXTRA_CA_CERTS: certs.caCert,
+  };
+}
+
+async function prepare(config: StackConfig): Promise<StackContext> {
+  mkdirSync(config.stateDir, { recursive: true });
+  const certs = await ensureCertificates(config.certsDir);
+  const ctx = { config, certs, ...ensureAdminToken(config) };
+  writeKubeconfig(ctx);
+  return ctx;
+}
+
+async function startComponent(ctx: StackContext, component: Component): Promise<'started' | 'reused'> {
+  const { config } = ctx;
+  if (runningPid(config, component.name) !== undefined && (await component.ready(ctx).catch(() => false))) {
+    return 'reused';
+  }
+  await stopProcess(config, component.name); // a stale or unhealthy copy of ours
+  for (const port of component.ports) {
+    await assertPortFree(config.host, config.ports[port], component.name, portVariable(port));
+  }
+  startProcess(config, component.process(ctx));
+  await waitUntilReady(config, component.name, () => component.ready(ctx), component.startupTimeoutMs);
+  return 'started';
+}
+
+export interface RunningStack {
+  env: Record<string, string>;
+  /** Components this call started (the rest were already running and were reused). */
+  started: string[];
+}
+
+export async function startStack(config = loadStackConfig(), log: (line: string) => void = console.log): Promise<RunningStack> {
+  const ctx = await prepare(config);
+  const began = Date.now();
+  const started: string[] = [];
+  for (const stage of stages) {
+    await Promise.all(
+      stage.map(async (component) => {
+        const t0 = Date.now();
+        const outcome = await startComponent(ctx, component);
+        if (outcome === 'started') started.push(component.name);
+        log(`  ${component.name.padEnd(24)} ${outcome} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+      }),
+    );
+  }
+  const env = stackEnvironment(ctx);
+  writeFileSync(config.envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  log(`Local stack ready in ${((Date.now() - began) / 1000).toFixed(1)}s (logs: ${config.logsDir})`);
+  return { env, started };
+}
+
+export async function stopStack(config = loadStackConfig(), log: (line: string) => void = console.log): Promise<void> {
+  for (const component of stages.flat().reverse()) {
+    if (await stopProcess(config, component.name)) log(`  stopped ${component.name}`);
+  }
+}
+
+function printUsage(env: Record<string, string>, config: StackConfig): void {
+  console.log(`
+  Temporal gRPC      ${env.TEMPORAL_ADDRESS}  (TEMPORAL_ADDRESS)
+  Temporal Web UI    ${env.TEMPORAL_UI_URL}
+  Kubernetes         kubeconfig ${env.KUBECONFIG}
+                     e.g. KUBECONFIG=${env.KUBECONFIG} kubectl get nodes
+  OCI registry       ${env.REGISTRY_ENDPOINT}  (TLS, CA ${env.NODE_EXTRA_CA_CERTS})
+  AKS emulator (ARM) ${env.AZURE_ARM_ENDPOINT}  cluster /subscriptions/${env.AZURE_SUBSCRIPTION_ID}/resourceGroups/${env.AZURE_RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/${env.AKS_CLUSTER_NAME}
+
+  All of the above is in ${config.envFile}; load it with
+    set -a; . ${config.envFile}; set +a
+  or run a command with it: bash scripts/with-stack-env.sh <command>
+  Stop with: npm run stack:stop`);
+}
+
+async function main(): Promise<void> {
+  const config = loadStackConfig();
+  const command = process.argv[2] ?? 'start';
+  switch (command) {
+    case 'start': {
+      console.log('Starting the local stack on loopback...');
+      printUsage((await startStack(config)).env, config);
+      return;
+    }
+    case 'stop':
+      await stopStack(config);
+      return;
+    case 'status':
+      for (const component of stages.flat()) {
+        const pid = runningPid(config, component.name);
+        console.log(`  ${component.name.padEnd(24)} ${pid ? `running (pid ${pid})` : 'stopped'}`);
+      }
+      return;
+    default:
+      throw new StackError(`unknown command "${command}": use start, stop or status`);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof StackError ? `stack: ${err.message}` : err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,85 @@
+// Where the local stack lives and which loopback ports it uses. Every port can be moved with
+// an environment variable so the stack can sit beside other services on a developer machine.
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const projectRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+export interface StackConfig {
+  host: string;
+  stateDir: string;
+  toolsBin: string;
+  logsDir: string;
+  pidsDir: string;
+  certsDir: string;
+  envFile: string;
+  kubeconfig: string;
+  ports: {
+    temporal: number;
+    temporalUi: number;
+    temporalHttp: number;
+    etcd: number;
+    etcdPeer: number;
+    apiserver: number;
+    controllerManager: number;
+    scheduler: number;
+    kwok: number;
+    registry: number;
+    arm: number;
+  };
+  azure: { subscriptionId: string; resourceGroup: string; clusterName: string; location: string };
+}
+
+const defaultPorts: StackConfig['ports'] = {
+  temporal: 7233,
+  temporalUi: 8233,
+  temporalHttp: 7243,
+  etcd: 12379,
+  etcdPeer: 12380,
+  apiserver: 16443,
+  controllerManager: 16257,
+  scheduler: 16259,
+  kwok: 16080,
+  registry: 15000,
+  arm: 18443,
+};
+
+/** Environment variable that overrides each port, e.g. STACK_APISERVER_PORT. */
+export function portVariable(component: keyof StackConfig['ports']): string {
+  return `STACK_${component.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_PORT`;
+}
+
+function readPort(env: NodeJS.ProcessEnv, component: keyof StackConfig['ports']): number {
+  const name = portVariable(component);
+  const raw = env[name];
+  if (raw === undefined || raw === '') return defaultPorts[component];
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`${name}=${raw} is not a TCP port (1-65535)`);
+  }
+  return port;
+}
+
+export function loadStackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
+  const stateDir = resolve(projectRoot, env.STACK_DIR ?? '.stack');
+  const ports = Object.fromEntries(
+    (Object.keys(defaultPorts) as (keyof StackConfig['ports'])[]).map((c) => [c, readPort(env, c)]),
+  ) as StackConfig['ports'];
+  return {
+    host: '127.0.0.1',
+    stateDir,
+    toolsBin: resolve(projectRoot, env.TOOLS_DIR ?? '.tools', 'bin'),
+    logsDir: resolve(stateDir, 'logs'),
+    pidsDir: resolve(stateDir, 'pids'),
+    certsDir: resolve(stateDir, 'certs'),
+    envFile: resolve(stateDir, 'env'),
+    kubeconfig: resolve(stateDir, 'kubeconfig'),
+    ports,
+    azure: {
+      subscriptionId: '00000000-0000-0000-0000-000000000000',
+      resourceGroup: 'local-rg',
+      clusterName: 'local-aks',
+      location: 'eastus',
+    },
+  };
+}

@@ -1,0 +1,39 @@
+// Real SDK clients built from the configuration. Activities receive these through their
+// factories, so tests hand them clients pointed at the local stack.
+import { ContainerServiceClient } from '@azure/arm-containerservice';
+import type { AccessToken, TokenCredential } from '@azure/core-auth';
+import { ContainerRegistryContentClient } from '@azure/container-registry';
+import { DefaultAzureCredential } from '@azure/identity';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { WorkerConfig } from './config.js';
+
+/** A credential that always returns the same token: the local AKS emulator accepts any. */
+function staticTokenCredential(token: string): TokenCredential {
+  return {
+    getToken: async (): Promise<AccessToken> => ({ token, expiresOnTimestamp: Date.now() + 3600_000 }),
+  };
+}
+
+export function createAzureCredential(config: WorkerConfig): TokenCredential {
+  // DefaultAzureCredential covers workload identity on AKS, managed identity, and az login.
+  return config.azure.staticToken ? staticTokenCredential(config.azure.staticToken) : new DefaultAzureCredential();
+}
+
+export function createContainerServiceClient(config: WorkerConfig, credential = createAzureCredential(config)) {
+  return new ContainerServiceClient(credential, config.azure.subscriptionId, { endpoint: config.azure.armEndpoint });
+}
+
+export function createKubeConfig(config: WorkerConfig): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
+  else kubeConfig.loadFromCluster();
+  return kubeConfig;
+}
+
+/**
+ * A content client for one repository. ACR answers a 401 challenge that the client meets with
+ * the credential; the local registry never challenges, so the credential goes unused there.
+ */
+export function createRegistryContentClient(config: WorkerConfig, repository: string, credential = createAzureCredential(config)) {
+  return new ContainerRegistryContentClient(config.registry.endpoint, repository, credential);
+}

@@ -1,0 +1,41 @@
+// Builds the worker: real clients from the configuration, all activities, all workflows.
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { createContainerServiceClient, createKubeConfig } from './clients.js';
+import type { WorkerConfig } from './config.js';
+
+export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface WorkerTuning {
+  armPollIntervalMs: number;
+  kubePollIntervalMs: number;
+}
+
+export const defaultTuning: WorkerTuning = { armPollIntervalMs: 5000, kubePollIntervalMs: 2000 };
+
+export function createWorkerActivities(config: WorkerConfig, tuning: WorkerTuning = defaultTuning) {
+  return createActivities({
+    containerService: createContainerServiceClient(config),
+    resourceGroup: config.azure.resourceGroup,
+    clusterName: config.azure.clusterName,
+    kubeConfig: createKubeConfig(config),
+    ...tuning,
+  });
+}
+
+export async function createWorker(
+  config: WorkerConfig,
+  connection: NativeConnection,
+  options: Partial<WorkerOptions> & { tuning?: WorkerTuning } = {},
+): Promise<Worker> {
+  const { tuning, ...workerOptions } = options;
+  return Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    workflowsPath,
+    activities: createWorkerActivities(config, tuning),
+    ...workerOptions,
+  });
+}

@@ -1,0 +1,191 @@
+// gpuCheck: proves a cluster can run GPU work end to end. It adds a GPU node pool through ARM,
+// waits for its nodes, runs nvidia-smi on one, then releases everything, also after a failure
+// or a cancellation. Users run it before their first fine-tuning run; the local stack's smoke
+// run is this workflow.
+import {
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import { failureTypes } from '../domain/failure-types.js';
+import { findVmSize } from '../domain/vm-sizes.js';
+import { nodePoolName, objectName } from './naming.js';
+import { GpuVmSize, PipelinePhase } from './search-attributes.js';
+
+export interface GpuCheckRequest {
+  /** Azure VM size with GPUs, e.g. Standard_NC24ads_A100_v4. */
+  vmSize: string;
+  /** Use Spot VMs (cheaper, may be evicted). Default false. */
+  spot?: boolean;
+  /** Namespace the check Job runs in. Default "aks-finetune". */
+  namespace?: string;
+  /** Image that has nvidia-smi. Default NVIDIA's CUDA base image. */
+  image?: string;
+}
+
+export type GpuCheckPhase = 'provisioning' | 'waiting-for-nodes' | 'running-check' | 'releasing' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface StepRecord {
+  name: string;
+  startedAt: string;
+  endedAt?: string;
+  detail?: string;
+}
+
+export interface GpuCheckStatus {
+  phase: GpuCheckPhase;
+  pool: string;
+  steps: StepRecord[];
+  /** What this run created, as "kind/name". */
+  created: string[];
+  /** What was removed while releasing. */
+  released: string[];
+  gpusPerNode?: number;
+  node?: string;
+  error?: string;
+}
+
+export const gpuCheckStatusQuery = defineQuery<GpuCheckStatus>('status');
+
+const defaults = { namespace: 'aks-finetune', image: 'nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04' };
+const poolTaint = 'sku=gpu:NoSchedule';
+
+// ARM operations: node pools take minutes to create; quota and spec errors will not heal.
+const azure = proxyActivities<Pick<Activities, 'ensureNodePool' | 'deleteNodePool'>>({
+  startToCloseTimeout: '45 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '2 minutes',
+    maximumAttempts: 8,
+    nonRetryableErrorTypes: [failureTypes.gpuQuotaExceeded, failureTypes.nodePoolConflict, failureTypes.invalidNodePoolSpec],
+  },
+});
+
+// Short Kubernetes API calls.
+const kube = proxyActivities<Pick<Activities, 'ensureNamespace' | 'startGpuCheckJob' | 'deleteJob'>>({
+  startToCloseTimeout: '1 minute',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: [failureTypes.jobNameTaken],
+  },
+});
+
+// Waiting on the cluster: long, heartbeating, restarted from scratch on retry (they only read).
+const waits = proxyActivities<Pick<Activities, 'waitForPoolNodes' | 'waitForJob'>>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [failureTypes.jobFailed],
+  },
+});
+
+export function validateGpuCheckRequest(request: GpuCheckRequest): string[] {
+  const problems: string[] = [];
+  const size = typeof request?.vmSize === 'string' ? findVmSize(request.vmSize) : undefined;
+  if (!size) problems.push(`vmSize "${String(request?.vmSize)}" is not a known Azure VM size`);
+  else if (size.gpus === 0) problems.push(`vmSize ${size.name} has no GPUs`);
+  const namespace = request?.namespace ?? defaults.namespace;
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
+    problems.push(`namespace "${namespace}" is not a valid Kubernetes namespace name`);
+  }
+  return problems;
+}
+
+export async function gpuCheck(request: GpuCheckRequest): Promise<GpuCheckStatus> {
+  const { workflowId } = workflowInfo();
+  const status: GpuCheckStatus = { phase: 'provisioning', pool: nodePoolName('gchk', workflowId), steps: [], created: [], released: [] };
+  setHandler(gpuCheckStatusQuery, () => status);
+
+  const problems = validateGpuCheckRequest(request);
+  if (problems.length > 0) {
+    throw ApplicationFailure.nonRetryable(`Invalid gpuCheck request: ${problems.join('; ')}`, failureTypes.invalidRequest, { problems });
+  }
+  const size = findVmSize(request.vmSize)!;
+  const namespace = request.namespace ?? defaults.namespace;
+  const jobName = objectName('gpu-check', workflowId);
+
+  const enter = (phase: GpuCheckPhase) => {
+    status.phase = phase;
+    upsertSearchAttributes([{ key: PipelinePhase, value: phase }]);
+  };
+  // new Date() is deterministic in workflow code: the sandbox replays time from history.
+  const step = async <T>(name: string, run: () => Promise<T>, detail?: (result: T) => string): Promise<T> => {
+    const record: StepRecord = { name, startedAt: new Date().toISOString() };
+    status.steps.push(record);
+    const result = await run();
+    record.endedAt = new Date().toISOString();
+    if (detail) record.detail = detail(result);
+    return result;
+  };
+
+  upsertSearchAttributes([{ key: GpuVmSize, value: size.name }]);
+  try {
+    enter('provisioning');
+    status.created.push(`agentPool/${status.pool}`);
+    const pool = await step(
+      'create GPU node pool',
+      () =>
+        azure.ensureNodePool({
+          name: status.pool,
+          vmSize: size.name,
+          count: 1,
+          spot: request.spot ?? false,
+          taints: [poolTaint],
+          labels: { 'aks-finetune.io/purpose': 'gpu-check' },
+          tags: { 'aks-finetune.io/managed': 'true', 'aks-finetune.io/workflow-id': workflowId },
+        }),
+      (p) => `${p.name}: ${p.count} x ${p.vmSize}${p.adopted ? ' (adopted)' : ''}`,
+    );
+
+    enter('waiting-for-nodes');
+    const ready = await step('wait for GPU nodes', () => waits.waitForPoolNodes(pool.name, 1), (r) => `${r.nodes.join(', ')}: ${r.gpusPerNode} GPU(s) each`);
+    status.gpusPerNode = ready.gpusPerNode;
+
+    enter('running-check');
+    await kube.ensureNamespace(namespace);
+    status.created.push(`job/${namespace}/${jobName}`);
+    await step('start nvidia-smi job', () =>
+      kube.startGpuCheckJob(namespace, {
+        name: jobName,
+        runId: workflowId,
+        pool: pool.name,
+        gpus: ready.gpusPerNode,
+        taints: [poolTaint],
+        image: request.image ?? defaults.image,
+      }),
+    );
+    const outcome = await step('wait for nvidia-smi job', () => waits.waitForJob(namespace, jobName), (o) => `succeeded on ${o.node}`);
+    status.node = outcome.node;
+  } catch (err) {
+    status.error = err instanceof Error ? err.message : String(err);
+    status.phase = isCancellation(err) ? 'cancelled' : 'failed';
+    throw err;
+  } finally {
+    // Release what this run created even when it failed or was cancelled: GPU nodes cost money.
+    await CancellationScope.nonCancellable(async () => {
+      const failedPhase = status.phase === 'failed' || status.phase === 'cancelled' ? status.phase : undefined;
+      enter('releasing');
+      await step('release resources', async () => {
+        if (await kube.deleteJob(namespace, jobName)) status.released.push(`job/${namespace}/${jobName}`);
+        if (await azure.deleteNodePool(status.pool)) status.released.push(`agentPool/${status.pool}`);
+      });
+      enter(failedPhase ?? 'succeeded');
+    });
+  }
+  return status;
+}
