@@ -159,6 +159,7 @@ export class AgentPools {
         delete this.state.pools[op.pool];
       } else if (pool) {
         await this.nodes.sync(op.pool, pool.properties, pool.properties.count);
+        await this.nodes.waitUntilReady(op.pool, pool.properties.count);
         pool.provisioningState = 'Succeeded';
         pool.powerState = pool.properties.count > 0 || pool.properties.scaleDownMode === 'Delete' ? 'Running' : 'Stopped';
       }

@@ -119,6 +119,18 @@ export class PoolNodes {
     }
   }
 
+  /** AKS reports a pool Succeeded only once its nodes have joined: wait for kwok to mark them Ready. */
+  async waitUntilReady(pool: string, count: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const nodes = await this.listPoolNodes(pool);
+      const ready = nodes.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+      if (ready.length >= count) return;
+      if (Date.now() > deadline) throw new Error(`${ready.length} of ${count} nodes of pool ${pool} became Ready within ${timeoutMs / 1000}s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
   async removeAll(pool: string): Promise<void> {
     for (const node of await this.listPoolNodes(pool)) await this.deleteNode(node.metadata?.name ?? '');
   }

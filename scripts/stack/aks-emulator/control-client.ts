@@ -1,0 +1,39 @@
+// Client for the emulator's control API (/_emulator): settings, fault injection, request log.
+// Used by tests and benchmarks; real ARM has no such API.
+import type { Timing } from './agent-pools.js';
+import type { Fault } from './faults.js';
+import type { RequestRecord } from './server.js';
+
+export class EmulatorControl {
+  constructor(private readonly armEndpoint: string) {}
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(new URL(`/_emulator/${path}`, this.armEndpoint), {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`emulator ${method} ${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  }
+
+  settings(update?: Partial<Timing>): Promise<Timing> {
+    return update ? this.call('PUT', 'settings', update) : this.call('GET', 'settings');
+  }
+
+  addFault(fault: Partial<Fault> & Pick<Fault, 'kind'>): Promise<Fault[]> {
+    return this.call('POST', 'faults', fault);
+  }
+
+  clearFaults(): Promise<Fault[]> {
+    return this.call('DELETE', 'faults');
+  }
+
+  requests(): Promise<RequestRecord[]> {
+    return this.call('GET', 'requests');
+  }
+
+  clearRequests(): Promise<RequestRecord[]> {
+    return this.call('DELETE', 'requests');
+  }
+}

@@ -1,0 +1,30 @@
+// Shared test setup: real clients pointed at the local stack that global-setup started.
+import { randomBytes } from 'node:crypto';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { EmulatorControl } from '../scripts/stack/aks-emulator/control-client.js';
+import { createContainerServiceClient, createKubeConfig } from '../workers/clients.js';
+import { loadWorkerConfig } from '../workers/config.js';
+
+export const config = loadWorkerConfig(process.env);
+export const containerService = createContainerServiceClient(config);
+export const kubeConfig = createKubeConfig(config);
+export const core = kubeConfig.makeApiClient(CoreV1Api);
+export const emulator = new EmulatorControl(config.azure.armEndpoint);
+export const { resourceGroup, clusterName } = config.azure;
+
+/** A short random suffix that keeps names from different tests and runs apart. */
+export const unique = (length = 6) => randomBytes(8).toString('hex').slice(0, length);
+
+/** Polls `probe` until it returns a value other than undefined. */
+export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export const poolNodes = async (pool: string) =>
+  (await core.listNode({ labelSelector: `kubernetes.azure.com/agentpool=${pool}` })).items;
