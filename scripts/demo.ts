@@ -2,7 +2,7 @@
 // workflow through it (GPU node pool through the AKS emulator, nvidia-smi Job on a kwok node,
 // release), printing each step as it happens. Run through scripts/with-stack-env.sh.
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { loadWorkerConfig } from '../workers/config.js';
 import { createWorker } from '../workers/worker.js';
 import { type GpuCheckRequest, type GpuCheckStatus, gpuCheck, gpuCheckStatusQuery } from '../workflows/gpu-check.js';
@@ -11,6 +11,7 @@ const request: GpuCheckRequest = { vmSize: process.env.DEMO_VM_SIZE ?? 'Standard
 const config = loadWorkerConfig();
 const uiUrl = process.env.TEMPORAL_UI_URL ?? 'http://127.0.0.1:8233';
 
+Runtime.install({ logger: new DefaultLogger('WARN') });
 const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
 const worker = await createWorker(config, workerConnection, {
   // The emulator finishes operations in seconds: poll faster than real ARM warrants.

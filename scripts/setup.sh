@@ -6,7 +6,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TOOLS="${TOOLS_DIR:-$ROOT/.tools}"
+TOOLS="${TOOLS_DIR:-.tools}"
+case "$TOOLS" in /*) ;; *) TOOLS="$ROOT/$TOOLS" ;; esac
 BIN="$TOOLS/bin"
 LOGS="$TOOLS/logs"
 mkdir -p "$BIN" "$LOGS"
@@ -74,7 +75,7 @@ else
   stamp kwok "$KWOK_VERSION"
 fi
 
-# --- Kubernetes control plane (and kubectl, for looking around) --------------------------------------------------------------
+# --- Kubernetes control plane (and kubectl, for looking around) ----------------------------
 # k8s.io/kubernetes replaces every k8s.io staging module with a local path, so `go install`
 # refuses it. A generated wrapper module requires it and replaces each staging module with
 # its published v0.x release instead.

@@ -17,6 +17,24 @@ export interface WorkerConfig {
   registry: { endpoint: string };
 }
 
+/** Every variable the worker reads, with what it means: the README's configuration table. */
+export const workerVariables: Record<string, string> = {
+  TEMPORAL_ADDRESS: 'Temporal frontend host:port (default 127.0.0.1:7233)',
+  TEMPORAL_NAMESPACE: 'Temporal namespace (default "default")',
+  TEMPORAL_TASK_QUEUE: 'task queue the worker polls and runs are started on (default "fine-tuning")',
+  AZURE_ARM_ENDPOINT: 'Azure Resource Manager endpoint (default https://management.azure.com)',
+  AZURE_SUBSCRIPTION_ID: 'subscription of the AKS cluster (required)',
+  AZURE_RESOURCE_GROUP: "the AKS cluster's resource group (required)",
+  AKS_CLUSTER_NAME: 'the AKS cluster GPU node pools are added to (required)',
+  AZURE_STATIC_TOKEN: 'local AKS emulator only: a fixed bearer token instead of DefaultAzureCredential',
+  KUBECONFIG: "kubeconfig of the cluster; the pod's service account when unset (in-cluster)",
+  REGISTRY_ENDPOINT: 'https:// endpoint of the registry adapters are pushed to (required)',
+  AZURE_TENANT_ID: 'read by DefaultAzureCredential (service principal or workload identity)',
+  AZURE_CLIENT_ID: 'read by DefaultAzureCredential (service principal, workload or managed identity)',
+  AZURE_CLIENT_SECRET: 'read by DefaultAzureCredential (service principal)',
+  AZURE_FEDERATED_TOKEN_FILE: 'read by DefaultAzureCredential (workload identity; set by AKS)',
+};
+
 export class ConfigError extends Error {}
 
 function required(env: NodeJS.ProcessEnv, name: string, hint: string): string {

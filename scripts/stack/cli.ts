@@ -114,7 +114,7 @@ function printUsage(env: Record<string, string>, config: StackConfig): void {
   Temporal gRPC      ${env.TEMPORAL_ADDRESS}  (TEMPORAL_ADDRESS)
   Temporal Web UI    ${env.TEMPORAL_UI_URL}
   Kubernetes         kubeconfig ${env.KUBECONFIG}
-                     e.g. KUBECONFIG=${env.KUBECONFIG} kubectl get nodes
+                     e.g. ${join(config.toolsBin, 'kubectl')} --kubeconfig ${env.KUBECONFIG} get nodes
   OCI registry       ${env.REGISTRY_ENDPOINT}  (TLS, CA ${env.NODE_EXTRA_CA_CERTS})
   AKS emulator (ARM) ${env.AZURE_ARM_ENDPOINT}  cluster /subscriptions/${env.AZURE_SUBSCRIPTION_ID}/resourceGroups/${env.AZURE_RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/${env.AKS_CLUSTER_NAME}
 
