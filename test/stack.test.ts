@@ -1,12 +1,17 @@
 // The stack CLI's own promises: a second start reuses what runs, and failures say what to do.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { loadStackConfig } from '../scripts/stack/config.js';
+import { Client, Connection } from '@temporalio/client';
 import { startStack } from '../scripts/stack/cli.js';
-import { assertPortFree, startProcess } from '../scripts/stack/processes.js';
+import { assertPortFree, startProcess, stopProcess, waitUntilReady } from '../scripts/stack/processes.js';
 
 const config = loadStackConfig();
+/** A throw-away state folder for processes these tests start on purpose. */
+const scratch = loadStackConfig({ STACK_DIR: mkdtempSync(join(tmpdir(), 'stack-test-')) });
 
 describe('local stack CLI', () => {
   it('reuses the running stack on a second start and rewrites the same env file', async () => {
@@ -16,6 +21,28 @@ describe('local stack CLI', () => {
     expect(lines.filter((l) => l.includes('reused'))).toHaveLength(8);
     const file = readFileSync(config.envFile, 'utf8');
     for (const [key, value] of Object.entries(env)) expect(file).toContain(`${key}=${value}\n`);
+  });
+
+  it('restarts only a component that stopped, and Temporal keeps its runs across the restart (SQLite)', async () => {
+    const address = `${config.host}:${config.ports.temporal}`;
+    const workflowId = `survives-restart-${Date.now()}`;
+    let connection = await Connection.connect({ address });
+    // No worker polls this queue: the run simply stays open.
+    await new Client({ connection }).workflow.start('gpuCheck', { taskQueue: 'nobody-polls-this', workflowId, args: [{}] });
+    await connection.close();
+
+    await stopProcess(config, 'temporal');
+    const { started } = await startStack(config, () => undefined);
+    expect(started).toEqual(['temporal']);
+
+    connection = await Connection.connect({ address });
+    try {
+      const handle = new Client({ connection }).workflow.getHandle(workflowId);
+      expect((await handle.describe()).status.name).toBe('RUNNING');
+      await handle.terminate('test done');
+    } finally {
+      await connection.close();
+    }
   });
 
   it('names the port, its owner and the variable that moves it when a port is taken', async () => {
@@ -32,8 +59,15 @@ describe('local stack CLI', () => {
   });
 
   it('points at the setup script when a tool is missing', () => {
-    expect(() => startProcess(config, { name: 'missing', command: '/nonexistent/kube-apiserver', args: [] })).toThrow(
+    expect(() => startProcess(scratch, { name: 'missing', command: '/nonexistent/kube-apiserver', args: [] })).toThrow(
       /kube-apiserver is missing; run `npm run setup` first/,
+    );
+  });
+
+  it('shows the tail of the log when a component dies during start-up', async () => {
+    startProcess(scratch, { name: 'crashes', command: '/bin/sh', args: ['-c', 'echo "listen tcp: address already in use"; exit 3'] });
+    await expect(waitUntilReady(scratch, 'crashes', async () => false, 10_000)).rejects.toThrow(
+      /crashes exited during start-up\. Last lines of .*crashes\.log:\n(.*\n)*listen tcp: address already in use/,
     );
   });
 

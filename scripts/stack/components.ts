@@ -93,6 +93,17 @@ const kubeApiserver: Component = {
     httpOk(`https://${config.host}:${config.ports.apiserver}/readyz`, { caFile: certs.caCert, token: adminToken }),
 };
 
+/** Flags controller-manager and scheduler share: how they reach the API server and where they serve. */
+const controlPlaneClientArgs = (config: StackConfig, port: number) => [
+  `--kubeconfig=${config.kubeconfig}`,
+  `--authentication-kubeconfig=${config.kubeconfig}`,
+  `--authorization-kubeconfig=${config.kubeconfig}`,
+  `--bind-address=${config.host}`,
+  `--secure-port=${port}`,
+  '--leader-elect=false',
+  '--profiling=false',
+];
+
 const kubeControllerManager: Component = {
   name: 'kube-controller-manager',
   ports: ['controllerManager'],
@@ -101,15 +112,9 @@ const kubeControllerManager: Component = {
     name: 'kube-controller-manager',
     command: bin(config, 'kube-controller-manager'),
     args: [
-      `--kubeconfig=${config.kubeconfig}`,
-      `--authentication-kubeconfig=${config.kubeconfig}`,
-      `--authorization-kubeconfig=${config.kubeconfig}`,
-      `--bind-address=${config.host}`,
-      `--secure-port=${config.ports.controllerManager}`,
-      '--leader-elect=false',
+      ...controlPlaneClientArgs(config, config.ports.controllerManager),
       `--service-account-private-key-file=${certs.serviceAccountKey}`,
       `--root-ca-file=${certs.caCert}`,
-      '--profiling=false',
     ],
   }),
   ready: ({ config }) => tcpOpen(config.host, config.ports.controllerManager),
@@ -122,15 +127,7 @@ const kubeScheduler: Component = {
   process: ({ config }) => ({
     name: 'kube-scheduler',
     command: bin(config, 'kube-scheduler'),
-    args: [
-      `--kubeconfig=${config.kubeconfig}`,
-      `--authentication-kubeconfig=${config.kubeconfig}`,
-      `--authorization-kubeconfig=${config.kubeconfig}`,
-      `--bind-address=${config.host}`,
-      `--secure-port=${config.ports.scheduler}`,
-      '--leader-elect=false',
-      '--profiling=false',
-    ],
+    args: controlPlaneClientArgs(config, config.ports.scheduler),
   }),
   ready: ({ config }) => tcpOpen(config.host, config.ports.scheduler),
 };

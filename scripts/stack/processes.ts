@@ -32,9 +32,13 @@ export function runningPid(config: StackConfig, name: string): number | undefine
     return undefined;
   }
   // A recycled pid belongs to some other program: only trust it if its command line matches.
-  const expected = existsSync(file + '.cmd') ? readFileSync(file + '.cmd', 'utf8') : '';
-  const actual = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '');
-  return actual === expected ? pid : undefined;
+  try {
+    const expected = readFileSync(file + '.cmd', 'utf8');
+    const actual = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '');
+    return actual === expected ? pid : undefined;
+  } catch {
+    return undefined; // it exited meanwhile, or the pid file predates the .cmd file
+  }
 }
 
 export function logTail(config: StackConfig, name: string, lines = 30): string {

@@ -27,7 +27,8 @@ interface PoolRecord {
   name: string;
   properties: AgentPoolProperties;
   provisioningState: 'Creating' | 'Updating' | 'Deleting' | 'Succeeded' | 'Failed';
-  powerState: 'Running' | 'Stopped';
+  /** AKS's start/stop of a pool is not emulated: pools are always Running. */
+  powerState: 'Running';
 }
 
 interface State {
@@ -161,7 +162,6 @@ export class AgentPools {
         await this.nodes.sync(op.pool, pool.properties, pool.properties.count);
         await this.nodes.waitUntilReady(op.pool, pool.properties.count);
         pool.provisioningState = 'Succeeded';
-        pool.powerState = pool.properties.count > 0 || pool.properties.scaleDownMode === 'Delete' ? 'Running' : 'Stopped';
       }
       op.status = 'Succeeded';
     } catch (err) {
