@@ -8,8 +8,8 @@ export interface VmSize {
   vCpus: number;
   memoryGiB: number;
   gpus: number;
-  /** GPU model and memory per GPU; absent for CPU-only sizes. */
-  gpu?: { model: string; memoryGiB: number };
+  /** GPU model, memory per GPU, and whether it computes in bfloat16; absent for CPU-only sizes. */
+  gpu?: { model: string; memoryGiB: number; bf16: boolean };
 }
 
 const sizes: VmSize[] = [
@@ -17,26 +17,26 @@ const sizes: VmSize[] = [
   { name: 'Standard_D4s_v3', vCpus: 4, memoryGiB: 16, gpus: 0 },
   { name: 'Standard_D8s_v5', vCpus: 8, memoryGiB: 32, gpus: 0 },
   // NVIDIA T4 (16 GiB).
-  { name: 'Standard_NC4as_T4_v3', vCpus: 4, memoryGiB: 28, gpus: 1, gpu: { model: 'T4', memoryGiB: 16 } },
-  { name: 'Standard_NC8as_T4_v3', vCpus: 8, memoryGiB: 56, gpus: 1, gpu: { model: 'T4', memoryGiB: 16 } },
-  { name: 'Standard_NC16as_T4_v3', vCpus: 16, memoryGiB: 110, gpus: 1, gpu: { model: 'T4', memoryGiB: 16 } },
-  { name: 'Standard_NC64as_T4_v3', vCpus: 64, memoryGiB: 440, gpus: 4, gpu: { model: 'T4', memoryGiB: 16 } },
+  { name: 'Standard_NC4as_T4_v3', vCpus: 4, memoryGiB: 28, gpus: 1, gpu: { model: 'T4', memoryGiB: 16, bf16: false } },
+  { name: 'Standard_NC8as_T4_v3', vCpus: 8, memoryGiB: 56, gpus: 1, gpu: { model: 'T4', memoryGiB: 16, bf16: false } },
+  { name: 'Standard_NC16as_T4_v3', vCpus: 16, memoryGiB: 110, gpus: 1, gpu: { model: 'T4', memoryGiB: 16, bf16: false } },
+  { name: 'Standard_NC64as_T4_v3', vCpus: 64, memoryGiB: 440, gpus: 4, gpu: { model: 'T4', memoryGiB: 16, bf16: false } },
   // NVIDIA V100 (16 GiB).
-  { name: 'Standard_NC6s_v3', vCpus: 6, memoryGiB: 112, gpus: 1, gpu: { model: 'V100', memoryGiB: 16 } },
-  { name: 'Standard_NC12s_v3', vCpus: 12, memoryGiB: 224, gpus: 2, gpu: { model: 'V100', memoryGiB: 16 } },
-  { name: 'Standard_NC24s_v3', vCpus: 24, memoryGiB: 448, gpus: 4, gpu: { model: 'V100', memoryGiB: 16 } },
+  { name: 'Standard_NC6s_v3', vCpus: 6, memoryGiB: 112, gpus: 1, gpu: { model: 'V100', memoryGiB: 16, bf16: false } },
+  { name: 'Standard_NC12s_v3', vCpus: 12, memoryGiB: 224, gpus: 2, gpu: { model: 'V100', memoryGiB: 16, bf16: false } },
+  { name: 'Standard_NC24s_v3', vCpus: 24, memoryGiB: 448, gpus: 4, gpu: { model: 'V100', memoryGiB: 16, bf16: false } },
   // NVIDIA A10 (24 GiB).
-  { name: 'Standard_NV36ads_A10_v5', vCpus: 36, memoryGiB: 440, gpus: 1, gpu: { model: 'A10', memoryGiB: 24 } },
+  { name: 'Standard_NV36ads_A10_v5', vCpus: 36, memoryGiB: 440, gpus: 1, gpu: { model: 'A10', memoryGiB: 24, bf16: true } },
   // NVIDIA A100.
-  { name: 'Standard_NC24ads_A100_v4', vCpus: 24, memoryGiB: 220, gpus: 1, gpu: { model: 'A100', memoryGiB: 80 } },
-  { name: 'Standard_NC48ads_A100_v4', vCpus: 48, memoryGiB: 440, gpus: 2, gpu: { model: 'A100', memoryGiB: 80 } },
-  { name: 'Standard_NC96ads_A100_v4', vCpus: 96, memoryGiB: 880, gpus: 4, gpu: { model: 'A100', memoryGiB: 80 } },
-  { name: 'Standard_ND96asr_v4', vCpus: 96, memoryGiB: 900, gpus: 8, gpu: { model: 'A100', memoryGiB: 40 } },
-  { name: 'Standard_ND96amsr_A100_v4', vCpus: 96, memoryGiB: 1900, gpus: 8, gpu: { model: 'A100', memoryGiB: 80 } },
+  { name: 'Standard_NC24ads_A100_v4', vCpus: 24, memoryGiB: 220, gpus: 1, gpu: { model: 'A100', memoryGiB: 80, bf16: true } },
+  { name: 'Standard_NC48ads_A100_v4', vCpus: 48, memoryGiB: 440, gpus: 2, gpu: { model: 'A100', memoryGiB: 80, bf16: true } },
+  { name: 'Standard_NC96ads_A100_v4', vCpus: 96, memoryGiB: 880, gpus: 4, gpu: { model: 'A100', memoryGiB: 80, bf16: true } },
+  { name: 'Standard_ND96asr_v4', vCpus: 96, memoryGiB: 900, gpus: 8, gpu: { model: 'A100', memoryGiB: 40, bf16: true } },
+  { name: 'Standard_ND96amsr_A100_v4', vCpus: 96, memoryGiB: 1900, gpus: 8, gpu: { model: 'A100', memoryGiB: 80, bf16: true } },
   // NVIDIA H100.
-  { name: 'Standard_NC40ads_H100_v5', vCpus: 40, memoryGiB: 320, gpus: 1, gpu: { model: 'H100 NVL', memoryGiB: 94 } },
-  { name: 'Standard_NC80adis_H100_v5', vCpus: 80, memoryGiB: 640, gpus: 2, gpu: { model: 'H100 NVL', memoryGiB: 94 } },
-  { name: 'Standard_ND96isr_H100_v5', vCpus: 96, memoryGiB: 1900, gpus: 8, gpu: { model: 'H100', memoryGiB: 80 } },
+  { name: 'Standard_NC40ads_H100_v5', vCpus: 40, memoryGiB: 320, gpus: 1, gpu: { model: 'H100 NVL', memoryGiB: 94, bf16: true } },
+  { name: 'Standard_NC80adis_H100_v5', vCpus: 80, memoryGiB: 640, gpus: 2, gpu: { model: 'H100 NVL', memoryGiB: 94, bf16: true } },
+  { name: 'Standard_ND96isr_H100_v5', vCpus: 96, memoryGiB: 1900, gpus: 8, gpu: { model: 'H100', memoryGiB: 80, bf16: true } },
 ];
 
 const byLowerName = new Map(sizes.map((s) => [s.name.toLowerCase(), s]));

@@ -1,15 +1,6 @@
 // Deterministic names for what a run creates, derived from its workflow id, so that a retry,
 // a second worker or a restarted workflow task computes the same names and adopts the objects.
-
-/** FNV-1a, 32 bits: a small stable hash that needs no Node crypto (workflow code). */
-function fnv1a(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash;
-}
+import { fnv1a } from '../domain/hash.js';
 
 /** AKS pool names: lowercase letter first, letters and digits, at most 12 characters. */
 export function nodePoolName(prefix: string, workflowId: string): string {

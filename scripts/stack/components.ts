@@ -147,6 +147,8 @@ const kwok: Component = {
       '--manage-all-nodes=false',
       `--manage-nodes-with-annotation-selector=${kwokNodeAnnotation.key}=${kwokNodeAnnotation.value}`,
       `--server-address=${config.host}:${config.ports.kwok}`,
+      // Pod stages: kwok's defaults, except that the gpu-simulator completes GPU work.
+      `--config=${join(projectRoot, 'scripts/stack/kwok-stages.yaml')}`,
     ],
   }),
   ready: ({ config }) => httpOk(`http://${config.host}:${config.ports.kwok}/healthz`),
