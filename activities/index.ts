@@ -1,16 +1,25 @@
 // All activities, built from injected clients (real ones in the worker, ones pointed at the
 // local stack in tests). Workflows proxy `ReturnType<typeof createActivities>`.
 import type { ContainerServiceClient } from '@azure/arm-containerservice';
+import type { TokenCredential } from '@azure/core-auth';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createNodePoolActivities } from './azure/node-pools.js';
+import { createFineTuneKubeActivities } from './kubernetes/fine-tune.js';
 import { createJobActivities } from './kubernetes/jobs.js';
 import { createNodeActivities } from './kubernetes/nodes.js';
+import type { ContainerImages } from './kubernetes/tuning-job.js';
+import { createRegistryActivities } from './registry/adapter-images.js';
 
 export interface ActivityDeps {
   containerService: ContainerServiceClient;
   resourceGroup: string;
   clusterName: string;
   kubeConfig: KubeConfig;
+  /** Credential for the adapter registry (ACR answers with a token challenge). */
+  registryCredential: TokenCredential;
+  images: ContainerImages;
+  workerImage: string;
+  inferenceUrlTemplate: string;
   /** Poll interval for ARM long-running operations (the SDK's default is 2 s). */
   armPollIntervalMs: number;
   /** Poll interval while waiting on Kubernetes objects. */
@@ -22,6 +31,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createNodePoolActivities({ ...deps, pollIntervalMs: deps.armPollIntervalMs }),
     ...createNodeActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
+    ...createFineTuneKubeActivities(deps),
+    ...createRegistryActivities({ credential: deps.registryCredential }),
   };
 }
 

@@ -8,5 +8,8 @@ export const failureTypes = {
   nodePoolConflict: 'NodePoolConflict',
   invalidNodePoolSpec: 'InvalidNodePoolSpec',
   jobFailed: 'JobFailed',
-  jobNameTaken: 'JobNameTaken',
+  nameTaken: 'NameTaken',
+  trainingFailed: 'TrainingFailed',
+  pushFailed: 'AdapterPushFailed',
+  inferenceUnhealthy: 'InferenceUnhealthy',
 } as const;

@@ -40,6 +40,8 @@ export interface FineTuneRequest {
   workspace?: string | Record<string, unknown>;
   /** Prices for the status's cost estimate, when the built-in table is out of date. */
   prices?: PriceTable;
+  /** How often training and rollouts are checked (default 30 s). */
+  pollIntervalSeconds?: number;
 }
 
 export interface FineTunePlan {
@@ -58,6 +60,7 @@ export interface FineTunePlan {
   runName: string;
   memoryNeededGiB: number;
   prices: PriceTable;
+  pollIntervalSeconds: number;
 }
 
 export type Validation = { ok: true; plan: FineTunePlan } | { ok: false; problems: string[] };
@@ -239,6 +242,11 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
   if (release.policy !== 'delete' && release.policy !== 'scale-to-zero') problems.push(`release.policy must be "delete" or "scale-to-zero", not "${String(release.policy)}"`);
   if (typeof release.idleGraceMinutes !== 'number' || release.idleGraceMinutes < 0) problems.push('release.idleGraceMinutes must be a number >= 0');
 
+  const pollIntervalSeconds = request.pollIntervalSeconds ?? 30;
+  if (typeof pollIntervalSeconds !== 'number' || pollIntervalSeconds < 1 || pollIntervalSeconds > 600) {
+    problems.push('pollIntervalSeconds must be a number from 1 to 600');
+  }
+
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
@@ -257,6 +265,7 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
       runName,
       memoryNeededGiB,
       prices: request.prices ?? defaultPriceTable,
+      pollIntervalSeconds,
     },
   };
 }

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
-import { createRegistryContentClient } from '../workers/clients.js';
+import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { config, unique } from './support.js';
 
 const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
@@ -10,7 +10,7 @@ const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(
 describe('OCI registry', () => {
   it('stores an artifact pushed with ContainerRegistryContentClient and returns it by tag and by digest', async () => {
     const repository = `adapters/test-${unique()}`;
-    const client = createRegistryContentClient(config, repository);
+    const client = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
     const layerBytes = Buffer.from('adapter weights stand-in');
     const configBytes = Buffer.from('{"rootfs":{"type":"layers","diff_ids":[]}}');
 
@@ -48,7 +48,7 @@ describe('OCI registry', () => {
   });
 
   it('deletes a manifest by digest', async () => {
-    const client = createRegistryContentClient(config, `adapters/delete-${unique()}`);
+    const client = createRegistryContentClient(config.registry.endpoint, `adapters/delete-${unique()}`, createAzureCredential(config.azure.staticToken));
     const blob = await client.uploadBlob(Buffer.from('x'));
     const { digest } = await client.setManifest(
       {

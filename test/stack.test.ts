@@ -18,7 +18,7 @@ describe('local stack CLI', () => {
     const lines: string[] = [];
     const { env, started } = await startStack(config, (line) => lines.push(line));
     expect(started).toEqual([]);
-    expect(lines.filter((l) => l.includes('reused'))).toHaveLength(8);
+    expect(lines.filter((l) => l.includes('reused'))).toHaveLength(9);
     const file = readFileSync(config.envFile, 'utf8');
     for (const [key, value] of Object.entries(env)) expect(file).toContain(`${key}=${value}\n`);
   });

@@ -14,12 +14,12 @@ function staticTokenCredential(token: string): TokenCredential {
   };
 }
 
-export function createAzureCredential(config: WorkerConfig): TokenCredential {
-  // DefaultAzureCredential covers workload identity on AKS, managed identity, and az login.
-  return config.azure.staticToken ? staticTokenCredential(config.azure.staticToken) : new DefaultAzureCredential();
+/** The local stack's fixed token when given; otherwise DefaultAzureCredential (workload identity on AKS, managed identity, az login). */
+export function createAzureCredential(staticToken: string | undefined): TokenCredential {
+  return staticToken ? staticTokenCredential(staticToken) : new DefaultAzureCredential();
 }
 
-export function createContainerServiceClient(config: WorkerConfig, credential = createAzureCredential(config)) {
+export function createContainerServiceClient(config: WorkerConfig, credential = createAzureCredential(config.azure.staticToken)) {
   return new ContainerServiceClient(credential, config.azure.subscriptionId, { endpoint: config.azure.armEndpoint });
 }
 
@@ -31,9 +31,10 @@ export function createKubeConfig(config: WorkerConfig): KubeConfig {
 }
 
 /**
- * A content client for one repository. ACR answers a 401 challenge that the client meets with
- * the credential; the local registry never challenges, so the credential goes unused there.
+ * A content client for one repository of the registry at `endpoint` (https://host[:port]).
+ * ACR answers a 401 challenge that the client meets with the credential; the local registry
+ * never challenges, so the credential goes unused there.
  */
-export function createRegistryContentClient(config: WorkerConfig, repository: string, credential = createAzureCredential(config)) {
-  return new ContainerRegistryContentClient(config.registry.endpoint, repository, credential);
+export function createRegistryContentClient(endpoint: string, repository: string, credential: TokenCredential) {
+  return new ContainerRegistryContentClient(endpoint, repository, credential);
 }

@@ -15,6 +15,12 @@ export interface WorkerConfig {
   /** Path of a kubeconfig; in-cluster service account when absent. */
   kubeconfig?: string;
   registry: { endpoint: string };
+  /** Image of this worker: the pusher Job runs its push-adapter command. */
+  workerImage: string;
+  /** URL of an inference Service's API, with {namespace} and {service} placeholders. */
+  inferenceUrlTemplate: string;
+  /** Registry of KAITO's trainer and weights images. */
+  kaitoRegistry: string;
 }
 
 /** Every variable the worker reads, with what it means: the README's configuration table. */
@@ -29,6 +35,9 @@ export const workerVariables: Record<string, string> = {
   AZURE_STATIC_TOKEN: 'local AKS emulator only: a fixed bearer token instead of DefaultAzureCredential',
   KUBECONFIG: "kubeconfig of the cluster; the pod's service account when unset (in-cluster)",
   REGISTRY_ENDPOINT: 'https:// endpoint of the registry adapters are pushed to (required)',
+  WORKER_IMAGE: 'image of this worker (built from Dockerfile), run by the adapter pusher Job',
+  INFERENCE_URL_TEMPLATE: 'URL of an inference Service with {namespace} and {service} placeholders (default in-cluster DNS)',
+  KAITO_REGISTRY: "registry of KAITO's trainer and model weight images (default mcr.microsoft.com/aks/kaito)",
   AZURE_TENANT_ID: 'read by DefaultAzureCredential (service principal or workload identity)',
   AZURE_CLIENT_ID: 'read by DefaultAzureCredential (service principal, workload or managed identity)',
   AZURE_CLIENT_SECRET: 'read by DefaultAzureCredential (service principal)',
@@ -63,5 +72,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     },
     kubeconfig: env.KUBECONFIG || undefined,
     registry: { endpoint: registryEndpoint },
+    workerImage: env.WORKER_IMAGE ?? 'aks-finetune/worker:0.1.0',
+    inferenceUrlTemplate: env.INFERENCE_URL_TEMPLATE ?? 'http://{service}.{namespace}.svc.cluster.local',
+    kaitoRegistry: env.KAITO_REGISTRY ?? 'mcr.microsoft.com/aks/kaito',
   };
 }

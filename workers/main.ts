@@ -1,9 +1,13 @@
-// `npm run worker`: the worker process. Configuration comes from the environment (README).
+// The worker image's one binary:
+//   worker         (default) poll the task queue and run workflows and activities
+//   push-adapter   package an adapter from a results folder and push it (the pusher Job runs this)
+// Configuration comes from the environment (README, "Configuration").
 import { NativeConnection } from '@temporalio/worker';
 import { ConfigError, loadWorkerConfig } from './config.js';
+import { pushAdapterCommand } from './push-adapter.js';
 import { createWorker } from './worker.js';
 
-async function main(): Promise<void> {
+async function runWorker(): Promise<void> {
   const config = loadWorkerConfig();
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
@@ -15,7 +19,17 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? `worker: ${err.message}` : err);
+const [command = 'worker', ...args] = process.argv.slice(2);
+const commands: Record<string, () => Promise<void>> = {
+  worker: runWorker,
+  'push-adapter': () => pushAdapterCommand(args),
+};
+const run = commands[command];
+if (!run) {
+  console.error(`unknown command "${command}": use ${Object.keys(commands).join(' or ')}`);
+  process.exit(2);
+}
+run().catch((err: unknown) => {
+  console.error(err instanceof ConfigError ? `worker: ${err.message}` : err instanceof Error ? `${command}: ${err.message}` : err);
   process.exit(1);
 });

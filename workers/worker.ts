@@ -2,7 +2,8 @@
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
-import { createContainerServiceClient, createKubeConfig } from './clients.js';
+import { defaultImages } from '../activities/kubernetes/tuning-job.js';
+import { createAzureCredential, createContainerServiceClient, createKubeConfig } from './clients.js';
 import type { WorkerConfig } from './config.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -15,11 +16,16 @@ export interface WorkerTuning {
 export const defaultTuning: WorkerTuning = { armPollIntervalMs: 5000, kubePollIntervalMs: 2000 };
 
 export function createWorkerActivities(config: WorkerConfig, tuning: WorkerTuning = defaultTuning) {
+  const credential = createAzureCredential(config.azure.staticToken);
   return createActivities({
-    containerService: createContainerServiceClient(config),
+    containerService: createContainerServiceClient(config, credential),
     resourceGroup: config.azure.resourceGroup,
     clusterName: config.azure.clusterName,
     kubeConfig: createKubeConfig(config),
+    registryCredential: credential,
+    images: { ...defaultImages, kaitoRegistry: config.kaitoRegistry },
+    workerImage: config.workerImage,
+    inferenceUrlTemplate: config.inferenceUrlTemplate,
     ...tuning,
   });
 }

@@ -15,6 +15,7 @@ import {
 import type { Activities } from '../activities/index.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { findVmSize } from '../domain/vm-sizes.js';
+import { apiCalls, armOperations, clusterWaits } from './activity-options.js';
 import { nodePoolName, objectName } from './naming.js';
 import { GpuVmSize, PipelinePhase } from './search-attributes.js';
 
@@ -56,43 +57,9 @@ export const gpuCheckStatusQuery = defineQuery<GpuCheckStatus>('status');
 const defaults = { namespace: 'aks-finetune', image: 'nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04' };
 const poolTaint = 'sku=gpu:NoSchedule';
 
-// ARM operations: node pools take minutes to create; quota and spec errors will not heal.
-const azure = proxyActivities<Pick<Activities, 'ensureNodePool' | 'deleteNodePool'>>({
-  startToCloseTimeout: '45 minutes',
-  heartbeatTimeout: '2 minutes',
-  retry: {
-    initialInterval: '5 seconds',
-    backoffCoefficient: 2,
-    maximumInterval: '2 minutes',
-    maximumAttempts: 8,
-    nonRetryableErrorTypes: [failureTypes.gpuQuotaExceeded, failureTypes.nodePoolConflict, failureTypes.invalidNodePoolSpec],
-  },
-});
-
-// Short Kubernetes API calls.
-const kube = proxyActivities<Pick<Activities, 'ensureNamespace' | 'startGpuCheckJob' | 'deleteJob'>>({
-  startToCloseTimeout: '1 minute',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '30 seconds',
-    maximumAttempts: 10,
-    nonRetryableErrorTypes: [failureTypes.jobNameTaken],
-  },
-});
-
-// Waiting on the cluster: long, heartbeating, restarted from scratch on retry (they only read).
-const waits = proxyActivities<Pick<Activities, 'waitForPoolNodes' | 'waitForJob'>>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: {
-    initialInterval: '2 seconds',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: 5,
-    nonRetryableErrorTypes: [failureTypes.jobFailed],
-  },
-});
+const azure = proxyActivities<Pick<Activities, 'ensureNodePool' | 'deleteNodePool'>>(armOperations);
+const kube = proxyActivities<Pick<Activities, 'ensureNamespace' | 'startGpuCheckJob' | 'deleteJob'>>(apiCalls);
+const waits = proxyActivities<Pick<Activities, 'waitForPoolNodes' | 'waitForJob'>>(clusterWaits);
 
 export function validateGpuCheckRequest(request: GpuCheckRequest): string[] {
   const problems: string[] = [];

@@ -1,2 +1,3 @@
 // Every workflow type the worker registers.
 export { gpuCheck } from './gpu-check.js';
+export { fineTune } from './fine-tune.js';

@@ -121,6 +121,28 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
       }
     },
 
+    /** What an existing pool is, for a run asked to use it; undefined when there is none. */
+    async describeNodePool(name: string): Promise<{ vmSize: string; count: number; spot: boolean; provisioningState: string } | undefined> {
+      const pool = await getPool(name);
+      if (!pool) return undefined;
+      return { vmSize: pool.vmSize ?? '', count: pool.count ?? 0, spot: pool.scaleSetPriority === 'Spot', provisioningState: pool.provisioningState ?? 'Unknown' };
+    },
+
+    /** Scales the pool to zero nodes, keeping its definition for the next run. Returns whether one existed. */
+    async scaleNodePoolToZero(name: string): Promise<boolean> {
+      const ctx = Context.current();
+      const pool = await getPool(name);
+      if (!pool) return false;
+      if (pool.count === 0 && pool.provisioningState === 'Succeeded') return true;
+      const poller = pools.createOrUpdate(resourceGroup, clusterName, name, { ...pool, count: 0 }, {
+        updateIntervalInMs: pollIntervalMs,
+        abortSignal: ctx.cancellationSignal,
+      });
+      poller.onProgress((state) => ctx.heartbeat({ step: 'scaling node pool to 0', status: state.status }));
+      await poller.pollUntilDone();
+      return true;
+    },
+
     /** Deletes the pool; a pool that is already gone counts as deleted. Returns whether one existed. */
     async deleteNodePool(name: string): Promise<boolean> {
       const ctx = Context.current();

@@ -1,5 +1,8 @@
-// HTTP status helpers for @kubernetes/client-node's ApiException.
+// Idempotent create and delete on the Kubernetes API (@kubernetes/client-node's ApiException).
 import { ApiException } from '@kubernetes/client-node';
+import { ApplicationFailure } from '@temporalio/common';
+import { failureTypes } from '../../domain/failure-types.js';
+import { runIdLabel } from './labels.js';
 
 export const hasStatus = (err: unknown, code: number): boolean => err instanceof ApiException && err.code === code;
 
@@ -11,6 +14,24 @@ export async function createOrAdopt<T>(create: () => Promise<T>, adopt: () => Pr
     if (!hasStatus(err, 409)) throw err;
     return { object: await adopt(), adopted: true };
   }
+}
+
+/**
+ * createOrAdopt for an object a run owns: an existing object is adopted only when it carries
+ * the same run label, so a retry adopts its own object and never another run's.
+ */
+export async function createOrAdoptOwned<T extends { metadata?: { labels?: Record<string, string> } }>(
+  what: string,
+  runId: string,
+  create: () => Promise<T>,
+  read: () => Promise<T>,
+): Promise<{ object: T; adopted: boolean }> {
+  const result = await createOrAdopt(create, read);
+  const owner = result.object.metadata?.labels?.[runIdLabel];
+  if (result.adopted && owner !== runId) {
+    throw ApplicationFailure.nonRetryable(`${what} exists but belongs to run ${owner ?? '(none)'}, not ${runId}`, failureTypes.nameTaken);
+  }
+  return result;
 }
 
 /** Runs a delete; an object that is already gone counts as deleted. Returns whether it existed. */

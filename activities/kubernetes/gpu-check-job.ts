@@ -1,7 +1,7 @@
 // The GPU check Job: runs nvidia-smi on a node of the pool, which proves that the node joined,
 // the NVIDIA device plugin advertises its GPUs, and a pod can use them.
 import type { V1Job } from '@kubernetes/client-node';
-import { runIdLabel } from './labels.js';
+import { managedBy, runIdLabel } from './labels.js';
 import { parseTaint, spotTaint, toleration } from './taints.js';
 
 export interface GpuCheckJobParams {
@@ -18,7 +18,7 @@ export function gpuCheckJob(p: GpuCheckJobParams): V1Job {
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: { name: p.name, labels: { [runIdLabel]: p.runId, 'app.kubernetes.io/managed-by': 'aks-finetune' } },
+    metadata: { name: p.name, labels: { [runIdLabel]: p.runId, ...managedBy } },
     spec: {
       backoffLimit: 1,
       ttlSecondsAfterFinished: 3600,

@@ -4,7 +4,7 @@ import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Job } from '@kubernetes/
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { failureTypes } from '../../domain/failure-types.js';
-import { createOrAdopt, deleteIfPresent } from './api-errors.js';
+import { createOrAdopt, createOrAdoptOwned, deleteIfPresent } from './api-errors.js';
 import { type GpuCheckJobParams, gpuCheckJob } from './gpu-check-job.js';
 import { runIdLabel } from './labels.js';
 
@@ -14,6 +14,18 @@ export interface JobOutcome {
   /** Why the Job failed, from its condition and its pod's termination state. */
   reason?: string;
   node?: string;
+}
+
+/** Creates the Job, or adopts the one this run (its run label) created earlier. */
+export async function ensureJob(batch: BatchV1Api, namespace: string, job: V1Job): Promise<{ adopted: boolean }> {
+  const name = job.metadata?.name ?? '';
+  const { adopted } = await createOrAdoptOwned(
+    `Job ${namespace}/${name}`,
+    job.metadata?.labels?.[runIdLabel] ?? '',
+    () => batch.createNamespacedJob({ namespace, body: job }),
+    () => batch.readNamespacedJob({ name, namespace }),
+  );
+  return { adopted };
 }
 
 export function createJobActivities({ kubeConfig, pollIntervalMs }: { kubeConfig: KubeConfig; pollIntervalMs: number }) {
@@ -36,23 +48,6 @@ export function createJobActivities({ kubeConfig, pollIntervalMs }: { kubeConfig
     };
   }
 
-  /** Creates the Job, or adopts the one this run created earlier. Returns whether it was adopted. */
-  async function ensureJob(namespace: string, job: V1Job): Promise<{ adopted: boolean }> {
-    const name = job.metadata?.name ?? '';
-    const run = job.metadata?.labels?.[runIdLabel];
-    const { object, adopted } = await createOrAdopt(
-      () => batch.createNamespacedJob({ namespace, body: job }),
-      () => batch.readNamespacedJob({ name, namespace }),
-    );
-    if (adopted && object.metadata?.labels?.[runIdLabel] !== run) {
-      throw ApplicationFailure.nonRetryable(
-        `Job ${namespace}/${name} exists but belongs to run ${object.metadata?.labels?.[runIdLabel] ?? '(none)'}, not ${run}`,
-        failureTypes.jobNameTaken,
-      );
-    }
-    return { adopted };
-  }
-
   return {
     async ensureNamespace(namespace: string): Promise<void> {
       await createOrAdopt(
@@ -62,7 +57,7 @@ export function createJobActivities({ kubeConfig, pollIntervalMs }: { kubeConfig
     },
 
     async startGpuCheckJob(namespace: string, params: GpuCheckJobParams): Promise<{ adopted: boolean }> {
-      return ensureJob(namespace, gpuCheckJob(params));
+      return ensureJob(batch, namespace, gpuCheckJob(params));
     },
 
     /** Returns when the Job completes; fails (non-retryable) with the reason when it fails. */

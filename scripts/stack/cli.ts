@@ -46,6 +46,9 @@ export function stackEnvironment(ctx: StackContext): Record<string, string> {
     KUBECONFIG: config.kubeconfig,
     REGISTRY_ENDPOINT: `https://${config.host}:${config.ports.registry}`,
     AZURE_ARM_ENDPOINT: `https://${config.host}:${config.ports.arm}`,
+    // Inference Services answer through the gpu-simulator here; in a cluster, at their DNS name.
+    INFERENCE_URL_TEMPLATE: `http://${config.host}:${config.ports.gpuSimulator}/services/{namespace}/{service}`,
+    GPU_SIMULATOR_URL: `http://${config.host}:${config.ports.gpuSimulator}`,
     AZURE_SUBSCRIPTION_ID: config.azure.subscriptionId,
     AZURE_RESOURCE_GROUP: config.azure.resourceGroup,
     AKS_CLUSTER_NAME: config.azure.clusterName,

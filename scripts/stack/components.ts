@@ -200,6 +200,21 @@ const aksEmulator: Component = {
   ready: ({ config, certs }) => httpOk(`https://${config.host}:${config.ports.arm}/_emulator/health`, { caFile: certs.caCert }),
 };
 
+/** SIMULATION of the GPU containers' effects (see gpu-simulator/main.ts). */
+const gpuSimulator: Component = {
+  name: 'gpu-simulator',
+  ports: ['gpuSimulator'],
+  startupTimeoutMs: 30_000,
+  process: ({ certs }) => ({
+    name: 'gpu-simulator',
+    command: process.execPath,
+    args: ['--import', 'tsx', join(projectRoot, 'scripts/stack/gpu-simulator/main.ts')],
+    cwd: projectRoot,
+    env: { NODE_EXTRA_CA_CERTS: certs.caCert },
+  }),
+  ready: ({ config }) => httpOk(`http://${config.host}:${config.ports.gpuSimulator}/_simulator/health`),
+};
+
 const cliType: Record<string, string> = {
   TEXT: 'Text',
   KEYWORD: 'Keyword',
@@ -240,5 +255,5 @@ const temporal: Component = {
 export const stages: Component[][] = [
   [etcd, registry, temporal],
   [kubeApiserver],
-  [kubeControllerManager, kubeScheduler, kwok, aksEmulator],
+  [kubeControllerManager, kubeScheduler, kwok, aksEmulator, gpuSimulator],
 ];

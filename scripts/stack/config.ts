@@ -26,6 +26,7 @@ export interface StackConfig {
     kwok: number;
     registry: number;
     arm: number;
+    gpuSimulator: number;
   };
   azure: { subscriptionId: string; resourceGroup: string; clusterName: string; location: string };
 }
@@ -42,6 +43,7 @@ const defaultPorts: StackConfig['ports'] = {
   kwok: 16080,
   registry: 15000,
   arm: 18443,
+  gpuSimulator: 18080,
 };
 
 /** Environment variable that overrides each port, e.g. STACK_APISERVER_PORT. */

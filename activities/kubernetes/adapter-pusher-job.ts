@@ -1,0 +1,61 @@
+// The pusher Job: the worker image's push-adapter command, with the results volume mounted,
+// on the training pool (the volume is there, and the pool is released right after).
+import type { V1Job } from '@kubernetes/client-node';
+import { managedBy, roleLabel, roles, runIdLabel } from './labels.js';
+import { parseTaint, spotTaint, toleration } from './taints.js';
+
+export interface PusherJobParams {
+  name: string;
+  runId: string;
+  pool: string;
+  taints: string[];
+  resultsClaim: string;
+  workerImage: string;
+  /** registry/repository:tag to push to. */
+  image: string;
+  annotations: Record<string, string>;
+  /** A Secret with a docker config for the registry (KAITO's imagePushSecret); workload identity otherwise. */
+  pushSecret?: string;
+}
+
+export function adapterPusherJob(p: PusherJobParams): V1Job {
+  const labels = { [runIdLabel]: p.runId, [roleLabel]: roles.adapterPusher };
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: p.name, labels: { ...labels, ...managedBy } },
+    spec: {
+      backoffLimit: 0, // the activity decides about retries: each attempt is a new Job
+      template: {
+        metadata: { labels },
+        spec: {
+          restartPolicy: 'Never',
+          nodeSelector: { 'kubernetes.azure.com/agentpool': p.pool },
+          tolerations: [...p.taints.map(parseTaint), spotTaint].map(toleration),
+          containers: [
+            {
+              name: 'push-adapter',
+              image: p.workerImage,
+              command: ['node', '--import', 'tsx', 'workers/main.ts', 'push-adapter'],
+              args: [
+                '--results',
+                '/mnt/results',
+                '--image',
+                p.image,
+                ...Object.entries(p.annotations).flatMap(([k, v]) => ['--annotation', `${k}=${v}`]),
+              ],
+              volumeMounts: [
+                { name: 'results', mountPath: '/mnt/results', readOnly: true },
+                ...(p.pushSecret ? [{ name: 'push-secret', mountPath: '/root/.docker', readOnly: true }] : []),
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim, readOnly: true } },
+            ...(p.pushSecret ? [{ name: 'push-secret', secret: { secretName: p.pushSecret, items: [{ key: '.dockerconfigjson', path: 'config.json' }] } }] : []),
+          ],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,185 @@
+// Kubernetes activities of the fineTune pipeline. Each is short (a few API calls) and
+// idempotent: objects have deterministic names and carry the run label, a retry adopts them.
+// Long waits are not activities: the workflow checks, then sleeps on a durable timer, so a
+// thousand waiting runs hold no activity slots and no open watches.
+import { AppsV1Api, BatchV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { ApplicationFailure } from '@temporalio/common';
+import { stringify } from 'yaml';
+import { failureTypes } from '../../domain/failure-types.js';
+import type { TrainingConfig } from '../../domain/training-config.js';
+import { type PusherJobParams, adapterPusherJob } from './adapter-pusher-job.js';
+import { createOrAdoptOwned, deleteIfPresent } from './api-errors.js';
+import { type InferenceParams, inferenceObjects } from './inference.js';
+import { ensureJob } from './jobs.js';
+import { managedBy, runIdLabel } from './labels.js';
+import { type ContainerImages, type TuningJobParams, tuningJob } from './tuning-job.js';
+
+export interface JobProgress {
+  state: 'pending' | 'running' | 'succeeded' | 'failed';
+  podPhase?: string;
+  node?: string;
+  restarts: number;
+  /** Pods the Job has started so far (1 unless the trainer failed and was retried). */
+  attempts: number;
+  startedAt?: string;
+  /** Why it failed: the pod's termination reason and message. */
+  reason?: string;
+  /** Last training step and loss, parsed from the trainer's log when it is readable. */
+  step?: number;
+  loss?: number;
+}
+
+export interface FineTuneKubeDeps {
+  kubeConfig: KubeConfig;
+  images: ContainerImages;
+  /** The worker image: the pusher Job runs its push-adapter command. */
+  workerImage: string;
+  /** URL of an inference Service's API, with {namespace} and {service} placeholders. */
+  inferenceUrlTemplate: string;
+}
+
+/** Hugging Face Trainer logs dicts like {'loss': 1.23, 'learning_rate': ..., 'epoch': 0.5} and "step N/M" bars. */
+export function parseTrainerLog(log: string): { step?: number; loss?: number } {
+  const losses = [...log.matchAll(/'loss':\s*([0-9.eE+-]+)/g)];
+  const steps = [...log.matchAll(/\b(\d+)\/(\d+)\s*\[/g)];
+  const loss = losses.at(-1)?.[1];
+  const step = steps.at(-1)?.[1];
+  return { loss: loss ? Number(loss) : undefined, step: step ? Number(step) : undefined };
+}
+
+function terminationReason(pod: V1Pod | undefined): string | undefined {
+  const terminated = [...(pod?.status?.initContainerStatuses ?? []), ...(pod?.status?.containerStatuses ?? [])]
+    .map((s) => s.state?.terminated ?? s.lastState?.terminated)
+    .find((t) => t && t.exitCode !== 0);
+  if (!terminated) return pod?.status?.reason;
+  return [terminated.reason, terminated.message?.trim(), `exit code ${terminated.exitCode}`].filter(Boolean).join(': ');
+}
+
+export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, inferenceUrlTemplate }: FineTuneKubeDeps) {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const batch = kubeConfig.makeApiClient(BatchV1Api);
+  const apps = kubeConfig.makeApiClient(AppsV1Api);
+
+  return {
+    /** The tuning parameters ConfigMap (KAITO's training_config.yaml) and the results volume. */
+    async ensureTuningInputs(p: { namespace: string; runId: string; configMap: string; resultsClaim: string; config: TrainingConfig }): Promise<void> {
+      const { namespace, runId } = p;
+      const labels = { [runIdLabel]: runId, ...managedBy };
+      await createOrAdoptOwned(
+        `ConfigMap ${namespace}/${p.configMap}`,
+        runId,
+        () => core.createNamespacedConfigMap({ namespace, body: { metadata: { name: p.configMap, labels }, data: { 'training_config.yaml': stringify(p.config) } } }),
+        () => core.readNamespacedConfigMap({ name: p.configMap, namespace }),
+      );
+      await createOrAdoptOwned(
+        `PersistentVolumeClaim ${namespace}/${p.resultsClaim}`,
+        runId,
+        () =>
+          core.createNamespacedPersistentVolumeClaim({
+            namespace,
+            body: { metadata: { name: p.resultsClaim, labels }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Gi' } } } },
+          }),
+        () => core.readNamespacedPersistentVolumeClaim({ name: p.resultsClaim, namespace }),
+      );
+    },
+
+    startTuningJob: (namespace: string, params: TuningJobParams) => ensureJob(batch, namespace, tuningJob(params, images)),
+
+    startPushJob: (namespace: string, params: Omit<PusherJobParams, 'workerImage'>) =>
+      ensureJob(batch, namespace, adapterPusherJob({ ...params, workerImage })),
+
+    /** One look at a Job and its latest pod: the workflow calls this between durable timers. */
+    async checkJob(namespace: string, name: string): Promise<JobProgress> {
+      const job = await batch.readNamespacedJob({ name, namespace });
+      const { items: pods } = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${name}` });
+      pods.sort((a, b) => String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)));
+      const pod = pods.at(-1);
+      const conditions = job.status?.conditions ?? [];
+      const done = conditions.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+      const progress: JobProgress = {
+        state: done?.type === 'Complete' ? 'succeeded' : done?.type === 'Failed' ? 'failed' : pod?.status?.phase === 'Running' ? 'running' : 'pending',
+        podPhase: pod?.status?.phase,
+        node: pod?.spec?.nodeName,
+        restarts: pods.reduce((n, p) => n + (p.status?.containerStatuses ?? []).reduce((m, s) => m + (s.restartCount ?? 0), 0), 0),
+        attempts: pods.length,
+        startedAt: job.status?.startTime ? new Date(job.status.startTime).toISOString() : undefined,
+      };
+      if (progress.state === 'failed') {
+        const failedPod = [...pods].reverse().find((p) => p.status?.phase === 'Failed') ?? pod;
+        progress.reason = [done?.reason, terminationReason(failedPod)].filter(Boolean).join(': ');
+      }
+      if (pod?.status?.phase === 'Running' && pod.metadata?.name) {
+        // The trainer's progress, when its log is readable (a kubelet serves it; simulated nodes have none).
+        const log = await core.readNamespacedPodLog({ name: pod.metadata.name, namespace, tailLines: 50 }).catch(() => '');
+        Object.assign(progress, parseTrainerLog(typeof log === 'string' ? log : ''));
+      }
+      return progress;
+    },
+
+    async deployInference(namespace: string, params: InferenceParams): Promise<void> {
+      const { deployment, service } = inferenceObjects(params, images);
+      await createOrAdoptOwned(
+        `Deployment ${namespace}/${params.name}`,
+        params.runId,
+        () => apps.createNamespacedDeployment({ namespace, body: deployment }),
+        () => apps.readNamespacedDeployment({ name: params.name, namespace }),
+      );
+      await createOrAdoptOwned(
+        `Service ${namespace}/${params.name}`,
+        params.runId,
+        () => core.createNamespacedService({ namespace, body: service }),
+        () => core.readNamespacedService({ name: params.name, namespace }),
+      );
+    },
+
+    /** One look at the rollout: how many replicas are available. */
+    async checkInference(namespace: string, name: string): Promise<{ available: number; wanted: number }> {
+      const d = await apps.readNamespacedDeployment({ name, namespace });
+      return { available: d.status?.availableReplicas ?? 0, wanted: d.spec?.replicas ?? 1 };
+    },
+
+    /** Asks the served API for its models; the adapter must be among them. */
+    async smokeCheckInference(namespace: string, service: string, adapter: string): Promise<string[]> {
+      const url = `${inferenceUrlTemplate.replace('{namespace}', namespace).replace('{service}', service)}/v1/models`;
+      const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+      if (!res.ok) throw new Error(`GET ${url}: ${res.status} ${await res.text()}`);
+      const ids = ((await res.json()) as { data?: { id: string }[] }).data?.map((m) => m.id) ?? [];
+      if (!ids.includes(adapter)) {
+        throw ApplicationFailure.retryable(`${url} lists ${ids.join(', ') || 'no models'}, not the adapter ${adapter}`, failureTypes.inferenceUnhealthy);
+      }
+      return ids;
+    },
+
+    /**
+     * Deletes what a run created in the namespace, found by its run label (so nothing is missed
+     * even when the workflow's own record is incomplete). Returns "Kind/name" of each deleted object.
+     */
+    async deleteRunObjects(namespace: string, runId: string, options: { includeInference: boolean }): Promise<string[]> {
+      const labelSelector = `${runIdLabel}=${runId}`;
+      const deleted: string[] = [];
+      const each = async (kind: string, names: (string | undefined)[], remove: (name: string) => Promise<unknown>) => {
+        for (const name of names) if (name && (await deleteIfPresent(() => remove(name)))) deleted.push(`${kind}/${name}`);
+      };
+      await each('Job', (await batch.listNamespacedJob({ namespace, labelSelector })).items.map((j) => j.metadata?.name), (name) =>
+        batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' }),
+      );
+      await each('ConfigMap', (await core.listNamespacedConfigMap({ namespace, labelSelector })).items.map((c) => c.metadata?.name), (name) =>
+        core.deleteNamespacedConfigMap({ name, namespace }),
+      );
+      await each(
+        'PersistentVolumeClaim',
+        (await core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items.map((c) => c.metadata?.name),
+        (name) => core.deleteNamespacedPersistentVolumeClaim({ name, namespace }),
+      );
+      if (options.includeInference) {
+        await each('Deployment', (await apps.listNamespacedDeployment({ namespace, labelSelector })).items.map((d) => d.metadata?.name), (name) =>
+          apps.deleteNamespacedDeployment({ name, namespace }),
+        );
+        await each('Service', (await core.listNamespacedService({ namespace, labelSelector })).items.map((s) => s.metadata?.name), (name) =>
+          core.deleteNamespacedService({ name, namespace }),
+        );
+      }
+      return deleted;
+    },
+  };
+}

@@ -1,0 +1,84 @@
+// Inference as KAITO serves it: vLLM's OpenAI-compatible server on container port 5000
+// (Service port 80) with the base model's weights and the adapter, pulled by digest into
+// /mnt/adapter/<name>, loaded as a LoRA module clients select with `model: <name>`.
+import type { V1Deployment, V1Service } from '@kubernetes/client-node';
+import type { ModelPreset } from '../../domain/models.js';
+import { managedBy, modelLabel, roleLabel, roles, runIdLabel } from './labels.js';
+import { parseTaint, spotTaint, toleration } from './taints.js';
+import type { ContainerImages } from './tuning-job.js';
+
+export interface InferenceParams {
+  name: string;
+  runId: string;
+  model: ModelPreset;
+  /** The adapter's name in the API, and its image by digest (registry/repo@sha256:...). */
+  adapter: { name: string; image: string };
+  pool: string;
+  taints: string[];
+  gpus: number;
+  replicas: number;
+}
+
+export function inferenceObjects(p: InferenceParams, images: ContainerImages): { deployment: V1Deployment; service: V1Service } {
+  const selector = { [runIdLabel]: p.runId, [roleLabel]: roles.inference, app: p.name };
+  const labels = { ...selector, [modelLabel]: p.model.name };
+  const adapterDir = `/mnt/adapter/${p.adapter.name}`;
+  const deployment: V1Deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: p.name, labels: { ...labels, ...managedBy } },
+    spec: {
+      replicas: p.replicas,
+      selector: { matchLabels: selector },
+      template: {
+        metadata: { labels },
+        spec: {
+          nodeSelector: { 'kubernetes.azure.com/agentpool': p.pool },
+          tolerations: [...p.taints.map(parseTaint), spotTaint].map(toleration),
+          initContainers: [
+            {
+              name: 'model-weights',
+              image: images.oras,
+              command: ['oras', 'pull', `${images.kaitoRegistry}/kaito-${p.model.name}:${p.model.weightsTag}`, '-o', '/workspace/weights'],
+              volumeMounts: [{ name: 'weights', mountPath: '/workspace/weights' }],
+            },
+            {
+              // The adapter image's /data folder (KAITO's layout) becomes the LoRA module's folder.
+              name: `adapter-${p.adapter.name}`.slice(0, 63),
+              image: images.crane,
+              command: ['sh', '-c', `mkdir -p ${adapterDir} && crane export ${p.adapter.image} - | tar -xf - -C ${adapterDir} --strip-components=1 data`],
+              volumeMounts: [{ name: 'adapters', mountPath: '/mnt/adapter' }],
+            },
+          ],
+          containers: [
+            {
+              name: 'inference',
+              image: images.vllm,
+              args: ['--model', '/workspace/weights', '--served-model-name', p.model.name, '--port', '5000', '--enable-lora', '--lora-modules', `${p.adapter.name}=${adapterDir}`],
+              ports: [{ name: 'http', containerPort: 5000 }],
+              readinessProbe: { httpGet: { path: '/v1/models', port: 5000 }, periodSeconds: 10 },
+              resources: { requests: { 'nvidia.com/gpu': String(p.gpus) }, limits: { 'nvidia.com/gpu': String(p.gpus) } },
+              volumeMounts: [
+                { name: 'weights', mountPath: '/workspace/weights' },
+                { name: 'adapters', mountPath: '/mnt/adapter' },
+                { name: 'dshm', mountPath: '/dev/shm' },
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'weights', emptyDir: {} },
+            { name: 'adapters', emptyDir: {} },
+            { name: 'dshm', emptyDir: { medium: 'Memory' } },
+          ],
+        },
+      },
+    },
+  };
+  const service: V1Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: p.name, labels: { ...labels, ...managedBy } },
+    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 5000 }] },
+  };
+  return { deployment, service };
+}

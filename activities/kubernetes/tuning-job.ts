@@ -1,0 +1,131 @@
+// The tuning Job, laid out as KAITO lays it out so KAITO's images run unchanged: an init
+// container pulls the preset's weights, another fetches the dataset, and the trainer runs
+// KAITO's fine_tuning.py under accelerate with all the node's GPUs.
+import type { V1Container, V1Job, V1Volume } from '@kubernetes/client-node';
+import type { DatasetSource } from '../../domain/fine-tune-request.js';
+import type { ModelPreset } from '../../domain/models.js';
+import { managedBy, modelLabel, roleLabel, roles, runIdLabel } from './labels.js';
+import { parseTaint, spotTaint, toleration } from './taints.js';
+
+export interface ContainerImages {
+  /** Registry of KAITO's images (base trainer and model weights). */
+  kaitoRegistry: string;
+  kaitoBaseTag: string;
+  oras: string;
+  curl: string;
+  skopeo: string;
+  vllm: string;
+  crane: string;
+}
+
+export const defaultImages: ContainerImages = {
+  kaitoRegistry: 'mcr.microsoft.com/aks/kaito',
+  kaitoBaseTag: '0.5.0',
+  oras: 'ghcr.io/oras-project/oras:v1.2.2',
+  curl: 'curlimages/curl:8.11.1',
+  skopeo: 'quay.io/skopeo/stable:v1.17.0',
+  vllm: 'vllm/vllm-openai:v0.8.5',
+  crane: 'gcr.io/go-containerregistry/crane:debug',
+};
+
+export interface TuningJobParams {
+  name: string;
+  runId: string;
+  model: ModelPreset;
+  gpus: number;
+  pool: string;
+  /** Taints of the pool, "key=value:Effect". */
+  taints: string[];
+  dataset: DatasetSource;
+  configMap: string;
+  resultsClaim: string;
+  backoffLimit: number;
+}
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+function datasetInit(p: TuningJobParams, images: ContainerImages): { container?: V1Container; volume: V1Volume } {
+  const { urls, image, volume } = p.dataset;
+  if (volume) return { volume: { name: 'data', persistentVolumeClaim: { claimName: volume, readOnly: true } } };
+  const emptyDir: V1Volume = { name: 'data', emptyDir: {} };
+  const mounts = [{ name: 'data', mountPath: '/mnt/data' }];
+  if (urls) {
+    // Each URL's file lands in /mnt/data under its own name; an empty or failed download fails the pod.
+    const script = urls
+      .map((u, i) => {
+        const file = shellQuote(`/mnt/data/${new URL(u).pathname.split('/').pop() || `dataset-${i}`}`);
+        return `curl -sSfL --retry 5 -o ${file} ${shellQuote(u)} && test -s ${file}`;
+      })
+      .join(' && ');
+    return { volume: emptyDir, container: { name: 'dataset-download', image: images.curl, command: ['sh', '-c', `set -e; ${script}`], volumeMounts: mounts } };
+  }
+  // The dataset image's /data folder becomes /mnt/data.
+  const script = `skopeo copy docker://${image} dir:/tmp/image && for l in $(ls /tmp/image | grep -v -e manifest.json -e version); do tar -xzf /tmp/image/$l -C /tmp/rootfs 2>/dev/null || tar -xf /tmp/image/$l -C /tmp/rootfs; done && cp -r /tmp/rootfs/data/. /mnt/data/`;
+  return {
+    volume: emptyDir,
+    container: { name: 'dataset-pull', image: images.skopeo, command: ['sh', '-c', `set -e; mkdir -p /tmp/rootfs; ${script}`], volumeMounts: mounts },
+  };
+}
+
+export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
+  const labels = { [runIdLabel]: p.runId, [roleLabel]: roles.trainer, [modelLabel]: p.model.name };
+  const data = datasetInit(p, images);
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: p.name, labels: { ...labels, ...managedBy } },
+    spec: {
+      backoffLimit: p.backoffLimit,
+      template: {
+        metadata: { labels },
+        spec: {
+          restartPolicy: 'Never',
+          nodeSelector: { 'kubernetes.azure.com/agentpool': p.pool },
+          tolerations: [...p.taints.map(parseTaint), spotTaint].map(toleration),
+          imagePullSecrets: p.dataset.imagePullSecret ? [{ name: p.dataset.imagePullSecret }] : undefined,
+          initContainers: [
+            {
+              name: 'model-weights',
+              image: images.oras,
+              command: ['oras', 'pull', `${images.kaitoRegistry}/kaito-${p.model.name}:${p.model.weightsTag}`, '-o', '/workspace/weights'],
+              volumeMounts: [{ name: 'weights', mountPath: '/workspace/weights' }],
+            },
+            ...(data.container ? [data.container] : []),
+          ],
+          containers: [
+            {
+              name: 'trainer',
+              image: `${images.kaitoRegistry}/kaito-base:${images.kaitoBaseTag}`,
+              command: [
+                '/bin/sh',
+                '-c',
+                `cd /workspace/tfs/ && python3 metrics_server.py & accelerate launch --num_processes=${p.gpus} /workspace/tfs/fine_tuning.py`,
+              ],
+              ports: [{ name: 'metrics', containerPort: 5000 }],
+              env: [
+                { name: 'PYTORCH_CUDA_ALLOC_CONF', value: 'expandable_segments:True' },
+                { name: 'YAML_FILE_PATH', value: '/mnt/config/training_config.yaml' },
+                ...(p.model.targetModules ? [{ name: 'DEFAULT_TARGET_MODULES', value: p.model.targetModules }] : []),
+              ],
+              resources: { requests: { 'nvidia.com/gpu': String(p.gpus) }, limits: { 'nvidia.com/gpu': String(p.gpus) } },
+              volumeMounts: [
+                { name: 'dshm', mountPath: '/dev/shm' },
+                { name: 'weights', mountPath: '/workspace/weights' },
+                { name: 'config', mountPath: '/mnt/config' },
+                { name: 'data', mountPath: '/mnt/data' },
+                { name: 'results', mountPath: '/mnt/results' },
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'dshm', emptyDir: { medium: 'Memory' } },
+            { name: 'weights', emptyDir: {} },
+            { name: 'config', configMap: { name: p.configMap } },
+            data.volume,
+            { name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim } },
+          ],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,75 @@
+// The adapter image in KAITO's layout: one tar+gzip layer holding data/adapter_config.json and
+// data/adapter_model.safetensors, an OCI image config whose diff_ids name the uncompressed tar,
+// and the base model in the annotation sh.kaito.model.name. The tar is byte-for-byte
+// reproducible (fixed times and owners), so pushing the same adapter twice gives one digest.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import type { ContainerRegistryContentClient } from '@azure/container-registry';
+import { pack } from 'tar-stream';
+
+export const adapterFiles = ['adapter_config.json', 'adapter_model.safetensors'] as const;
+export const mediaTypes = {
+  manifest: 'application/vnd.oci.image.manifest.v1+json',
+  config: 'application/vnd.oci.image.config.v1+json',
+  layer: 'application/vnd.oci.image.layer.v1.tar+gzip',
+} as const;
+export const kaitoModelAnnotation = 'sh.kaito.model.name';
+
+const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+
+async function adapterTar(resultsDir: string): Promise<Buffer> {
+  const tar = pack();
+  const chunks: Buffer[] = [];
+  tar.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+  const done = new Promise<void>((resolve, reject) => {
+    tar.on('end', resolve);
+    tar.on('error', reject);
+  });
+  const fixed = { mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '', mode: 0o644 };
+  tar.entry({ name: 'data/', type: 'directory', ...fixed, mode: 0o755 });
+  for (const file of adapterFiles) {
+    const content = await readFile(join(resultsDir, file)).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(
+        err.code === 'ENOENT' ? `the trainer left no ${file} in ${resultsDir}: training did not produce an adapter` : err.message,
+      );
+    });
+    tar.entry({ name: `data/${file}`, ...fixed }, content);
+  }
+  tar.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+export interface AdapterPushResult {
+  digest: string;
+  layerDigest: string;
+  sizeBytes: number;
+}
+
+/** Packages the adapter files of `resultsDir` and pushes them as an image tagged `tag`. */
+export async function pushAdapterImage(
+  client: ContainerRegistryContentClient,
+  resultsDir: string,
+  tag: string,
+  annotations: Record<string, string>,
+): Promise<AdapterPushResult> {
+  const tar = await adapterTar(resultsDir);
+  const layer = gzipSync(tar, { level: 9 });
+  // Node's gzip header carries no timestamp, so the layer bytes depend on the files only.
+  const config = Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: [sha256(tar)] } }));
+  const layerBlob = await client.uploadBlob(layer);
+  const configBlob = await client.uploadBlob(config);
+  const { digest } = await client.setManifest(
+    {
+      schemaVersion: 2,
+      mediaType: mediaTypes.manifest,
+      config: { mediaType: mediaTypes.config, digest: configBlob.digest, size: configBlob.sizeInBytes },
+      layers: [{ mediaType: mediaTypes.layer, digest: layerBlob.digest, size: layerBlob.sizeInBytes }],
+      annotations,
+    },
+    { tag },
+  );
+  return { digest, layerDigest: layerBlob.digest, sizeBytes: layer.length };
+}

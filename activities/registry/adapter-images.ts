@@ -1,0 +1,37 @@
+// Registry activities: read a pushed adapter image back, so the run records the digest the
+// registry actually holds (not what a pusher claimed).
+import type { TokenCredential } from '@azure/core-auth';
+import { isRestError } from '@azure/core-rest-pipeline';
+import { ApplicationFailure } from '@temporalio/common';
+import { failureTypes } from '../../domain/failure-types.js';
+import { parseImageReference } from '../../domain/image-reference.js';
+import { createRegistryContentClient } from '../../workers/clients.js';
+import { mediaTypes } from './adapter-image.js';
+
+export interface AdapterImage {
+  digest: string;
+  annotations: Record<string, string>;
+  layerDigest: string;
+}
+
+export function createRegistryActivities({ credential }: { credential: TokenCredential }) {
+  return {
+    async readAdapterImage(image: string): Promise<AdapterImage> {
+      const ref = parseImageReference(image);
+      if (!ref) throw ApplicationFailure.nonRetryable(`not an image reference: ${image}`, failureTypes.invalidRequest);
+      const client = createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential);
+      try {
+        const { digest, manifest } = await client.getManifest(ref.digest ?? ref.tag ?? 'latest');
+        const m = manifest as { layers?: { mediaType: string; digest: string }[]; annotations?: Record<string, string> };
+        const layer = m.layers?.find((l) => l.mediaType === mediaTypes.layer);
+        if (!layer) throw ApplicationFailure.nonRetryable(`${image} has no ${mediaTypes.layer} layer: not an adapter image`, failureTypes.pushFailed);
+        return { digest, annotations: m.annotations ?? {}, layerDigest: layer.digest };
+      } catch (err) {
+        if (isRestError(err) && err.statusCode === 404) {
+          throw ApplicationFailure.nonRetryable(`${image} is not in the registry although the push reported success`, failureTypes.pushFailed);
+        }
+        throw err;
+      }
+    },
+  };
+}

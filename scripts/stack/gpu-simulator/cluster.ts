@@ -1,0 +1,103 @@
+// SIMULATION: the gpu-simulator's view of the cluster: simulated disks for PVCs, the host
+// folder behind a pod's volume, and completing a pod as its kubelet would.
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
+
+export const storageClassName = 'simulated-disk';
+const provisioner = 'simulation.aks-finetune.io/disk';
+
+export class SimulatedCluster {
+  readonly core: CoreV1Api;
+  private readonly storage: StorageV1Api;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly volumesDir: string,
+  ) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.storage = kubeConfig.makeApiClient(StorageV1Api);
+  }
+
+  /** The cluster's default StorageClass, as AKS has one (there: Azure Disk CSI). */
+  async ensureStorageClass(): Promise<void> {
+    await this.storage
+      .createStorageClass({
+        body: {
+          metadata: { name: storageClassName, annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
+          provisioner,
+          reclaimPolicy: 'Delete',
+          volumeBindingMode: 'Immediate',
+        },
+      })
+      .catch((err: { code?: number }) => {
+        if (err.code !== 409) throw err;
+      });
+  }
+
+  /** Gives every pending claim of the class a hostPath volume; removes released ones. */
+  async reconcileVolumes(): Promise<void> {
+    const { items: claims } = await this.core.listPersistentVolumeClaimForAllNamespaces();
+    for (const claim of claims) {
+      if (claim.status?.phase !== 'Pending' || claim.spec?.storageClassName !== storageClassName || claim.spec.volumeName) continue;
+      const name = `pvc-${claim.metadata!.uid}`;
+      const path = join(this.volumesDir, name);
+      mkdirSync(path, { recursive: true });
+      await this.core
+        .createPersistentVolume({
+          body: {
+            metadata: { name, annotations: { 'pv.kubernetes.io/provisioned-by': provisioner } },
+            spec: {
+              capacity: { storage: claim.spec.resources?.requests?.storage ?? '1Gi' },
+              accessModes: claim.spec.accessModes,
+              storageClassName,
+              persistentVolumeReclaimPolicy: 'Delete',
+              hostPath: { path, type: 'DirectoryOrCreate' },
+              claimRef: { namespace: claim.metadata!.namespace, name: claim.metadata!.name, uid: claim.metadata!.uid },
+            },
+          },
+        })
+        .catch((err: { code?: number }) => {
+          if (err.code !== 409) throw err;
+        });
+    }
+    const { items: volumes } = await this.core.listPersistentVolume();
+    for (const volume of volumes) {
+      if (volume.spec?.storageClassName !== storageClassName || volume.status?.phase !== 'Released') continue;
+      rmSync(join(this.volumesDir, volume.metadata!.name!), { recursive: true, force: true });
+      await this.core.deletePersistentVolume({ name: volume.metadata!.name! }).catch(() => undefined);
+    }
+  }
+
+  /** The host folder behind the volume a container of `pod` mounts at `mountPath`. */
+  async hostPathOf(pod: V1Pod, mountPath: string): Promise<string | undefined> {
+    const mount = pod.spec?.containers.flatMap((c) => c.volumeMounts ?? []).find((m) => m.mountPath === mountPath);
+    const volume = pod.spec?.volumes?.find((v) => v.name === mount?.name);
+    const claimName = volume?.persistentVolumeClaim?.claimName;
+    if (!claimName) return undefined;
+    const claim = await this.core.readNamespacedPersistentVolumeClaim({ name: claimName, namespace: pod.metadata!.namespace! });
+    if (!claim.spec?.volumeName) return undefined;
+    const pv = await this.core.readPersistentVolume({ name: claim.spec.volumeName });
+    return pv.spec?.hostPath?.path;
+  }
+
+  /** Ends the pod's containers the way a kubelet reports it. */
+  async completePod(pod: V1Pod, outcome: { exitCode: number; reason: string; message?: string }): Promise<void> {
+    const current = await this.core.readNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace! });
+    const now = new Date();
+    current.status = {
+      ...current.status,
+      phase: outcome.exitCode === 0 ? 'Succeeded' : 'Failed',
+      containerStatuses: (current.spec?.containers ?? []).map((c) => ({
+        name: c.name,
+        image: c.image ?? '',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        started: false,
+        state: { terminated: { exitCode: outcome.exitCode, reason: outcome.reason, message: outcome.message, startedAt: now, finishedAt: now } },
+      })),
+    };
+    await this.core.replaceNamespacedPodStatus({ name: current.metadata!.name!, namespace: current.metadata!.namespace!, body: current });
+  }
+}

@@ -1,0 +1,160 @@
+// SIMULATION. GPU containers cannot run on this machine, and kwok runs no containers at all.
+// The gpu-simulator performs the observable effects of the pipeline's GPU containers on
+// simulated nodes, by pod role (label aks-finetune.io/role):
+//   trainer         writes a small, well-formed adapter into the results volume, then completes the pod
+//   adapter-pusher  runs the project's real push command against the local registry, then completes the pod
+//   inference       answers the OpenAI /v1/models API on loopback for the pod's Service
+// It also provisions hostPath volumes for PVCs (the cluster's default StorageClass), as Azure
+// Disk would on AKS. Settings and failure injection: /_simulator/settings.
+import { execFile } from 'node:child_process';
+
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { modelLabel, roleLabel, roles } from '../../../activities/kubernetes/labels.js';
+import { loadStackConfig, projectRoot } from '../config.js';
+import { writeAdapter } from './adapter-files.js';
+import { SimulatedCluster } from './cluster.js';
+
+const config = loadStackConfig();
+const kubeConfig = new KubeConfig();
+kubeConfig.loadFromFile(config.kubeconfig);
+const cluster = new SimulatedCluster(kubeConfig, join(config.stateDir, 'data', 'volumes'));
+const run = promisify(execFile);
+
+export interface SimulatorSettings {
+  /** How long simulated training takes. */
+  trainingMs: number;
+  /** Fail the next training pods with this termination reason (e.g. OOMKilled). */
+  failTraining?: { reason: string; exitCode: number; times: number };
+}
+const settings: SimulatorSettings = { trainingMs: Number(process.env.GPU_SIMULATOR_TRAINING_MS ?? 2000) };
+const handled = new Set<string>();
+const log = (line: string) => console.log(`${new Date().toISOString()} SIMULATION ${line}`);
+
+async function loraSettings(pod: V1Pod) {
+  const trainer = pod.spec!.containers[0]!;
+  const configVolume = pod.spec?.volumes?.find((v) => v.name === trainer.volumeMounts?.find((m) => m.mountPath === '/mnt/config')?.name);
+  const lora = { r: 8, loraAlpha: 8, loraDropout: 0, targetModules: ['q_proj', 'v_proj'] };
+  const modules = trainer.env?.find((e) => e.name === 'DEFAULT_TARGET_MODULES')?.value;
+  if (modules) lora.targetModules = modules.split(',');
+  if (configVolume?.configMap?.name) {
+    const map = await cluster.core.readNamespacedConfigMap({ name: configVolume.configMap.name, namespace: pod.metadata!.namespace! });
+    const parsed = parse(map.data?.['training_config.yaml'] ?? '') as { training_config?: { LoraConfig?: Record<string, number> } };
+    const c = parsed?.training_config?.LoraConfig ?? {};
+    Object.assign(lora, { r: c.r ?? lora.r, loraAlpha: c.lora_alpha ?? lora.loraAlpha, loraDropout: c.lora_dropout ?? lora.loraDropout });
+  }
+  return lora;
+}
+
+async function simulateTraining(pod: V1Pod): Promise<void> {
+  await new Promise((r) => setTimeout(r, settings.trainingMs));
+  const failure = settings.failTraining;
+  if (failure && failure.times > 0) {
+    failure.times -= 1;
+    log(`trainer ${pod.metadata!.name}: failing with ${failure.reason}`);
+    return cluster.completePod(pod, { exitCode: failure.exitCode, reason: failure.reason });
+  }
+  const results = await cluster.hostPathOf(pod, '/mnt/results');
+  if (!results) throw new Error(`trainer ${pod.metadata!.name} mounts no results volume at /mnt/results`);
+  writeAdapter(results, pod.metadata?.labels?.[modelLabel] ?? 'unknown', await loraSettings(pod));
+  log(`trainer ${pod.metadata!.name}: adapter written to ${results}`);
+  await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' });
+}
+
+async function simulatePush(pod: V1Pod): Promise<void> {
+  const container = pod.spec!.containers[0]!;
+  const results = await cluster.hostPathOf(pod, '/mnt/results');
+  const args = (container.args ?? []).map((a) => (a === '/mnt/results' && results ? results : a));
+  const env = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+  try {
+    // The real push command, run here instead of in the pod: the stack's registry is on loopback.
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', join(projectRoot, 'workers/main.ts'), 'push-adapter', ...args], {
+      cwd: projectRoot,
+      env: { ...process.env, ...env, NODE_EXTRA_CA_CERTS: join(config.certsDir, 'ca.crt'), AZURE_STATIC_TOKEN: 'local-stack' },
+    });
+    log(`adapter-pusher ${pod.metadata!.name}: ${stdout.trim()}`);
+    await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' });
+  } catch (err) {
+    const message = String((err as { stderr?: string }).stderr ?? err).trim().split('\n').slice(-3).join('\n');
+    log(`adapter-pusher ${pod.metadata!.name}: failed: ${message}`);
+    await cluster.completePod(pod, { exitCode: 1, reason: 'Error', message });
+  }
+}
+
+async function reconcilePods(): Promise<void> {
+  const { items } = await cluster.core.listPodForAllNamespaces({ labelSelector: `${roleLabel} in (${roles.trainer},${roles.adapterPusher})` });
+  for (const pod of items) {
+    const uid = pod.metadata!.uid!;
+    if (pod.status?.phase !== 'Running' || pod.metadata?.deletionTimestamp || handled.has(uid)) continue;
+    handled.add(uid);
+    const work = pod.metadata?.labels?.[roleLabel] === roles.trainer ? simulateTraining(pod) : simulatePush(pod);
+    work.catch((err: unknown) => {
+      log(`${pod.metadata!.name}: ${String(err)}`);
+      handled.delete(uid); // try again on the next pass
+    });
+  }
+}
+
+/** OpenAI-compatible /v1/models for the Running inference pods behind a Service. */
+async function models(namespace: string, service: string) {
+  const svc = await cluster.core.readNamespacedService({ name: service, namespace });
+  const selector = Object.entries(svc.spec?.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+  const { items } = await cluster.core.listNamespacedPod({ namespace, labelSelector: selector });
+  const ready = items.filter((p) => p.status?.phase === 'Running' && p.metadata?.labels?.[roleLabel] === roles.inference);
+  if (ready.length === 0) return undefined;
+  const pod = ready[0]!;
+  const base = pod.metadata?.labels?.[modelLabel] ?? 'unknown';
+  const args = pod.spec!.containers[0]!.args ?? [];
+  const adapters = args.flatMap((a, i) => (args[i - 1] === '--lora-modules' ? [a.split('=')[0]!] : []));
+  return {
+    object: 'list',
+    data: [
+      { id: base, object: 'model', owned_by: 'simulation' },
+      ...adapters.map((id) => ({ id, object: 'model', owned_by: 'simulation', parent: base })),
+    ],
+  };
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const send = (status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  if (url.pathname === '/_simulator/health') return send(200, { status: 'ok' });
+  if (url.pathname === '/_simulator/settings') {
+    if (req.method === 'PUT') {
+      let raw = '';
+      for await (const chunk of req) raw += chunk;
+      Object.assign(settings, JSON.parse(raw || '{}'));
+    }
+    return send(200, settings);
+  }
+  const match = /^\/services\/([^/]+)\/([^/]+)\/v1\/models$/.exec(url.pathname);
+  if (match) {
+    const list = await models(match[1]!, match[2]!).catch(() => undefined);
+    return list ? send(200, list) : send(503, { error: { message: 'no ready inference pod behind this service' } });
+  }
+  send(404, { error: { message: `no route ${url.pathname}` } });
+}
+
+await cluster.ensureStorageClass();
+const server = createServer((req, res) => void handle(req, res).catch((err) => (res.writeHead(500), res.end(String(err)))));
+server.listen(config.ports.gpuSimulator, config.host, () => log(`gpu-simulator listening on http://${config.host}:${config.ports.gpuSimulator}`));
+
+let stopping = false;
+(async () => {
+  while (!stopping) {
+    await Promise.all([cluster.reconcileVolumes(), reconcilePods()]).catch((err: unknown) => log(`reconcile failed: ${String(err)}`));
+    await new Promise((r) => setTimeout(r, 300));
+  }
+})();
+const shutdown = () => {
+  stopping = true;
+  server.close(() => process.exit(0));
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

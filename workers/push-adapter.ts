@@ -1,0 +1,29 @@
+// `push-adapter`: the command the pusher Job runs (worker image). It packages the trainer's
+// adapter files from the results volume in KAITO's adapter image layout and pushes them.
+import { parseArgs } from 'node:util';
+import { pushAdapterImage } from '../activities/registry/adapter-image.js';
+import { parseImageReference } from '../domain/image-reference.js';
+import { createAzureCredential, createRegistryContentClient } from './clients.js';
+
+export async function pushAdapterCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      results: { type: 'string', default: '/mnt/results' },
+      image: { type: 'string' },
+      annotation: { type: 'string', multiple: true, default: [] },
+    },
+  });
+  const image = values.image ? parseImageReference(values.image) : undefined;
+  if (!image?.tag) throw new Error(`--image must be registry/repository:tag, not ${values.image ?? '(missing)'}`);
+  const annotations = Object.fromEntries(
+    values.annotation.map((a) => {
+      const at = a.indexOf('=');
+      if (at < 1) throw new Error(`--annotation must be key=value, not ${a}`);
+      return [a.slice(0, at), a.slice(at + 1)];
+    }),
+  );
+  const client = createRegistryContentClient(`https://${image.registry}`, image.repository, createAzureCredential(process.env.AZURE_STATIC_TOKEN));
+  const result = await pushAdapterImage(client, values.results, image.tag, annotations);
+  console.log(JSON.stringify({ image: values.image, ...result }));
+}

@@ -1,0 +1,366 @@
+// fineTune: GPU capacity → tuning inputs → tuning Job → adapter image → (inference) → GPUs
+// released. Every side effect is an idempotent activity; waiting is done on durable timers
+// between short checks; whatever the run created is removed or released after a failure or a
+// cancellation, in a scope that cannot be cancelled.
+import {
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { JobProgress } from '../activities/kubernetes/fine-tune.js';
+import { failureTypes } from '../domain/failure-types.js';
+import { type FineTunePlan, type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { estimateCost } from '../domain/prices.js';
+import { fingerprint } from '../domain/training-config.js';
+import { apiCalls, armOperations, clusterWaits, smokeChecks } from './activity-options.js';
+import { nodePoolName } from './naming.js';
+import { AdapterRepository, BaseModel, GpuVmSize, PipelinePhase, TuningMethod } from './search-attributes.js';
+
+export type FineTunePhase =
+  | 'validating'
+  | 'provisioning'
+  | 'preparing'
+  | 'training'
+  | 'pushing'
+  | 'releasing-gpus'
+  | 'deploying'
+  | 'cleaning-up'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled';
+
+export interface FineTuneStep {
+  name: string;
+  startedAt: string;
+  endedAt?: string;
+  detail?: string;
+}
+
+export interface FineTuneStatus {
+  phase: FineTunePhase;
+  currentStep?: string;
+  model?: string;
+  method?: string;
+  steps: FineTuneStep[];
+  /** What this run created, as "Kind/name". */
+  created: string[];
+  /** What was removed or released, as "Kind/name" (pools: "AgentPool/name (deleted|scaled to 0)"). */
+  released: string[];
+  gpu?: {
+    pool: string;
+    vmSize: string;
+    spot: boolean;
+    reusedPool: boolean;
+    gpusPerNode?: number;
+    readyAt?: string;
+    releasedAt?: string;
+    /** GPU-minutes the run has held so far (pool nodes Ready until released). */
+    gpuMinutes: number;
+    estimatedCost?: number;
+    currency: string;
+    pricesAsOf: string;
+  };
+  training?: JobProgress & { job: string };
+  pushAttempts: number;
+  adapter?: { image: string; digest?: string; reference?: string };
+  inference?: { service: string; models: string[] };
+  error?: string;
+  problems?: string[];
+}
+
+export const fineTuneStatusQuery = defineQuery<FineTuneStatus>('status');
+
+const arm = proxyActivities<Pick<Activities, 'ensureNodePool' | 'deleteNodePool' | 'scaleNodePoolToZero' | 'describeNodePool'>>(armOperations);
+const kube = proxyActivities<
+  Pick<
+    Activities,
+    'ensureNamespace' | 'ensureTuningInputs' | 'startTuningJob' | 'startPushJob' | 'checkJob' | 'deployInference' | 'checkInference' | 'deleteRunObjects' | 'readAdapterImage'
+  >
+>(apiCalls);
+const waits = proxyActivities<Pick<Activities, 'waitForPoolNodes'>>(clusterWaits);
+const smoke = proxyActivities<Pick<Activities, 'smokeCheckInference'>>(smokeChecks);
+
+const gpuTaint = 'sku=gpu:NoSchedule';
+const maxPushAttempts = 5;
+const trainerBackoffLimit = 1;
+const rolloutTimeoutMs = 20 * 60_000;
+
+export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus> {
+  const { workflowId } = workflowInfo();
+  const status: FineTuneStatus = { phase: 'validating', steps: [], created: [], released: [], pushAttempts: 0 };
+  setHandler(fineTuneStatusQuery, () => status);
+
+  const validation = validateFineTuneRequest(request, workflowId);
+  if (!validation.ok) {
+    status.phase = 'failed';
+    status.problems = validation.problems;
+    throw ApplicationFailure.nonRetryable(
+      `Invalid fineTune request (${validation.problems.length} problem${validation.problems.length > 1 ? 's' : ''}): ${validation.problems.join('; ')}`,
+      failureTypes.invalidRequest,
+      { problems: validation.problems },
+    );
+  }
+  const plan = validation.plan;
+  const outputImage = `${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`;
+  const pool = plan.existingPool ?? nodePoolName('ft', workflowId);
+  const names = {
+    configMap: `${plan.runName}-params`,
+    results: `${plan.runName}-results`,
+    trainJob: `${plan.runName}-train`,
+    pushJob: (attempt: number) => `${plan.runName}-push-${attempt}`,
+  };
+  Object.assign(status, { model: plan.model.name, method: plan.method, adapter: { image: outputImage } });
+  status.gpu = {
+    pool,
+    vmSize: plan.vmSize.name,
+    spot: plan.spot,
+    reusedPool: plan.existingPool !== undefined,
+    gpuMinutes: 0,
+    currency: plan.prices.currency,
+    pricesAsOf: plan.prices.asOf,
+  };
+  upsertSearchAttributes([
+    { key: BaseModel, value: plan.model.name },
+    { key: TuningMethod, value: plan.method },
+    { key: GpuVmSize, value: plan.vmSize.name },
+    { key: AdapterRepository, value: `${plan.output.registry}/${plan.output.repository}` },
+  ]);
+  upsertMemo({
+    request: {
+      model: plan.model.name,
+      method: plan.method,
+      dataset: plan.dataset,
+      output: outputImage,
+      vmSize: plan.vmSize.name,
+      spot: plan.spot,
+      deploy: plan.deploy ?? false,
+      release: plan.release,
+    },
+  });
+
+  const enter = (phase: FineTunePhase) => {
+    status.phase = phase;
+    upsertSearchAttributes([{ key: PipelinePhase, value: phase }]);
+  };
+  // new Date() is deterministic in workflow code: the sandbox replays time from history.
+  const step = async <T>(name: string, run: () => Promise<T>, detail?: (result: T) => string | undefined): Promise<T> => {
+    const record: FineTuneStep = { name, startedAt: new Date().toISOString() };
+    status.steps.push(record);
+    status.currentStep = name;
+    const result = await run();
+    record.endedAt = new Date().toISOString();
+    record.detail = detail?.(result);
+    status.currentStep = undefined;
+    return result;
+  };
+  const accountGpu = () => {
+    const gpu = status.gpu!;
+    if (!gpu.readyAt) return;
+    const end = gpu.releasedAt ? Date.parse(gpu.releasedAt) : Date.now();
+    gpu.gpuMinutes = Math.round(((end - Date.parse(gpu.readyAt)) / 60_000) * (gpu.gpusPerNode ?? 0) * 100) / 100;
+    gpu.estimatedCost = estimateCost(plan.prices, plan.vmSize.name, plan.spot, 1, (end - Date.parse(gpu.readyAt)) / 60_000);
+  };
+  let poolCreated = false;
+  let poolReleased = false;
+  const releasePool = async () => {
+    if (!poolCreated || poolReleased) return;
+    if (plan.release.policy === 'scale-to-zero') {
+      if (await arm.scaleNodePoolToZero(pool)) status.released.push(`AgentPool/${pool} (scaled to 0)`);
+    } else if (await arm.deleteNodePool(pool)) {
+      status.released.push(`AgentPool/${pool} (deleted)`);
+    }
+    poolReleased = true;
+    status.gpu!.releasedAt = new Date().toISOString();
+    accountGpu();
+  };
+
+  try {
+    enter('provisioning');
+    await step('GPU capacity', () => provision(plan, pool, workflowId, () => (poolCreated = true), status), (r) => r);
+    const ready = await step('wait for GPU nodes', () => waits.waitForPoolNodes(pool, 1), (r) => `${r.nodes.join(', ')}: ${r.gpusPerNode} GPU(s)`);
+    status.gpu.gpusPerNode = ready.gpusPerNode;
+    status.gpu.readyAt = new Date().toISOString();
+
+    enter('preparing');
+    await step('tuning inputs', async () => {
+      await kube.ensureNamespace(plan.namespace);
+      status.created.push(`ConfigMap/${names.configMap}`, `PersistentVolumeClaim/${names.results}`);
+      await kube.ensureTuningInputs({ namespace: plan.namespace, runId: workflowId, configMap: names.configMap, resultsClaim: names.results, config: plan.config });
+    });
+
+    enter('training');
+    status.created.push(`Job/${names.trainJob}`);
+    await step('train', async () => {
+      await kube.startTuningJob(plan.namespace, {
+        name: names.trainJob,
+        runId: workflowId,
+        model: plan.model,
+        gpus: ready.gpusPerNode,
+        pool,
+        taints: [gpuTaint],
+        dataset: plan.dataset,
+        configMap: names.configMap,
+        resultsClaim: names.results,
+        backoffLimit: trainerBackoffLimit,
+      });
+      const done = await watchJob(plan, names.trainJob, (progress) => {
+        status.training = { ...progress, job: names.trainJob };
+        accountGpu();
+      });
+      if (done.state === 'failed') {
+        const oom = /OOMKilled/.test(done.reason ?? '');
+        throw ApplicationFailure.nonRetryable(
+          `Training Job ${names.trainJob} failed: ${done.reason ?? 'unknown reason'}` +
+            (oom ? `. The trainer ran out of memory: use method qlora, or a VM size with more GPU memory than ${plan.vmSize.name}'s ${plan.vmSize.gpu!.memoryGiB} GiB.` : ''),
+          failureTypes.trainingFailed,
+          done,
+        );
+      }
+      return done;
+    }, (done) => `${done.attempts} attempt(s) on ${done.node}`);
+
+    enter('pushing');
+    const adapter = await step('push adapter image', () => pushAdapter(plan, workflowId, outputImage, names, pool, status), (a) => `${outputImage}@${a.digest}`);
+    status.adapter = { image: outputImage, digest: adapter.digest, reference: `${plan.output.registry}/${plan.output.repository}@${adapter.digest}` };
+
+    if (!plan.deploy) {
+      enter('releasing-gpus');
+      if (plan.release.idleGraceMinutes > 0) await sleep(plan.release.idleGraceMinutes * 60_000);
+      await step('release GPUs', releasePool, () => status.released.filter((r) => r.startsWith('AgentPool/')).join(', ') || 'pool kept (not created by this run)');
+    } else {
+      enter('deploying');
+      const deploy = plan.deploy;
+      status.created.push(`Deployment/${deploy.name}`, `Service/${deploy.name}`);
+      const models = await step('deploy inference', async () => {
+        await kube.deployInference(plan.namespace, {
+          name: deploy.name,
+          runId: workflowId,
+          model: plan.model,
+          adapter: { name: plan.runName, image: status.adapter!.reference! },
+          pool,
+          taints: [gpuTaint],
+          gpus: ready.gpusPerNode,
+          replicas: deploy.replicas,
+        });
+        const deadline = Date.now() + rolloutTimeoutMs;
+        for (;;) {
+          const rollout = await kube.checkInference(plan.namespace, deploy.name);
+          if (rollout.available >= rollout.wanted) break;
+          if (Date.now() > deadline) {
+            throw ApplicationFailure.nonRetryable(`Inference ${deploy.name} has ${rollout.available}/${rollout.wanted} replicas after ${rolloutTimeoutMs / 60_000} minutes`, failureTypes.inferenceUnhealthy);
+          }
+          await sleep(plan.pollIntervalSeconds * 1000);
+        }
+        return smoke.smokeCheckInference(plan.namespace, deploy.name, plan.runName);
+      }, (m) => `serving ${m.join(', ')}`);
+      status.inference = { service: deploy.name, models };
+    }
+    enter('cleaning-up');
+    await CancellationScope.nonCancellable(async () => {
+      status.released.push(...(await kube.deleteRunObjects(plan.namespace, workflowId, { includeInference: false })));
+    });
+    enter('succeeded');
+    return status;
+  } catch (err) {
+    const outcome = isCancellation(err) ? 'cancelled' : 'failed';
+    status.error = err instanceof Error ? err.message : String(err);
+    // Compensation: nothing this run created may outlive it, GPU nodes least of all.
+    await CancellationScope.nonCancellable(async () => {
+      enter('cleaning-up');
+      status.released.push(...(await kube.deleteRunObjects(plan.namespace, workflowId, { includeInference: true })));
+      await releasePool();
+    });
+    enter(outcome);
+    throw err;
+  }
+}
+
+/** Creates the run's pool, or checks the existing pool the request names. */
+async function provision(plan: FineTunePlan, pool: string, workflowId: string, markCreated: () => void, status: FineTuneStatus): Promise<string> {
+  if (plan.existingPool) {
+    const existing = await arm.describeNodePool(pool);
+    if (!existing || existing.vmSize.toLowerCase() !== plan.vmSize.name.toLowerCase() || existing.count < 1) {
+      throw ApplicationFailure.nonRetryable(
+        existing
+          ? `Node pool ${pool} is ${existing.count} x ${existing.vmSize}; the run needs at least one ${plan.vmSize.name}`
+          : `Node pool ${pool} does not exist`,
+        failureTypes.nodePoolConflict,
+      );
+    }
+    return `using existing pool ${pool}`;
+  }
+  markCreated(); // before the call: a timed-out create may still have made the pool
+  status.created.push(`AgentPool/${pool}`);
+  const created = await arm.ensureNodePool({
+    name: pool,
+    vmSize: plan.vmSize.name,
+    count: 1,
+    spot: plan.spot,
+    taints: [gpuTaint],
+    labels: { 'aks-finetune.io/purpose': 'fine-tuning' },
+    tags: { 'aks-finetune.io/managed': 'true', 'aks-finetune.io/workflow-id': workflowId, 'aks-finetune.io/release-policy': plan.release.policy },
+  });
+  return `${created.name}: ${created.count} x ${created.vmSize}${created.adopted ? ' (adopted)' : ''}`;
+}
+
+/** Checks a Job between durable timers until it is done: no activity slot is held while waiting. */
+async function watchJob(plan: FineTunePlan, job: string, onProgress: (p: JobProgress) => void): Promise<JobProgress> {
+  for (;;) {
+    const progress = await kube.checkJob(plan.namespace, job);
+    onProgress(progress);
+    if (progress.state === 'succeeded' || progress.state === 'failed') return progress;
+    await sleep(plan.pollIntervalSeconds * 1000);
+  }
+}
+
+/**
+ * Pushes the adapter with a pusher Job; a failed push starts a new pusher (never a new
+ * training). Then reads the image back from the registry for the digest it really holds.
+ */
+async function pushAdapter(
+  plan: FineTunePlan,
+  workflowId: string,
+  image: string,
+  names: { results: string; pushJob: (attempt: number) => string },
+  pool: string,
+  status: FineTuneStatus,
+): Promise<{ digest: string }> {
+  const annotations = {
+    'sh.kaito.model.name': plan.model.name,
+    'org.opencontainers.image.created': new Date().toISOString(),
+    'org.opencontainers.image.base.name': `kaito-${plan.model.name}:${plan.model.weightsTag}`,
+    'aks-finetune.io/method': plan.method,
+    'aks-finetune.io/dataset': plan.dataset.urls?.join(',') ?? plan.dataset.image ?? `pvc:${plan.dataset.volume}`,
+    'aks-finetune.io/config-hash': fingerprint(plan.config),
+    'aks-finetune.io/workflow-id': workflowId,
+  };
+  for (let attempt = 1; ; attempt++) {
+    status.pushAttempts = attempt;
+    const job = names.pushJob(attempt);
+    status.created.push(`Job/${job}`);
+    await kube.startPushJob(plan.namespace, {
+      name: job,
+      runId: workflowId,
+      pool,
+      taints: [gpuTaint],
+      resultsClaim: names.results,
+      image,
+      annotations,
+      pushSecret: plan.output.pushSecret,
+    });
+    const done = await watchJob({ ...plan, pollIntervalSeconds: Math.min(plan.pollIntervalSeconds, 5) }, job, () => undefined);
+    if (done.state === 'succeeded') return kube.readAdapterImage(image);
+    if (attempt >= maxPushAttempts) {
+      throw ApplicationFailure.nonRetryable(`Pushing ${image} failed ${attempt} times; last: ${done.reason}`, failureTypes.pushFailed, done);
+    }
+    await sleep(Math.min(2 ** attempt, 60) * 1000);
+  }
+}
