@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { EmulatorControl } from '../scripts/stack/aks-emulator/control-client.js';
+import { SimulatorControl } from '../scripts/stack/gpu-simulator/control-client.js';
 import { createContainerServiceClient, createKubeConfig } from '../workers/clients.js';
 import { loadWorkerConfig } from '../workers/config.js';
 
@@ -10,6 +11,7 @@ export const containerService = createContainerServiceClient(config);
 export const kubeConfig = createKubeConfig(config);
 export const core = kubeConfig.makeApiClient(CoreV1Api);
 export const emulator = new EmulatorControl(config.azure.armEndpoint);
+export const simulator = new SimulatorControl(process.env.GPU_SIMULATOR_URL ?? 'http://127.0.0.1:18080');
 export const { resourceGroup, clusterName } = config.azure;
 
 /** A short random suffix that keeps names from different tests and runs apart. */

@@ -17,6 +17,7 @@ import { modelLabel, roleLabel, roles } from '../../../activities/kubernetes/lab
 import { loadStackConfig, projectRoot } from '../config.js';
 import { writeAdapter } from './adapter-files.js';
 import { SimulatedCluster } from './cluster.js';
+import type { SimulatorSettings } from './settings.js';
 
 const config = loadStackConfig();
 const kubeConfig = new KubeConfig();
@@ -24,12 +25,6 @@ kubeConfig.loadFromFile(config.kubeconfig);
 const cluster = new SimulatedCluster(kubeConfig, join(config.stateDir, 'data', 'volumes'));
 const run = promisify(execFile);
 
-export interface SimulatorSettings {
-  /** How long simulated training takes. */
-  trainingMs: number;
-  /** Fail the next training pods with this termination reason (e.g. OOMKilled). */
-  failTraining?: { reason: string; exitCode: number; times: number };
-}
 const settings: SimulatorSettings = { trainingMs: Number(process.env.GPU_SIMULATOR_TRAINING_MS ?? 2000) };
 const handled = new Set<string>();
 const log = (line: string) => console.log(`${new Date().toISOString()} SIMULATION ${line}`);

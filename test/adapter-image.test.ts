@@ -1,0 +1,65 @@
+// The adapter image pushed to the real registry has KAITO's layout, and pushing the same
+// adapter again gives the same digest (so a retried push is harmless).
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
+import { gunzipSync } from 'node:zlib';
+import { extract } from 'tar-stream';
+import { describe, expect, it } from 'vitest';
+import { pushAdapterImage } from '../activities/registry/adapter-image.js';
+import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
+import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
+import { config, unique } from './support.js';
+
+async function tarEntries(tar: Buffer): Promise<Record<string, Buffer>> {
+  const entries: Record<string, Buffer> = {};
+  const reader = extract();
+  reader.on('entry', (header, stream, next) => {
+    void buffer(stream).then((data) => {
+      if (header.type === 'file') entries[header.name] = data;
+      next();
+    });
+  });
+  const done = new Promise<void>((resolve) => reader.on('finish', () => resolve()));
+  reader.end(tar);
+  await done;
+  return entries;
+}
+
+describe('adapter image', () => {
+  const client = () => createRegistryContentClient(config.registry.endpoint, `adapters/layout-${unique()}`, createAzureCredential(config.azure.staticToken));
+
+  it("uses KAITO's layout: one tar+gzip layer with data/adapter_*, diff_ids of the tar, the model annotation", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
+    writeAdapter(dir, 'phi-3-mini-4k-instruct', { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: ['q_proj'] });
+    const registry = client();
+    const pushed = await pushAdapterImage(registry, dir, 'v1', { 'sh.kaito.model.name': 'phi-3-mini-4k-instruct' });
+
+    const { manifest, digest } = await registry.getManifest('v1');
+    expect(digest).toBe(pushed.digest);
+    const m = manifest as { config: { mediaType: string; digest: string }; layers: { mediaType: string; digest: string }[]; annotations: Record<string, string> };
+    expect(m.config.mediaType).toBe('application/vnd.oci.image.config.v1+json');
+    expect(m.layers.map((l) => l.mediaType)).toEqual(['application/vnd.oci.image.layer.v1.tar+gzip']);
+    expect(m.annotations['sh.kaito.model.name']).toBe('phi-3-mini-4k-instruct');
+
+    const tar = gunzipSync(await buffer((await registry.downloadBlob(m.layers[0]!.digest)).content));
+    const entries = await tarEntries(tar);
+    expect(Object.keys(entries).sort()).toEqual(['data/adapter_config.json', 'data/adapter_model.safetensors']);
+    expect(JSON.parse(entries['data/adapter_config.json']!.toString())).toMatchObject({ peft_type: 'LORA', r: 4, base_model_name_or_path: 'phi-3-mini-4k-instruct' });
+    const imageConfig = JSON.parse((await buffer((await registry.downloadBlob(m.config.digest)).content)).toString());
+    expect(imageConfig).toEqual({ rootfs: { type: 'layers', diff_ids: [`sha256:${createHash('sha256').update(tar).digest('hex')}`] } });
+
+    // Same files, same annotations: same digest.
+    expect((await pushAdapterImage(registry, dir, 'v1-again', { 'sh.kaito.model.name': 'phi-3-mini-4k-instruct' })).digest).toBe(pushed.digest);
+  });
+
+  it('says what is missing when the trainer left no adapter', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
+    writeFileSync(join(dir, 'adapter_config.json'), '{}');
+    await expect(pushAdapterImage(client(), dir, 'v1', {})).rejects.toThrow(
+      `the trainer left no adapter_model.safetensors in ${dir}: training did not produce an adapter`,
+    );
+  });
+});

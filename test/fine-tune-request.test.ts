@@ -1,0 +1,149 @@
+// Validation runs in the workflow before anything is created: every problem a person can make,
+// reported at once with a message that says what to do.
+import { describe, expect, it } from 'vitest';
+import { datasetUrlProblem } from '../domain/dataset-url.js';
+import { type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { parseImageReference } from '../domain/image-reference.js';
+import { trainingConfig } from '../domain/training-config.js';
+
+const valid: FineTuneRequest = {
+  model: 'phi-3-mini-4k-instruct',
+  method: 'lora',
+  dataset: { urls: ['https://data.example.com/chats.jsonl'] },
+  output: { image: 'myacr.azurecr.io/adapters/phi3:v1' },
+  gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
+};
+const problems = (request: FineTuneRequest) => {
+  const result = validateFineTuneRequest(request, 'run-1');
+  return result.ok ? [] : result.problems;
+};
+
+describe('fineTune request validation', () => {
+  it('accepts a good request and fills in the plan', () => {
+    const result = validateFineTuneRequest(valid, 'Run_1');
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.plan).toMatchObject({
+      runName: 'run-1',
+      namespace: 'aks-finetune',
+      output: { registry: 'myacr.azurecr.io', repository: 'adapters/phi3', tag: 'v1' },
+      release: { policy: 'delete', idleGraceMinutes: 0 },
+      pollIntervalSeconds: 30,
+    });
+    expect(result.plan.config.training_config.LoraConfig).toEqual({ r: 8, lora_alpha: 8, lora_dropout: 0 });
+    expect(result.plan.config.training_config.QuantizationConfig).toBeUndefined();
+  });
+
+  it('reports every problem at once', () => {
+    const found = problems({ model: 'gpt-5', method: 'qlora', tuning: { loadIn4bit: true, loadIn8bit: true }, gpu: { vmSize: 'Standard_X' } });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('model "gpt-5" is not a known preset; choose one of phi-3-mini-4k-instruct'),
+        'method qlora needs exactly one of loadIn4bit and loadIn8bit set to true',
+        'gpu.vmSize "Standard_X" is not a known Azure VM size',
+        'dataset needs exactly one of urls, image or volume',
+        'output.image is required: the registry/repository[:tag] the adapter image is pushed to',
+      ]),
+    );
+  });
+
+  it('refuses quantization with lora', () => {
+    expect(problems({ ...valid, tuning: { loadIn4bit: true } })).toEqual([
+      'method lora trains a full-precision base: loadIn4bit and loadIn8bit must not be true (use method qlora for a quantized base)',
+    ]);
+  });
+
+  it('checks that the model fits the GPU, and says what would', () => {
+    const [tooBig] = problems({ ...valid, model: 'phi-3-medium-4k-instruct', gpu: { vmSize: 'Standard_NV36ads_A10_v5' } });
+    expect(tooBig).toMatch(/^phi-3-medium-4k-instruct with lora needs about [\d.]+ GiB per GPU, but Standard_NV36ads_A10_v5's A10 GPUs have 24 GiB: use method qlora \(about [\d.]+ GiB\) or choose Standard_NC24ads_A100_v4$/);
+    expect(problems({ ...valid, model: 'phi-3-medium-4k-instruct', method: 'qlora', gpu: { vmSize: 'Standard_NV36ads_A10_v5' } })).toEqual([]);
+    expect(problems({ ...valid, model: 'qwen2.5-coder-32b-instruct' })[0]).toMatch(/needs about .* but Standard_NC24ads_A100_v4's A100 GPUs have 80 GiB: use method qlora/);
+  });
+
+  it('refuses GPUs that cannot compute in bfloat16, and sizes without GPUs', () => {
+    expect(problems({ ...valid, gpu: { vmSize: 'Standard_NC4as_T4_v3' } })[0]).toContain('T4 GPUs, which do not compute in bfloat16');
+    expect(problems({ ...valid, gpu: { vmSize: 'Standard_D4s_v3' } })).toEqual(['gpu.vmSize Standard_D4s_v3 has no GPUs']);
+  });
+
+  it('refuses dataset URLs that reach into the cluster or the cloud metadata service', () => {
+    expect(datasetUrlProblem('ftp://example.com/a.csv')).toContain('only http and https');
+    expect(datasetUrlProblem('http://localhost:8080/a.csv')).toContain('points at localhost');
+    expect(datasetUrlProblem('http://169.254.169.254/metadata')).toContain('link-local');
+    expect(datasetUrlProblem('http://10.1.2.3/a.csv')).toContain('a private address');
+    expect(datasetUrlProblem('http://192.168.0.4/a.csv')).toContain('a private address');
+    expect(datasetUrlProblem('http://127.0.0.2/a.csv')).toContain('a loopback address');
+    expect(datasetUrlProblem('http://[::1]/a.csv')).toContain('a loopback address');
+    expect(datasetUrlProblem('http://[fd00::1]/a.csv')).toContain('unique local');
+    expect(datasetUrlProblem('http://metadata.google.internal/x')).toContain('metadata service');
+    expect(datasetUrlProblem('https://huggingface.co/datasets/x/resolve/main/train.jsonl')).toBeUndefined();
+    expect(problems({ ...valid, dataset: { urls: ['http://10.0.0.1/x.csv'] } })).toEqual(['dataset.urls: http://10.0.0.1/x.csv: 10.0.0.1 is a private address']);
+  });
+
+  it('checks image references and names Kubernetes would reject', () => {
+    expect(parseImageReference('myacr.azurecr.io/a/b:v1')).toEqual({ registry: 'myacr.azurecr.io', repository: 'a/b', tag: 'v1', digest: undefined });
+    expect(parseImageReference('127.0.0.1:15000/a:1')?.registry).toBe('127.0.0.1:15000');
+    expect(parseImageReference('library/ubuntu')?.registry).toBe('docker.io');
+    expect(parseImageReference('Bad Image')).toBeUndefined();
+    const found = problems({
+      ...valid,
+      runName: 'Not_A_Name',
+      namespace: 'UPPER',
+      output: { image: 'adapters/phi3:v1' },
+      dataset: { image: 'not a ref' },
+      deploy: { name: 'ok', replicas: 0 },
+    });
+    expect(found).toEqual([
+      'dataset.image "not a ref" is not a valid image reference',
+      `runName "Not_A_Name" must be a DNS label of at most 40 characters (lowercase letters, digits, '-')`,
+      'output.image "adapters/phi3:v1" names no registry; write it as myregistry.azurecr.io/repository[:tag]',
+      'namespace "UPPER" is not a valid Kubernetes namespace name',
+      'deploy.replicas must be an integer from 1 to 10',
+    ]);
+    expect(problems({ ...valid, dataset: { urls: ['https://a.example/x.csv'], volume: 'data' } })).toEqual([
+      'dataset needs exactly one of urls, image or volume (got urls and volume)',
+    ]);
+  });
+
+  it('translates a KAITO tuning Workspace, given as YAML', () => {
+    const workspace = `
+apiVersion: kaito.sh/v1beta1
+kind: Workspace
+metadata:
+  name: workspace-tuning-phi-3
+resource:
+  instanceType: Standard_NC24ads_A100_v4
+  labelSelector:
+    matchLabels: { app: tuning-phi-3 }
+tuning:
+  preset:
+    name: phi-3-mini-128k-instruct
+  method: qlora
+  input:
+    urls: ["https://huggingface.co/datasets/philschmid/dolly-15k-oai-style/resolve/main/data/train-00000-of-00001.parquet"]
+  output:
+    image: myacr.azurecr.io/adapters/phi-3-dolly:0.0.1
+    imagePushSecret: acr-push
+`;
+    const result = validateFineTuneRequest({ workspace }, 'wf');
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.plan).toMatchObject({
+      runName: 'workspace-tuning-phi-3',
+      method: 'qlora',
+      model: { name: 'phi-3-mini-128k-instruct' },
+      vmSize: { name: 'Standard_NC24ads_A100_v4' },
+      output: { repository: 'adapters/phi-3-dolly', tag: '0.0.1', pushSecret: 'acr-push' },
+    });
+    expect(problems({ workspace: 'kind: [' })).toEqual(expect.arrayContaining([expect.stringContaining('workspace is not valid YAML or JSON')]));
+  });
+
+  it('builds KAITO qlora parameters from its template and the overrides', () => {
+    expect(trainingConfig('qlora', { loraR: 16, epochs: 2 }).training_config).toMatchObject({
+      QuantizationConfig: { load_in_4bit: true, load_in_8bit: false, bnb_4bit_quant_type: 'nf4', bnb_4bit_compute_dtype: 'bfloat16', bnb_4bit_use_double_quant: true },
+      LoraConfig: { r: 16, lora_alpha: 8, lora_dropout: 0 },
+      TrainingArguments: { output_dir: '/mnt/results', num_train_epochs: 2, save_strategy: 'no', per_device_train_batch_size: 1 },
+      DataCollator: { mlm: true },
+      DatasetConfig: { shuffle_dataset: true, train_test_split: 1 },
+    });
+  });
+});

@@ -1,0 +1,277 @@
+// fineTune end to end on the local stack with real activities: the happy path, deploy, the
+// release policies, validation, training failure, cancellation at each step, a registry
+// outage during the push, and a worker killed during training.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { AppsV1Api, BatchV1Api } from '@kubernetes/client-node';
+import { WorkflowFailedError } from '@temporalio/client';
+import { type ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Activities } from '../activities/index.js';
+import type { FineTuneRequest } from '../domain/fine-tune-request.js';
+import { startStack } from '../scripts/stack/cli.js';
+import { loadStackConfig } from '../scripts/stack/config.js';
+import { stopProcess } from '../scripts/stack/processes.js';
+import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
+import { createWorkerActivities, workflowsPath } from '../workers/worker.js';
+import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, resourceGroup, simulator, unique } from './support.js';
+
+let env: TestWorkflowEnvironment;
+let workflowBundle: WorkflowBundle;
+const batch = kubeConfig.makeApiClient(BatchV1Api);
+const apps = kubeConfig.makeApiClient(AppsV1Api);
+const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
+const registryHost = new URL(config.registry.endpoint).host;
+const namespace = 'aks-finetune';
+const stackConfig = loadStackConfig();
+
+const request = (overrides: Partial<FineTuneRequest> = {}): FineTuneRequest => ({
+  model: 'phi-3-mini-4k-instruct',
+  method: 'qlora',
+  dataset: { urls: ['https://datasets.example.com/support/chats.jsonl'] },
+  output: { image: `${registryHost}/adapters/test-${unique()}:v1` },
+  gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
+  pollIntervalSeconds: 1,
+  ...overrides,
+});
+
+beforeAll(async () => {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.address, namespace: config.temporal.namespace });
+  workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
+  await simulator.settings({ trainingMs: 500 });
+});
+
+afterEach(async () => {
+  await simulator.settings({ trainingMs: 500, failTraining: undefined });
+  await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
+});
+
+afterAll(async () => {
+  await env?.teardown();
+});
+
+async function withWorker<T>(workerActivities: Partial<Activities>, run: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = `test-${unique()}`;
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle, activities: workerActivities });
+  return worker.runUntil(run(taskQueue));
+}
+
+const poolOf = (name: string) =>
+  containerService.agentPools.get(resourceGroup, clusterName, name).then(
+    (p) => p,
+    (err: { statusCode?: number }) => (err.statusCode === 404 ? undefined : Promise.reject(err)),
+  );
+
+/** Everything in the cluster that carries the run's label. */
+async function leftovers(runId: string): Promise<string[]> {
+  const labelSelector = `aks-finetune.io/run=${runId}`;
+  const names = (kind: string, items: { metadata?: { name?: string } }[]) => items.map((i) => `${kind}/${i.metadata?.name}`);
+  return [
+    ...names('Job', (await batch.listNamespacedJob({ namespace, labelSelector })).items),
+    ...names('ConfigMap', (await core.listNamespacedConfigMap({ namespace, labelSelector })).items),
+    ...names('PersistentVolumeClaim', (await core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items),
+    ...names('Deployment', (await apps.listNamespacedDeployment({ namespace, labelSelector })).items),
+    ...names('Service', (await core.listNamespacedService({ namespace, labelSelector })).items),
+  ];
+}
+
+async function expectNothingLeft(status: FineTuneStatus, runId: string): Promise<void> {
+  expect(await poolOf(status.gpu!.pool)).toBeUndefined();
+  expect(await leftovers(runId)).toEqual([]);
+}
+
+describe('fineTune', () => {
+  it('trains, pushes the adapter, records its digest and lineage, releases the pool, and leaves nothing behind', async () => {
+    const workflowId = `ft-${unique()}`;
+    const status = await withWorker(activities, (taskQueue) => env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }));
+
+    expect(status.phase).toBe('succeeded');
+    expect(status.steps.map((s) => s.name)).toEqual(['GPU capacity', 'wait for GPU nodes', 'tuning inputs', 'train', 'push adapter image', 'release GPUs']);
+    expect(status.training).toMatchObject({ state: 'succeeded', attempts: 1 });
+    expect(status.pushAttempts).toBe(1);
+    expect(status.released).toContain(`AgentPool/${status.gpu!.pool} (deleted)`);
+    expect(status.gpu).toMatchObject({ vmSize: 'Standard_NC24ads_A100_v4', gpusPerNode: 1, currency: 'USD', pricesAsOf: '2025-06-01' });
+    expect(status.gpu!.gpuMinutes).toBeGreaterThan(0);
+    await expectNothingLeft(status, workflowId);
+
+    // The registry holds the adapter under the recorded digest, with its lineage.
+    const ref = status.adapter!.image.split('/').slice(1).join('/');
+    const [repository, tag] = ref.split(':') as [string, string];
+    const registry = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
+    const { digest, manifest } = await registry.getManifest(tag);
+    expect(digest).toBe(status.adapter!.digest);
+    expect((manifest as { annotations: Record<string, string> }).annotations).toMatchObject({
+      'sh.kaito.model.name': 'phi-3-mini-4k-instruct',
+      'aks-finetune.io/method': 'qlora',
+      'aks-finetune.io/dataset': 'https://datasets.example.com/support/chats.jsonl',
+      'aks-finetune.io/workflow-id': workflowId,
+    });
+
+    const query = `WorkflowId = '${workflowId}' AND BaseModel = 'phi-3-mini-4k-instruct' AND TuningMethod = 'qlora' AND PipelinePhase = 'succeeded' AND AdapterRepository = '${registryHost}/${repository}'`;
+    await eventually(async () => {
+      for await (const execution of env.client.workflow.list({ query })) return execution;
+      return undefined;
+    }, 'the run to be found by its search attributes');
+  });
+
+  it('deploys inference with the adapter by digest, smoke-checks /v1/models, and keeps the pool for it', async () => {
+    const workflowId = `ft-deploy-${unique()}`;
+    const status = await withWorker(activities, (taskQueue) =>
+      env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request({ runName: `svc-${unique()}`, deploy: { replicas: 1 } })] }),
+    );
+    try {
+      expect(status.phase).toBe('succeeded');
+      expect(status.inference?.models).toEqual(['phi-3-mini-4k-instruct', expect.stringMatching(/^svc-/)]);
+      const deployment = await apps.readNamespacedDeployment({ name: status.inference!.service, namespace });
+      const args = deployment.spec!.template.spec!.initContainers!.map((c) => c.command!.join(' ')).join('\n');
+      expect(args).toContain(status.adapter!.reference!);
+      expect(status.adapter!.reference).toMatch(/@sha256:[0-9a-f]{64}$/);
+      expect((await poolOf(status.gpu!.pool))?.count).toBe(1);
+      expect((await leftovers(workflowId)).sort()).toEqual([`Deployment/${status.inference!.service}`, `Service/${status.inference!.service}`]);
+    } finally {
+      await apps.deleteNamespacedDeployment({ name: status.inference!.service, namespace });
+      await core.deleteNamespacedService({ name: status.inference!.service, namespace });
+      await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, status.gpu!.pool, { updateIntervalInMs: 200 });
+    }
+  });
+
+  it('scales the pool to zero instead of deleting it when the release policy says so', async () => {
+    const status = await withWorker(activities, (taskQueue) =>
+      env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-zero-${unique()}`, args: [request({ release: { policy: 'scale-to-zero' } })] }),
+    );
+    try {
+      expect(status.released).toContain(`AgentPool/${status.gpu!.pool} (scaled to 0)`);
+      expect(await poolOf(status.gpu!.pool)).toMatchObject({ count: 0, provisioningState: 'Succeeded' });
+    } finally {
+      await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, status.gpu!.pool, { updateIntervalInMs: 200 });
+    }
+  });
+
+  it('fails a bad request with every problem listed and calls no activity', async () => {
+    const called: string[] = [];
+    const spy = new Proxy({} as Partial<Activities>, { get: (_t, name: string) => async () => void called.push(name) });
+    const error = await withWorker(spy, (taskQueue) =>
+      env.client.workflow.execute(fineTune, {
+        taskQueue,
+        workflowId: `ft-bad-${unique()}`,
+        args: [{ model: 'phi-3-medium-4k-instruct', gpu: { vmSize: 'Standard_NC4as_T4_v3' }, dataset: { urls: ['http://169.254.169.254/latest'] } }],
+      }),
+    ).catch((e: unknown) => e);
+    const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe('InvalidRequest');
+    const problems = (cause.details?.[0] as { problems: string[] }).problems;
+    expect(problems).toHaveLength(4);
+    expect(cause.message).toContain('T4 GPUs, which do not compute in bfloat16');
+    expect(cause.message).toContain('169.254.169.254 is a link-local address');
+    expect(cause.message).toContain('output.image is required');
+    expect(called).toEqual([]);
+  });
+
+  it('fails an out-of-memory training with advice, and cleans up everything', async () => {
+    await simulator.settings({ failTraining: { reason: 'OOMKilled', exitCode: 137, times: 2 } });
+    const workflowId = `ft-oom-${unique()}`;
+    const { error, status } = await withWorker(activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request({ method: 'lora' })] });
+      return { error: await handle.result().catch((e: unknown) => e), status: await handle.query(fineTuneStatusQuery) };
+    });
+    const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe('TrainingFailed');
+    expect(cause.message).toMatch(/OOMKilled.*use method qlora, or a VM size with more GPU memory than Standard_NC24ads_A100_v4's 80 GiB/);
+    expect(status).toMatchObject({ phase: 'failed', training: { state: 'failed', attempts: 2 } });
+    await expectNothingLeft(status, workflowId);
+  });
+
+  it.each([
+    { phase: 'provisioning', setup: () => emulator.settings({ provisioningDelayMs: 3000 }) },
+    { phase: 'training', setup: () => simulator.settings({ trainingMs: 20_000 }) },
+  ] as const)('leaves no pool and no Job when cancelled while $phase', async ({ phase, setup }) => {
+    await setup();
+    const workflowId = `ft-cancel-${phase}-${unique()}`;
+    const status = await withWorker(activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+      await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === phase ? true : undefined), `phase ${phase}`);
+      await new Promise((r) => setTimeout(r, 500)); // let the step's first call land
+      await handle.cancel();
+      expect((await handle.result().catch((e: unknown) => e) as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      return handle.query(fineTuneStatusQuery);
+    });
+    expect(status.phase).toBe('cancelled');
+    await expectNothingLeft(status, workflowId);
+  });
+
+  describe('with the registry down', () => {
+    afterEach(async () => {
+      await startStack(stackConfig, () => undefined); // brings the registry back if a test left it stopped
+    });
+
+    it('retries only the push, never the training, and succeeds once the registry is back', async () => {
+      await simulator.settings({ trainingMs: 1500 });
+      const workflowId = `ft-push-retry-${unique()}`;
+      const status = await withWorker(activities, async (taskQueue) => {
+        const handle = await env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+        await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'training' ? true : undefined), 'training');
+        await stopProcess(stackConfig, 'registry');
+        await eventually(async () => ((await handle.query(fineTuneStatusQuery)).pushAttempts >= 2 ? true : undefined), 'a second push attempt', 90_000);
+        await startStack(stackConfig, () => undefined);
+        return handle.result();
+      });
+      expect(status.phase).toBe('succeeded');
+      expect(status.pushAttempts).toBeGreaterThanOrEqual(2);
+      expect(status.training).toMatchObject({ attempts: 1 });
+      expect(status.created.filter((c) => c.endsWith('-train'))).toHaveLength(1);
+      expect(status.adapter?.digest).toMatch(/^sha256:/);
+      await expectNothingLeft(status, workflowId);
+    });
+
+    it('leaves no pool and no Job when cancelled while pushing', async () => {
+      await simulator.settings({ trainingMs: 1000 });
+      const workflowId = `ft-cancel-push-${unique()}`;
+      const status = await withWorker(activities, async (taskQueue) => {
+        const handle = await env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+        await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'training' ? true : undefined), 'training');
+        await stopProcess(stackConfig, 'registry');
+        await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'pushing' ? true : undefined), 'pushing');
+        await handle.cancel();
+        await handle.result().catch(() => undefined);
+        return handle.query(fineTuneStatusQuery);
+      });
+      expect(status.phase).toBe('cancelled');
+      await expectNothingLeft(status, workflowId);
+    });
+  });
+
+  it('resumes after the worker is killed during training, with exactly one tuning Job', async () => {
+    await simulator.settings({ trainingMs: 8000 });
+    const taskQueue = `test-crash-${unique()}`;
+    const startWorker = (): ChildProcess =>
+      spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue }, stdio: 'ignore', detached: true });
+    const workflowId = `ft-crash-${unique()}`;
+    const handle = await env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+    let worker = startWorker();
+    try {
+      const training = async () => ((await handle.query(fineTuneStatusQuery).catch(() => undefined))?.training?.state === 'running' ? true : undefined);
+      await eventually(training, 'training to run', 60_000);
+      const jobBefore = await batch.readNamespacedJob({ name: `${workflowId}-train`, namespace });
+      process.kill(-worker.pid!, 'SIGKILL');
+      worker = startWorker();
+      await eventually(training, 'the new worker to answer', 60_000);
+      const jobAfter = await batch.readNamespacedJob({ name: `${workflowId}-train`, namespace });
+      expect(jobAfter.metadata?.uid).toBe(jobBefore.metadata?.uid); // the same Job, watched again
+      const status = await handle.result();
+      expect(status.phase).toBe('succeeded');
+      expect(status.training).toMatchObject({ attempts: 1, state: 'succeeded' });
+      expect(status.created.filter((c) => c.endsWith('-train'))).toEqual([`Job/${workflowId}-train`]);
+      await expectNothingLeft(status, workflowId);
+    } finally {
+      try {
+        process.kill(-worker.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+});
