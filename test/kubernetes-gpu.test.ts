@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 describe('a GPU Job on a node pool created through ARM', () => {
-  it('stays Pending without GPU nodes, runs once the pool exists, and the nodes go with the pool', async () => {
+  it('stays Pending without its GPU nodes, runs once the pool exists, and the nodes go with the pool', async () => {
     await batch.createNamespacedJob({
       namespace,
       body: {
@@ -29,6 +29,8 @@ describe('a GPU Job on a node pool created through ARM', () => {
           template: {
             spec: {
               restartPolicy: 'Never',
+              // This pool's nodes only: GPU nodes of other runs must not satisfy it.
+              nodeSelector: { 'kubernetes.azure.com/agentpool': pool },
               tolerations: [{ key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }],
               containers: [{ name: 'train', image: 'trainer:test', resources: { limits: { 'nvidia.com/gpu': '1' } } }],
             },
