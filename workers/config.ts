@@ -21,6 +21,7 @@ export interface WorkerConfig {
   inferenceUrlTemplate: string;
   /** Registry of KAITO's trainer and weights images. */
   kaitoRegistry: string;
+  polling: { armMs: number; kubeMs: number };
 }
 
 /** Every variable the worker reads, with what it means: the README's configuration table. */
@@ -38,6 +39,8 @@ export const workerVariables: Record<string, string> = {
   WORKER_IMAGE: 'image of this worker (built from Dockerfile), run by the adapter pusher Job',
   INFERENCE_URL_TEMPLATE: 'URL of an inference Service with {namespace} and {service} placeholders (default in-cluster DNS)',
   KAITO_REGISTRY: "registry of KAITO's trainer and model weight images (default mcr.microsoft.com/aks/kaito)",
+  ARM_POLL_INTERVAL_MS: 'how often ARM long-running operations are polled (default 5000)',
+  KUBE_POLL_INTERVAL_MS: 'how often activities that wait on the cluster look again (default 2000)',
   AZURE_TENANT_ID: 'read by DefaultAzureCredential (service principal or workload identity)',
   AZURE_CLIENT_ID: 'read by DefaultAzureCredential (service principal, workload or managed identity)',
   AZURE_CLIENT_SECRET: 'read by DefaultAzureCredential (service principal)',
@@ -49,6 +52,14 @@ export class ConfigError extends Error {}
 function required(env: NodeJS.ProcessEnv, name: string, hint: string): string {
   const value = env[name];
   if (!value) throw new ConfigError(`${name} is not set: ${hint}`);
+  return value;
+}
+
+function milliseconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (!raw) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 10) throw new ConfigError(`${name}=${raw} must be a whole number of milliseconds >= 10`);
   return value;
 }
 
@@ -75,5 +86,6 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     workerImage: env.WORKER_IMAGE ?? 'aks-finetune/worker:0.1.0',
     inferenceUrlTemplate: env.INFERENCE_URL_TEMPLATE ?? 'http://{service}.{namespace}.svc.cluster.local',
     kaitoRegistry: env.KAITO_REGISTRY ?? 'mcr.microsoft.com/aks/kaito',
+    polling: { armMs: milliseconds(env, 'ARM_POLL_INTERVAL_MS', 5000), kubeMs: milliseconds(env, 'KUBE_POLL_INTERVAL_MS', 2000) },
   };
 }

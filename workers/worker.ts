@@ -13,9 +13,10 @@ export interface WorkerTuning {
   kubePollIntervalMs: number;
 }
 
-export const defaultTuning: WorkerTuning = { armPollIntervalMs: 5000, kubePollIntervalMs: 2000 };
-
-export function createWorkerActivities(config: WorkerConfig, tuning: WorkerTuning = defaultTuning) {
+export function createWorkerActivities(
+  config: WorkerConfig,
+  tuning: WorkerTuning = { armPollIntervalMs: config.polling.armMs, kubePollIntervalMs: config.polling.kubeMs },
+) {
   const credential = createAzureCredential(config.azure.staticToken);
   return createActivities({
     containerService: createContainerServiceClient(config, credential),

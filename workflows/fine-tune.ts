@@ -70,6 +70,8 @@ export interface FineTuneStatus {
   };
   training?: JobProgress & { job: string };
   pushAttempts: number;
+  /** The last pusher Job. */
+  push?: JobProgress & { job: string };
   adapter?: { image: string; digest?: string; reference?: string };
   inference?: { service: string; models: string[] };
   error?: string;
@@ -356,7 +358,9 @@ async function pushAdapter(
       annotations,
       pushSecret: plan.output.pushSecret,
     });
-    const done = await watchJob({ ...plan, pollIntervalSeconds: Math.min(plan.pollIntervalSeconds, 5) }, job, () => undefined);
+    const done = await watchJob({ ...plan, pollIntervalSeconds: Math.min(plan.pollIntervalSeconds, 5) }, job, (progress) => {
+      status.push = { ...progress, job };
+    });
     if (done.state === 'succeeded') return kube.readAdapterImage(image);
     if (attempt >= maxPushAttempts) {
       throw ApplicationFailure.nonRetryable(`Pushing ${image} failed ${attempt} times; last: ${done.reason}`, failureTypes.pushFailed, done);

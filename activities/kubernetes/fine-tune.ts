@@ -22,6 +22,8 @@ export interface JobProgress {
   /** Pods the Job has started so far (1 unless the trainer failed and was retried). */
   attempts: number;
   startedAt?: string;
+  /** When the Job completed or failed. */
+  finishedAt?: string;
   /** Why it failed: the pod's termination reason and message. */
   reason?: string;
   /** Last training step and loss, parsed from the trainer's log when it is readable. */
@@ -103,6 +105,7 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
         restarts: pods.reduce((n, p) => n + (p.status?.containerStatuses ?? []).reduce((m, s) => m + (s.restartCount ?? 0), 0), 0),
         attempts: pods.length,
         startedAt: job.status?.startTime ? new Date(job.status.startTime).toISOString() : undefined,
+        finishedAt: done?.lastTransitionTime ? new Date(done.lastTransitionTime).toISOString() : undefined,
       };
       if (progress.state === 'failed') {
         const failedPod = [...pods].reverse().find((p) => p.status?.phase === 'Failed') ?? pod;

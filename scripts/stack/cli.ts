@@ -5,21 +5,29 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { ensureCertificates } from './certs.js';
 import { type Component, type StackContext, stages } from './components.js';
-import { loadStackConfig, portVariable, type StackConfig } from './config.js';
+import { loadStackConfig, portVariable, type StackConfig, stackUsers } from './config.js';
 import { assertPortFree, runningPid, StackError, startProcess, stopProcess, waitUntilReady } from './processes.js';
 
-/** The admin identity in kube-apiserver's token file (system:masters: the local stack's cluster-admin). */
-function ensureAdminToken(config: StackConfig): { adminToken: string; tokenFile: string } {
+/**
+ * The identities in kube-apiserver's token file, both cluster-admins (system:masters): the
+ * stack's own components, and the worker (and the tests and scripts acting as it), kept apart
+ * so the audit log shows the worker's calls alone.
+ */
+function ensureTokens(config: StackConfig): { adminToken: string; workerToken: string; tokenFile: string } {
   const tokenFile = join(config.certsDir, 'tokens.csv');
-  if (!existsSync(tokenFile)) {
-    writeFileSync(tokenFile, `${randomBytes(24).toString('hex')},stack-admin,stack-admin,"system:masters"\n`, { mode: 0o600 });
+  const users = [stackUsers.admin, stackUsers.worker];
+  const lines = existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim().split('\n') : [];
+  const tokenOf = (user: string) => lines.find((l) => l.split(',')[1] === user)?.split(',')[0];
+  const missing = users.filter((u) => !tokenOf(u));
+  if (missing.length > 0) {
+    lines.push(...missing.map((u) => `${randomBytes(24).toString('hex')},${u},${u},"system:masters"`));
+    writeFileSync(tokenFile, lines.join('\n') + '\n', { mode: 0o600 });
   }
-  const adminToken = readFileSync(tokenFile, 'utf8').split(',')[0]!;
-  return { adminToken, tokenFile };
+  return { adminToken: tokenOf(stackUsers.admin)!, workerToken: tokenOf(stackUsers.worker)!, tokenFile };
 }
 
-function writeKubeconfig(ctx: StackContext): void {
-  const { config, certs, adminToken } = ctx;
+function writeKubeconfig(ctx: StackContext, file: string, user: string, token: string): void {
+  const { config, certs } = ctx;
   const kubeconfig = {
     apiVersion: 'v1',
     kind: 'Config',
@@ -29,11 +37,11 @@ function writeKubeconfig(ctx: StackContext): void {
         cluster: { server: `https://${config.host}:${config.ports.apiserver}`, 'certificate-authority': certs.caCert },
       },
     ],
-    users: [{ name: 'stack-admin', user: { token: adminToken } }],
-    contexts: [{ name: 'local-aks', context: { cluster: 'local-aks', user: 'stack-admin' } }],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: 'local-aks', context: { cluster: 'local-aks', user } }],
     'current-context': 'local-aks',
   };
-  writeFileSync(config.kubeconfig, stringify(kubeconfig), { mode: 0o600 });
+  writeFileSync(file, stringify(kubeconfig), { mode: 0o600 });
 }
 
 /** What the worker, scripts and tests read to reach the stack (see README, "Configuration"). */
@@ -43,7 +51,7 @@ export function stackEnvironment(ctx: StackContext): Record<string, string> {
     TEMPORAL_ADDRESS: `${config.host}:${config.ports.temporal}`,
     TEMPORAL_NAMESPACE: 'default',
     TEMPORAL_UI_URL: `http://${config.host}:${config.ports.temporalUi}`,
-    KUBECONFIG: config.kubeconfig,
+    KUBECONFIG: config.workerKubeconfig,
     REGISTRY_ENDPOINT: `https://${config.host}:${config.ports.registry}`,
     AZURE_ARM_ENDPOINT: `https://${config.host}:${config.ports.arm}`,
     // Inference Services answer through the gpu-simulator here; in a cluster, at their DNS name.
@@ -61,8 +69,19 @@ export function stackEnvironment(ctx: StackContext): Record<string, string> {
 async function prepare(config: StackConfig): Promise<StackContext> {
   mkdirSync(config.stateDir, { recursive: true });
   const certs = await ensureCertificates(config.certsDir);
-  const ctx = { config, certs, ...ensureAdminToken(config) };
-  writeKubeconfig(ctx);
+  const { workerToken, ...tokens } = ensureTokens(config);
+  const ctx = { config, certs, ...tokens };
+  writeKubeconfig(ctx, config.kubeconfig, stackUsers.admin, tokens.adminToken);
+  writeKubeconfig(ctx, config.workerKubeconfig, stackUsers.worker, workerToken);
+  writeFileSync(
+    config.auditPolicy,
+    stringify({
+      apiVersion: 'audit.k8s.io/v1',
+      kind: 'Policy',
+      omitStages: ['RequestReceived'],
+      rules: [{ level: 'Metadata', users: [stackUsers.worker] }, { level: 'None' }],
+    }),
+  );
   return ctx;
 }
 
@@ -118,6 +137,7 @@ function printUsage(env: Record<string, string>, config: StackConfig): void {
   Temporal Web UI    ${env.TEMPORAL_UI_URL}
   Kubernetes         kubeconfig ${env.KUBECONFIG}
                      e.g. ${join(config.toolsBin, 'kubectl')} --kubeconfig ${env.KUBECONFIG} get nodes
+                     (the worker's identity; its API calls are audited in ${join(config.logsDir, 'kube-audit.log')})
   OCI registry       ${env.REGISTRY_ENDPOINT}  (TLS, CA ${env.NODE_EXTRA_CA_CERTS})
   AKS emulator (ARM) ${env.AZURE_ARM_ENDPOINT}  cluster /subscriptions/${env.AZURE_SUBSCRIPTION_ID}/resourceGroups/${env.AZURE_RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/${env.AKS_CLUSTER_NAME}
 

@@ -87,6 +87,12 @@ const kubeApiserver: Component = {
       // The kubernetes Service would point at 127.0.0.1, which endpoint validation rejects.
       '--endpoint-reconciler-type=none',
       '--profiling=false',
+      // The worker's API calls, for the benchmark's calls-per-run figure.
+      `--audit-policy-file=${config.auditPolicy}`,
+      `--audit-log-path=${config.auditLog}`,
+      '--audit-log-format=json',
+      '--audit-log-maxsize=100',
+      '--audit-log-maxbackup=1',
     ],
   }),
   ready: async ({ config, certs, adminToken }) =>

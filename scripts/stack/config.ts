@@ -13,7 +13,12 @@ export interface StackConfig {
   pidsDir: string;
   certsDir: string;
   envFile: string;
+  /** Kubeconfig of the stack's own components (controllers, kwok, emulator, simulator). */
   kubeconfig: string;
+  /** Kubeconfig of the worker, tests and scripts: a separate identity, audited. */
+  workerKubeconfig: string;
+  auditPolicy: string;
+  auditLog: string;
   ports: {
     temporal: number;
     temporalUi: number;
@@ -62,6 +67,8 @@ function readPort(env: NodeJS.ProcessEnv, component: keyof StackConfig['ports'])
   return port;
 }
 
+export const stackUsers = { admin: 'stack-admin', worker: 'aks-finetune-worker' } as const;
+
 export function loadStackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
   const stateDir = resolve(projectRoot, env.STACK_DIR ?? '.stack');
   const ports = Object.fromEntries(
@@ -76,6 +83,9 @@ export function loadStackConfig(env: NodeJS.ProcessEnv = process.env): StackConf
     certsDir: resolve(stateDir, 'certs'),
     envFile: resolve(stateDir, 'env'),
     kubeconfig: resolve(stateDir, 'kubeconfig'),
+    workerKubeconfig: resolve(stateDir, 'worker.kubeconfig'),
+    auditPolicy: resolve(stateDir, 'audit-policy.yaml'),
+    auditLog: resolve(stateDir, 'logs', 'kube-audit.log'),
     ports,
     azure: {
       subscriptionId: '00000000-0000-0000-0000-000000000000',

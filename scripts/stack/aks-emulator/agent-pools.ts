@@ -83,6 +83,11 @@ export class AgentPools {
     return Object.keys(this.state.pools).sort();
   }
 
+  /** Every operation, for measuring how long ARM work took. */
+  operations(): Operation[] {
+    return Object.values(this.state.operations);
+  }
+
   operation(id: string): Operation | undefined {
     return this.state.operations[id];
   }

@@ -1,6 +1,6 @@
 // Client for the emulator's control API (/_emulator): settings, fault injection, request log.
 // Used by tests and benchmarks; real ARM has no such API.
-import type { Timing } from './agent-pools.js';
+import type { Operation, Timing } from './agent-pools.js';
 import type { Fault } from './faults.js';
 import type { RequestRecord } from './server.js';
 
@@ -27,6 +27,10 @@ export class EmulatorControl {
 
   clearFaults(): Promise<Fault[]> {
     return this.call('DELETE', 'faults');
+  }
+
+  operations(): Promise<Operation[]> {
+    return this.call('GET', 'operations');
   }
 
   requests(): Promise<RequestRecord[]> {

@@ -56,6 +56,7 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
       if (req.method === 'DELETE') faults.clear();
       return send(res, 200, faults.list());
     }
+    if (path === '/_emulator/operations') return send(res, 200, pools.operations());
     if (path === '/_emulator/requests') {
       if (req.method === 'DELETE') requests.length = 0;
       return send(res, 200, requests);
