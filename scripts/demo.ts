@@ -6,7 +6,9 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
+import { createKubeConfig } from '../workers/clients.js';
 import { loadWorkerConfig } from '../workers/config.js';
+import { startJobWatcher } from '../workers/job-watcher.js';
 import { createWorker } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 
@@ -38,6 +40,7 @@ const connection = await Connection.connect({ address: config.temporal.address }
 const client = new Client({ connection, namespace: config.temporal.namespace });
 const workflowId = `fine-tune-demo-${stamp}`;
 const began = Date.now();
+const watcher = startJobWatcher(createKubeConfig(config), client);
 const handle = await client.workflow.start(fineTune, { taskQueue: config.temporal.taskQueue, workflowId, args: [request] });
 console.log(`Started fineTune ${workflowId}: ${request.model} (${request.method}) on ${request.gpu?.vmSize}`);
 console.log(`  ${uiUrl}/namespaces/${config.temporal.namespace}/workflows/${workflowId}`);
@@ -65,6 +68,7 @@ try {
   console.log(`  released  ${result.released.join(', ')}`);
 } finally {
   clearInterval(ticker);
+  watcher.stop();
   worker.shutdown();
   await workerRun;
   await connection.close();

@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { AppsV1Api, BatchV1Api } from '@kubernetes/client-node';
 import { WorkflowFailedError } from '@temporalio/client';
-import { type ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { type ActivityFailure, type ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,8 +14,10 @@ import { startStack } from '../scripts/stack/cli.js';
 import { loadStackConfig } from '../scripts/stack/config.js';
 import { stopProcess } from '../scripts/stack/processes.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
+import { startJobWatcher } from '../workers/job-watcher.js';
 import { createWorkerActivities, workflowsPath } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { nodePoolName } from '../workflows/naming.js';
 import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, resourceGroup, simulator, unique } from './support.js';
 
 let env: TestWorkflowEnvironment;
@@ -149,6 +151,44 @@ describe('fineTune', () => {
     } finally {
       await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, status.gpu!.pool, { updateIntervalInMs: 200 });
     }
+  });
+
+  it('finishes as soon as the shared Job watcher signals, not on its next (10 minute) check', async () => {
+    const watcher = startJobWatcher(kubeConfig, env.client);
+    try {
+      // Checks would wait 600 s: the run can only finish within the test's timeout through the signal.
+      const status = await withWorker(activities, (taskQueue) =>
+        env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-signal-${unique()}`, args: [request({ pollIntervalSeconds: 600 })] }),
+      );
+      expect(status.phase).toBe('succeeded');
+    } finally {
+      watcher.stop();
+    }
+  }, 90_000);
+
+  it('fails at once on a quota error, creating nothing', async () => {
+    const workflowId = `ft-quota-${unique()}`;
+    await emulator.addFault({ kind: 'quota', method: 'PUT', pool: nodePoolName('ft', workflowId) });
+    const error = await withWorker(activities, (taskQueue) => env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] })).catch(
+      (e: unknown) => e,
+    );
+    const cause = ((error as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
+    expect(cause.type).toBe('GpuQuotaExceeded');
+    expect(cause.message).toMatch(/quota is exhausted\. Request a quota increase for that VM family, or choose another vmSize/);
+    expect(await poolOf(nodePoolName('ft', workflowId))).toBeUndefined();
+    expect(await leftovers(workflowId)).toEqual([]);
+  });
+
+  it('retries a capacity failure and succeeds when capacity comes back', async () => {
+    const workflowId = `ft-capacity-${unique()}`;
+    const pool = nodePoolName('ft', workflowId);
+    await emulator.clearRequests();
+    await emulator.addFault({ kind: 'capacity', pool });
+    const status = await withWorker(activities, (taskQueue) => env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }));
+    expect(status.phase).toBe('succeeded');
+    const puts = (await emulator.requests()).filter((r) => r.method === 'PUT' && r.path.endsWith(`/agentPools/${pool}`));
+    expect(puts).toHaveLength(2);
+    await expectNothingLeft(status, workflowId);
   });
 
   it('fails a bad request with every problem listed and calls no activity', async () => {

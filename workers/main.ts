@@ -2,7 +2,10 @@
 //   worker         (default) poll the task queue and run workflows and activities
 //   push-adapter   package an adapter from a results folder and push it (the pusher Job runs this)
 // Configuration comes from the environment (README, "Configuration").
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { createKubeConfig } from './clients.js';
+import { startJobWatcher } from './job-watcher.js';
 import { ConfigError, loadWorkerConfig } from './config.js';
 import { pushAdapterCommand } from './push-adapter.js';
 import { createWorker } from './worker.js';
@@ -10,11 +13,15 @@ import { createWorker } from './worker.js';
 async function runWorker(): Promise<void> {
   const config = loadWorkerConfig();
   const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const watcher = startJobWatcher(createKubeConfig(config), new Client({ connection: clientConnection, namespace: config.temporal.namespace }), console.error);
   try {
     const worker = await createWorker(config, connection);
     console.log(`Worker polling task queue "${config.temporal.taskQueue}" on ${config.temporal.address} (namespace ${config.temporal.namespace})`);
     await worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks are done
   } finally {
+    watcher.stop();
+    await clientConnection.close();
     await connection.close();
   }
 }

@@ -5,7 +5,9 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  condition,
   defineQuery,
+  defineSignal,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -79,6 +81,8 @@ export interface FineTuneStatus {
 }
 
 export const fineTuneStatusQuery = defineQuery<FineTuneStatus>('status');
+/** Sent by the worker's shared Job watcher when a Job of this run completes or fails. */
+export const jobFinishedSignal = defineSignal<[{ namespace: string; name: string }]>('jobFinished');
 
 const arm = proxyActivities<Pick<Activities, 'ensureNodePool' | 'deleteNodePool' | 'scaleNodePoolToZero' | 'describeNodePool'>>(armOperations);
 const kube = proxyActivities<
@@ -91,6 +95,8 @@ const waits = proxyActivities<Pick<Activities, 'waitForPoolNodes'>>(clusterWaits
 const smoke = proxyActivities<Pick<Activities, 'smokeCheckInference'>>(smokeChecks);
 
 const gpuTaint = 'sku=gpu:NoSchedule';
+/** Checks of a running Job back off to this: the jobFinished signal, not polling, ends the wait. */
+const maxCheckIntervalMs = 10 * 60_000;
 const maxPushAttempts = 5;
 const trainerBackoffLimit = 1;
 const rolloutTimeoutMs = 20 * 60_000;
@@ -99,6 +105,9 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
   const { workflowId } = workflowInfo();
   const status: FineTuneStatus = { phase: 'validating', steps: [], created: [], released: [], pushAttempts: 0 };
   setHandler(fineTuneStatusQuery, () => status);
+  /** Names of this run's Jobs that the shared Job watcher reported finished. */
+  const finishedJobs = new Set<string>();
+  setHandler(jobFinishedSignal, ({ name }) => void finishedJobs.add(name));
 
   const validation = validateFineTuneRequest(request, workflowId);
   if (!validation.ok) {
@@ -213,7 +222,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
         resultsClaim: names.results,
         backoffLimit: trainerBackoffLimit,
       });
-      const done = await watchJob(plan, names.trainJob, (progress) => {
+      const done = await watchJob(plan, names.trainJob, finishedJobs, (progress) => {
         status.training = { ...progress, job: names.trainJob };
         accountGpu();
       });
@@ -230,7 +239,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     }, (done) => `${done.attempts} attempt(s) on ${done.node}`);
 
     enter('pushing');
-    const adapter = await step('push adapter image', () => pushAdapter(plan, workflowId, outputImage, names, pool, status), (a) => `${outputImage}@${a.digest}`);
+    const adapter = await step('push adapter image', () => pushAdapter(plan, workflowId, outputImage, names, pool, status, finishedJobs), (a) => `${outputImage}@${a.digest}`);
     status.adapter = { image: outputImage, digest: adapter.digest, reference: `${plan.output.registry}/${plan.output.repository}@${adapter.digest}` };
 
     if (!plan.deploy) {
@@ -313,13 +322,17 @@ async function provision(plan: FineTunePlan, pool: string, workflowId: string, m
   return `${created.name}: ${created.count} x ${created.vmSize}${created.adopted ? ' (adopted)' : ''}`;
 }
 
-/** Checks a Job between durable timers until it is done: no activity slot is held while waiting. */
-async function watchJob(plan: FineTunePlan, job: string, onProgress: (p: JobProgress) => void): Promise<JobProgress> {
-  for (;;) {
+/**
+ * Checks a Job until it is done, between durable timers (no activity slot is held while
+ * waiting) that double from pollIntervalSeconds up to 10 minutes; the jobFinished signal
+ * cuts a wait short.
+ */
+async function watchJob(plan: FineTunePlan, job: string, finishedJobs: Set<string>, onProgress: (p: JobProgress) => void): Promise<JobProgress> {
+  for (let intervalMs = plan.pollIntervalSeconds * 1000; ; intervalMs = Math.min(intervalMs * 2, maxCheckIntervalMs)) {
     const progress = await kube.checkJob(plan.namespace, job);
     onProgress(progress);
     if (progress.state === 'succeeded' || progress.state === 'failed') return progress;
-    await sleep(plan.pollIntervalSeconds * 1000);
+    await condition(() => finishedJobs.has(job), intervalMs);
   }
 }
 
@@ -334,6 +347,7 @@ async function pushAdapter(
   names: { results: string; pushJob: (attempt: number) => string },
   pool: string,
   status: FineTuneStatus,
+  finishedJobs: Set<string>,
 ): Promise<{ digest: string }> {
   const annotations = {
     'sh.kaito.model.name': plan.model.name,
@@ -358,7 +372,7 @@ async function pushAdapter(
       annotations,
       pushSecret: plan.output.pushSecret,
     });
-    const done = await watchJob({ ...plan, pollIntervalSeconds: Math.min(plan.pollIntervalSeconds, 5) }, job, (progress) => {
+    const done = await watchJob(plan, job, finishedJobs, (progress) => {
       status.push = { ...progress, job };
     });
     if (done.state === 'succeeded') return kube.readAdapterImage(image);

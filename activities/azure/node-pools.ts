@@ -146,7 +146,14 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
     /** Deletes the pool; a pool that is already gone counts as deleted. Returns whether one existed. */
     async deleteNodePool(name: string): Promise<boolean> {
       const ctx = Context.current();
-      if (!(await getPool(name))) return false;
+      let pool = await getPool(name);
+      // ARM refuses a delete while another operation runs (409): let a create or scale finish first.
+      while (pool && (pool.provisioningState === 'Creating' || pool.provisioningState === 'Updating' || pool.provisioningState === 'Scaling')) {
+        ctx.heartbeat({ step: 'waiting for the running operation before deleting', provisioningState: pool.provisioningState });
+        await ctx.sleep(pollIntervalMs);
+        pool = await getPool(name);
+      }
+      if (!pool) return false;
       const poller = pools.delete(resourceGroup, clusterName, name, {
         updateIntervalInMs: pollIntervalMs,
         abortSignal: ctx.cancellationSignal,

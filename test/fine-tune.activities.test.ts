@@ -1,0 +1,97 @@
+// The pipeline's Kubernetes activities against the real API server: KAITO's Job layout,
+// adoption on retry, refusal of another run's objects, cleanup by run label.
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BatchV1Api } from '@kubernetes/client-node';
+import { parseTrainerLog } from '../activities/kubernetes/fine-tune.js';
+import { findModelPreset } from '../domain/models.js';
+import { trainingConfig } from '../domain/training-config.js';
+import { createWorkerActivities } from '../workers/worker.js';
+import { config, core, kubeConfig, unique } from './support.js';
+
+const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
+const activity = new MockActivityEnvironment();
+const batch = kubeConfig.makeApiClient(BatchV1Api);
+const namespace = `act-${unique()}`;
+const runId = `run-${unique()}`;
+const inputs = { namespace, runId, configMap: 'r1-params', resultsClaim: 'r1-results', config: trainingConfig('qlora', { loraR: 16 }) };
+const tuningJob = {
+  name: 'r1-train',
+  runId,
+  model: findModelPreset('phi-3-mini-4k-instruct')!,
+  gpus: 2,
+  // No such pool: the Job stays pending, which is all these tests need.
+  pool: 'nosuchpool',
+  taints: ['sku=gpu:NoSchedule'],
+  dataset: { urls: ['https://data.example.com/a/train.jsonl'] },
+  configMap: 'r1-params',
+  resultsClaim: 'r1-results',
+  backoffLimit: 1,
+};
+
+beforeAll(async () => {
+  await activity.run(activities.ensureNamespace, namespace);
+});
+
+afterAll(async () => {
+  await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+});
+
+describe('fineTune Kubernetes activities', () => {
+  it("write KAITO's training_config.yaml and a results claim, and adopt them on retry", async () => {
+    await activity.run(activities.ensureTuningInputs, inputs);
+    await activity.run(activities.ensureTuningInputs, inputs); // a retry adopts
+    const map = await core.readNamespacedConfigMap({ name: 'r1-params', namespace });
+    const yaml = parse(map.data!['training_config.yaml']!) as { training_config: Record<string, Record<string, unknown>> };
+    expect(Object.keys(yaml.training_config).sort()).toEqual(['DataCollator', 'DatasetConfig', 'LoraConfig', 'ModelConfig', 'QuantizationConfig', 'TrainingArguments']);
+    expect(yaml.training_config.LoraConfig).toEqual({ r: 16, lora_alpha: 8, lora_dropout: 0 });
+    const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'r1-results', namespace });
+    expect(claim.metadata?.labels?.['aks-finetune.io/run']).toBe(runId);
+  });
+
+  it("refuse to adopt another run's objects", async () => {
+    const error = await activity.run(activities.ensureTuningInputs, { ...inputs, runId: 'someone-else' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApplicationFailure);
+    expect(error).toMatchObject({ type: 'NameTaken', nonRetryable: true });
+    expect((error as Error).message).toBe(`ConfigMap ${namespace}/r1-params exists but belongs to run ${runId}, not someone-else`);
+  });
+
+  it("create the tuning Job in KAITO's layout once; a retry adopts it", async () => {
+    expect(await activity.run(activities.startTuningJob, namespace, tuningJob)).toEqual({ adopted: false });
+    expect(await activity.run(activities.startTuningJob, namespace, tuningJob)).toEqual({ adopted: true });
+    const job = await batch.readNamespacedJob({ name: 'r1-train', namespace });
+    const pod = job.spec!.template.spec!;
+    expect(job.spec?.backoffLimit).toBe(1);
+    expect(pod.restartPolicy).toBe('Never');
+    expect(pod.initContainers!.map((c) => c.name)).toEqual(['model-weights', 'dataset-download']);
+    expect(pod.initContainers![0]!.command).toEqual(['oras', 'pull', 'mcr.microsoft.com/aks/kaito/kaito-phi-3-mini-4k-instruct:0.1.1', '-o', '/workspace/weights']);
+    expect(pod.initContainers![1]!.command!.join(' ')).toContain("curl -sSfL --retry 5 -o '/mnt/data/train.jsonl' 'https://data.example.com/a/train.jsonl'");
+    const trainer = pod.containers[0]!;
+    expect(trainer.image).toBe('mcr.microsoft.com/aks/kaito/kaito-base:0.5.0');
+    expect(trainer.command!.join(' ')).toContain('accelerate launch --num_processes=2 /workspace/tfs/fine_tuning.py');
+    expect(trainer.resources).toEqual({ requests: { 'nvidia.com/gpu': '2' }, limits: { 'nvidia.com/gpu': '2' } });
+    expect(trainer.volumeMounts!.map((m) => m.mountPath)).toEqual(['/dev/shm', '/workspace/weights', '/mnt/config', '/mnt/data', '/mnt/results']);
+    expect(trainer.env).toContainEqual({ name: 'DEFAULT_TARGET_MODULES', value: 'k_proj,q_proj,v_proj,o_proj,gate_proj,down_proj,up_proj' });
+    expect(pod.nodeSelector).toEqual({ 'kubernetes.azure.com/agentpool': 'nosuchpool' });
+    expect(pod.tolerations).toContainEqual({ key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' });
+    expect(pod.tolerations).toContainEqual({ key: 'kubernetes.azure.com/scalesetpriority', operator: 'Equal', value: 'spot', effect: 'NoSchedule' });
+  });
+
+  it('report a Job whose pod cannot be scheduled as pending', async () => {
+    expect(await activity.run(activities.checkJob, namespace, 'r1-train')).toMatchObject({ state: 'pending', restarts: 0 });
+  });
+
+  it("delete every object of the run by its label, and nothing twice", async () => {
+    const deleted = (await activity.run(activities.deleteRunObjects, namespace, runId, { includeInference: true })) as string[];
+    expect(deleted.sort()).toEqual(['ConfigMap/r1-params', 'Job/r1-train', 'PersistentVolumeClaim/r1-results']);
+    expect(await activity.run(activities.deleteRunObjects, namespace, runId, { includeInference: true })).toEqual([]);
+  });
+
+  it("parse step and loss from the Hugging Face trainer's log", () => {
+    const log = " 40%|████      | 4/10 [00:02<00:03,  1.9it/s]\n{'loss': 1.734, 'grad_norm': 0.51, 'learning_rate': 0.0002, 'epoch': 0.4}\n 50%|█████     | 5/10 [00:03<00:02,  1.9it/s]";
+    expect(parseTrainerLog(log)).toEqual({ step: 5, loss: 1.734 });
+    expect(parseTrainerLog('')).toEqual({ step: undefined, loss: undefined });
+  });
+});
