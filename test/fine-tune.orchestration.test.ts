@@ -2,27 +2,15 @@
 // steps, which failures are retried, and compensation after a failure late in the run.
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Activities } from '../activities/index.js';
 import type { JobProgress } from '../activities/kubernetes/fine-tune.js';
-import { workflowsPath } from '../workers/worker.js';
 import { fineTune } from '../workflows/fine-tune.js';
-import { config, unique } from './support.js';
+import { unique } from './support.js';
+import { useTemporal } from './temporal.js';
 
-let env: TestWorkflowEnvironment;
-let workflowBundle: WorkflowBundle;
+const temporal = useTemporal();
 
-beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.address, namespace: config.temporal.namespace });
-  workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
-});
-
-afterAll(async () => {
-  await env?.teardown();
-});
 
 const done: JobProgress = { state: 'succeeded', restarts: 0, attempts: 1, node: 'n1' };
 
@@ -61,11 +49,10 @@ const request = {
   pollIntervalSeconds: 1,
 };
 
-async function run(activities: Partial<Activities>) {
-  const taskQueue = `orchestration-${unique()}`;
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle, activities });
-  return worker.runUntil(env.client.workflow.execute(fineTune, { taskQueue, workflowId: `orch-${unique()}`, args: [request] }).catch((e: unknown) => e));
-}
+const run = (activities: Partial<Activities>) =>
+  temporal.withWorker(activities, (taskQueue) =>
+    temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `orch-${unique()}`, args: [request] }).catch((e: unknown) => e),
+  );
 
 describe('fineTune orchestration', () => {
   it('runs the steps in order and releases the pool before cleaning up', async () => {

@@ -5,9 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { AppsV1Api, BatchV1Api } from '@kubernetes/client-node';
 import { WorkflowFailedError } from '@temporalio/client';
 import { type ActivityFailure, type ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../activities/index.js';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { startStack } from '../scripts/stack/cli.js';
@@ -15,13 +13,13 @@ import { loadStackConfig } from '../scripts/stack/config.js';
 import { stopProcess } from '../scripts/stack/processes.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { startJobWatcher } from '../workers/job-watcher.js';
-import { createWorkerActivities, workflowsPath } from '../workers/worker.js';
+import { createWorkerActivities } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { nodePoolName } from '../workflows/naming.js';
 import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, resourceGroup, simulator, unique } from './support.js';
+import { useTemporal } from './temporal.js';
 
-let env: TestWorkflowEnvironment;
-let workflowBundle: WorkflowBundle;
+const temporal = useTemporal();
 const batch = kubeConfig.makeApiClient(BatchV1Api);
 const apps = kubeConfig.makeApiClient(AppsV1Api);
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
@@ -40,9 +38,6 @@ const request = (overrides: Partial<FineTuneRequest> = {}): FineTuneRequest => (
 });
 
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.address, namespace: config.temporal.namespace });
-  workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
   await simulator.settings({ trainingMs: 500 });
 });
@@ -51,16 +46,6 @@ afterEach(async () => {
   await simulator.settings({ trainingMs: 500, failTraining: undefined });
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
 });
-
-afterAll(async () => {
-  await env?.teardown();
-});
-
-async function withWorker<T>(workerActivities: Partial<Activities>, run: (taskQueue: string) => Promise<T>): Promise<T> {
-  const taskQueue = `test-${unique()}`;
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle, activities: workerActivities });
-  return worker.runUntil(run(taskQueue));
-}
 
 const poolOf = (name: string) =>
   containerService.agentPools.get(resourceGroup, clusterName, name).then(
@@ -89,7 +74,7 @@ async function expectNothingLeft(status: FineTuneStatus, runId: string): Promise
 describe('fineTune', () => {
   it('trains, pushes the adapter, records its digest and lineage, releases the pool, and leaves nothing behind', async () => {
     const workflowId = `ft-${unique()}`;
-    const status = await withWorker(activities, (taskQueue) => env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }));
+    const status = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }));
 
     expect(status.phase).toBe('succeeded');
     expect(status.steps.map((s) => s.name)).toEqual(['GPU capacity', 'wait for GPU nodes', 'tuning inputs', 'train', 'push adapter image', 'release GPUs']);
@@ -115,15 +100,15 @@ describe('fineTune', () => {
 
     const query = `WorkflowId = '${workflowId}' AND BaseModel = 'phi-3-mini-4k-instruct' AND TuningMethod = 'qlora' AND PipelinePhase = 'succeeded' AND AdapterRepository = '${registryHost}/${repository}'`;
     await eventually(async () => {
-      for await (const execution of env.client.workflow.list({ query })) return execution;
+      for await (const execution of temporal.env.client.workflow.list({ query })) return execution;
       return undefined;
     }, 'the run to be found by its search attributes');
   });
 
   it('deploys inference with the adapter by digest, smoke-checks /v1/models, and keeps the pool for it', async () => {
     const workflowId = `ft-deploy-${unique()}`;
-    const status = await withWorker(activities, (taskQueue) =>
-      env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request({ runName: `svc-${unique()}`, deploy: { replicas: 1 } })] }),
+    const status = await temporal.withWorker(activities, (taskQueue) =>
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request({ runName: `svc-${unique()}`, deploy: { replicas: 1 } })] }),
     );
     try {
       expect(status.phase).toBe('succeeded');
@@ -142,8 +127,8 @@ describe('fineTune', () => {
   });
 
   it('scales the pool to zero instead of deleting it when the release policy says so', async () => {
-    const status = await withWorker(activities, (taskQueue) =>
-      env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-zero-${unique()}`, args: [request({ release: { policy: 'scale-to-zero' } })] }),
+    const status = await temporal.withWorker(activities, (taskQueue) =>
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-zero-${unique()}`, args: [request({ release: { policy: 'scale-to-zero' } })] }),
     );
     try {
       expect(status.released).toContain(`AgentPool/${status.gpu!.pool} (scaled to 0)`);
@@ -154,11 +139,11 @@ describe('fineTune', () => {
   });
 
   it('finishes as soon as the shared Job watcher signals, not on its next (10 minute) check', async () => {
-    const watcher = startJobWatcher(kubeConfig, env.client);
+    const watcher = startJobWatcher(kubeConfig, temporal.env.client);
     try {
       // Checks would wait 600 s: the run can only finish within the test's timeout through the signal.
-      const status = await withWorker(activities, (taskQueue) =>
-        env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-signal-${unique()}`, args: [request({ pollIntervalSeconds: 600 })] }),
+      const status = await temporal.withWorker(activities, (taskQueue) =>
+        temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-signal-${unique()}`, args: [request({ pollIntervalSeconds: 600 })] }),
       );
       expect(status.phase).toBe('succeeded');
     } finally {
@@ -169,7 +154,7 @@ describe('fineTune', () => {
   it('fails at once on a quota error, creating nothing', async () => {
     const workflowId = `ft-quota-${unique()}`;
     await emulator.addFault({ kind: 'quota', method: 'PUT', pool: nodePoolName('ft', workflowId) });
-    const error = await withWorker(activities, (taskQueue) => env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] })).catch(
+    const error = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] })).catch(
       (e: unknown) => e,
     );
     const cause = ((error as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
@@ -184,7 +169,7 @@ describe('fineTune', () => {
     const pool = nodePoolName('ft', workflowId);
     await emulator.clearRequests();
     await emulator.addFault({ kind: 'capacity', pool });
-    const status = await withWorker(activities, (taskQueue) => env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }));
+    const status = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }));
     expect(status.phase).toBe('succeeded');
     const puts = (await emulator.requests()).filter((r) => r.method === 'PUT' && r.path.endsWith(`/agentPools/${pool}`));
     expect(puts).toHaveLength(2);
@@ -194,8 +179,8 @@ describe('fineTune', () => {
   it('fails a bad request with every problem listed and calls no activity', async () => {
     const called: string[] = [];
     const spy = new Proxy({} as Partial<Activities>, { get: (_t, name: string) => async () => void called.push(name) });
-    const error = await withWorker(spy, (taskQueue) =>
-      env.client.workflow.execute(fineTune, {
+    const error = await temporal.withWorker(spy, (taskQueue) =>
+      temporal.env.client.workflow.execute(fineTune, {
         taskQueue,
         workflowId: `ft-bad-${unique()}`,
         args: [{ model: 'phi-3-medium-4k-instruct', gpu: { vmSize: 'Standard_NC4as_T4_v3' }, dataset: { urls: ['http://169.254.169.254/latest'] } }],
@@ -214,8 +199,8 @@ describe('fineTune', () => {
   it('fails an out-of-memory training with advice, and cleans up everything', async () => {
     await simulator.settings({ failTraining: { reason: 'OOMKilled', exitCode: 137, times: 2 } });
     const workflowId = `ft-oom-${unique()}`;
-    const { error, status } = await withWorker(activities, async (taskQueue) => {
-      const handle = await env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request({ method: 'lora' })] });
+    const { error, status } = await temporal.withWorker(activities, async (taskQueue) => {
+      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request({ method: 'lora' })] });
       return { error: await handle.result().catch((e: unknown) => e), status: await handle.query(fineTuneStatusQuery) };
     });
     const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
@@ -231,8 +216,8 @@ describe('fineTune', () => {
   ] as const)('leaves no pool and no Job when cancelled while $phase', async ({ phase, setup }) => {
     await setup();
     const workflowId = `ft-cancel-${phase}-${unique()}`;
-    const status = await withWorker(activities, async (taskQueue) => {
-      const handle = await env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+    const status = await temporal.withWorker(activities, async (taskQueue) => {
+      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
       await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === phase ? true : undefined), `phase ${phase}`);
       await new Promise((r) => setTimeout(r, 500)); // let the step's first call land
       await handle.cancel();
@@ -251,8 +236,8 @@ describe('fineTune', () => {
     it('retries only the push, never the training, and succeeds once the registry is back', async () => {
       await simulator.settings({ trainingMs: 1500 });
       const workflowId = `ft-push-retry-${unique()}`;
-      const status = await withWorker(activities, async (taskQueue) => {
-        const handle = await env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+      const status = await temporal.withWorker(activities, async (taskQueue) => {
+        const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
         await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'training' ? true : undefined), 'training');
         await stopProcess(stackConfig, 'registry');
         await eventually(async () => ((await handle.query(fineTuneStatusQuery)).pushAttempts >= 2 ? true : undefined), 'a second push attempt', 90_000);
@@ -270,8 +255,8 @@ describe('fineTune', () => {
     it('leaves no pool and no Job when cancelled while pushing', async () => {
       await simulator.settings({ trainingMs: 1000 });
       const workflowId = `ft-cancel-push-${unique()}`;
-      const status = await withWorker(activities, async (taskQueue) => {
-        const handle = await env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+      const status = await temporal.withWorker(activities, async (taskQueue) => {
+        const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
         await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'training' ? true : undefined), 'training');
         await stopProcess(stackConfig, 'registry');
         await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'pushing' ? true : undefined), 'pushing');
@@ -290,7 +275,7 @@ describe('fineTune', () => {
     const startWorker = (): ChildProcess =>
       spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue }, stdio: 'ignore', detached: true });
     const workflowId = `ft-crash-${unique()}`;
-    const handle = await env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+    const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
     let worker = startWorker();
     try {
       const training = async () => ((await handle.query(fineTuneStatusQuery).catch(() => undefined))?.training?.state === 'running' ? true : undefined);

@@ -2,36 +2,21 @@
 // validation, cancellation cleanup, and the search attributes the UI filters on.
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BatchV1Api } from '@kubernetes/client-node';
 import type { Activities } from '../activities/index.js';
-import { createWorkerActivities, workflowsPath } from '../workers/worker.js';
+import { createWorkerActivities } from '../workers/worker.js';
 import { gpuCheck, gpuCheckStatusQuery } from '../workflows/gpu-check.js';
 import { clusterName, config, containerService, emulator, eventually, kubeConfig, resourceGroup, unique } from './support.js';
+import { useTemporal } from './temporal.js';
 
-let env: TestWorkflowEnvironment;
-let workflowBundle: WorkflowBundle;
+const temporal = useTemporal();
 const batch = kubeConfig.makeApiClient(BatchV1Api);
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.address, namespace: config.temporal.namespace });
-  workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
   await emulator.settings({ provisioningDelayMs: 500, deletionDelayMs: 500 });
 });
-
-afterAll(async () => {
-  await env?.teardown();
-});
-
-async function withWorker<T>(workerActivities: Partial<Activities>, run: (taskQueue: string) => Promise<T>): Promise<T> {
-  const taskQueue = `test-${unique()}`;
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle, activities: workerActivities });
-  return worker.runUntil(run(taskQueue));
-}
 
 const poolExists = (name: string) =>
   containerService.agentPools.get(resourceGroup, clusterName, name).then(
@@ -42,8 +27,8 @@ const poolExists = (name: string) =>
 describe('gpuCheck workflow', () => {
   it('provisions a GPU pool, runs nvidia-smi on it, releases everything, and is findable by its search attributes', async () => {
     const workflowId = `gpu-check-${unique()}`;
-    const result = await withWorker(activities, (taskQueue) =>
-      env.client.workflow.execute(gpuCheck, { taskQueue, workflowId, args: [{ vmSize: 'Standard_NC48ads_A100_v4' }] }),
+    const result = await temporal.withWorker(activities, (taskQueue) =>
+      temporal.env.client.workflow.execute(gpuCheck, { taskQueue, workflowId, args: [{ vmSize: 'Standard_NC48ads_A100_v4' }] }),
     );
     expect(result.phase).toBe('succeeded');
     expect(result.gpusPerNode).toBe(2);
@@ -60,7 +45,7 @@ describe('gpuCheck workflow', () => {
 
     const query = `WorkflowId = '${workflowId}' AND PipelinePhase = 'succeeded' AND GpuVmSize = 'Standard_NC48ads_A100_v4'`;
     const found = await eventually(async () => {
-      for await (const execution of env.client.workflow.list({ query })) return execution;
+      for await (const execution of temporal.env.client.workflow.list({ query })) return execution;
       return undefined;
     }, 'the run to be visible by its search attributes');
     expect(found.searchAttributes.GpuVmSize).toEqual(['Standard_NC48ads_A100_v4']);
@@ -73,8 +58,8 @@ describe('gpuCheck workflow', () => {
         called.push(name);
       },
     });
-    const error = await withWorker(spy, (taskQueue) =>
-      env.client.workflow.execute(gpuCheck, {
+    const error = await temporal.withWorker(spy, (taskQueue) =>
+      temporal.env.client.workflow.execute(gpuCheck, {
         taskQueue,
         workflowId: `gpu-check-bad-${unique()}`,
         args: [{ vmSize: 'Standard_D4s_v3', namespace: 'Not A Namespace' }],
@@ -92,8 +77,8 @@ describe('gpuCheck workflow', () => {
     await emulator.settings({ provisioningDelayMs: 3000 });
     try {
       const workflowId = `gpu-check-cancel-${unique()}`;
-      const outcome = await withWorker(activities, async (taskQueue) => {
-        const handle = await env.client.workflow.start(gpuCheck, { taskQueue, workflowId, args: [{ vmSize: 'Standard_NC4as_T4_v3' }] });
+      const outcome = await temporal.withWorker(activities, async (taskQueue) => {
+        const handle = await temporal.env.client.workflow.start(gpuCheck, { taskQueue, workflowId, args: [{ vmSize: 'Standard_NC4as_T4_v3' }] });
         const status = await eventually(async () => {
           const s = await handle.query(gpuCheckStatusQuery);
           return s.phase === 'provisioning' && s.steps.length > 0 ? s : undefined;

@@ -2,7 +2,7 @@
 // on the training pool (the volume is there, and the pool is released right after).
 import type { V1Job } from '@kubernetes/client-node';
 import { managedBy, roleLabel, roles, runIdLabel } from './labels.js';
-import { parseTaint, spotTaint, toleration } from './taints.js';
+import { onPool } from './placement.js';
 
 export interface PusherJobParams {
   name: string;
@@ -30,8 +30,7 @@ export function adapterPusherJob(p: PusherJobParams): V1Job {
         metadata: { labels },
         spec: {
           restartPolicy: 'Never',
-          nodeSelector: { 'kubernetes.azure.com/agentpool': p.pool },
-          tolerations: [...p.taints.map(parseTaint), spotTaint].map(toleration),
+          ...onPool(p.pool, p.taints),
           containers: [
             {
               name: 'push-adapter',

@@ -2,7 +2,7 @@
 // the NVIDIA device plugin advertises its GPUs, and a pod can use them.
 import type { V1Job } from '@kubernetes/client-node';
 import { managedBy, runIdLabel } from './labels.js';
-import { parseTaint, spotTaint, toleration } from './taints.js';
+import { onPool } from './placement.js';
 
 export interface GpuCheckJobParams {
   name: string;
@@ -26,8 +26,7 @@ export function gpuCheckJob(p: GpuCheckJobParams): V1Job {
         metadata: { labels: { [runIdLabel]: p.runId } },
         spec: {
           restartPolicy: 'Never',
-          nodeSelector: { 'kubernetes.azure.com/agentpool': p.pool },
-          tolerations: [...p.taints.map(parseTaint), spotTaint].map(toleration),
+          ...onPool(p.pool, p.taints),
           containers: [
             {
               name: 'nvidia-smi',

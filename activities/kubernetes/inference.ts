@@ -4,7 +4,7 @@
 import type { V1Deployment, V1Service } from '@kubernetes/client-node';
 import type { ModelPreset } from '../../domain/models.js';
 import { managedBy, modelLabel, roleLabel, roles, runIdLabel } from './labels.js';
-import { parseTaint, spotTaint, toleration } from './taints.js';
+import { onPool } from './placement.js';
 import type { ContainerImages } from './tuning-job.js';
 
 export interface InferenceParams {
@@ -33,8 +33,7 @@ export function inferenceObjects(p: InferenceParams, images: ContainerImages): {
       template: {
         metadata: { labels },
         spec: {
-          nodeSelector: { 'kubernetes.azure.com/agentpool': p.pool },
-          tolerations: [...p.taints.map(parseTaint), spotTaint].map(toleration),
+          ...onPool(p.pool, p.taints),
           initContainers: [
             {
               name: 'model-weights',

@@ -5,7 +5,7 @@ import type { V1Container, V1Job, V1Volume } from '@kubernetes/client-node';
 import type { DatasetSource } from '../../domain/fine-tune-request.js';
 import type { ModelPreset } from '../../domain/models.js';
 import { managedBy, modelLabel, roleLabel, roles, runIdLabel } from './labels.js';
-import { parseTaint, spotTaint, toleration } from './taints.js';
+import { onPool } from './placement.js';
 
 export interface ContainerImages {
   /** Registry of KAITO's images (base trainer and model weights). */
@@ -80,8 +80,7 @@ export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
         metadata: { labels },
         spec: {
           restartPolicy: 'Never',
-          nodeSelector: { 'kubernetes.azure.com/agentpool': p.pool },
-          tolerations: [...p.taints.map(parseTaint), spotTaint].map(toleration),
+          ...onPool(p.pool, p.taints),
           imagePullSecrets: p.dataset.imagePullSecret ? [{ name: p.dataset.imagePullSecret }] : undefined,
           initContainers: [
             {
