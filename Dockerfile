@@ -1,4 +1,4 @@
-# The worker image (also runs the one-shot search attribute registration in docker-compose).
+# The worker image (also runs the one-shot Temporal set-up (search attributes, reaper schedule) in docker-compose).
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
@@ -9,6 +9,6 @@ COPY activities ./activities
 COPY domain ./domain
 COPY workflows ./workflows
 COPY workers ./workers
-COPY scripts/register-search-attributes.ts ./scripts/
+COPY scripts/setup-temporal.ts ./scripts/
 USER node
 CMD ["node", "--import", "tsx", "workers/main.ts"]

@@ -3,12 +3,15 @@
 import type { ContainerServiceClient } from '@azure/arm-containerservice';
 import type { TokenCredential } from '@azure/core-auth';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { Client } from '@temporalio/client';
 import { createNodePoolActivities } from './azure/node-pools.js';
 import { createFineTuneKubeActivities } from './kubernetes/fine-tune.js';
 import { createJobActivities } from './kubernetes/jobs.js';
 import { createNodeActivities } from './kubernetes/nodes.js';
+import { createReaperStateActivities } from './kubernetes/reaper-state.js';
 import type { ContainerImages } from './kubernetes/tuning-job.js';
 import { createRegistryActivities } from './registry/adapter-images.js';
+import { createRunActivities } from './temporal/runs.js';
 
 export interface ActivityDeps {
   containerService: ContainerServiceClient;
@@ -20,6 +23,10 @@ export interface ActivityDeps {
   images: ContainerImages;
   workerImage: string;
   inferenceUrlTemplate: string;
+  /** Temporal itself, to look up the runs that own pools. */
+  temporalClient: Client;
+  /** Namespace of the product's own state (the reaper's ConfigMap). */
+  stateNamespace: string;
   /** Poll interval for ARM long-running operations (the SDK's default is 2 s). */
   armPollIntervalMs: number;
   /** Poll interval while waiting on Kubernetes objects. */
@@ -33,6 +40,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createFineTuneKubeActivities(deps),
     ...createRegistryActivities({ credential: deps.registryCredential }),
+    ...createReaperStateActivities({ kubeConfig: deps.kubeConfig, namespace: deps.stateNamespace }),
+    ...createRunActivities({ client: deps.temporalClient }),
   };
 }
 

@@ -11,8 +11,8 @@ const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as {
 const readme = readFileSync('README.md', 'utf8');
 
 describe('docker-compose.yml', () => {
-  it('runs Temporal on PostgreSQL, the UI, search attribute registration and the worker', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['postgresql', 'search-attributes', 'temporal', 'temporal-ui', 'worker']);
+  it('runs Temporal on PostgreSQL, the UI, the Temporal set-up and the worker', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['postgresql', 'temporal', 'temporal-setup', 'temporal-ui', 'worker']);
     expect(compose.services.temporal?.environment?.DB).toBe('postgres12');
     expect(compose.services.worker?.build).toBe('.');
   });

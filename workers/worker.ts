@@ -1,5 +1,6 @@
 // Builds the worker: real clients from the configuration, all activities, all workflows.
 import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { defaultImages } from '../activities/kubernetes/tuning-job.js';
@@ -27,6 +28,9 @@ export function createWorkerActivities(
     images: { ...defaultImages, kaitoRegistry: config.kaitoRegistry },
     workerImage: config.workerImage,
     inferenceUrlTemplate: config.inferenceUrlTemplate,
+    // Connects on first use: only the reaper asks Temporal about runs.
+    temporalClient: new Client({ connection: Connection.lazy({ address: config.temporal.address }), namespace: config.temporal.namespace }),
+    stateNamespace: 'aks-finetune',
     ...tuning,
   });
 }

@@ -20,6 +20,7 @@ import type { Activities } from '../activities/index.js';
 import type { JobProgress } from '../activities/kubernetes/fine-tune.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { type FineTunePlan, type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { managedPoolTags } from '../domain/pool-tags.js';
 import { estimateCost } from '../domain/prices.js';
 import { fingerprint } from '../domain/training-config.js';
 import { apiCalls, armOperations, clusterWaits, smokeChecks } from './activity-options.js';
@@ -317,7 +318,7 @@ async function provision(plan: FineTunePlan, pool: string, workflowId: string, m
     spot: plan.spot,
     taints: [gpuTaint],
     labels: { 'aks-finetune.io/purpose': 'fine-tuning' },
-    tags: { 'aks-finetune.io/managed': 'true', 'aks-finetune.io/workflow-id': workflowId, 'aks-finetune.io/release-policy': plan.release.policy },
+    tags: managedPoolTags(workflowId, plan.release),
   });
   return `${created.name}: ${created.count} x ${created.vmSize}${created.adopted ? ' (adopted)' : ''}`;
 }

@@ -14,6 +14,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { failureTypes } from '../domain/failure-types.js';
+import { managedPoolTags } from '../domain/pool-tags.js';
 import { findVmSize } from '../domain/vm-sizes.js';
 import { apiCalls, armOperations, clusterWaits } from './activity-options.js';
 import { nodePoolName, objectName } from './naming.js';
@@ -114,7 +115,7 @@ export async function gpuCheck(request: GpuCheckRequest): Promise<GpuCheckStatus
           spot: request.spot ?? false,
           taints: [poolTaint],
           labels: { 'aks-finetune.io/purpose': 'gpu-check' },
-          tags: { 'aks-finetune.io/managed': 'true', 'aks-finetune.io/workflow-id': workflowId },
+          tags: managedPoolTags(workflowId, { policy: 'delete' }),
         }),
       (p) => `${p.name}: ${p.count} x ${p.vmSize}${p.adopted ? ' (adopted)' : ''}`,
     );

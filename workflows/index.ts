@@ -1,3 +1,4 @@
 // Every workflow type the worker registers.
 export { gpuCheck } from './gpu-check.js';
 export { fineTune } from './fine-tune.js';
+export { reapIdleGpuPools } from './reap-idle-gpu-pools.js';

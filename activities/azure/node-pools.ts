@@ -5,6 +5,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { failureTypes } from '../../domain/failure-types.js';
+import { poolTags } from '../../domain/pool-tags.js';
 
 export interface NodePoolSpec {
   name: string;
@@ -25,6 +26,14 @@ export interface NodePoolState {
   provisioningState: string;
   /** True when the pool already existed with this spec and was adopted. */
   adopted: boolean;
+}
+
+export interface ManagedPool {
+  name: string;
+  vmSize: string;
+  count: number;
+  provisioningState: string;
+  tags: Record<string, string>;
 }
 
 export interface NodePoolDeps {
@@ -119,6 +128,17 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
       } catch (err) {
         throw toFailure(err, spec);
       }
+    },
+
+    /** The pools this product manages (tagged managed), with what the idle-GPU reaper needs to know. */
+    async listManagedPools(): Promise<ManagedPool[]> {
+      const managed: ManagedPool[] = [];
+      for await (const pool of pools.list(resourceGroup, clusterName)) {
+        const tags = pool.tags ?? {};
+        if (tags[poolTags.managed] !== 'true') continue;
+        managed.push({ name: pool.name ?? '', vmSize: pool.vmSize ?? '', count: pool.count ?? 0, provisioningState: pool.provisioningState ?? 'Unknown', tags });
+      }
+      return managed;
     },
 
     /** What an existing pool is, for a run asked to use it; undefined when there is none. */

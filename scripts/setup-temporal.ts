@@ -1,0 +1,73 @@
+// `npm run setup:temporal`: prepares a Temporal namespace for the worker. Idempotent.
+//  - registers the project's search attributes (self-hosted servers; on Temporal Cloud add them
+//    in the namespace settings instead; the local stack's dev server gets them at start-up);
+//  - creates or updates the Schedule that runs the idle-GPU reaper (REAPER_INTERVAL_SECONDS,
+//    default 60; REAPER_GRACE_MINUTES, default 5).
+import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { projectSearchAttributes } from '../workflows/search-attributes.js';
+
+export const reaperScheduleId = 'idle-gpu-reaper';
+
+export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<{ added: string[]; present: string[] }> {
+  const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+  const present = projectSearchAttributes.filter((key) => customAttributes?.[key.name] !== undefined).map((k) => k.name);
+  const missing = projectSearchAttributes.filter((key) => !present.includes(key.name));
+  if (missing.length > 0) {
+    await connection.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(missing.map((key) => [key.name, proto.temporal.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${key.type}`]])),
+    });
+  }
+  return { added: missing.map((k) => k.name), present };
+}
+
+/** Creates the reaper's Schedule, or brings an existing one to these settings. */
+export async function ensureReaperSchedule(
+  client: Client,
+  options: { taskQueue: string; intervalSeconds: number; graceMinutes: number },
+): Promise<'created' | 'updated'> {
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: 'reapIdleGpuPools',
+    workflowId: 'idle-gpu-reaper',
+    taskQueue: options.taskQueue,
+    args: [{ defaultGraceMinutes: options.graceMinutes }],
+    workflowRunTimeout: '10 minutes',
+  };
+  const spec = { intervals: [{ every: `${options.intervalSeconds} seconds` }] };
+  // SKIP: a slow reaper run is never overlapped by the next one.
+  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' };
+  try {
+    await client.schedule.create({ scheduleId: reaperScheduleId, spec, action, policies });
+    return 'created';
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(reaperScheduleId).update((previous) => ({ ...previous, spec, action, policies }));
+    return 'updated';
+  }
+}
+
+function numberFromEnv(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}=${process.env[name]} must be a positive number`);
+  return value;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+  const connection = await Connection.connect({ address });
+  try {
+    const { added, present } = await registerSearchAttributes(connection, namespace);
+    console.log(`Search attributes on ${address} (${namespace}): added [${added.join(', ')}], already present [${present.join(', ')}]`);
+    const schedule = await ensureReaperSchedule(new Client({ connection, namespace }), {
+      taskQueue: process.env.TEMPORAL_TASK_QUEUE ?? 'fine-tuning',
+      intervalSeconds: numberFromEnv('REAPER_INTERVAL_SECONDS', 60),
+      graceMinutes: numberFromEnv('REAPER_GRACE_MINUTES', 5),
+    });
+    console.log(`Schedule ${reaperScheduleId}: ${schedule}`);
+  } finally {
+    await connection.close();
+  }
+}
