@@ -3,6 +3,7 @@
 // at once, before anything is created. Pure code: the workflow runs it.
 import { parse as parseYaml } from 'yaml';
 import { datasetUrlProblem } from './dataset-url.js';
+import { fnv1a } from './hash.js';
 import { type ImageReference, parseImageReference } from './image-reference.js';
 import { estimateTrainingMemoryGiB, findModelPreset, type ModelPreset, modelPresetNames, type TuningMethod } from './models.js';
 import { defaultPriceTable, type PriceTable } from './prices.js';
@@ -68,6 +69,13 @@ export type Validation = { ok: true; plan: FineTunePlan } | { ok: false; problem
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const isDnsLabel = (s: string, max = 63) => s.length <= max && dnsLabel.test(s);
 const isDnsSubdomain = (s: string) => s.length <= 253 && s.split('.').every((p) => dnsLabel.test(p));
+
+/** The workflow id as a DNS label; a long id is cut and keeps a hash of the whole, so runs stay apart. */
+function defaultRunName(workflowId: string): string {
+  const slug = workflowId.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  if (slug.length <= 40) return slug;
+  return `${slug.slice(0, 32).replace(/-+$/, '')}-${fnv1a(workflowId).toString(36)}`;
+}
 
 /** Reads a KAITO v1beta1 tuning Workspace (fields at the top level, no `spec`) into a request. */
 export function fromKaitoWorkspace(workspace: Record<string, unknown>): FineTuneRequest {
@@ -218,7 +226,7 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
     problems.push(`dataset.imagePullSecret "${dataset.imagePullSecret}" is not a valid Secret name`);
   }
 
-  const runName = request.runName ?? workflowId.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
+  const runName = request.runName ?? defaultRunName(workflowId);
   if (!isDnsLabel(runName, 40)) problems.push(`runName "${runName}" must be a DNS label of at most 40 characters (lowercase letters, digits, '-')`);
 
   const output = request.output?.image ? parseImageReference(request.output.image) : undefined;

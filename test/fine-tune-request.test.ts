@@ -34,6 +34,18 @@ describe('fineTune request validation', () => {
     expect(result.plan.config.training_config.QuantizationConfig).toBeUndefined();
   });
 
+  it('names a run after its workflow id, keeping long ids apart', () => {
+    const name = (id: string) => {
+      const result = validateFineTuneRequest(valid, id);
+      return result.ok ? result.plan.runName : undefined;
+    };
+    const a = name('fine-tune-phi-3-mini-4k-instruct-2026-11-27t10-00-00-000z')!;
+    const b = name('fine-tune-phi-3-mini-4k-instruct-2026-11-27t11-00-00-000z')!;
+    expect(a).not.toBe(b);
+    expect(a).toMatch(/^fine-tune-phi-3-mini-4k-instruct-[0-9a-z]+$/);
+    expect(a.length).toBeLessThanOrEqual(40);
+  });
+
   it('reports every problem at once', () => {
     const found = problems({ model: 'gpt-5', method: 'qlora', tuning: { loadIn4bit: true, loadIn8bit: true }, gpu: { vmSize: 'Standard_X' } });
     expect(found).toEqual(

@@ -1,0 +1,160 @@
+// `npm run cli -- <command>`: start, follow, list, cancel and plan fineTune runs.
+// Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE (see README).
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { parse } from 'yaml';
+import {
+  cancelFineTune,
+  FineTuneRequestError,
+  getFineTuneStatus,
+  listFineTunes,
+  planFineTune,
+  type RunStatus,
+  startFineTune,
+} from '../client/fine-tune-client.js';
+import type { FineTuneRequest } from '../domain/fine-tune-request.js';
+
+const usage = `Usage: npm run cli -- <command> [options]
+
+  start <spec.yaml|.json> [--id ID] [--follow]   start a run from a request file or a KAITO Workspace file
+  status <workflow-id> [--follow]                a run's status; --follow shows live progress until it ends
+  list [--model M] [--method lora|qlora] [--phase P] [--repository R] [--limit N]
+                                                 recent runs, newest first
+  cancel <workflow-id>                           cancel a run (it cleans up before it ends)
+  plan <spec.yaml|.json> [--hours H]             dry run: validation, node pool, Kubernetes objects and
+                                                 estimated GPU-hours and cost for H hours of training (default 1);
+                                                 writes nothing anywhere
+
+Environment: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default default),
+TEMPORAL_TASK_QUEUE (default fine-tuning).`;
+
+class UsageError extends Error {}
+
+/** A request file, or a KAITO Workspace file (kind: Workspace), YAML or JSON. */
+function readRequest(file: string | undefined): FineTuneRequest {
+  if (!file) throw new UsageError('a spec file is required');
+  const doc = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  if (!doc || typeof doc !== 'object') throw new UsageError(`${file} holds no YAML/JSON object`);
+  return doc.kind === 'Workspace' ? { workspace: doc } : (doc as FineTuneRequest);
+}
+
+const seconds = (from?: string, to?: string) => (from ? (((to ? Date.parse(to) : Date.now()) - Date.parse(from)) / 1000).toFixed(1) : '-');
+const pipeline = ['GPU capacity', 'wait for GPU nodes', 'tuning inputs', 'train', 'push adapter image', 'release GPUs'];
+
+function render({ workflowId, execution, status, failure }: RunStatus): string {
+  const lines = [`${workflowId}: ${execution}${status ? `, phase ${status.phase}` : ''}`];
+  if (status) {
+    const done = status.steps.filter((s) => s.endedAt).length;
+    const total = Math.max(pipeline.length, status.steps.length);
+    const width = 24;
+    const filled = Math.round((done / total) * width);
+    lines.push(`  [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} steps${status.currentStep ? `, now: ${status.currentStep}` : ''}`);
+    for (const step of status.steps) lines.push(`  ${step.endedAt ? '✓' : '…'} ${step.name.padEnd(20)} ${seconds(step.startedAt, step.endedAt).padStart(7)}s  ${step.detail ?? ''}`);
+    const t = status.training;
+    if (t && status.phase === 'training') {
+      lines.push(`  training: ${t.state}, pod ${t.podPhase ?? '-'}, attempts ${t.attempts}, restarts ${t.restarts}${t.step !== undefined ? `, step ${t.step}` : ''}${t.loss !== undefined ? `, loss ${t.loss}` : ''}`);
+    }
+    if (status.gpu) {
+      const g = status.gpu;
+      lines.push(`  GPUs: pool ${g.pool} (${g.vmSize}${g.spot ? ', spot' : ''}), ${g.gpuMinutes} GPU-minutes, about ${g.estimatedCost?.toFixed(2) ?? '?'} ${g.currency} (prices as of ${g.pricesAsOf})`);
+    }
+    if (status.adapter?.digest) lines.push(`  adapter: ${status.adapter.reference}`);
+    if (status.inference) lines.push(`  serving: ${status.inference.models.join(', ')} (Service ${status.inference.service})`);
+    if (status.released.length) lines.push(`  released: ${status.released.join(', ')}`);
+    if (status.error) lines.push(`  error: ${status.error}`);
+  }
+  if (failure && failure !== status?.error) lines.push(`  failure: ${failure}`);
+  return lines.join('\n');
+}
+
+async function follow(client: Client, workflowId: string): Promise<number> {
+  const tty = process.stdout.isTTY;
+  let previous = '';
+  for (;;) {
+    const status = await getFineTuneStatus(client, workflowId);
+    const text = render(status);
+    if (text !== previous) {
+      if (tty && previous) process.stdout.write(`\x1b[${previous.split('\n').length}A\x1b[J`);
+      console.log(text);
+      previous = text;
+    }
+    if (status.execution !== 'RUNNING') return status.execution === 'COMPLETED' ? 0 : 1;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      id: { type: 'string' },
+      follow: { type: 'boolean', default: false },
+      model: { type: 'string' },
+      method: { type: 'string' },
+      phase: { type: 'string' },
+      repository: { type: 'string' },
+      limit: { type: 'string', default: '20' },
+      hours: { type: 'string', default: '1' },
+    },
+  });
+  if (command === 'plan') {
+    const dryRun = planFineTune(readRequest(positionals[0]), { workflowId: values.id, trainingHours: Number(values.hours) });
+    const { plan, nodePool, kubernetesObjects, estimate } = dryRun;
+    console.log(`Plan for ${plan.model.name} (${plan.method}), run ${plan.runName}: valid`);
+    console.log(`  node pool  ${nodePool.action} ${nodePool.name}: 1 x ${nodePool.vmSize}${nodePool.spot ? ' (spot)' : ''}, ${nodePool.gpusPerNode} GPU(s)`);
+    console.log(`  memory     about ${plan.memoryNeededGiB} GiB per GPU needed, ${plan.vmSize.gpu?.memoryGiB} GiB available`);
+    console.log(`  objects    ${kubernetesObjects.join(', ')}`);
+    console.log(`  adapter    ${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`);
+    console.log(`  estimate   ${estimate.gpuHours} GPU-hours for ${estimate.trainingHours} h of training, about ${estimate.cost?.toFixed(2) ?? '?'} ${estimate.currency} (prices as of ${estimate.pricesAsOf})`);
+    console.log(`  release    ${plan.deploy ? 'kept for inference' : `${plan.release.policy} after ${plan.release.idleGraceMinutes} min`}`);
+    return 0;
+  }
+  if (!['start', 'status', 'list', 'cancel'].includes(command ?? '')) throw new UsageError(command ? `unknown command "${command}"` : 'a command is required');
+
+  const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
+  const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  try {
+    switch (command) {
+      case 'start': {
+        const handle = await startFineTune(client, readRequest(positionals[0]), { workflowId: values.id, taskQueue: process.env.TEMPORAL_TASK_QUEUE });
+        console.log(`Started ${handle.workflowId}`);
+        return values.follow ? await follow(client, handle.workflowId) : 0;
+      }
+      case 'status': {
+        if (!positionals[0]) throw new UsageError('a workflow id is required');
+        if (values.follow) return await follow(client, positionals[0]);
+        console.log(render(await getFineTuneStatus(client, positionals[0])));
+        return 0;
+      }
+      case 'list': {
+        const runs = await listFineTunes(client, values, Number(values.limit));
+        console.log(`${'WORKFLOW ID'.padEnd(48)} ${'STATUS'.padEnd(10)} ${'PHASE'.padEnd(14)} ${'MODEL'.padEnd(28)} METHOD  STARTED`);
+        for (const r of runs) {
+          console.log(`${r.workflowId.padEnd(48)} ${r.execution.padEnd(10)} ${(r.phase ?? '-').padEnd(14)} ${(r.model ?? '-').padEnd(28)} ${(r.method ?? '-').padEnd(7)} ${r.startTime.toISOString()}`);
+        }
+        return 0;
+      }
+      default: {
+        if (!positionals[0]) throw new UsageError('a workflow id is required');
+        await cancelFineTune(client, positionals[0]);
+        console.log(`Cancellation requested for ${positionals[0]}: the run removes what it created, then ends`);
+        return 0;
+      }
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) console.error(`${err.message}\n\n${usage}`);
+    else if (err instanceof FineTuneRequestError) console.error(err.message);
+    else console.error(err instanceof Error ? err.message : err);
+    process.exit(err instanceof UsageError || err instanceof FineTuneRequestError ? 2 : 1);
+  },
+);

@@ -1,0 +1,104 @@
+// The CLI as a person runs it (a child process), against the local stack.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { loadStackConfig } from '../scripts/stack/config.js';
+import { createWorkerActivities } from '../workers/worker.js';
+import { fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { config, emulator, eventually, simulator, unique } from './support.js';
+import { useTemporal } from './temporal.js';
+
+const temporal = useTemporal();
+const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'cli-'));
+const registryHost = new URL(config.registry.endpoint).host;
+
+function specFile(overrides: Record<string, unknown> = {}): string {
+  const file = join(dir, `spec-${unique()}.yaml`);
+  writeFileSync(
+    file,
+    stringify({
+      model: 'phi-3-mini-4k-instruct',
+      method: 'qlora',
+      dataset: { urls: ['https://datasets.example.com/cli/train.jsonl'] },
+      output: { image: `${registryHost}/adapters/cli-${unique()}:v1` },
+      gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
+      pollIntervalSeconds: 1,
+      ...overrides,
+    }),
+  );
+  return file;
+}
+
+async function cli(args: string[], taskQueue = 'unused'): Promise<{ code: number; out: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], {
+      env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue },
+    });
+    return { code: 0, out: stdout + stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, out: e.stdout + e.stderr };
+  }
+}
+
+afterEach(async () => {
+  await simulator.settings({ trainingMs: 500 });
+});
+
+describe('CLI', () => {
+  it('plan validates and estimates without writing to ARM or the cluster', async () => {
+    const audit = loadStackConfig().auditLog;
+    const auditBefore = statSync(audit).size;
+    await emulator.clearRequests();
+    const { code, out } = await cli(['plan', specFile(), '--hours', '2']);
+    expect(code).toBe(0);
+    expect(out).toMatch(/node pool {2}create ft\w+: 1 x Standard_NC24ads_A100_v4, 1 GPU\(s\)/);
+    expect(out).toMatch(/estimate {3}2 GPU-hours for 2 h of training, about 7\.35 USD \(prices as of 2025-06-01\)/);
+    expect(await emulator.requests()).toEqual([]);
+    expect(statSync(audit).size).toBe(auditBefore);
+  });
+
+  it('refuses a bad spec with every problem and exit code 2', async () => {
+    const { code, out } = await cli(['plan', specFile({ method: 'lora', tuning: { loadIn4bit: true }, gpu: { vmSize: 'Standard_D4s_v3' } })]);
+    expect(code).toBe(2);
+    expect(out).toContain('invalid fineTune request:');
+    expect(out).toContain('- gpu.vmSize Standard_D4s_v3 has no GPUs');
+    expect(out).toContain('- method lora trains a full-precision base');
+  });
+
+  it('starts a run, follows it to the end, then finds it with status and list', async () => {
+    const id = `cli-${unique()}`;
+    await temporal.withWorker(activities, async (taskQueue) => {
+      const started = await cli(['start', specFile(), '--id', id, '--follow'], taskQueue);
+      expect(started.out).toContain(`Started ${id}`);
+      expect(started.code).toBe(0);
+      expect(started.out).toMatch(/adapter: .*@sha256:[0-9a-f]{64}/);
+      expect(started.out).toContain(`${id}: COMPLETED, phase succeeded`);
+
+      const status = await cli(['status', id], taskQueue);
+      expect(status.out).toMatch(/✓ release GPUs/);
+      const list = await cli(['list', '--model', 'phi-3-mini-4k-instruct', '--phase', 'succeeded', '--limit', '200']);
+      expect(list.out).toMatch(new RegExp(`${id}\\s+COMPLETED\\s+succeeded\\s+phi-3-mini-4k-instruct\\s+qlora`));
+    });
+  });
+
+  it('cancels a running run, which cleans up before it ends', async () => {
+    await simulator.settings({ trainingMs: 20_000 });
+    const id = `cli-cancel-${unique()}`;
+    await temporal.withWorker(activities, async (taskQueue) => {
+      expect((await cli(['start', specFile(), '--id', id], taskQueue)).code).toBe(0);
+      const handle = temporal.env.client.workflow.getHandle(id);
+      await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'training' ? true : undefined), 'training');
+      const cancelled = await cli(['cancel', id]);
+      expect(cancelled.out).toContain(`Cancellation requested for ${id}`);
+      await expect(handle.result()).rejects.toThrow();
+      expect((await handle.query(fineTuneStatusQuery)).phase).toBe('cancelled');
+    });
+  });
+});
