@@ -12,4 +12,5 @@ export const failureTypes = {
   trainingFailed: 'TrainingFailed',
   pushFailed: 'AdapterPushFailed',
   inferenceUnhealthy: 'InferenceUnhealthy',
+  budgetExceeded: 'BudgetExceeded',
 } as const;

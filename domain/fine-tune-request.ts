@@ -43,6 +43,8 @@ export interface FineTuneRequest {
   prices?: PriceTable;
   /** How often training and rollouts are checked (default 30 s). */
   pollIntervalSeconds?: number;
+  /** Stop training, clean up and fail when the run's GPUs have cost this much. */
+  budget?: { maxGpuHours?: number; maxCost?: number };
 }
 
 export interface FineTunePlan {
@@ -62,6 +64,7 @@ export interface FineTunePlan {
   memoryNeededGiB: number;
   prices: PriceTable;
   pollIntervalSeconds: number;
+  budget?: { maxGpuHours?: number; maxCost?: number };
 }
 
 export type Validation = { ok: true; plan: FineTunePlan } | { ok: false; problems: string[] };
@@ -255,6 +258,15 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
     problems.push('pollIntervalSeconds must be a number from 1 to 600');
   }
 
+  const budget = request.budget;
+  for (const key of ['maxGpuHours', 'maxCost'] as const) {
+    const value = budget?.[key];
+    if (value !== undefined && (typeof value !== 'number' || !(value > 0))) problems.push(`budget.${key} must be a number > 0`);
+  }
+  if (budget?.maxCost !== undefined && vmSize && (request.prices ?? defaultPriceTable).perHour[vmSize.name] === undefined) {
+    problems.push(`budget.maxCost needs a price for ${vmSize.name}: add it to prices.perHour`);
+  }
+
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
@@ -274,6 +286,7 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
       memoryNeededGiB,
       prices: request.prices ?? defaultPriceTable,
       pollIntervalSeconds,
+      budget,
     },
   };
 }

@@ -110,6 +110,9 @@ async function main(argv: string[]): Promise<number> {
     console.log(`  adapter    ${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`);
     console.log(`  estimate   ${estimate.gpuHours} GPU-hours for ${estimate.trainingHours} h of training, about ${estimate.cost?.toFixed(2) ?? '?'} ${estimate.currency} (prices as of ${estimate.pricesAsOf})`);
     console.log(`  release    ${plan.deploy ? 'kept for inference' : `${plan.release.policy} after ${plan.release.idleGraceMinutes} min`}`);
+    if (plan.budget) {
+      console.log(`  budget     ${[plan.budget.maxGpuHours && `${plan.budget.maxGpuHours} GPU-hours`, plan.budget.maxCost && `${plan.budget.maxCost} ${estimate.currency}`].filter(Boolean).join(', ')}: training stops when spent`);
+    }
     return 0;
   }
   if (!['start', 'status', 'list', 'cancel'].includes(command ?? '')) throw new UsageError(command ? `unknown command "${command}"` : 'a command is required');

@@ -59,6 +59,13 @@ describe('fineTune request validation', () => {
     );
   });
 
+  it('checks budgets', () => {
+    expect(problems({ ...valid, budget: { maxGpuHours: 0, maxCost: -1 } })).toEqual(['budget.maxGpuHours must be a number > 0', 'budget.maxCost must be a number > 0']);
+    expect(problems({ ...valid, budget: { maxCost: 10 }, prices: { asOf: '2026-01-01', source: 'mine', currency: 'EUR', perHour: {}, spotFactor: 0.3 } })).toEqual([
+      'budget.maxCost needs a price for Standard_NC24ads_A100_v4: add it to prices.perHour',
+    ]);
+  });
+
   it('refuses quantization with lora', () => {
     expect(problems({ ...valid, tuning: { loadIn4bit: true } })).toEqual([
       'method lora trains a full-precision base: loadIn4bit and loadIn8bit must not be true (use method qlora for a quantized base)',

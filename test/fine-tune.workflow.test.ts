@@ -210,6 +210,22 @@ describe('fineTune', () => {
     await expectNothingLeft(status, workflowId);
   });
 
+  it('stops training and cleans up when the GPU budget is spent', async () => {
+    await simulator.settings({ trainingMs: 60_000 });
+    const workflowId = `ft-budget-${unique()}`;
+    const { error, status } = await temporal.withWorker(activities, async (taskQueue) => {
+      // 0.002 GPU-hours: about 7 seconds of one GPU.
+      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request({ budget: { maxGpuHours: 0.002 } })] });
+      return { error: await handle.result().catch((e: unknown) => e), status: await handle.query(fineTuneStatusQuery) };
+    });
+    const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe('BudgetExceeded');
+    expect(cause.message).toMatch(/^Budget exceeded after [\d.]+ GPU-minutes \(about [\d.]+ USD; limit 0\.002 GPU-hours\): training was stopped/);
+    expect(status.gpu!.gpuMinutes).toBeGreaterThanOrEqual(0.12);
+    expect(status.gpu!.gpuMinutes).toBeLessThan(1);
+    await expectNothingLeft(status, workflowId);
+  });
+
   it.each([
     { phase: 'provisioning', setup: () => emulator.settings({ provisioningDelayMs: 3000 }) },
     { phase: 'training', setup: () => simulator.settings({ trainingMs: 20_000 }) },

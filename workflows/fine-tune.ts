@@ -180,6 +180,30 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     gpu.gpuMinutes = Math.round(((end - Date.parse(gpu.readyAt)) / 60_000) * (gpu.gpusPerNode ?? 0) * 100) / 100;
     gpu.estimatedCost = estimateCost(plan.prices, plan.vmSize.name, plan.spot, 1, (end - Date.parse(gpu.readyAt)) / 60_000);
   };
+  /** Minutes until the budget is spent at the current rate (undefined without a budget or before GPUs are held). */
+  const budgetMinutesLeft = (): number | undefined => {
+    const gpu = status.gpu!;
+    if (!plan.budget || !gpu.readyAt || !gpu.gpusPerNode) return undefined;
+    const hourly = plan.prices.perHour[plan.vmSize.name] ?? 0;
+    const byHours = plan.budget.maxGpuHours !== undefined ? (plan.budget.maxGpuHours * 60 - gpu.gpuMinutes) / gpu.gpusPerNode : Infinity;
+    const byCost =
+      plan.budget.maxCost !== undefined && hourly > 0 ? ((plan.budget.maxCost - (gpu.estimatedCost ?? 0)) / (hourly * (plan.spot ? plan.prices.spotFactor : 1))) * 60 : Infinity;
+    return Math.min(byHours, byCost);
+  };
+  const enforceBudget = () => {
+    const left = budgetMinutesLeft();
+    if (left !== undefined && left <= 0) {
+      const gpu = status.gpu!;
+      const limits = [
+        plan.budget!.maxGpuHours !== undefined ? `${plan.budget!.maxGpuHours} GPU-hours` : undefined,
+        plan.budget!.maxCost !== undefined ? `${plan.budget!.maxCost} ${gpu.currency}` : undefined,
+      ].filter(Boolean);
+      throw ApplicationFailure.nonRetryable(
+        `Budget exceeded after ${gpu.gpuMinutes} GPU-minutes (about ${gpu.estimatedCost} ${gpu.currency}; limit ${limits.join(', ')}): training was stopped and the run's resources released.`,
+        failureTypes.budgetExceeded,
+      );
+    }
+  };
   let poolCreated = false;
   let poolReleased = false;
   const releasePool = async () => {
@@ -223,10 +247,20 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
         resultsClaim: names.results,
         backoffLimit: trainerBackoffLimit,
       });
-      const done = await watchJob(plan, names.trainJob, finishedJobs, (progress) => {
-        status.training = { ...progress, job: names.trainJob };
-        accountGpu();
-      });
+      const done = await watchJob(
+        plan,
+        names.trainJob,
+        finishedJobs,
+        (progress) => {
+          status.training = { ...progress, job: names.trainJob };
+          accountGpu();
+          if (progress.state !== 'succeeded') enforceBudget();
+        },
+        () => {
+          const left = budgetMinutesLeft();
+          return left === undefined ? undefined : Math.max(left * 60_000, 1000);
+        },
+      );
       if (done.state === 'failed') {
         const oom = /OOMKilled/.test(done.reason ?? '');
         throw ApplicationFailure.nonRetryable(
@@ -328,12 +362,19 @@ async function provision(plan: FineTunePlan, pool: string, workflowId: string, m
  * waiting) that double from pollIntervalSeconds up to 10 minutes; the jobFinished signal
  * cuts a wait short.
  */
-async function watchJob(plan: FineTunePlan, job: string, finishedJobs: Set<string>, onProgress: (p: JobProgress) => void): Promise<JobProgress> {
+async function watchJob(
+  plan: FineTunePlan,
+  job: string,
+  finishedJobs: Set<string>,
+  onProgress: (p: JobProgress) => void,
+  /** When the next check must happen at the latest (a budget running out), in ms from now. */
+  checkWithinMs: () => number | undefined = () => undefined,
+): Promise<JobProgress> {
   for (let intervalMs = plan.pollIntervalSeconds * 1000; ; intervalMs = Math.min(intervalMs * 2, maxCheckIntervalMs)) {
     const progress = await kube.checkJob(plan.namespace, job);
     onProgress(progress);
     if (progress.state === 'succeeded' || progress.state === 'failed') return progress;
-    await condition(() => finishedJobs.has(job), intervalMs);
+    await condition(() => finishedJobs.has(job), Math.min(intervalMs, checkWithinMs() ?? Infinity));
   }
 }
 
