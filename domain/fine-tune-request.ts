@@ -32,7 +32,14 @@ export interface FineTuneRequest {
   tuning?: TuningOverrides;
   /** Where the adapter image goes: registry/repository[:tag]. */
   output?: { image?: string; pushSecret?: string };
-  gpu?: { vmSize?: string; spot?: boolean; /** an existing pool to run on instead of creating one */ nodePool?: string };
+  gpu?: {
+    vmSize?: string;
+    spot?: boolean;
+    /** An existing pool to run on instead of creating one. */
+    nodePool?: string;
+    /** Use an idle pool of this product with the same VM size and spot setting when there is one (default true). */
+    reuseWarmPool?: boolean;
+  };
   /** Serve the base model with the adapter after training. Off when absent. */
   deploy?: { name?: string; replicas?: number };
   release?: { policy?: ReleasePolicy; idleGraceMinutes?: number };
@@ -57,6 +64,7 @@ export interface FineTunePlan {
   spot: boolean;
   /** Set when the run uses an existing pool (it is then neither created nor released). */
   existingPool?: string;
+  reuseWarmPool: boolean;
   deploy?: { name: string; replicas: number };
   release: { policy: ReleasePolicy; idleGraceMinutes: number };
   namespace: string;
@@ -279,6 +287,7 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
       vmSize: vmSize!,
       spot: request.gpu?.spot ?? false,
       existingPool: request.gpu?.nodePool,
+      reuseWarmPool: request.gpu?.reuseWarmPool ?? true,
       deploy,
       release,
       namespace,

@@ -176,6 +176,35 @@ describe('fineTune', () => {
     await expectNothingLeft(status, workflowId);
   });
 
+  it('reuses the warm pool a finished run left, and reports the provisioning time saved', async () => {
+    const first = await temporal.withWorker(activities, (taskQueue) =>
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-warm-a-${unique()}`, args: [request({ release: { policy: 'scale-to-zero' } })] }),
+    );
+    expect((await poolOf(first.gpu!.pool))?.count).toBe(0);
+    const workflowId = `ft-warm-b-${unique()}`;
+    const second = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }));
+    expect(second.gpu).toMatchObject({ pool: first.gpu!.pool, reusedPool: true, reusedFrom: expect.stringMatching(/^ft-warm-a-/) });
+    expect(second.gpu!.provisioningSecondsSaved).toBeGreaterThan(0);
+    expect(second.steps[0]?.detail).toMatch(/^reused warm pool ft\w+, about [\d.]+s of provisioning saved$/);
+    await expectNothingLeft(second, workflowId); // it was the second run's to release, and it did
+  });
+
+  it('never lets two concurrent runs claim the same warm pool', async () => {
+    const first = await temporal.withWorker(activities, (taskQueue) =>
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-race-a-${unique()}`, args: [request({ release: { policy: 'scale-to-zero' } })] }),
+    );
+    const ids = [`ft-race-b-${unique()}`, `ft-race-c-${unique()}`];
+    const results = await temporal.withWorker(activities, (taskQueue) =>
+      Promise.all(ids.map((workflowId) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }))),
+    );
+    expect(results.map((r) => r.phase)).toEqual(['succeeded', 'succeeded']);
+    const claimed = results.filter((r) => r.gpu!.pool === first.gpu!.pool);
+    expect(claimed).toHaveLength(1);
+    expect(claimed[0]!.gpu!.reusedPool).toBe(true);
+    expect(results.find((r) => r !== claimed[0])!.gpu!.reusedPool).toBe(false);
+    for (const [i, r] of results.entries()) await expectNothingLeft(r, ids[i]!);
+  });
+
   it('fails a bad request with every problem listed and calls no activity', async () => {
     const called: string[] = [];
     const spy = new Proxy({} as Partial<Activities>, { get: (_t, name: string) => async () => void called.push(name) });

@@ -20,7 +20,7 @@ import type { Activities } from '../activities/index.js';
 import type { JobProgress } from '../activities/kubernetes/fine-tune.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { type FineTunePlan, type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
-import { managedPoolTags } from '../domain/pool-tags.js';
+import { managedPoolTags, poolTags } from '../domain/pool-tags.js';
 import { estimateCost } from '../domain/prices.js';
 import { fingerprint } from '../domain/training-config.js';
 import { apiCalls, armOperations, clusterWaits, smokeChecks } from './activity-options.js';
@@ -61,7 +61,11 @@ export interface FineTuneStatus {
     pool: string;
     vmSize: string;
     spot: boolean;
+    /** True when the run uses a pool it did not create (named in the request, or a claimed warm pool). */
     reusedPool: boolean;
+    /** The warm pool's previous owner, and how long that run took to get its GPUs: what this run saved. */
+    reusedFrom?: string;
+    provisioningSecondsSaved?: number;
     gpusPerNode?: number;
     readyAt?: string;
     releasedAt?: string;
@@ -85,7 +89,10 @@ export const fineTuneStatusQuery = defineQuery<FineTuneStatus>('status');
 /** Sent by the worker's shared Job watcher when a Job of this run completes or fails. */
 export const jobFinishedSignal = defineSignal<[{ namespace: string; name: string }]>('jobFinished');
 
-const arm = proxyActivities<Pick<Activities, 'ensureNodePool' | 'deleteNodePool' | 'scaleNodePoolToZero' | 'describeNodePool'>>(armOperations);
+const arm = proxyActivities<
+  Pick<Activities, 'ensureNodePool' | 'deleteNodePool' | 'scaleNodePoolToZero' | 'describeNodePool' | 'listManagedPools' | 'claimNodePool'>
+>(armOperations);
+const lookups = proxyActivities<Pick<Activities, 'runIsOpen' | 'provisioningSecondsOf' | 'gpuPodsOnPool'>>(apiCalls);
 const kube = proxyActivities<
   Pick<
     Activities,
@@ -122,7 +129,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
   }
   const plan = validation.plan;
   const outputImage = `${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`;
-  const pool = plan.existingPool ?? nodePoolName('ft', workflowId);
+  let pool = plan.existingPool ?? nodePoolName('ft', workflowId);
   const names = {
     configMap: `${plan.runName}-params`,
     results: `${plan.runName}-results`,
@@ -204,13 +211,15 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
       );
     }
   };
-  let poolCreated = false;
+  let poolOwned = false;
   let poolReleased = false;
   const releasePool = async () => {
-    if (!poolCreated || poolReleased) return;
+    if (!poolOwned || poolReleased) return;
+    // Only while the pool is still this run's: a released pool may be claimed by the next run.
+    const guard = { ownedBy: workflowId };
     if (plan.release.policy === 'scale-to-zero') {
-      if (await arm.scaleNodePoolToZero(pool)) status.released.push(`AgentPool/${pool} (scaled to 0)`);
-    } else if (await arm.deleteNodePool(pool)) {
+      if (await arm.scaleNodePoolToZero(pool, guard)) status.released.push(`AgentPool/${pool} (scaled to 0)`);
+    } else if (await arm.deleteNodePool(pool, guard)) {
       status.released.push(`AgentPool/${pool} (deleted)`);
     }
     poolReleased = true;
@@ -220,7 +229,8 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
 
   try {
     enter('provisioning');
-    await step('GPU capacity', () => provision(plan, pool, workflowId, () => (poolCreated = true), status), (r) => r);
+    const capacity = await step('GPU capacity', () => provision(plan, pool, workflowId, () => (poolOwned = true), status), (r) => r.detail);
+    pool = capacity.pool;
     const ready = await step('wait for GPU nodes', () => waits.waitForPoolNodes(pool, 1), (r) => `${r.nodes.join(', ')}: ${r.gpusPerNode} GPU(s)`);
     status.gpu.gpusPerNode = ready.gpusPerNode;
     status.gpu.readyAt = new Date().toISOString();
@@ -329,24 +339,42 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
   }
 }
 
-/** Creates the run's pool, or checks the existing pool the request names. */
-async function provision(plan: FineTunePlan, pool: string, workflowId: string, markCreated: () => void, status: FineTuneStatus): Promise<string> {
+/**
+ * Gets the run its GPU pool: the existing pool the request names, or an idle warm pool of the
+ * same VM size and spot setting claimed atomically (ARM If-Match), or a new pool of its own.
+ */
+async function provision(
+  plan: FineTunePlan,
+  newPool: string,
+  workflowId: string,
+  markOwned: () => void,
+  status: FineTuneStatus,
+): Promise<{ pool: string; detail: string }> {
   if (plan.existingPool) {
-    const existing = await arm.describeNodePool(pool);
+    const existing = await arm.describeNodePool(plan.existingPool);
     if (!existing || existing.vmSize.toLowerCase() !== plan.vmSize.name.toLowerCase() || existing.count < 1) {
       throw ApplicationFailure.nonRetryable(
         existing
-          ? `Node pool ${pool} is ${existing.count} x ${existing.vmSize}; the run needs at least one ${plan.vmSize.name}`
-          : `Node pool ${pool} does not exist`,
+          ? `Node pool ${plan.existingPool} is ${existing.count} x ${existing.vmSize}; the run needs at least one ${plan.vmSize.name}`
+          : `Node pool ${plan.existingPool} does not exist`,
         failureTypes.nodePoolConflict,
       );
     }
-    return `using existing pool ${pool}`;
+    return { pool: plan.existingPool, detail: `using existing pool ${plan.existingPool}` };
   }
-  markCreated(); // before the call: a timed-out create may still have made the pool
-  status.created.push(`AgentPool/${pool}`);
+  if (plan.reuseWarmPool) {
+    const warm = await claimWarmPool(plan, workflowId);
+    if (warm) {
+      markOwned();
+      const saved = warm.previousOwner ? await lookups.provisioningSecondsOf(warm.previousOwner) : undefined;
+      Object.assign(status.gpu!, { pool: warm.name, reusedPool: true, reusedFrom: warm.previousOwner, provisioningSecondsSaved: saved });
+      return { pool: warm.name, detail: `reused warm pool ${warm.name}${saved !== undefined ? `, about ${saved}s of provisioning saved` : ''}` };
+    }
+  }
+  markOwned(); // before the call: a timed-out create may still have made the pool
+  status.created.push(`AgentPool/${newPool}`);
   const created = await arm.ensureNodePool({
-    name: pool,
+    name: newPool,
     vmSize: plan.vmSize.name,
     count: 1,
     spot: plan.spot,
@@ -354,7 +382,25 @@ async function provision(plan: FineTunePlan, pool: string, workflowId: string, m
     labels: { 'aks-finetune.io/purpose': 'fine-tuning' },
     tags: managedPoolTags(workflowId, plan.release),
   });
-  return `${created.name}: ${created.count} x ${created.vmSize}${created.adopted ? ' (adopted)' : ''}`;
+  return { pool: newPool, detail: `${created.name}: ${created.count} x ${created.vmSize}${created.adopted ? ' (adopted)' : ''}` };
+}
+
+/** An idle managed pool whose run has ended, claimed for this run; undefined when there is none. */
+async function claimWarmPool(plan: FineTunePlan, workflowId: string): Promise<{ name: string; previousOwner?: string } | undefined> {
+  const candidates = (await arm.listManagedPools())
+    .filter((p) => p.vmSize.toLowerCase() === plan.vmSize.name.toLowerCase() && p.spot === plan.spot && p.provisioningState === 'Succeeded' && p.eTag)
+    // Pools with a running node first: they save the whole provisioning.
+    .sort((a, b) => Number(b.count > 0) - Number(a.count > 0));
+  for (const candidate of candidates) {
+    const owner = candidate.tags[poolTags.workflowId];
+    if (owner === workflowId) continue; // this run's own pool, from an earlier attempt: ensureNodePool adopts it
+    if (owner && (await lookups.runIsOpen(owner))) continue;
+    if ((await lookups.gpuPodsOnPool(candidate.name)).length > 0) continue;
+    if (await arm.claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(workflowId, plan.release))) {
+      return { name: candidate.name, previousOwner: owner };
+    }
+  }
+  return undefined;
 }
 
 /**

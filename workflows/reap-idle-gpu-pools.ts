@@ -83,9 +83,11 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
       continue;
     }
     const policy = pool.tags[poolTags.releasePolicy] === 'scale-to-zero' ? 'scale-to-zero' : 'delete';
-    if (policy === 'scale-to-zero') await arm.scaleNodePoolToZero(pool.name);
-    else await arm.deleteNodePool(pool.name);
-    decide(pool.name, 'released', `${policy === 'delete' ? 'deleted' : 'scaled to 0'}: ${why}`);
+    // Only the pool as listed: if a run claimed it meanwhile, its eTag changed and ARM refuses.
+    const guard = { ifMatch: pool.eTag };
+    const released = policy === 'scale-to-zero' ? await arm.scaleNodePoolToZero(pool.name, guard) : await arm.deleteNodePool(pool.name, guard);
+    if (released) decide(pool.name, 'released', `${policy === 'delete' ? 'deleted' : 'scaled to 0'}: ${why}`);
+    else decide(pool.name, 'busy', 'claimed by a run meanwhile');
     delete idleSince[pool.name];
   }
   if (!dryRun) await kube.writeIdleSince(idleSince);

@@ -30,11 +30,21 @@ export interface NodePoolState {
 
 export interface ManagedPool {
   name: string;
+  eTag?: string;
+  spot: boolean;
   vmSize: string;
   count: number;
   provisioningState: string;
   tags: Record<string, string>;
 }
+
+/** Conditions on releasing a pool: still owned by this run, and/or unchanged since it was looked at. */
+export interface ReleaseGuard {
+  ownedBy?: string;
+  ifMatch?: string;
+}
+
+const preconditionFailed = (err: unknown) => isRestError(err) && err.statusCode === 412;
 
 export interface NodePoolDeps {
   containerService: ContainerServiceClient;
@@ -99,6 +109,15 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
     }
   }
 
+  /** The pool, if it exists and the guard allows releasing it. */
+  async function guarded(name: string, guard: ReleaseGuard): Promise<AgentPool | undefined> {
+    const pool = await getPool(name);
+    if (!pool) return undefined;
+    if (guard.ownedBy !== undefined && pool.tags?.[poolTags.workflowId] !== guard.ownedBy) return undefined;
+    if (guard.ifMatch !== undefined && pool.eTag !== guard.ifMatch) return undefined;
+    return pool;
+  }
+
   return {
     /** Creates the pool, or adopts it when one with the same spec exists; returns once it is Succeeded. */
     async ensureNodePool(spec: NodePoolSpec): Promise<NodePoolState> {
@@ -136,7 +155,15 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
       for await (const pool of pools.list(resourceGroup, clusterName)) {
         const tags = pool.tags ?? {};
         if (tags[poolTags.managed] !== 'true') continue;
-        managed.push({ name: pool.name ?? '', vmSize: pool.vmSize ?? '', count: pool.count ?? 0, provisioningState: pool.provisioningState ?? 'Unknown', tags });
+        managed.push({
+          name: pool.name ?? '',
+          eTag: pool.eTag,
+          spot: pool.scaleSetPriority === 'Spot',
+          vmSize: pool.vmSize ?? '',
+          count: pool.count ?? 0,
+          provisioningState: pool.provisioningState ?? 'Unknown',
+          tags,
+        });
       }
       return managed;
     },
@@ -148,25 +175,60 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
       return { vmSize: pool.vmSize ?? '', count: pool.count ?? 0, spot: pool.scaleSetPriority === 'Spot', provisioningState: pool.provisioningState ?? 'Unknown' };
     },
 
-    /** Scales the pool to zero nodes, keeping its definition for the next run. Returns whether one existed. */
-    async scaleNodePoolToZero(name: string): Promise<boolean> {
+    /**
+     * Claims an idle pool for a run: one PUT, conditional on the pool's eTag, that makes the run
+     * its owner (tags) and gives it a node. Of two runs claiming the same pool, ARM lets exactly
+     * one through (the other gets 412). Returns whether this run got it.
+     */
+    async claimNodePool(name: string, eTag: string, tags: Record<string, string>): Promise<boolean> {
       const ctx = Context.current();
       const pool = await getPool(name);
-      if (!pool) return false;
-      if (pool.count === 0 && pool.provisioningState === 'Succeeded') return true;
-      const poller = pools.createOrUpdate(resourceGroup, clusterName, name, { ...pool, count: 0 }, {
-        updateIntervalInMs: pollIntervalMs,
-        abortSignal: ctx.cancellationSignal,
-      });
-      poller.onProgress((state) => ctx.heartbeat({ step: 'scaling node pool to 0', status: state.status }));
-      await poller.pollUntilDone();
-      return true;
+      if (!pool || pool.eTag !== eTag) return false;
+      try {
+        const poller = pools.createOrUpdate(
+          resourceGroup,
+          clusterName,
+          name,
+          { ...pool, count: Math.max(pool.count ?? 0, 1), tags: { ...pool.tags, ...tags } },
+          { ifMatch: eTag, updateIntervalInMs: pollIntervalMs, abortSignal: ctx.cancellationSignal },
+        );
+        poller.onProgress((state) => ctx.heartbeat({ step: 'claiming warm node pool', status: state.status }));
+        await poller.pollUntilDone();
+        return true;
+      } catch (err) {
+        if (preconditionFailed(err)) return false;
+        throw err;
+      }
     },
 
-    /** Deletes the pool; a pool that is already gone counts as deleted. Returns whether one existed. */
-    async deleteNodePool(name: string): Promise<boolean> {
+    /** Scales the pool to zero nodes, keeping its definition for the next run. Returns whether it did. */
+    async scaleNodePoolToZero(name: string, guard: ReleaseGuard = {}): Promise<boolean> {
       const ctx = Context.current();
-      let pool = await getPool(name);
+      const pool = await guarded(name, guard);
+      if (!pool) return false;
+      if (pool.count === 0 && pool.provisioningState === 'Succeeded') return true;
+      try {
+        const poller = pools.createOrUpdate(resourceGroup, clusterName, name, { ...pool, count: 0 }, {
+          ifMatch: guard.ownedBy || guard.ifMatch ? pool.eTag : undefined,
+          updateIntervalInMs: pollIntervalMs,
+          abortSignal: ctx.cancellationSignal,
+        });
+        poller.onProgress((state) => ctx.heartbeat({ step: 'scaling node pool to 0', status: state.status }));
+        await poller.pollUntilDone();
+        return true;
+      } catch (err) {
+        if (preconditionFailed(err)) return false; // claimed by another run meanwhile
+        throw err;
+      }
+    },
+
+    /**
+     * Deletes the pool; one already gone counts as deleted. Returns whether it deleted one
+     * (false also when the guard says the pool is no longer this caller's to delete).
+     */
+    async deleteNodePool(name: string, guard: ReleaseGuard = {}): Promise<boolean> {
+      const ctx = Context.current();
+      let pool = await guarded(name, guard);
       // ARM refuses a delete while another operation runs (409): let a create or scale finish first.
       while (pool && (pool.provisioningState === 'Creating' || pool.provisioningState === 'Updating' || pool.provisioningState === 'Scaling')) {
         ctx.heartbeat({ step: 'waiting for the running operation before deleting', provisioningState: pool.provisioningState });
@@ -174,13 +236,19 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
         pool = await getPool(name);
       }
       if (!pool) return false;
-      const poller = pools.delete(resourceGroup, clusterName, name, {
-        updateIntervalInMs: pollIntervalMs,
-        abortSignal: ctx.cancellationSignal,
-      });
-      poller.onProgress((state) => ctx.heartbeat({ step: 'deleting node pool', status: state.status }));
-      await poller.pollUntilDone();
-      return true;
+      try {
+        const poller = pools.delete(resourceGroup, clusterName, name, {
+          ifMatch: guard.ownedBy || guard.ifMatch ? pool.eTag : undefined,
+          updateIntervalInMs: pollIntervalMs,
+          abortSignal: ctx.cancellationSignal,
+        });
+        poller.onProgress((state) => ctx.heartbeat({ step: 'deleting node pool', status: state.status }));
+        await poller.pollUntilDone();
+        return true;
+      } catch (err) {
+        if (preconditionFailed(err)) return false; // claimed by another run meanwhile
+        throw err;
+      }
     },
   };
 }

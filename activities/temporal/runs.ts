@@ -1,5 +1,8 @@
-// Temporal as an external system: is the run that owns a pool still going?
+// Temporal as an external system: is the run that owns a pool still going, and how long did
+// it take that run to get its GPUs?
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
+
+const provisioningSteps = ['GPU capacity', 'wait for GPU nodes'];
 
 export function createRunActivities({ client }: { client: Client }) {
   return {
@@ -12,6 +15,22 @@ export function createRunActivities({ client }: { client: Client }) {
         if (err instanceof WorkflowNotFoundError) return false;
         throw err;
       }
+    },
+
+    /**
+     * Seconds the run spent getting its GPU nodes (what a run that reuses its pool saves), from
+     * the run's result (its final status, stored in its history); undefined when it has none.
+     */
+    async provisioningSecondsOf(workflowId: string): Promise<number | undefined> {
+      type Status = { steps?: { name: string; startedAt: string; endedAt?: string }[]; gpu?: { provisioningSecondsSaved?: number } };
+      const handle = client.workflow.getHandle(workflowId);
+      const described = await handle.describe().catch(() => undefined);
+      if (described?.status.name !== 'COMPLETED') return undefined;
+      const status = (await handle.result()) as Status;
+      if (status?.gpu?.provisioningSecondsSaved !== undefined) return status.gpu.provisioningSecondsSaved;
+      const steps = status?.steps?.filter((s) => provisioningSteps.includes(s.name) && s.endedAt) ?? [];
+      if (steps.length === 0) return undefined;
+      return Math.round(steps.reduce((sum, s) => sum + Date.parse(s.endedAt!) - Date.parse(s.startedAt), 0) / 100) / 10;
     },
   };
 }

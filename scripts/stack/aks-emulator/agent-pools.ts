@@ -25,6 +25,8 @@ export interface Operation {
 
 interface PoolRecord {
   name: string;
+  /** Changes with every change of the pool; If-Match on PUT/DELETE compares with it. */
+  eTag: string;
   properties: AgentPoolProperties;
   provisioningState: 'Creating' | 'Updating' | 'Deleting' | 'Succeeded' | 'Failed';
   /** AKS's start/stop of a pool is not emulated: pools are always Running. */
@@ -70,6 +72,7 @@ export class AgentPools {
       type: 'Microsoft.ContainerService/managedClusters/agentPools',
       properties: {
         ...pool.properties,
+        eTag: pool.eTag,
         provisioningState: pool.provisioningState,
         powerState: { code: pool.powerState },
         currentOrchestratorVersion: pool.properties.orchestratorVersion,
@@ -107,14 +110,25 @@ export class AgentPools {
     }
   }
 
+  /** ARM's optimistic concurrency: a request with If-Match applies only to the pool in that version. */
+  private assertMatches(name: string, ifMatch: string | undefined): void {
+    if (ifMatch === undefined) return;
+    const current = this.state.pools[name]?.eTag;
+    if (ifMatch.replace(/^(W\/)?"|"$/g, '') !== current) {
+      throw new ArmError(412, 'PreconditionFailed', `The agent pool ${name} has changed since eTag ${ifMatch} (current: ${current ?? 'none'}).`);
+    }
+  }
+
   /** Accepts a PUT. Returns whether it creates the pool, and the operation that will finish it. */
-  put(name: string, body: unknown, capacityFailure?: { code: string; message: string }): { created: boolean; op: Operation } {
+  put(name: string, body: unknown, capacityFailure?: { code: string; message: string }, ifMatch?: string): { created: boolean; op: Operation } {
+    this.assertMatches(name, ifMatch);
     this.assertIdle(name);
     const existing = this.state.pools[name];
     const properties = parseAgentPoolSpec(body, existing?.properties, this.clusterVersion);
     const created = existing === undefined;
     this.state.pools[name] = {
       name,
+      eTag: randomUUID(),
       properties,
       provisioningState: created ? 'Creating' : 'Updating',
       powerState: 'Running',
@@ -124,8 +138,9 @@ export class AgentPools {
   }
 
   /** Accepts a DELETE; undefined when there is no such pool (ARM answers 204). */
-  delete(name: string): Operation | undefined {
+  delete(name: string, ifMatch?: string): Operation | undefined {
     if (!this.state.pools[name]) return undefined;
+    this.assertMatches(name, ifMatch);
     this.assertIdle(name);
     this.state.pools[name]!.provisioningState = 'Deleting';
     return this.begin(name, 'delete', this.timing.deletionDelayMs);
@@ -167,6 +182,7 @@ export class AgentPools {
         await this.nodes.sync(op.pool, pool.properties, pool.properties.count);
         await this.nodes.waitUntilReady(op.pool, pool.properties.count);
         pool.provisioningState = 'Succeeded';
+        pool.eTag = randomUUID();
       }
       op.status = 'Succeeded';
     } catch (err) {

@@ -151,13 +151,13 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
         const quota = faults.take(method, name, ['quota']);
         if (quota) throw Faults.responseError(quota, vmSize);
         const capacity = faults.take(method, name, ['capacity']) ? capacityError : undefined;
-        const { created, op } = pools.put(name, body, capacity);
+        const { created, op } = pools.put(name, body, capacity, req.headers['if-match']);
         return send(res, created ? 201 : 200, pools.resource(clusterId, name), {
           'azure-asyncoperation': asyncOperation(op.id),
         });
       }
       case 'DELETE': {
-        const op = pools.delete(name);
+        const op = pools.delete(name, req.headers['if-match']);
         if (!op) return send(res, 204);
         return send(res, 202, undefined, {
           location: `https://${req.headers.host}${locationBase}/operationresults/${op.id}?api-version=${apiVersion}`,
