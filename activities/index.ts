@@ -5,10 +5,11 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Client } from '@temporalio/client';
 import { createNodePoolActivities } from './azure/node-pools.js';
+import { createDatasetActivities } from './datasets/fingerprint.js';
 import { createFineTuneKubeActivities } from './kubernetes/fine-tune.js';
 import { createJobActivities } from './kubernetes/jobs.js';
 import { createNodeActivities } from './kubernetes/nodes.js';
-import { createReaperStateActivities } from './kubernetes/reaper-state.js';
+import { createProductStateActivities } from './kubernetes/product-state.js';
 import type { ContainerImages } from './kubernetes/tuning-job.js';
 import { createRegistryActivities } from './registry/adapter-images.js';
 import { createRunActivities } from './temporal/runs.js';
@@ -25,7 +26,7 @@ export interface ActivityDeps {
   inferenceUrlTemplate: string;
   /** Temporal itself, to look up the runs that own pools. */
   temporalClient: Client;
-  /** Namespace of the product's own state (the reaper's ConfigMap). */
+  /** Namespace of the product's own state (ConfigMaps aks-finetune-*). */
   stateNamespace: string;
   /** Poll interval for ARM long-running operations (the SDK's default is 2 s). */
   armPollIntervalMs: number;
@@ -40,7 +41,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createFineTuneKubeActivities(deps),
     ...createRegistryActivities({ credential: deps.registryCredential }),
-    ...createReaperStateActivities({ kubeConfig: deps.kubeConfig, namespace: deps.stateNamespace }),
+    ...createDatasetActivities({ credential: deps.registryCredential }),
+    ...createProductStateActivities({ kubeConfig: deps.kubeConfig, namespace: deps.stateNamespace }),
     ...createRunActivities({ client: deps.temporalClient }),
   };
 }

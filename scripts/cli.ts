@@ -13,6 +13,18 @@ import {
   type RunStatus,
   startFineTune,
 } from '../client/fine-tune-client.js';
+import {
+  createRetrainSchedule,
+  deleteRetrainSchedule,
+  describeRetrainSchedule,
+  describeWhen,
+  listRetrainSchedules,
+  pauseRetrainSchedule,
+  type RetrainScheduleOptions,
+  triggerRetrainSchedule,
+  unpauseRetrainSchedule,
+  updateRetrainSchedule,
+} from '../client/retrain-schedules.js';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 
 const usage = `Usage: npm run cli -- <command> [options]
@@ -25,6 +37,13 @@ const usage = `Usage: npm run cli -- <command> [options]
   plan <spec.yaml|.json> [--hours H]             dry run: validation, node pool, Kubernetes objects and
                                                  estimated GPU-hours and cost for H hours of training (default 1);
                                                  writes nothing anywhere
+  schedule create|update <id> <spec> (--cron EXPR | --every DURATION) [--timezone TZ]
+                  [--overlap skip|buffer-one|buffer-all|cancel-other|terminate-other|allow-all]
+                  [--catchup-window D] [--jitter D]
+                                                 retrain on a schedule; a run whose dataset is unchanged since
+                                                 the schedule's last successful run is skipped
+  schedule describe|pause|unpause|trigger|delete <id>
+  schedule list
 
 Environment: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default default),
 TEMPORAL_TASK_QUEUE (default fine-tuning).`;
@@ -84,6 +103,61 @@ async function follow(client: Client, workflowId: string): Promise<number> {
   }
 }
 
+async function scheduleCommand(client: Client, [sub, id, spec]: string[], values: Record<string, string | boolean | undefined>): Promise<number> {
+  if (sub === 'list') {
+    for (const s of await listRetrainSchedules(client)) {
+      const next = s.info?.nextActionTimes?.[0]?.toISOString() ?? '-';
+      console.log(`${s.scheduleId.padEnd(32)} ${s.state.paused ? 'paused ' : 'active '} next ${next}`);
+    }
+    return 0;
+  }
+  if (!id) throw new UsageError('a schedule id is required');
+  const str = (key: string) => values[key] as string | undefined;
+  switch (sub) {
+    case 'create':
+    case 'update': {
+      const options = {
+        cron: str('cron'),
+        every: str('every'),
+        timezone: str('timezone'),
+        overlap: str('overlap') as RetrainScheduleOptions['overlap'],
+        catchupWindow: str('catchup-window'),
+        jitter: str('jitter'),
+        taskQueue: process.env.TEMPORAL_TASK_QUEUE,
+      };
+      await (sub === 'create' ? createRetrainSchedule : updateRetrainSchedule)(client, id, readRequest(spec), options);
+      console.log(`Schedule ${id} ${sub === 'create' ? 'created' : 'updated'}`);
+      return 0;
+    }
+    case 'describe': {
+      const d = await describeRetrainSchedule(client, id);
+      console.log(`${id}: ${d.state.paused ? 'paused' : 'active'}${d.state.note ? ` (${d.state.note})` : ''}`);
+      console.log(`  when      ${describeWhen(d.spec)}${d.spec.jitter ? `, jitter ${Number(d.spec.jitter) / 1000} s` : ''}`);
+      console.log(`  overlap   ${d.policies.overlap}, catch-up window ${Number(d.policies.catchupWindow) / 1000} s`);
+      console.log(`  next      ${d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ') || '-'}`);
+      for (const a of d.info.recentActions.slice(-5)) {
+        console.log(`  ran       ${a.takenAt.toISOString()} ${a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : ''}`);
+      }
+      return 0;
+    }
+    case 'pause':
+    case 'unpause':
+      await (sub === 'pause' ? pauseRetrainSchedule : unpauseRetrainSchedule)(client, id);
+      console.log(`Schedule ${id} ${sub}d`);
+      return 0;
+    case 'trigger':
+      await triggerRetrainSchedule(client, id);
+      console.log(`Schedule ${id} triggered`);
+      return 0;
+    case 'delete':
+      await deleteRetrainSchedule(client, id);
+      console.log(`Schedule ${id} deleted`);
+      return 0;
+    default:
+      throw new UsageError(`unknown schedule command "${sub ?? ''}"`);
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const { values, positionals } = parseArgs({
@@ -98,6 +172,12 @@ async function main(argv: string[]): Promise<number> {
       repository: { type: 'string' },
       limit: { type: 'string', default: '20' },
       hours: { type: 'string', default: '1' },
+      cron: { type: 'string' },
+      every: { type: 'string' },
+      timezone: { type: 'string' },
+      overlap: { type: 'string' },
+      'catchup-window': { type: 'string' },
+      jitter: { type: 'string' },
     },
   });
   if (command === 'plan') {
@@ -115,7 +195,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
-  if (!['start', 'status', 'list', 'cancel'].includes(command ?? '')) throw new UsageError(command ? `unknown command "${command}"` : 'a command is required');
+  if (!['start', 'status', 'list', 'cancel', 'schedule'].includes(command ?? '')) throw new UsageError(command ? `unknown command "${command}"` : 'a command is required');
 
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
@@ -132,6 +212,8 @@ async function main(argv: string[]): Promise<number> {
         console.log(render(await getFineTuneStatus(client, positionals[0])));
         return 0;
       }
+      case 'schedule':
+        return await scheduleCommand(client, positionals, values);
       case 'list': {
         const runs = await listFineTunes(client, values, Number(values.limit));
         console.log(`${'WORKFLOW ID'.padEnd(48)} ${'STATUS'.padEnd(10)} ${'PHASE'.padEnd(14)} ${'MODEL'.padEnd(28)} METHOD  STARTED`);

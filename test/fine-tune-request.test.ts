@@ -2,6 +2,7 @@
 // reported at once with a message that says what to do.
 import { describe, expect, it } from 'vitest';
 import { datasetUrlProblem } from '../domain/dataset-url.js';
+import { runLabelValue } from '../domain/hash.js';
 import { type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { parseImageReference } from '../domain/image-reference.js';
 import { trainingConfig } from '../domain/training-config.js';
@@ -44,6 +45,14 @@ describe('fineTune request validation', () => {
     expect(a).not.toBe(b);
     expect(a).toMatch(/^fine-tune-phi-3-mini-4k-instruct-[0-9a-z]+$/);
     expect(a.length).toBeLessThanOrEqual(40);
+  });
+
+  it('turns any workflow id into a valid, distinct Kubernetes label value', () => {
+    expect(runLabelValue('ft-123')).toBe('ft-123');
+    const scheduled = runLabelValue('retrain-nightly-2026-11-27T11:42:11Z-fine-tune');
+    expect(scheduled).toMatch(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/);
+    expect(scheduled).not.toBe(runLabelValue('retrain-nightly-2026-11-27T11:42:12Z-fine-tune'));
+    expect(runLabelValue(`x${'y'.repeat(100)}`).length).toBeLessThanOrEqual(63);
   });
 
   it('reports every problem at once', () => {

@@ -20,6 +20,7 @@ const inputs = { namespace, runId, configMap: 'r1-params', resultsClaim: 'r1-res
 const tuningJob = {
   name: 'r1-train',
   runId,
+  workflowId: runId,
   model: findModelPreset('phi-3-mini-4k-instruct')!,
   gpus: 2,
   // No such pool: the Job stays pending, which is all these tests need.

@@ -5,7 +5,7 @@
 // Kubernetes calls grow with the logarithm of training time, not with training time.
 import { type KubeConfig, type V1Job, Watch } from '@kubernetes/client-node';
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
-import { runIdLabel } from '../activities/kubernetes/labels.js';
+import { runIdLabel, workflowIdAnnotation } from '../activities/kubernetes/labels.js';
 import { jobFinishedSignal } from '../workflows/fine-tune.js';
 
 export interface JobWatcher {
@@ -21,7 +21,7 @@ export function startJobWatcher(kubeConfig: KubeConfig, client: Client, log: (li
   let stopped = false;
 
   const onEvent = (phase: string, job: V1Job) => {
-    const runId = job.metadata?.labels?.[runIdLabel];
+    const runId = job.metadata?.annotations?.[workflowIdAnnotation] ?? job.metadata?.labels?.[runIdLabel];
     const uid = job.metadata?.uid ?? '';
     if (phase === 'DELETED') {
       signalled.delete(uid);

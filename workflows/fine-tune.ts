@@ -19,6 +19,7 @@ import {
 import type { Activities } from '../activities/index.js';
 import type { JobProgress } from '../activities/kubernetes/fine-tune.js';
 import { failureTypes } from '../domain/failure-types.js';
+import { runLabelValue } from '../domain/hash.js';
 import { type FineTunePlan, type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { managedPoolTags, poolTags } from '../domain/pool-tags.js';
 import { estimateCost } from '../domain/prices.js';
@@ -111,6 +112,8 @@ const rolloutTimeoutMs = 20 * 60_000;
 
 export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus> {
   const { workflowId } = workflowInfo();
+  /** The run's label on everything it creates in the cluster. */
+  const runId = runLabelValue(workflowId);
   const status: FineTuneStatus = { phase: 'validating', steps: [], created: [], released: [], pushAttempts: 0 };
   setHandler(fineTuneStatusQuery, () => status);
   /** Names of this run's Jobs that the shared Job watcher reported finished. */
@@ -239,7 +242,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     await step('tuning inputs', async () => {
       await kube.ensureNamespace(plan.namespace);
       status.created.push(`ConfigMap/${names.configMap}`, `PersistentVolumeClaim/${names.results}`);
-      await kube.ensureTuningInputs({ namespace: plan.namespace, runId: workflowId, configMap: names.configMap, resultsClaim: names.results, config: plan.config });
+      await kube.ensureTuningInputs({ namespace: plan.namespace, runId, configMap: names.configMap, resultsClaim: names.results, config: plan.config });
     });
 
     enter('training');
@@ -247,7 +250,8 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     await step('train', async () => {
       await kube.startTuningJob(plan.namespace, {
         name: names.trainJob,
-        runId: workflowId,
+        runId,
+        workflowId,
         model: plan.model,
         gpus: ready.gpusPerNode,
         pool,
@@ -298,7 +302,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
       const models = await step('deploy inference', async () => {
         await kube.deployInference(plan.namespace, {
           name: deploy.name,
-          runId: workflowId,
+          runId,
           model: plan.model,
           adapter: { name: plan.runName, image: status.adapter!.reference! },
           pool,
@@ -321,7 +325,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     }
     enter('cleaning-up');
     await CancellationScope.nonCancellable(async () => {
-      status.released.push(...(await kube.deleteRunObjects(plan.namespace, workflowId, { includeInference: false })));
+      status.released.push(...(await kube.deleteRunObjects(plan.namespace, runId, { includeInference: false })));
     });
     enter('succeeded');
     return status;
@@ -331,7 +335,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     // Compensation: nothing this run created may outlive it, GPU nodes least of all.
     await CancellationScope.nonCancellable(async () => {
       enter('cleaning-up');
-      status.released.push(...(await kube.deleteRunObjects(plan.namespace, workflowId, { includeInference: true })));
+      status.released.push(...(await kube.deleteRunObjects(plan.namespace, runId, { includeInference: true })));
       await releasePool();
     });
     enter(outcome);
@@ -452,7 +456,8 @@ async function pushAdapter(
     status.created.push(`Job/${job}`);
     await kube.startPushJob(plan.namespace, {
       name: job,
-      runId: workflowId,
+      runId: runLabelValue(workflowId),
+      workflowId,
       pool,
       taints: [gpuTaint],
       resultsClaim: names.results,

@@ -14,6 +14,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { failureTypes } from '../domain/failure-types.js';
+import { runLabelValue } from '../domain/hash.js';
 import { managedPoolTags } from '../domain/pool-tags.js';
 import { findVmSize } from '../domain/vm-sizes.js';
 import { apiCalls, armOperations, clusterWaits } from './activity-options.js';
@@ -130,7 +131,7 @@ export async function gpuCheck(request: GpuCheckRequest): Promise<GpuCheckStatus
     await step('start nvidia-smi job', () =>
       kube.startGpuCheckJob(namespace, {
         name: jobName,
-        runId: workflowId,
+        runId: runLabelValue(workflowId),
         pool: pool.name,
         gpus: ready.gpusPerNode,
         taints: [poolTaint],

@@ -33,7 +33,9 @@ export interface ReaperResult {
 }
 
 const arm = proxyActivities<Pick<Activities, 'listManagedPools' | 'deleteNodePool' | 'scaleNodePoolToZero'>>(armOperations);
-const kube = proxyActivities<Pick<Activities, 'gpuPodsOnPool' | 'readIdleSince' | 'writeIdleSince' | 'runIsOpen'>>(apiCalls);
+/** ConfigMap aks-finetune-idle-gpu-pools: pool name -> since when it has been idle. */
+const stateName = 'idle-gpu-pools';
+const kube = proxyActivities<Pick<Activities, 'gpuPodsOnPool' | 'readState' | 'writeState' | 'runIsOpen'>>(apiCalls);
 
 export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperResult> {
   const dryRun = input.dryRun ?? false;
@@ -41,7 +43,7 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
   // new Date() is deterministic in workflow code: the sandbox replays time from history.
   const now = new Date();
   const pools = await arm.listManagedPools();
-  const stored = await kube.readIdleSince();
+  const stored = await kube.readState(stateName);
   const idleSince: Record<string, string> = {};
   const decisions: ReaperDecision[] = [];
   const decide = (pool: string, action: ReaperAction, reason: string) => decisions.push({ pool, action, reason, idleSince: idleSince[pool] });
@@ -90,6 +92,6 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
     else decide(pool.name, 'busy', 'claimed by a run meanwhile');
     delete idleSince[pool.name];
   }
-  if (!dryRun) await kube.writeIdleSince(idleSince);
+  if (!dryRun) await kube.writeState(stateName, idleSince);
   return { checkedAt: now.toISOString(), dryRun, decisions };
 }

@@ -1,12 +1,15 @@
 // The pusher Job: the worker image's push-adapter command, with the results volume mounted,
 // on the training pool (the volume is there, and the pool is released right after).
 import type { V1Job } from '@kubernetes/client-node';
-import { managedBy, roleLabel, roles, runIdLabel } from './labels.js';
+import { managedBy, roleLabel, roles, runIdLabel, workflowIdAnnotation } from './labels.js';
 import { onPool } from './placement.js';
 
 export interface PusherJobParams {
   name: string;
+  /** The run's label value (runLabelValue of the workflow id). */
   runId: string;
+  /** The owning workflow, for the shared Job watcher's signal. */
+  workflowId: string;
   pool: string;
   taints: string[];
   resultsClaim: string;
@@ -23,7 +26,7 @@ export function adapterPusherJob(p: PusherJobParams): V1Job {
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: { name: p.name, labels: { ...labels, ...managedBy } },
+    metadata: { name: p.name, labels: { ...labels, ...managedBy }, annotations: { [workflowIdAnnotation]: p.workflowId } },
     spec: {
       backoffLimit: 0, // the activity decides about retries: each attempt is a new Job
       template: {

@@ -4,7 +4,7 @@
 import type { V1Container, V1Job, V1Volume } from '@kubernetes/client-node';
 import type { DatasetSource } from '../../domain/fine-tune-request.js';
 import type { ModelPreset } from '../../domain/models.js';
-import { managedBy, modelLabel, roleLabel, roles, runIdLabel } from './labels.js';
+import { managedBy, modelLabel, roleLabel, roles, runIdLabel, workflowIdAnnotation } from './labels.js';
 import { onPool } from './placement.js';
 
 export interface ContainerImages {
@@ -30,7 +30,10 @@ export const defaultImages: ContainerImages = {
 
 export interface TuningJobParams {
   name: string;
+  /** The run's label value (runLabelValue of the workflow id). */
   runId: string;
+  /** The owning workflow, for the shared Job watcher's signal. */
+  workflowId: string;
   model: ModelPreset;
   gpus: number;
   pool: string;
@@ -73,7 +76,7 @@ export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: { name: p.name, labels: { ...labels, ...managedBy } },
+    metadata: { name: p.name, labels: { ...labels, ...managedBy }, annotations: { [workflowIdAnnotation]: p.workflowId } },
     spec: {
       backoffLimit: p.backoffLimit,
       template: {
