@@ -39,12 +39,14 @@ require node "install Node.js 20"
 require npm "install npm"
 require openssl "apt-get install openssl"
 
-# --- Debian packages: etcd and the OCI registry (distribution) ---------------------------
+# --- Debian packages: etcd, the OCI registry (distribution), Chromium for the UI test --------
 apt_missing=()
 command -v etcd >/dev/null 2>&1 || apt_missing+=(etcd-server)
 command -v docker-registry >/dev/null 2>&1 || apt_missing+=(docker-registry)
+# The Temporal Web UI test drives Debian's Chromium with playwright-core (no browser download).
+command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
 if [ ${#apt_missing[@]} -gt 0 ]; then
-  require apt-get "etcd and docker-registry come from Debian packages"
+  require apt-get "etcd, docker-registry and chromium come from Debian packages"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   run_logged apt-update $SUDO apt-get update -qq
   run_logged apt-install env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
