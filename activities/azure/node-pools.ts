@@ -1,6 +1,7 @@
 // GPU node pools through Azure Resource Manager. Every call is idempotent: a retried or
 // duplicated activity adopts the pool that exists instead of creating another.
 import type { AgentPool, ContainerServiceClient } from '@azure/arm-containerservice';
+import type { OperationState, PollerLike } from '@azure/core-lro';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { isRestError } from '@azure/core-rest-pipeline';
@@ -45,6 +46,22 @@ export interface ReleaseGuard {
 }
 
 const preconditionFailed = (err: unknown) => isRestError(err) && err.statusCode === 412;
+
+/**
+ * Follows an ARM long-running operation to its end, heartbeating each poll. Returns false when
+ * ARM refused it because the pool changed since its eTag was read (412): another run won.
+ */
+async function conditionalOperation(poller: PollerLike<OperationState<unknown>, unknown>, step: string): Promise<boolean> {
+  const ctx = Context.current();
+  try {
+    poller.onProgress((state) => ctx.heartbeat({ step, status: state.status }));
+    await poller.pollUntilDone();
+    return true;
+  } catch (err) {
+    if (preconditionFailed(err)) return false;
+    throw err;
+  }
+}
 
 export interface NodePoolDeps {
   containerService: ContainerServiceClient;
@@ -181,45 +198,29 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
      * one through (the other gets 412). Returns whether this run got it.
      */
     async claimNodePool(name: string, eTag: string, tags: Record<string, string>): Promise<boolean> {
-      const ctx = Context.current();
       const pool = await getPool(name);
       if (!pool || pool.eTag !== eTag) return false;
-      try {
-        const poller = pools.createOrUpdate(
-          resourceGroup,
-          clusterName,
-          name,
-          { ...pool, count: Math.max(pool.count ?? 0, 1), tags: { ...pool.tags, ...tags } },
-          { ifMatch: eTag, updateIntervalInMs: pollIntervalMs, abortSignal: ctx.cancellationSignal },
-        );
-        poller.onProgress((state) => ctx.heartbeat({ step: 'claiming warm node pool', status: state.status }));
-        await poller.pollUntilDone();
-        return true;
-      } catch (err) {
-        if (preconditionFailed(err)) return false;
-        throw err;
-      }
+      const poller = pools.createOrUpdate(
+        resourceGroup,
+        clusterName,
+        name,
+        { ...pool, count: Math.max(pool.count ?? 0, 1), tags: { ...pool.tags, ...tags } },
+        { ifMatch: eTag, updateIntervalInMs: pollIntervalMs, abortSignal: Context.current().cancellationSignal },
+      );
+      return conditionalOperation(poller, 'claiming warm node pool');
     },
 
     /** Scales the pool to zero nodes, keeping its definition for the next run. Returns whether it did. */
     async scaleNodePoolToZero(name: string, guard: ReleaseGuard = {}): Promise<boolean> {
-      const ctx = Context.current();
       const pool = await guarded(name, guard);
       if (!pool) return false;
       if (pool.count === 0 && pool.provisioningState === 'Succeeded') return true;
-      try {
-        const poller = pools.createOrUpdate(resourceGroup, clusterName, name, { ...pool, count: 0 }, {
-          ifMatch: guard.ownedBy || guard.ifMatch ? pool.eTag : undefined,
-          updateIntervalInMs: pollIntervalMs,
-          abortSignal: ctx.cancellationSignal,
-        });
-        poller.onProgress((state) => ctx.heartbeat({ step: 'scaling node pool to 0', status: state.status }));
-        await poller.pollUntilDone();
-        return true;
-      } catch (err) {
-        if (preconditionFailed(err)) return false; // claimed by another run meanwhile
-        throw err;
-      }
+      const poller = pools.createOrUpdate(resourceGroup, clusterName, name, { ...pool, count: 0 }, {
+        ifMatch: guard.ownedBy || guard.ifMatch ? pool.eTag : undefined,
+        updateIntervalInMs: pollIntervalMs,
+        abortSignal: Context.current().cancellationSignal,
+      });
+      return conditionalOperation(poller, 'scaling node pool to 0'); // false: claimed by another run meanwhile
     },
 
     /**
@@ -236,19 +237,12 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
         pool = await getPool(name);
       }
       if (!pool) return false;
-      try {
-        const poller = pools.delete(resourceGroup, clusterName, name, {
-          ifMatch: guard.ownedBy || guard.ifMatch ? pool.eTag : undefined,
-          updateIntervalInMs: pollIntervalMs,
-          abortSignal: ctx.cancellationSignal,
-        });
-        poller.onProgress((state) => ctx.heartbeat({ step: 'deleting node pool', status: state.status }));
-        await poller.pollUntilDone();
-        return true;
-      } catch (err) {
-        if (preconditionFailed(err)) return false; // claimed by another run meanwhile
-        throw err;
-      }
+      const poller = pools.delete(resourceGroup, clusterName, name, {
+        ifMatch: guard.ownedBy || guard.ifMatch ? pool.eTag : undefined,
+        updateIntervalInMs: pollIntervalMs,
+        abortSignal: ctx.cancellationSignal,
+      });
+      return conditionalOperation(poller, 'deleting node pool'); // false: claimed by another run meanwhile
     },
   };
 }
