@@ -93,7 +93,7 @@ export const jobFinishedSignal = defineSignal<[{ namespace: string; name: string
 const arm = proxyActivities<
   Pick<Activities, 'ensureNodePool' | 'deleteNodePool' | 'scaleNodePoolToZero' | 'describeNodePool' | 'listManagedPools' | 'claimNodePool'>
 >(armOperations);
-const lookups = proxyActivities<Pick<Activities, 'runIsOpen' | 'provisioningSecondsOf' | 'gpuPodsOnPool'>>(apiCalls);
+const lookups = proxyActivities<Pick<Activities, 'openRunsAmong' | 'provisioningSecondsOf' | 'gpuPodsOnPool'>>(apiCalls);
 const kube = proxyActivities<
   Pick<
     Activities,
@@ -395,10 +395,12 @@ async function claimWarmPool(plan: FineTunePlan, workflowId: string): Promise<{ 
     .filter((p) => p.vmSize.toLowerCase() === plan.vmSize.name.toLowerCase() && p.spot === plan.spot && p.provisioningState === 'Succeeded' && p.eTag)
     // Pools with a running node first: they save the whole provisioning.
     .sort((a, b) => Number(b.count > 0) - Number(a.count > 0));
+  const owners = [...new Set(candidates.map((c) => c.tags[poolTags.workflowId]).filter((o): o is string => o !== undefined))];
+  const openOwners = new Set(owners.length ? await lookups.openRunsAmong(owners) : []);
   for (const candidate of candidates) {
     const owner = candidate.tags[poolTags.workflowId];
-    if (owner === workflowId) continue; // this run's own pool, from an earlier attempt: ensureNodePool adopts it
-    if (owner && (await lookups.runIsOpen(owner))) continue;
+    // This run's own pool from an earlier attempt is adopted by ensureNodePool; open runs keep theirs.
+    if (owner === workflowId || (owner && openOwners.has(owner))) continue;
     if ((await lookups.gpuPodsOnPool(candidate.name)).length > 0) continue;
     if (await arm.claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(workflowId, plan.release))) {
       return { name: candidate.name, previousOwner: owner };

@@ -17,6 +17,15 @@ export function createRunActivities({ client }: { client: Client }) {
       }
     },
 
+    /** Which of these workflows are running: one visibility query, however many ids. */
+    async openRunsAmong(workflowIds: string[]): Promise<string[]> {
+      if (workflowIds.length === 0) return [];
+      const ids = workflowIds.map((id) => `'${id.replace(/'/g, "\\'")}'`).join(', ');
+      const open: string[] = [];
+      for await (const run of client.workflow.list({ query: `ExecutionStatus = 'Running' AND WorkflowId IN (${ids})` })) open.push(run.workflowId);
+      return open;
+    },
+
     /**
      * Seconds the run spent getting its GPU nodes (what a run that reuses its pool saves), from
      * the run's result (its final status, stored in its history); undefined when it has none.
