@@ -4,7 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import type { Activities } from '../activities/index.js';
-import type { JobProgress } from '../activities/kubernetes/fine-tune.js';
+import type { JobProgress } from '../activities/kubernetes/jobs.js';
 import { fineTune } from '../workflows/fine-tune.js';
 import { unique } from './support.js';
 import { useTemporal } from './temporal.js';

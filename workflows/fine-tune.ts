@@ -17,7 +17,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { JobProgress } from '../activities/kubernetes/fine-tune.js';
+import type { JobProgress } from '../activities/kubernetes/jobs.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { runLabelValue } from '../domain/hash.js';
 import { type FineTunePlan, type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';

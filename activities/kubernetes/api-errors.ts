@@ -1,5 +1,5 @@
 // Idempotent create and delete on the Kubernetes API (@kubernetes/client-node's ApiException).
-import { ApiException } from '@kubernetes/client-node';
+import { ApiException, type CoreV1Api } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import { failureTypes } from '../../domain/failure-types.js';
 import { runIdLabel } from './labels.js';
@@ -32,6 +32,13 @@ export async function createOrAdoptOwned<T extends { metadata?: { labels?: Recor
     throw ApplicationFailure.nonRetryable(`${what} exists but belongs to run ${owner ?? '(none)'}, not ${runId}`, failureTypes.nameTaken);
   }
   return result;
+}
+
+export async function ensureNamespaceExists(core: CoreV1Api, namespace: string): Promise<void> {
+  await createOrAdopt(
+    () => core.createNamespace({ body: { metadata: { name: namespace } } }),
+    () => core.readNamespace({ name: namespace }),
+  );
 }
 
 /** Runs a delete; an object that is already gone counts as deleted. Returns whether it existed. */

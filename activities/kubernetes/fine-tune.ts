@@ -2,7 +2,7 @@
 // idempotent: objects have deterministic names and carry the run label, a retry adopts them.
 // Long waits are not activities: the workflow checks, then sleeps on a durable timer, so a
 // thousand waiting runs hold no activity slots and no open watches.
-import { AppsV1Api, BatchV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, BatchV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import { stringify } from 'yaml';
 import { failureTypes } from '../../domain/failure-types.js';
@@ -10,26 +10,9 @@ import type { TrainingConfig } from '../../domain/training-config.js';
 import { type PusherJobParams, adapterPusherJob } from './adapter-pusher-job.js';
 import { createOrAdoptOwned, deleteIfPresent } from './api-errors.js';
 import { type InferenceParams, inferenceObjects } from './inference.js';
-import { ensureJob } from './jobs.js';
+import { ensureJob, type JobProgress, readJobProgress } from './jobs.js';
 import { managedBy, runIdLabel } from './labels.js';
 import { type ContainerImages, type TuningJobParams, tuningJob } from './tuning-job.js';
-
-export interface JobProgress {
-  state: 'pending' | 'running' | 'succeeded' | 'failed';
-  podPhase?: string;
-  node?: string;
-  restarts: number;
-  /** Pods the Job has started so far (1 unless the trainer failed and was retried). */
-  attempts: number;
-  startedAt?: string;
-  /** When the Job completed or failed. */
-  finishedAt?: string;
-  /** Why it failed: the pod's termination reason and message. */
-  reason?: string;
-  /** Last training step and loss, parsed from the trainer's log when it is readable. */
-  step?: number;
-  loss?: number;
-}
 
 export interface FineTuneKubeDeps {
   kubeConfig: KubeConfig;
@@ -47,14 +30,6 @@ export function parseTrainerLog(log: string): { step?: number; loss?: number } {
   const loss = losses.at(-1)?.[1];
   const step = steps.at(-1)?.[1];
   return { loss: loss ? Number(loss) : undefined, step: step ? Number(step) : undefined };
-}
-
-function terminationReason(pod: V1Pod | undefined): string | undefined {
-  const terminated = [...(pod?.status?.initContainerStatuses ?? []), ...(pod?.status?.containerStatuses ?? [])]
-    .map((s) => s.state?.terminated ?? s.lastState?.terminated)
-    .find((t) => t && t.exitCode !== 0);
-  if (!terminated) return pod?.status?.reason;
-  return [terminated.reason, terminated.message?.trim(), `exit code ${terminated.exitCode}`].filter(Boolean).join(': ');
 }
 
 export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, inferenceUrlTemplate }: FineTuneKubeDeps) {
@@ -92,25 +67,7 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
 
     /** One look at a Job and its latest pod: the workflow calls this between durable timers. */
     async checkJob(namespace: string, name: string): Promise<JobProgress> {
-      const job = await batch.readNamespacedJob({ name, namespace });
-      const { items: pods } = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${name}` });
-      pods.sort((a, b) => String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)));
-      const pod = pods.at(-1);
-      const conditions = job.status?.conditions ?? [];
-      const done = conditions.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
-      const progress: JobProgress = {
-        state: done?.type === 'Complete' ? 'succeeded' : done?.type === 'Failed' ? 'failed' : pod?.status?.phase === 'Running' ? 'running' : 'pending',
-        podPhase: pod?.status?.phase,
-        node: pod?.spec?.nodeName,
-        restarts: pods.reduce((n, p) => n + (p.status?.containerStatuses ?? []).reduce((m, s) => m + (s.restartCount ?? 0), 0), 0),
-        attempts: pods.length,
-        startedAt: job.status?.startTime ? new Date(job.status.startTime).toISOString() : undefined,
-        finishedAt: done?.lastTransitionTime ? new Date(done.lastTransitionTime).toISOString() : undefined,
-      };
-      if (progress.state === 'failed') {
-        const failedPod = [...pods].reverse().find((p) => p.status?.phase === 'Failed') ?? pod;
-        progress.reason = [done?.reason, terminationReason(failedPod)].filter(Boolean).join(': ');
-      }
+      const { progress, pod } = await readJobProgress(batch, core, namespace, name);
       if (pod?.status?.phase === 'Running' && pod.metadata?.name) {
         // The trainer's progress, when its log is readable (a kubelet serves it; simulated nodes have none).
         const log = await core.readNamespacedPodLog({ name: pod.metadata.name, namespace, tailLines: 50 }).catch(() => '');

@@ -1,19 +1,59 @@
 // Kubernetes Jobs: created under a deterministic name so a retried activity adopts the Job it
 // created before instead of starting a second one.
-import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Job } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { failureTypes } from '../../domain/failure-types.js';
-import { createOrAdopt, createOrAdoptOwned, deleteIfPresent } from './api-errors.js';
+import { createOrAdoptOwned, deleteIfPresent, ensureNamespaceExists } from './api-errors.js';
 import { type GpuCheckJobParams, gpuCheckJob } from './gpu-check-job.js';
 import { runIdLabel } from './labels.js';
 
-export interface JobOutcome {
-  name: string;
-  succeeded: boolean;
-  /** Why the Job failed, from its condition and its pod's termination state. */
-  reason?: string;
+export interface JobProgress {
+  state: 'pending' | 'running' | 'succeeded' | 'failed';
+  podPhase?: string;
   node?: string;
+  restarts: number;
+  /** Pods the Job has started so far (1 unless a failed pod was retried). */
+  attempts: number;
+  startedAt?: string;
+  /** When the Job completed or failed. */
+  finishedAt?: string;
+  /** Why it failed: the Job's condition and the pod's termination reason and message. */
+  reason?: string;
+  /** Last training step and loss, parsed from the trainer's log when it is readable. */
+  step?: number;
+  loss?: number;
+}
+
+function terminationReason(pod: V1Pod | undefined): string | undefined {
+  const terminated = [...(pod?.status?.initContainerStatuses ?? []), ...(pod?.status?.containerStatuses ?? [])]
+    .map((s) => s.state?.terminated ?? s.lastState?.terminated)
+    .find((t) => t && t.exitCode !== 0);
+  if (!terminated) return pod?.status?.reason;
+  return [terminated.reason, terminated.message?.trim(), `exit code ${terminated.exitCode}`].filter(Boolean).join(': ');
+}
+
+/** One look at a Job and its pods: state, attempts, restarts, and why it failed. */
+export async function readJobProgress(batch: BatchV1Api, core: CoreV1Api, namespace: string, name: string): Promise<{ progress: JobProgress; pod?: V1Pod }> {
+  const job = await batch.readNamespacedJob({ name, namespace });
+  const { items: pods } = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${name}` });
+  pods.sort((a, b) => String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)));
+  const pod = pods.at(-1);
+  const done = (job.status?.conditions ?? []).find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+  const progress: JobProgress = {
+    state: done?.type === 'Complete' ? 'succeeded' : done?.type === 'Failed' ? 'failed' : pod?.status?.phase === 'Running' ? 'running' : 'pending',
+    podPhase: pod?.status?.phase,
+    node: pod?.spec?.nodeName,
+    restarts: pods.reduce((n, p) => n + (p.status?.containerStatuses ?? []).reduce((m, s) => m + (s.restartCount ?? 0), 0), 0),
+    attempts: pods.length,
+    startedAt: job.status?.startTime ? new Date(job.status.startTime).toISOString() : undefined,
+    finishedAt: done?.lastTransitionTime ? new Date(done.lastTransitionTime).toISOString() : undefined,
+  };
+  if (progress.state === 'failed') {
+    const failedPod = [...pods].reverse().find((p) => p.status?.phase === 'Failed') ?? pod;
+    progress.reason = [done?.reason, terminationReason(failedPod)].filter(Boolean).join(': ');
+  }
+  return { progress, pod };
 }
 
 /** Creates the Job, or adopts the one this run (its run label) created earlier. */
@@ -32,43 +72,23 @@ export function createJobActivities({ kubeConfig, pollIntervalMs }: { kubeConfig
   const batch = kubeConfig.makeApiClient(BatchV1Api);
   const core = kubeConfig.makeApiClient(CoreV1Api);
 
-  async function outcome(namespace: string, job: V1Job): Promise<JobOutcome | undefined> {
-    const name = job.metadata?.name ?? '';
-    const conditions = job.status?.conditions ?? [];
-    const done = conditions.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
-    if (!done) return undefined;
-    const { items: pods } = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${name}` });
-    const pod = pods.at(-1);
-    const terminated = pod?.status?.containerStatuses?.find((s) => s.state?.terminated)?.state?.terminated;
-    return {
-      name,
-      succeeded: done.type === 'Complete',
-      reason: done.type === 'Failed' ? [done.reason, done.message, terminated?.reason].filter(Boolean).join(': ') : undefined,
-      node: pod?.spec?.nodeName,
-    };
-  }
-
   return {
-    async ensureNamespace(namespace: string): Promise<void> {
-      await createOrAdopt(
-        () => core.createNamespace({ body: { metadata: { name: namespace } } }),
-        () => core.readNamespace({ name: namespace }),
-      );
-    },
+    ensureNamespace: (namespace: string) => ensureNamespaceExists(core, namespace),
 
     async startGpuCheckJob(namespace: string, params: GpuCheckJobParams): Promise<{ adopted: boolean }> {
       return ensureJob(batch, namespace, gpuCheckJob(params));
     },
 
     /** Returns when the Job completes; fails (non-retryable) with the reason when it fails. */
-    async waitForJob(namespace: string, name: string): Promise<JobOutcome> {
+    async waitForJob(namespace: string, name: string): Promise<JobProgress> {
       const ctx = Context.current();
       for (;;) {
-        const job = await batch.readNamespacedJob({ name, namespace });
-        const result = await outcome(namespace, job);
-        if (result?.succeeded) return result;
-        if (result) throw ApplicationFailure.nonRetryable(`Job ${namespace}/${name} failed: ${result.reason}`, failureTypes.jobFailed, result);
-        ctx.heartbeat({ step: 'waiting for job', job: name, active: job.status?.active ?? 0 });
+        const { progress } = await readJobProgress(batch, core, namespace, name);
+        if (progress.state === 'succeeded') return progress;
+        if (progress.state === 'failed') {
+          throw ApplicationFailure.nonRetryable(`Job ${namespace}/${name} failed: ${progress.reason}`, failureTypes.jobFailed, progress);
+        }
+        ctx.heartbeat({ step: 'waiting for job', job: name, state: progress.state });
         await ctx.sleep(pollIntervalMs);
       }
     },

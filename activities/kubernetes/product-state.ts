@@ -2,7 +2,7 @@
 // when each pool has been idle (the reaper), the dataset a schedule last trained on (retrain).
 // One read and at most one write per workflow run.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { createOrAdopt, hasStatus } from './api-errors.js';
+import { createOrAdopt, ensureNamespaceExists, hasStatus } from './api-errors.js';
 import { managedBy } from './labels.js';
 
 export type StateMap = Record<string, string>;
@@ -23,10 +23,7 @@ export function createProductStateActivities({ kubeConfig, namespace }: { kubeCo
 
     async writeState(name: string, data: StateMap): Promise<void> {
       const body = { metadata: { name: configMapName(name), labels: { ...managedBy } }, data };
-      await createOrAdopt(
-        () => core.createNamespace({ body: { metadata: { name: namespace } } }),
-        () => core.readNamespace({ name: namespace }),
-      );
+      await ensureNamespaceExists(core, namespace);
       await createOrAdopt(
         () => core.createNamespacedConfigMap({ namespace, body }),
         () => core.replaceNamespacedConfigMap({ name: configMapName(name), namespace, body }),
