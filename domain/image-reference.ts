@@ -25,6 +25,3 @@ export function parseImageReference(text: string): ImageReference | undefined {
   }
   return { registry: registry ?? 'docker.io', repository, tag: match.groups.tag, digest: match.groups.digest };
 }
-
-export const formatImageReference = (r: ImageReference) =>
-  `${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;

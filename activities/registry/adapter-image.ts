@@ -15,7 +15,6 @@ export const mediaTypes = {
   config: 'application/vnd.oci.image.config.v1+json',
   layer: 'application/vnd.oci.image.layer.v1.tar+gzip',
 } as const;
-export const kaitoModelAnnotation = 'sh.kaito.model.name';
 
 const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
