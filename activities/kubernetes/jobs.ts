@@ -4,7 +4,7 @@ import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Job, type V1Pod } from '
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { failureTypes } from '../../domain/failure-types.js';
-import { createOrAdoptOwned, deleteIfPresent, ensureNamespaceExists } from './api-errors.js';
+import { createOrAdoptOwned, deleteIfPresent, ensureNamespaceExists, hasStatus } from './api-errors.js';
 import { type GpuCheckJobParams, gpuCheckJob } from './gpu-check-job.js';
 import { runIdLabel } from './labels.js';
 
@@ -23,6 +23,10 @@ export interface JobProgress {
   /** Last training step and loss, parsed from the trainer's log when it is readable. */
   step?: number;
   loss?: number;
+  /** Why the latest pod is not making progress, in the pod's own words: unschedulable, image pull, crash loop. */
+  problem?: string;
+  /** Set when a pod of the Job lost its node (spot eviction, pool deleted or scaled down): what happened. */
+  nodeLost?: string;
 }
 
 function terminationReason(pod: V1Pod | undefined): string | undefined {
@@ -31,6 +35,43 @@ function terminationReason(pod: V1Pod | undefined): string | undefined {
     .find((t) => t && t.exitCode !== 0);
   if (!terminated) return pod?.status?.reason;
   return [terminated.reason, terminated.message?.trim(), `exit code ${terminated.exitCode}`].filter(Boolean).join(': ');
+}
+
+/** Container waiting reasons that are part of a normal start, not a problem. */
+const startingReasons = new Set(['ContainerCreating', 'PodInitializing']);
+
+/** Why a pod cannot start or keeps failing: not schedulable, image not pullable, crash-looping, bad config. */
+export function podProblem(pod: V1Pod | undefined): string | undefined {
+  if (!pod || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return undefined;
+  const unscheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  if (unscheduled) return [unscheduled.reason ?? 'Unschedulable', unscheduled.message].filter(Boolean).join(': ');
+  const waiting = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]
+    .map((s) => ({ container: s.name, waiting: s.state?.waiting }))
+    .find((s) => s.waiting?.reason && !startingReasons.has(s.waiting.reason));
+  if (waiting) return [`${waiting.waiting!.reason} (container ${waiting.container})`, waiting.waiting!.message].filter(Boolean).join(': ');
+  return undefined;
+}
+
+/**
+ * How Kubernetes marks a pod whose node went away: the DisruptionTarget condition (set by the pod
+ * garbage collector for pods on deleted nodes, DeletionByPodGC, and by taint eviction of
+ * unreachable nodes; https://kubernetes.io/docs/concepts/workloads/pods/disruptions/#pod-disruption-conditions),
+ * or a node name that no longer exists.
+ */
+async function nodeLoss(core: CoreV1Api, pods: V1Pod[]): Promise<string | undefined> {
+  for (const pod of pods) {
+    const disruption = pod.status?.conditions?.find((c) => c.type === 'DisruptionTarget' && c.status === 'True');
+    if (disruption) return `pod ${pod.metadata?.name} was disrupted on node ${pod.spec?.nodeName ?? '?'}: ${[disruption.reason, disruption.message].filter(Boolean).join(': ')}`;
+  }
+  const live = pods.filter((p) => p.spec?.nodeName && p.status?.phase !== 'Succeeded');
+  for (const node of new Set(live.map((p) => p.spec!.nodeName!))) {
+    const gone = await core.readNode({ name: node }).then(
+      () => false,
+      (err: unknown) => (hasStatus(err, 404) ? true : Promise.reject(err)),
+    );
+    if (gone) return `node ${node} is gone (pod ${live.find((p) => p.spec?.nodeName === node)?.metadata?.name})`;
+  }
+  return undefined;
 }
 
 /** One look at a Job and its pods: state, attempts, restarts, and why it failed. */
@@ -49,6 +90,10 @@ export async function readJobProgress(batch: BatchV1Api, core: CoreV1Api, namesp
     startedAt: job.status?.startTime ? new Date(job.status.startTime).toISOString() : undefined,
     finishedAt: done?.lastTransitionTime ? new Date(done.lastTransitionTime).toISOString() : undefined,
   };
+  if (progress.state !== 'succeeded') {
+    progress.problem = podProblem(pod);
+    progress.nodeLost = await nodeLoss(core, pods);
+  }
   if (progress.state === 'failed') {
     const failedPod = [...pods].reverse().find((p) => p.status?.phase === 'Failed') ?? pod;
     progress.reason = [done?.reason, terminationReason(failedPod)].filter(Boolean).join(': ');

@@ -1,0 +1,51 @@
+// GPU accounting and budgets: what a run's GPUs have cost so far, and how long it may keep them.
+// Pure arithmetic on times and prices, so the workflow and the tests share one definition.
+import { estimateCost, type PriceTable } from './prices.js';
+
+export interface GpuBudget {
+  maxGpuHours?: number;
+  maxCost?: number;
+}
+
+export interface GpuHold {
+  vmSize: string;
+  spot: boolean;
+  gpusPerNode: number;
+  /** When the pool's node became Ready for the run (ms since the epoch). */
+  readyAtMs: number;
+}
+
+export interface GpuUsage {
+  gpuMinutes: number;
+  estimatedCost?: number;
+}
+
+/** GPU-minutes and cost of holding one node of the pool from readyAt until `untilMs`. */
+export function gpuUsage(hold: GpuHold, prices: PriceTable, untilMs: number): GpuUsage {
+  const minutes = Math.max(0, untilMs - hold.readyAtMs) / 60_000;
+  return {
+    gpuMinutes: Math.round(minutes * hold.gpusPerNode * 100) / 100,
+    estimatedCost: estimateCost(prices, hold.vmSize, hold.spot, 1, minutes),
+  };
+}
+
+/** Minutes until the budget is spent at the pool's rate; undefined without a budget. */
+export function budgetMinutesLeft(budget: GpuBudget | undefined, hold: GpuHold, prices: PriceTable, usage: GpuUsage): number | undefined {
+  if (!budget || hold.gpusPerNode <= 0) return undefined;
+  const byHours = budget.maxGpuHours !== undefined ? (budget.maxGpuHours * 60 - usage.gpuMinutes) / hold.gpusPerNode : Infinity;
+  const costPerMinute = (estimateCost(prices, hold.vmSize, hold.spot, 1, 60) ?? 0) / 60;
+  const byCost = budget.maxCost !== undefined && costPerMinute > 0 ? (budget.maxCost - (usage.estimatedCost ?? 0)) / costPerMinute : Infinity;
+  return Math.min(byHours, byCost);
+}
+
+/** The failure message once the budget is spent: what was used, and which limit it hit. */
+export function budgetExceededMessage(budget: GpuBudget, usage: GpuUsage, currency: string): string {
+  const limits = [
+    budget.maxGpuHours !== undefined ? `${budget.maxGpuHours} GPU-hours` : undefined,
+    budget.maxCost !== undefined ? `${budget.maxCost} ${currency}` : undefined,
+  ].filter(Boolean);
+  return (
+    `Budget exceeded after ${usage.gpuMinutes} GPU-minutes (about ${usage.estimatedCost} ${currency}; limit ${limits.join(', ')}): ` +
+    "training was stopped and the run's resources released."
+  );
+}
