@@ -13,4 +13,10 @@ export const failureTypes = {
   pushFailed: 'AdapterPushFailed',
   inferenceUnhealthy: 'InferenceUnhealthy',
   budgetExceeded: 'BudgetExceeded',
+  /** A trainer or pusher pod could not be scheduled, pull its image, or kept crashing, for too long. */
+  podNotStarting: 'PodNotStarting',
+  /** Nodes went away under a step more often than the run may recover from. */
+  nodeLost: 'NodeLost',
+  /** A bug in workflow code (or a value validation let through): the run fails after its cleanup instead of retrying forever. */
+  workflowCodeError: 'WorkflowCodeError',
 } as const;

@@ -73,6 +73,10 @@ export interface FineTunePlan {
   prices: PriceTable;
   pollIntervalSeconds: number;
   budget?: { maxGpuHours?: number; maxCost?: number };
+  /** The tuning Job's activeDeadlineSeconds, in hours. */
+  maxHours: number;
+  /** How long a trainer or pusher pod may take to start before the run fails with its reason. */
+  podStartTimeoutMinutes: number;
 }
 
 export type Validation = { ok: true; plan: FineTunePlan } | { ok: false; problems: string[] };
@@ -190,6 +194,8 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
   checkNumber(problems, 'batchSize', tuning.batchSize, 1, 4096, true);
   checkNumber(problems, 'gradientAccumulationSteps', tuning.gradientAccumulationSteps, 1, 4096, true);
   checkNumber(problems, 'maxSteps', tuning.maxSteps, 1, 10_000_000, true);
+  checkNumber(problems, 'maxHours', tuning.maxHours, 0.01, 720);
+  checkNumber(problems, 'podStartTimeoutMinutes', tuning.podStartTimeoutMinutes, 0.05, 24 * 60);
 
   const vmSize = request.gpu?.vmSize ? findVmSize(request.gpu.vmSize) : undefined;
   let memoryNeededGiB = 0;
@@ -295,6 +301,8 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
       memoryNeededGiB,
       prices: request.prices ?? defaultPriceTable,
       pollIntervalSeconds,
+      maxHours: tuning.maxHours ?? 24,
+      podStartTimeoutMinutes: tuning.podStartTimeoutMinutes ?? 15,
       budget,
     },
   };

@@ -30,6 +30,7 @@ const tuningJob = {
   configMap: 'r1-params',
   resultsClaim: 'r1-results',
   backoffLimit: 1,
+  activeDeadlineSeconds: 7200,
 };
 
 beforeAll(async () => {
@@ -65,6 +66,7 @@ describe('fineTune Kubernetes activities', () => {
     const job = await batch.readNamespacedJob({ name: 'r1-train', namespace });
     const pod = job.spec!.template.spec!;
     expect(job.spec?.backoffLimit).toBe(1);
+    expect(job.spec?.activeDeadlineSeconds).toBe(7200);
     expect(pod.restartPolicy).toBe('Never');
     expect(pod.initContainers!.map((c) => c.name)).toEqual(['model-weights', 'dataset-download']);
     expect(pod.initContainers![0]!.command).toEqual(['oras', 'pull', 'mcr.microsoft.com/aks/kaito/kaito-phi-3-mini-4k-instruct:0.1.1', '-o', '/workspace/weights']);

@@ -273,6 +273,77 @@ describe('fineTune', () => {
     await expectNothingLeft(status, workflowId);
   });
 
+  it('cancelled while claiming a warm pool, still releases the pool it claimed', async () => {
+    const first = await temporal.withWorker(activities, (taskQueue) =>
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-claim-a-${unique()}`, args: [request({ release: { policy: 'scale-to-zero' } })] }),
+    );
+    const warm = first.gpu!.pool;
+    await emulator.settings({ provisioningDelayMs: 4000 }); // the claim (0 -> 1 node) takes a while
+    const workflowId = `ft-claim-b-${unique()}`;
+    const status = await temporal.withWorker(activities, async (taskQueue) => {
+      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+      await eventually(async () => ((await poolOf(warm))?.tags?.['aks-finetune.io/workflow-id'] === workflowId ? true : undefined), 'the claim to land');
+      await handle.cancel();
+      await handle.result().catch(() => undefined);
+      return handle.query(fineTuneStatusQuery);
+    });
+    expect(status.phase).toBe('cancelled');
+    expect(status.released).toContain(`AgentPool/${warm} (deleted)`);
+    expect(await poolOf(warm)).toBeUndefined();
+    expect(await leftovers(workflowId)).toEqual([]);
+  });
+
+  it('starts training again on a fresh node when its pool is deleted under the trainer, and leaves nothing behind', async () => {
+    await simulator.settings({ trainingMs: 30_000 });
+    const workflowId = `ft-node-lost-${unique()}`;
+    const status = await temporal.withWorker(activities, async (taskQueue) => {
+      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+      const running = await eventually(async () => {
+        const s = await handle.query(fineTuneStatusQuery);
+        return s.training?.state === 'running' ? s : undefined;
+      }, 'training to run');
+      // Someone else deletes the pool: its node, and the trainer's pod with it, go away.
+      await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, running.gpu!.pool, { updateIntervalInMs: 200 });
+      await simulator.settings({ trainingMs: 500 });
+      return handle.result();
+    });
+    expect(status.phase).toBe('succeeded');
+    expect(status.capacityRecoveries).toEqual([{ at: expect.any(String), step: 'train', reason: expect.stringMatching(/^node aks-ft[\w-]+-vmss\d+ is gone \(pod ft-node-lost-\w+-train-\w+\)$|disrupted/) }]);
+    expect(status.training).toMatchObject({ state: 'succeeded', job: `${workflowId}-train-r1` });
+    await expectNothingLeft(status, workflowId);
+  });
+
+  it("fails a trainer pod that cannot be scheduled within its start timeout, with the scheduler's reason, and cleans up", async () => {
+    const pool = `np${unique(6)}`;
+    // A pool of the user's whose nodes carry a taint the trainer does not tolerate.
+    await containerService.agentPools.beginCreateOrUpdateAndWait(
+      resourceGroup,
+      clusterName,
+      pool,
+      { vmSize: 'Standard_NC24ads_A100_v4', count: 1, mode: 'User', nodeTaints: ['dedicated=other-team:NoSchedule'] },
+      { updateIntervalInMs: 200 },
+    );
+    try {
+      const workflowId = `ft-unschedulable-${unique()}`;
+      const { error, status } = await temporal.withWorker(activities, async (taskQueue) => {
+        const handle = await temporal.env.client.workflow.start(fineTune, {
+          taskQueue,
+          workflowId,
+          args: [request({ gpu: { vmSize: 'Standard_NC24ads_A100_v4', nodePool: pool }, tuning: { podStartTimeoutMinutes: 0.1 } })],
+        });
+        return { error: await handle.result().catch((e: unknown) => e), status: await handle.query(fineTuneStatusQuery) };
+      });
+      const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
+      expect(cause.type).toBe('PodNotStarting');
+      expect(cause.message).toMatch(/^The trainer pod of Job ft-unschedulable-\w+-train has not started after 0.1 minutes: Unschedulable: .*untolerated taint.*dedicated/);
+      expect(status.phase).toBe('failed');
+      expect(await leftovers(workflowId)).toEqual([]);
+      expect((await poolOf(pool))?.count).toBe(1); // the user's pool is not the run's to release
+    } finally {
+      await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, pool, { updateIntervalInMs: 200 });
+    }
+  });
+
   describe('with the registry down', () => {
     afterEach(async () => {
       await startStack(stackConfig, () => undefined); // brings the registry back if a test left it stopped

@@ -1,9 +1,14 @@
 // Activity options, one block per kind of work, shared by the workflows.
-import type { ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
 import { failureTypes } from '../domain/failure-types.js';
 
-/** ARM operations: node pools take minutes; quota, conflicts and bad specs will not heal by retrying. */
+/**
+ * ARM operations: node pools take minutes; quota, conflicts and bad specs will not heal by
+ * retrying. A cancelled run waits for the operation in flight to stop before its cleanup looks
+ * at what exists, so a create or a claim cannot land after the cleanup has run.
+ */
 export const armOperations: ActivityOptions = {
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   startToCloseTimeout: '45 minutes',
   heartbeatTimeout: '2 minutes',
   retry: {

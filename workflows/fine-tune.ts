@@ -1,154 +1,109 @@
 // fineTune: GPU capacity → tuning inputs → tuning Job → adapter image → (inference) → GPUs
-// released. Every side effect is an idempotent activity; waiting is done on durable timers
-// between short checks; whatever the run created is removed or released after a failure or a
-// cancellation, in a scope that cannot be cancelled.
+// released. A thin entry, the run's setup, then one small function per step. Every side effect
+// is an idempotent activity; waiting is done on durable timers between short checks; whatever
+// the run created is removed or released after a failure or a cancellation, each cleanup step
+// on its own, in a scope that cannot be cancelled.
 import {
   ApplicationFailure,
   CancellationScope,
-  condition,
-  defineQuery,
-  defineSignal,
   isCancellation,
+  log,
   proxyActivities,
   setHandler,
   sleep,
+  TemporalFailure,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { JobProgress } from '../activities/kubernetes/jobs.js';
+import { trainingFailureMessage } from '../domain/advice.js';
 import { failureTypes } from '../domain/failure-types.js';
+import { type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { budgetExceededMessage, budgetMinutesLeft } from '../domain/gpu-usage.js';
 import { runLabelValue } from '../domain/hash.js';
-import { type FineTunePlan, type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
-import { managedPoolTags, poolTags } from '../domain/pool-tags.js';
-import { estimateCost } from '../domain/prices.js';
+import { adapterAnnotations, datasetLineage } from '../domain/lineage.js';
 import { fingerprint } from '../domain/training-config.js';
-import { apiCalls, armOperations, clusterWaits, smokeChecks } from './activity-options.js';
+import { apiCalls, smokeChecks } from './activity-options.js';
+import { accountGpu, gpuTaint, provision, recoverCapacity, releasePools, waitForGpus } from './fine-tune-gpus.js';
+import {
+  type FineTuneRun,
+  type FineTuneStatus,
+  fineTuneStatusQuery,
+  jobFinishedSignal,
+  type PlannedRun,
+  runObjectNames,
+} from './fine-tune-run.js';
+import { watchJob } from './job-watch.js';
 import { nodePoolName } from './naming.js';
-import { AdapterRepository, BaseModel, GpuVmSize, PipelinePhase, TuningMethod } from './search-attributes.js';
+import { AdapterRepository, BaseModel, GpuVmSize, TuningMethod } from './search-attributes.js';
+import { StepRecorder } from './step-recorder.js';
 
-export type FineTunePhase =
-  | 'validating'
-  | 'provisioning'
-  | 'preparing'
-  | 'training'
-  | 'pushing'
-  | 'releasing-gpus'
-  | 'deploying'
-  | 'cleaning-up'
-  | 'succeeded'
-  | 'failed'
-  | 'cancelled';
+export { type FineTunePhase, type FineTuneStatus, type FineTuneStep, fineTuneStatusQuery, jobFinishedSignal } from './fine-tune-run.js';
 
-export interface FineTuneStep {
-  name: string;
-  startedAt: string;
-  endedAt?: string;
-  detail?: string;
-}
-
-export interface FineTuneStatus {
-  phase: FineTunePhase;
-  currentStep?: string;
-  model?: string;
-  method?: string;
-  steps: FineTuneStep[];
-  /** What this run created, as "Kind/name". */
-  created: string[];
-  /** What was removed or released, as "Kind/name" (pools: "AgentPool/name (deleted|scaled to 0)"). */
-  released: string[];
-  gpu?: {
-    pool: string;
-    vmSize: string;
-    spot: boolean;
-    /** True when the run uses a pool it did not create (named in the request, or a claimed warm pool). */
-    reusedPool: boolean;
-    /** The warm pool's previous owner, and how long that run took to get its GPUs: what this run saved. */
-    reusedFrom?: string;
-    provisioningSecondsSaved?: number;
-    gpusPerNode?: number;
-    readyAt?: string;
-    releasedAt?: string;
-    /** GPU-minutes the run has held so far (pool nodes Ready until released). */
-    gpuMinutes: number;
-    estimatedCost?: number;
-    currency: string;
-    pricesAsOf: string;
-  };
-  training?: JobProgress & { job: string };
-  pushAttempts: number;
-  /** The last pusher Job. */
-  push?: JobProgress & { job: string };
-  adapter?: { image: string; digest?: string; reference?: string };
-  inference?: { service: string; models: string[] };
-  error?: string;
-  problems?: string[];
-}
-
-export const fineTuneStatusQuery = defineQuery<FineTuneStatus>('status');
-/** Sent by the worker's shared Job watcher when a Job of this run completes or fails. */
-export const jobFinishedSignal = defineSignal<[{ namespace: string; name: string }]>('jobFinished');
-
-const arm = proxyActivities<
-  Pick<Activities, 'ensureNodePool' | 'deleteNodePool' | 'scaleNodePoolToZero' | 'describeNodePool' | 'listManagedPools' | 'claimNodePool'>
->(armOperations);
-const lookups = proxyActivities<Pick<Activities, 'openRunsAmong' | 'provisioningSecondsOf' | 'gpuPodsOnPool'>>(apiCalls);
 const kube = proxyActivities<
   Pick<
     Activities,
-    'ensureNamespace' | 'ensureTuningInputs' | 'startTuningJob' | 'startPushJob' | 'checkJob' | 'deployInference' | 'checkInference' | 'deleteRunObjects' | 'readAdapterImage'
+    'ensureNamespace' | 'ensureTuningInputs' | 'startTuningJob' | 'startPushJob' | 'deleteJob' | 'deployInference' | 'checkInference' | 'deleteRunObjects' | 'readAdapterImage'
   >
 >(apiCalls);
-const waits = proxyActivities<Pick<Activities, 'waitForPoolNodes'>>(clusterWaits);
 const smoke = proxyActivities<Pick<Activities, 'smokeCheckInference'>>(smokeChecks);
 
-const gpuTaint = 'sku=gpu:NoSchedule';
-/** Checks of a running Job back off to this: the jobFinished signal, not polling, ends the wait. */
-const maxCheckIntervalMs = 10 * 60_000;
 const maxPushAttempts = 5;
 const trainerBackoffLimit = 1;
+/** The pusher only packs two files and uploads them: an hour means it is stuck. */
+const pushDeadlineSeconds = 60 * 60;
 const rolloutTimeoutMs = 20 * 60_000;
 
 export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus> {
-  const { workflowId } = workflowInfo();
-  /** The run's label on everything it creates in the cluster. */
-  const runId = runLabelValue(workflowId);
-  const status: FineTuneStatus = { phase: 'validating', steps: [], created: [], released: [], pushAttempts: 0 };
-  setHandler(fineTuneStatusQuery, () => status);
-  /** Names of this run's Jobs that the shared Job watcher reported finished. */
-  const finishedJobs = new Set<string>();
-  setHandler(jobFinishedSignal, ({ name }) => void finishedJobs.add(name));
+  const run = startRun();
+  try {
+    const planned = plan(run, request);
+    await acquireGpus(planned);
+    await prepareTuningInputs(planned);
+    await train(planned);
+    await pushAdapterImage(planned);
+    await (planned.plan.deploy ? deployInference(planned) : releaseGpus(planned));
+    await removeRunObjects(planned);
+    run.recorder.enter('succeeded');
+    return run.status;
+  } catch (err) {
+    throw await compensate(run, err);
+  }
+}
 
-  const validation = validateFineTuneRequest(request, workflowId);
+/** The run's status, its query and signal handlers; nothing outside the workflow yet. */
+function startRun(): FineTuneRun {
+  const { workflowId } = workflowInfo();
+  const status: FineTuneStatus = { phase: 'validating', steps: [], created: [], released: [], pushAttempts: 0, capacityRecoveries: [] };
+  const run: FineTuneRun = { workflowId, runLabel: runLabelValue(workflowId), status, recorder: new StepRecorder(status), finishedJobs: new Set() };
+  setHandler(fineTuneStatusQuery, () => status);
+  setHandler(jobFinishedSignal, ({ name }) => void run.finishedJobs.add(name));
+  return run;
+}
+
+/** Validates the request (every problem at once) and records what the run will do. */
+function plan(run: FineTuneRun, request: FineTuneRequest): PlannedRun {
+  const validation = validateFineTuneRequest(request, run.workflowId);
   if (!validation.ok) {
-    status.phase = 'failed';
-    status.problems = validation.problems;
+    run.status.problems = validation.problems;
+    const count = validation.problems.length;
     throw ApplicationFailure.nonRetryable(
-      `Invalid fineTune request (${validation.problems.length} problem${validation.problems.length > 1 ? 's' : ''}): ${validation.problems.join('; ')}`,
+      `Invalid fineTune request (${count} problem${count > 1 ? 's' : ''}): ${validation.problems.join('; ')}`,
       failureTypes.invalidRequest,
       { problems: validation.problems },
     );
   }
   const plan = validation.plan;
   const outputImage = `${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`;
-  let pool = plan.existingPool ?? nodePoolName('ft', workflowId);
-  const names = {
-    configMap: `${plan.runName}-params`,
-    results: `${plan.runName}-results`,
-    trainJob: `${plan.runName}-train`,
-    pushJob: (attempt: number) => `${plan.runName}-push-${attempt}`,
-  };
-  Object.assign(status, { model: plan.model.name, method: plan.method, adapter: { image: outputImage } });
-  status.gpu = {
-    pool,
-    vmSize: plan.vmSize.name,
-    spot: plan.spot,
-    reusedPool: plan.existingPool !== undefined,
-    gpuMinutes: 0,
-    currency: plan.prices.currency,
-    pricesAsOf: plan.prices.asOf,
-  };
+  const pool = { name: plan.existingPool ?? nodePoolName('ft', run.workflowId), owned: false, released: false };
+  const planned: PlannedRun = Object.assign(run, { plan, pool, names: runObjectNames(plan.runName), outputImage });
+  Object.assign(run.status, {
+    model: plan.model.name,
+    method: plan.method,
+    adapter: { image: outputImage },
+    gpu: { pool: pool.name, vmSize: plan.vmSize.name, spot: plan.spot, reusedPool: plan.existingPool !== undefined, gpuMinutes: 0, currency: plan.prices.currency, pricesAsOf: plan.prices.asOf },
+  });
   upsertSearchAttributes([
     { key: BaseModel, value: plan.model.name },
     { key: TuningMethod, value: plan.method },
@@ -159,7 +114,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     request: {
       model: plan.model.name,
       method: plan.method,
-      dataset: plan.dataset,
+      dataset: datasetLineage(plan.dataset),
       output: outputImage,
       vmSize: plan.vmSize.name,
       spot: plan.spot,
@@ -167,313 +122,245 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
       release: plan.release,
     },
   });
+  return planned;
+}
 
-  const enter = (phase: FineTunePhase) => {
-    status.phase = phase;
-    upsertSearchAttributes([{ key: PipelinePhase, value: phase }]);
-  };
-  // new Date() is deterministic in workflow code: the sandbox replays time from history.
-  const step = async <T>(name: string, run: () => Promise<T>, detail?: (result: T) => string | undefined): Promise<T> => {
-    const record: FineTuneStep = { name, startedAt: new Date().toISOString() };
-    status.steps.push(record);
-    status.currentStep = name;
-    const result = await run();
-    record.endedAt = new Date().toISOString();
-    record.detail = detail?.(result);
-    status.currentStep = undefined;
-    return result;
-  };
-  const accountGpu = () => {
-    const gpu = status.gpu!;
-    if (!gpu.readyAt) return;
-    const end = gpu.releasedAt ? Date.parse(gpu.releasedAt) : Date.now();
-    gpu.gpuMinutes = Math.round(((end - Date.parse(gpu.readyAt)) / 60_000) * (gpu.gpusPerNode ?? 0) * 100) / 100;
-    gpu.estimatedCost = estimateCost(plan.prices, plan.vmSize.name, plan.spot, 1, (end - Date.parse(gpu.readyAt)) / 60_000);
-  };
-  /** Minutes until the budget is spent at the current rate (undefined without a budget or before GPUs are held). */
-  const budgetMinutesLeft = (): number | undefined => {
-    const gpu = status.gpu!;
-    if (!plan.budget || !gpu.readyAt || !gpu.gpusPerNode) return undefined;
-    const hourly = plan.prices.perHour[plan.vmSize.name] ?? 0;
-    const byHours = plan.budget.maxGpuHours !== undefined ? (plan.budget.maxGpuHours * 60 - gpu.gpuMinutes) / gpu.gpusPerNode : Infinity;
-    const byCost =
-      plan.budget.maxCost !== undefined && hourly > 0 ? ((plan.budget.maxCost - (gpu.estimatedCost ?? 0)) / (hourly * (plan.spot ? plan.prices.spotFactor : 1))) * 60 : Infinity;
-    return Math.min(byHours, byCost);
-  };
-  const enforceBudget = () => {
-    const left = budgetMinutesLeft();
-    if (left !== undefined && left <= 0) {
-      const gpu = status.gpu!;
-      const limits = [
-        plan.budget!.maxGpuHours !== undefined ? `${plan.budget!.maxGpuHours} GPU-hours` : undefined,
-        plan.budget!.maxCost !== undefined ? `${plan.budget!.maxCost} ${gpu.currency}` : undefined,
-      ].filter(Boolean);
-      throw ApplicationFailure.nonRetryable(
-        `Budget exceeded after ${gpu.gpuMinutes} GPU-minutes (about ${gpu.estimatedCost} ${gpu.currency}; limit ${limits.join(', ')}): training was stopped and the run's resources released.`,
-        failureTypes.budgetExceeded,
-      );
-    }
-  };
-  let poolOwned = false;
-  let poolReleased = false;
-  const releasePool = async () => {
-    if (!poolOwned || poolReleased) return;
-    // Only while the pool is still this run's: a released pool may be claimed by the next run.
-    const guard = { ownedBy: workflowId };
-    if (plan.release.policy === 'scale-to-zero') {
-      if (await arm.scaleNodePoolToZero(pool, guard)) status.released.push(`AgentPool/${pool} (scaled to 0)`);
-    } else if (await arm.deleteNodePool(pool, guard)) {
-      status.released.push(`AgentPool/${pool} (deleted)`);
-    }
-    poolReleased = true;
-    status.gpu!.releasedAt = new Date().toISOString();
-    accountGpu();
-  };
+async function acquireGpus(run: PlannedRun): Promise<void> {
+  run.recorder.enter('provisioning');
+  await run.recorder.step('GPU capacity', () => provision(run), (detail) => detail);
+  await run.recorder.step('wait for GPU nodes', () => waitForGpus(run), (nodes) => `${nodes.join(', ')}: ${run.status.gpu!.gpusPerNode} GPU(s)`);
+}
 
-  try {
-    enter('provisioning');
-    const capacity = await step('GPU capacity', () => provision(plan, pool, workflowId, () => (poolOwned = true), status), (r) => r.detail);
-    pool = capacity.pool;
-    const ready = await step('wait for GPU nodes', () => waits.waitForPoolNodes(pool, 1), (r) => `${r.nodes.join(', ')}: ${r.gpusPerNode} GPU(s)`);
-    status.gpu.gpusPerNode = ready.gpusPerNode;
-    status.gpu.readyAt = new Date().toISOString();
+async function prepareTuningInputs(run: PlannedRun): Promise<void> {
+  const { plan, names, status } = run;
+  run.recorder.enter('preparing');
+  await run.recorder.step('tuning inputs', async () => {
+    await kube.ensureNamespace(plan.namespace);
+    status.created.push(`ConfigMap/${names.configMap}`, `PersistentVolumeClaim/${names.results}`);
+    await kube.ensureTuningInputs({ namespace: plan.namespace, runId: run.runLabel, configMap: names.configMap, resultsClaim: names.results, config: plan.config });
+  });
+}
 
-    enter('preparing');
-    await step('tuning inputs', async () => {
-      await kube.ensureNamespace(plan.namespace);
-      status.created.push(`ConfigMap/${names.configMap}`, `PersistentVolumeClaim/${names.results}`);
-      await kube.ensureTuningInputs({ namespace: plan.namespace, runId, configMap: names.configMap, resultsClaim: names.results, config: plan.config });
-    });
-
-    enter('training');
-    status.created.push(`Job/${names.trainJob}`);
-    await step('train', async () => {
+/** The tuning Job, watched until it ends; started again on fresh capacity when its node goes away. */
+async function train(run: PlannedRun): Promise<void> {
+  const { plan, names, status } = run;
+  run.recorder.enter('training');
+  await run.recorder.step('train', async () => {
+    for (let restart = 0; ; restart++) {
+      const job = names.trainJob(restart);
+      status.created.push(`Job/${job}`);
       await kube.startTuningJob(plan.namespace, {
-        name: names.trainJob,
-        runId,
-        workflowId,
+        name: job,
+        runId: run.runLabel,
+        workflowId: run.workflowId,
         model: plan.model,
-        gpus: ready.gpusPerNode,
-        pool,
+        gpus: status.gpu!.gpusPerNode!,
+        pool: run.pool.name,
         taints: [gpuTaint],
         dataset: plan.dataset,
         configMap: names.configMap,
         resultsClaim: names.results,
         backoffLimit: trainerBackoffLimit,
+        activeDeadlineSeconds: Math.round(plan.maxHours * 3600),
       });
-      const done = await watchJob(
-        plan,
-        names.trainJob,
-        finishedJobs,
-        (progress) => {
-          status.training = { ...progress, job: names.trainJob };
-          accountGpu();
-          if (progress.state !== 'succeeded') enforceBudget();
+      const outcome = await watchJob(run, job, {
+        what: 'trainer',
+        onProgress: (progress) => {
+          status.training = { ...progress, job };
+          accountGpu(run);
+          if (progress.state !== 'succeeded') enforceBudget(run);
         },
-        () => {
-          const left = budgetMinutesLeft();
-          return left === undefined ? undefined : Math.max(left * 60_000, 1000);
+        checkWithinMs: () => {
+          const left = budgetLeft(run);
+          return left === undefined ? undefined : left * 60_000;
         },
-      );
-      if (done.state === 'failed') {
-        const oom = /OOMKilled/.test(done.reason ?? '');
+      });
+      if (outcome.state === 'succeeded') return outcome.progress;
+      if (outcome.state !== 'node-lost') {
         throw ApplicationFailure.nonRetryable(
-          `Training Job ${names.trainJob} failed: ${done.reason ?? 'unknown reason'}` +
-            (oom ? `. The trainer ran out of memory: use method qlora, or a VM size with more GPU memory than ${plan.vmSize.name}'s ${plan.vmSize.gpu!.memoryGiB} GiB.` : ''),
+          trainingFailureMessage(job, outcome.progress.reason, { name: plan.vmSize.name, gpuMemoryGiB: plan.vmSize.gpu?.memoryGiB }),
           failureTypes.trainingFailed,
-          done,
+          outcome.progress,
         );
       }
-      return done;
-    }, (done) => `${done.attempts} attempt(s) on ${done.node}`);
-
-    enter('pushing');
-    const adapter = await step('push adapter image', () => pushAdapter(plan, workflowId, outputImage, names, pool, status, finishedJobs), (a) => `${outputImage}@${a.digest}`);
-    status.adapter = { image: outputImage, digest: adapter.digest, reference: `${plan.output.registry}/${plan.output.repository}@${adapter.digest}` };
-
-    if (!plan.deploy) {
-      enter('releasing-gpus');
-      if (plan.release.idleGraceMinutes > 0) await sleep(plan.release.idleGraceMinutes * 60_000);
-      await step('release GPUs', releasePool, () => status.released.filter((r) => r.startsWith('AgentPool/')).join(', ') || 'pool kept (not created by this run)');
-    } else {
-      enter('deploying');
-      const deploy = plan.deploy;
-      status.created.push(`Deployment/${deploy.name}`, `Service/${deploy.name}`);
-      const models = await step('deploy inference', async () => {
-        await kube.deployInference(plan.namespace, {
-          name: deploy.name,
-          runId,
-          model: plan.model,
-          adapter: { name: plan.runName, image: status.adapter!.reference! },
-          pool,
-          taints: [gpuTaint],
-          gpus: ready.gpusPerNode,
-          replicas: deploy.replicas,
-        });
-        const deadline = Date.now() + rolloutTimeoutMs;
-        for (;;) {
-          const rollout = await kube.checkInference(plan.namespace, deploy.name);
-          if (rollout.available >= rollout.wanted) break;
-          if (Date.now() > deadline) {
-            throw ApplicationFailure.nonRetryable(`Inference ${deploy.name} has ${rollout.available}/${rollout.wanted} replicas after ${rolloutTimeoutMs / 60_000} minutes`, failureTypes.inferenceUnhealthy);
-          }
-          await sleep(plan.pollIntervalSeconds * 1000);
-        }
-        return smoke.smokeCheckInference(plan.namespace, deploy.name, plan.runName);
-      }, (m) => `serving ${m.join(', ')}`);
-      status.inference = { service: deploy.name, models };
+      await kube.deleteJob(plan.namespace, job);
+      await recoverCapacity(run, 'train', outcome.reason);
     }
-    enter('cleaning-up');
-    await CancellationScope.nonCancellable(async () => {
-      status.released.push(...(await kube.deleteRunObjects(plan.namespace, runId, { includeInference: false })));
-    });
-    enter('succeeded');
-    return status;
-  } catch (err) {
-    const outcome = isCancellation(err) ? 'cancelled' : 'failed';
-    status.error = err instanceof Error ? err.message : String(err);
-    // Compensation: nothing this run created may outlive it, GPU nodes least of all.
-    await CancellationScope.nonCancellable(async () => {
-      enter('cleaning-up');
-      status.released.push(...(await kube.deleteRunObjects(plan.namespace, runId, { includeInference: true })));
-      await releasePool();
-    });
-    enter(outcome);
-    throw err;
-  }
+  }, (done) => `${done.attempts} attempt(s) on ${done.node}`);
 }
 
-/**
- * Gets the run its GPU pool: the existing pool the request names, or an idle warm pool of the
- * same VM size and spot setting claimed atomically (ARM If-Match), or a new pool of its own.
- */
-async function provision(
-  plan: FineTunePlan,
-  newPool: string,
-  workflowId: string,
-  markOwned: () => void,
-  status: FineTuneStatus,
-): Promise<{ pool: string; detail: string }> {
-  if (plan.existingPool) {
-    const existing = await arm.describeNodePool(plan.existingPool);
-    if (!existing || existing.vmSize.toLowerCase() !== plan.vmSize.name.toLowerCase() || existing.count < 1) {
-      throw ApplicationFailure.nonRetryable(
-        existing
-          ? `Node pool ${plan.existingPool} is ${existing.count} x ${existing.vmSize}; the run needs at least one ${plan.vmSize.name}`
-          : `Node pool ${plan.existingPool} does not exist`,
-        failureTypes.nodePoolConflict,
-      );
-    }
-    return { pool: plan.existingPool, detail: `using existing pool ${plan.existingPool}` };
-  }
-  if (plan.reuseWarmPool) {
-    const warm = await claimWarmPool(plan, workflowId);
-    if (warm) {
-      markOwned();
-      const saved = warm.previousOwner ? await lookups.provisioningSecondsOf(warm.previousOwner) : undefined;
-      Object.assign(status.gpu!, { pool: warm.name, reusedPool: true, reusedFrom: warm.previousOwner, provisioningSecondsSaved: saved });
-      return { pool: warm.name, detail: `reused warm pool ${warm.name}${saved !== undefined ? `, about ${saved}s of provisioning saved` : ''}` };
-    }
-  }
-  markOwned(); // before the call: a timed-out create may still have made the pool
-  status.created.push(`AgentPool/${newPool}`);
-  const created = await arm.ensureNodePool({
-    name: newPool,
-    vmSize: plan.vmSize.name,
-    count: 1,
-    spot: plan.spot,
-    taints: [gpuTaint],
-    labels: { 'aks-finetune.io/purpose': 'fine-tuning' },
-    tags: managedPoolTags(workflowId, plan.release),
-  });
-  return { pool: newPool, detail: `${created.name}: ${created.count} x ${created.vmSize}${created.adopted ? ' (adopted)' : ''}` };
-}
+const budgetLeft = (run: PlannedRun): number | undefined => {
+  const gpu = run.status.gpu!;
+  if (!gpu.readyAt) return undefined;
+  const hold = { vmSize: gpu.vmSize, spot: gpu.spot, gpusPerNode: gpu.gpusPerNode ?? 0, readyAtMs: Date.parse(gpu.readyAt) };
+  return budgetMinutesLeft(run.plan.budget, hold, run.plan.prices, gpu);
+};
 
-/** An idle managed pool whose run has ended, claimed for this run; undefined when there is none. */
-async function claimWarmPool(plan: FineTunePlan, workflowId: string): Promise<{ name: string; previousOwner?: string } | undefined> {
-  const candidates = (await arm.listManagedPools())
-    .filter((p) => p.vmSize.toLowerCase() === plan.vmSize.name.toLowerCase() && p.spot === plan.spot && p.provisioningState === 'Succeeded' && p.eTag)
-    // Pools with a running node first: they save the whole provisioning.
-    .sort((a, b) => Number(b.count > 0) - Number(a.count > 0));
-  const owners = [...new Set(candidates.map((c) => c.tags[poolTags.workflowId]).filter((o): o is string => o !== undefined))];
-  const openOwners = new Set(owners.length ? await lookups.openRunsAmong(owners) : []);
-  for (const candidate of candidates) {
-    const owner = candidate.tags[poolTags.workflowId];
-    // This run's own pool from an earlier attempt is adopted by ensureNodePool; open runs keep theirs.
-    if (owner === workflowId || (owner && openOwners.has(owner))) continue;
-    if ((await lookups.gpuPodsOnPool(candidate.name)).length > 0) continue;
-    if (await arm.claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(workflowId, plan.release))) {
-      return { name: candidate.name, previousOwner: owner };
-    }
-  }
-  return undefined;
-}
-
-/**
- * Checks a Job until it is done, between durable timers (no activity slot is held while
- * waiting) that double from pollIntervalSeconds up to 10 minutes; the jobFinished signal
- * cuts a wait short.
- */
-async function watchJob(
-  plan: FineTunePlan,
-  job: string,
-  finishedJobs: Set<string>,
-  onProgress: (p: JobProgress) => void,
-  /** When the next check must happen at the latest (a budget running out), in ms from now. */
-  checkWithinMs: () => number | undefined = () => undefined,
-): Promise<JobProgress> {
-  for (let intervalMs = plan.pollIntervalSeconds * 1000; ; intervalMs = Math.min(intervalMs * 2, maxCheckIntervalMs)) {
-    const progress = await kube.checkJob(plan.namespace, job);
-    onProgress(progress);
-    if (progress.state === 'succeeded' || progress.state === 'failed') return progress;
-    await condition(() => finishedJobs.has(job), Math.min(intervalMs, checkWithinMs() ?? Infinity));
+function enforceBudget(run: PlannedRun): void {
+  const left = budgetLeft(run);
+  if (left !== undefined && left <= 0) {
+    throw ApplicationFailure.nonRetryable(budgetExceededMessage(run.plan.budget!, run.status.gpu!, run.status.gpu!.currency), failureTypes.budgetExceeded);
   }
 }
 
 /**
  * Pushes the adapter with a pusher Job; a failed push starts a new pusher (never a new
- * training). Then reads the image back from the registry for the digest it really holds.
+ * training), on fresh capacity when its node went away. Then reads the image back from the
+ * registry for the digest it really holds.
  */
-async function pushAdapter(
-  plan: FineTunePlan,
-  workflowId: string,
-  image: string,
-  names: { results: string; pushJob: (attempt: number) => string },
-  pool: string,
-  status: FineTuneStatus,
-  finishedJobs: Set<string>,
-): Promise<{ digest: string }> {
-  const annotations = {
-    'sh.kaito.model.name': plan.model.name,
-    'org.opencontainers.image.created': new Date().toISOString(),
-    'org.opencontainers.image.base.name': `kaito-${plan.model.name}:${plan.model.weightsTag}`,
-    'aks-finetune.io/method': plan.method,
-    'aks-finetune.io/dataset': plan.dataset.urls?.join(',') ?? plan.dataset.image ?? `pvc:${plan.dataset.volume}`,
-    'aks-finetune.io/config-hash': fingerprint(plan.config),
-    'aks-finetune.io/workflow-id': workflowId,
-  };
-  for (let attempt = 1; ; attempt++) {
-    status.pushAttempts = attempt;
-    const job = names.pushJob(attempt);
-    status.created.push(`Job/${job}`);
-    await kube.startPushJob(plan.namespace, {
-      name: job,
-      runId: runLabelValue(workflowId),
-      workflowId,
-      pool,
-      taints: [gpuTaint],
-      resultsClaim: names.results,
-      image,
-      annotations,
-      pushSecret: plan.output.pushSecret,
-    });
-    const done = await watchJob(plan, job, finishedJobs, (progress) => {
-      status.push = { ...progress, job };
-    });
-    if (done.state === 'succeeded') return kube.readAdapterImage(image);
-    if (attempt >= maxPushAttempts) {
-      throw ApplicationFailure.nonRetryable(`Pushing ${image} failed ${attempt} times; last: ${done.reason}`, failureTypes.pushFailed, done);
+async function pushAdapterImage(run: PlannedRun): Promise<void> {
+  const { plan, names, status, outputImage } = run;
+  run.recorder.enter('pushing');
+  const annotations = adapterAnnotations({
+    model: plan.model,
+    method: plan.method,
+    dataset: plan.dataset,
+    configHash: fingerprint(plan.config),
+    workflowId: run.workflowId,
+    created: new Date().toISOString(),
+  });
+  const { digest } = await run.recorder.step('push adapter image', async () => {
+    for (let attempt = 1; ; attempt++) {
+      status.pushAttempts = attempt;
+      const job = names.pushJob(attempt);
+      status.created.push(`Job/${job}`);
+      await kube.startPushJob(plan.namespace, {
+        name: job,
+        runId: run.runLabel,
+        workflowId: run.workflowId,
+        pool: run.pool.name,
+        taints: [gpuTaint],
+        resultsClaim: names.results,
+        image: outputImage,
+        annotations,
+        pushSecret: plan.output.pushSecret,
+        activeDeadlineSeconds: pushDeadlineSeconds,
+      });
+      const outcome = await watchJob(run, job, { what: 'pusher', onProgress: (progress) => (status.push = { ...progress, job }) });
+      if (outcome.state === 'succeeded') return kube.readAdapterImage(outputImage);
+      if (attempt >= maxPushAttempts) {
+        throw ApplicationFailure.nonRetryable(`Pushing ${outputImage} failed ${attempt} times; last: ${outcome.progress.reason ?? outcome.state}`, failureTypes.pushFailed, outcome.progress);
+      }
+      if (outcome.state === 'node-lost') await recoverCapacity(run, 'push adapter image', outcome.reason);
+      else await sleep(Math.min(2 ** attempt, 60) * 1000);
     }
-    await sleep(Math.min(2 ** attempt, 60) * 1000);
-  }
+  }, (image) => `${outputImage}@${image.digest}`);
+  status.adapter = { image: outputImage, digest, reference: `${plan.output.registry}/${plan.output.repository}@${digest}` };
 }
+
+/** Without deploy: the pool is released after the request's idle grace (a next run may claim it meanwhile). */
+async function releaseGpus(run: PlannedRun): Promise<void> {
+  run.recorder.enter('releasing-gpus');
+  if (run.plan.release.idleGraceMinutes > 0) await sleep(run.plan.release.idleGraceMinutes * 60_000);
+  await run.recorder.step(
+    'release GPUs',
+    () => releasePools(run, { includeUnconfirmed: false }),
+    () => run.status.released.filter((r) => r.startsWith('AgentPool/')).join(', ') || 'pool kept (not created by this run)',
+  );
+}
+
+/** With deploy: vLLM serving the base model with the adapter by digest; the pool stays for it. */
+async function deployInference(run: PlannedRun): Promise<void> {
+  const { plan, status } = run;
+  const deploy = plan.deploy!;
+  run.recorder.enter('deploying');
+  status.created.push(`Deployment/${deploy.name}`, `Service/${deploy.name}`);
+  const models = await run.recorder.step('deploy inference', async () => {
+    await kube.deployInference(plan.namespace, {
+      name: deploy.name,
+      runId: run.runLabel,
+      model: plan.model,
+      adapter: { name: plan.runName, image: status.adapter!.reference! },
+      pool: run.pool.name,
+      taints: [gpuTaint],
+      gpus: status.gpu!.gpusPerNode!,
+      replicas: deploy.replicas,
+    });
+    const deadline = Date.now() + rolloutTimeoutMs;
+    for (;;) {
+      const rollout = await kube.checkInference(plan.namespace, deploy.name);
+      if (rollout.available >= rollout.wanted) break;
+      if (Date.now() > deadline) {
+        throw ApplicationFailure.nonRetryable(`Inference ${deploy.name} has ${rollout.available}/${rollout.wanted} replicas after ${rolloutTimeoutMs / 60_000} minutes`, failureTypes.inferenceUnhealthy);
+      }
+      await sleep(plan.pollIntervalSeconds * 1000);
+    }
+    return smoke.smokeCheckInference(plan.namespace, deploy.name, plan.runName);
+  }, (m) => `serving ${m.join(', ')}`);
+  status.inference = { service: deploy.name, models };
+}
+
+/** After success: the Jobs, ConfigMap and PVC go; deployed inference stays. */
+async function removeRunObjects(run: PlannedRun): Promise<void> {
+  run.recorder.enter('cleaning-up');
+  await CancellationScope.nonCancellable(async () => {
+    run.status.released.push(...(await kube.deleteRunObjects(run.plan.namespace, run.runLabel, { includeInference: false })));
+  });
+}
+
+/**
+ * After a failure or a cancellation: removes everything the run created and releases its pools,
+ * each step on its own (a failed step is logged and reported, and never skips the GPU pool).
+ * Returns what the run fails with: the original error, with any cleanup failure added.
+ */
+async function compensate(run: FineTuneRun, err: unknown): Promise<unknown> {
+  const cancelled = isCancellation(err);
+  const failure = cancelled ? err : asWorkflowFailure(err);
+  run.status.error = rootMessage(failure);
+  const cleanupErrors: string[] = [];
+  const planned = run.plan ? (run as PlannedRun) : undefined; // before a plan, nothing was created
+  if (planned) {
+    await CancellationScope.nonCancellable(async () => {
+      run.recorder.enter('cleaning-up');
+      const attempt = async (what: string, cleanup: () => Promise<unknown>) => {
+        try {
+          await cleanup();
+        } catch (cleanupErr) {
+          cleanupErrors.push(`${what}: ${rootMessage(cleanupErr)}`);
+          log.error('cleanup step failed', { step: what, error: rootMessage(cleanupErr) });
+        }
+      };
+      await attempt('remove run objects', async () => {
+        run.status.released.push(...(await kube.deleteRunObjects(planned.plan.namespace, run.runLabel, { includeInference: true })));
+      });
+      await attempt('release GPU pool', () => releasePools(planned, { includeUnconfirmed: true }));
+    });
+  }
+  if (cleanupErrors.length > 0) run.status.cleanupErrors = cleanupErrors;
+  run.recorder.enter(cancelled ? 'cancelled' : 'failed');
+  if (cancelled || cleanupErrors.length === 0) return failure;
+  return ApplicationFailure.create({
+    message: `${rootMessage(failure)} (cleanup also failed: ${cleanupErrors.join('; ')})`,
+    type: rootType(failure),
+    nonRetryable: true,
+    cause: failure as Error,
+  });
+}
+
+/**
+ * An error that is not a Temporal failure is a bug in workflow code (or a value validation let
+ * through). Thrown as it is, it would fail the workflow task and retry it forever while the GPUs
+ * stay up; as an ApplicationFailure it fails the run, after its cleanup.
+ */
+function asWorkflowFailure(err: unknown): TemporalFailure {
+  if (err instanceof TemporalFailure) return err;
+  const e = err instanceof Error ? err : new Error(String(err));
+  return ApplicationFailure.nonRetryable(`fineTune workflow code failed: ${e.name}: ${e.message}`, failureTypes.workflowCodeError, e.stack);
+}
+
+/** The innermost cause: the ARM, Kubernetes or validation message, not "Activity task failed". */
+function rootCause(err: unknown): unknown {
+  let cause = err;
+  while (cause instanceof TemporalFailure && cause.cause) cause = cause.cause;
+  return cause;
+}
+
+const rootMessage = (err: unknown): string => {
+  const cause = rootCause(err);
+  return cause instanceof Error ? cause.message : String(cause);
+};
+
+const rootType = (err: unknown): string | undefined => {
+  const cause = rootCause(err);
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+};

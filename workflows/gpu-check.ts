@@ -19,7 +19,8 @@ import { managedPoolTags } from '../domain/pool-tags.js';
 import { findVmSize } from '../domain/vm-sizes.js';
 import { apiCalls, armOperations, clusterWaits } from './activity-options.js';
 import { nodePoolName, objectName } from './naming.js';
-import { GpuVmSize, PipelinePhase } from './search-attributes.js';
+import { GpuVmSize } from './search-attributes.js';
+import { type StepRecord, StepRecorder } from './step-recorder.js';
 
 export interface GpuCheckRequest {
   /** Azure VM size with GPUs, e.g. Standard_NC24ads_A100_v4. */
@@ -34,15 +35,9 @@ export interface GpuCheckRequest {
 
 export type GpuCheckPhase = 'provisioning' | 'waiting-for-nodes' | 'running-check' | 'releasing' | 'succeeded' | 'failed' | 'cancelled';
 
-export interface StepRecord {
-  name: string;
-  startedAt: string;
-  endedAt?: string;
-  detail?: string;
-}
-
 export interface GpuCheckStatus {
   phase: GpuCheckPhase;
+  currentStep?: string;
   pool: string;
   steps: StepRecord[];
   /** What this run created, as "kind/name". */
@@ -88,19 +83,9 @@ export async function gpuCheck(request: GpuCheckRequest): Promise<GpuCheckStatus
   const namespace = request.namespace ?? defaults.namespace;
   const jobName = objectName('gpu-check', workflowId);
 
-  const enter = (phase: GpuCheckPhase) => {
-    status.phase = phase;
-    upsertSearchAttributes([{ key: PipelinePhase, value: phase }]);
-  };
-  // new Date() is deterministic in workflow code: the sandbox replays time from history.
-  const step = async <T>(name: string, run: () => Promise<T>, detail?: (result: T) => string): Promise<T> => {
-    const record: StepRecord = { name, startedAt: new Date().toISOString() };
-    status.steps.push(record);
-    const result = await run();
-    record.endedAt = new Date().toISOString();
-    if (detail) record.detail = detail(result);
-    return result;
-  };
+  const recorder = new StepRecorder(status);
+  const enter = (phase: GpuCheckPhase) => recorder.enter(phase);
+  const step = recorder.step.bind(recorder);
 
   upsertSearchAttributes([{ key: GpuVmSize, value: size.name }]);
   try {

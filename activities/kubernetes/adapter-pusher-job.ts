@@ -17,6 +17,8 @@ export interface PusherJobParams {
   /** registry/repository:tag to push to. */
   image: string;
   annotations: Record<string, string>;
+  /** Kubernetes fails the pusher (DeadlineExceeded) once it has run this long. */
+  activeDeadlineSeconds: number;
   /** A Secret with a docker config for the registry (KAITO's imagePushSecret); workload identity otherwise. */
   pushSecret?: string;
 }
@@ -28,7 +30,8 @@ export function adapterPusherJob(p: PusherJobParams): V1Job {
     kind: 'Job',
     metadata: { name: p.name, labels: { ...labels, ...managedBy }, annotations: { [workflowIdAnnotation]: p.workflowId } },
     spec: {
-      backoffLimit: 0, // the activity decides about retries: each attempt is a new Job
+      backoffLimit: 0, // the workflow decides about retries: each attempt is a new Job
+      activeDeadlineSeconds: p.activeDeadlineSeconds,
       template: {
         metadata: { labels },
         spec: {

@@ -43,6 +43,8 @@ export interface TuningJobParams {
   configMap: string;
   resultsClaim: string;
   backoffLimit: number;
+  /** Kubernetes fails the Job (DeadlineExceeded) once it has run this long: the request's tuning.maxHours. */
+  activeDeadlineSeconds: number;
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -79,6 +81,7 @@ export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
     metadata: { name: p.name, labels: { ...labels, ...managedBy }, annotations: { [workflowIdAnnotation]: p.workflowId } },
     spec: {
       backoffLimit: p.backoffLimit,
+      activeDeadlineSeconds: p.activeDeadlineSeconds,
       template: {
         metadata: { labels },
         spec: {

@@ -1,0 +1,114 @@
+// What one fineTune run knows about itself while it runs: its status (the `status` query), its
+// plan, the names of what it creates, and the GPU pool it holds. The step functions in
+// fine-tune.ts, fine-tune-gpus.ts and job-watch.ts all work on this one object.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { JobProgress } from '../activities/kubernetes/jobs.js';
+import type { FineTunePlan } from '../domain/fine-tune-request.js';
+import type { StepRecord, StepRecorder } from './step-recorder.js';
+
+export type FineTunePhase =
+  | 'validating'
+  | 'provisioning'
+  | 'preparing'
+  | 'training'
+  | 'pushing'
+  | 'releasing-gpus'
+  | 'deploying'
+  | 'cleaning-up'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled';
+
+export type FineTuneStep = StepRecord;
+
+export interface FineTuneStatus {
+  phase: FineTunePhase;
+  currentStep?: string;
+  model?: string;
+  method?: string;
+  steps: FineTuneStep[];
+  /** What this run created, as "Kind/name". */
+  created: string[];
+  /** What was removed or released, as "Kind/name" (pools: "AgentPool/name (deleted|scaled to 0)"). */
+  released: string[];
+  gpu?: {
+    pool: string;
+    vmSize: string;
+    spot: boolean;
+    /** True when the run uses a pool it did not create (named in the request, or a claimed warm pool). */
+    reusedPool: boolean;
+    /** The warm pool's previous owner, and how long that run took to get its GPUs: what this run saved. */
+    reusedFrom?: string;
+    provisioningSecondsSaved?: number;
+    gpusPerNode?: number;
+    readyAt?: string;
+    releasedAt?: string;
+    /** GPU-minutes the run has held so far (pool nodes Ready until released). */
+    gpuMinutes: number;
+    estimatedCost?: number;
+    currency: string;
+    pricesAsOf: string;
+  };
+  /** Each time a node went away under the trainer or the pusher and the step started again on fresh capacity. */
+  capacityRecoveries: { at: string; step: string; reason: string }[];
+  training?: JobProgress & { job: string };
+  pushAttempts: number;
+  /** The last pusher Job. */
+  push?: JobProgress & { job: string };
+  adapter?: { image: string; digest?: string; reference?: string };
+  inference?: { service: string; models: string[] };
+  /** The root cause of a failure: the ARM, Kubernetes or validation message, with advice. */
+  error?: string;
+  /** Cleanup steps that failed after their retries (each ran on its own; the GPU pool was still released). */
+  cleanupErrors?: string[];
+  problems?: string[];
+}
+
+export const fineTuneStatusQuery = defineQuery<FineTuneStatus>('status');
+/** Sent by the worker's shared Job watcher when a Job of this run completes or fails. */
+export const jobFinishedSignal = defineSignal<[{ namespace: string; name: string }]>('jobFinished');
+
+/** The GPU pool a run works on, and whether it is the run's to release. */
+export interface RunPool {
+  name: string;
+  /** The run created or claimed it (so it releases it); false for a pool named in the request. */
+  owned: boolean;
+  released: boolean;
+}
+
+export interface FineTuneRun {
+  workflowId: string;
+  /** The run's label on everything it creates in the cluster. */
+  runLabel: string;
+  status: FineTuneStatus;
+  recorder: StepRecorder<FineTunePhase>;
+  /** Names of this run's Jobs that the shared Job watcher reported finished. */
+  finishedJobs: Set<string>;
+  /** Set once the request is valid: nothing is created before. */
+  plan?: FineTunePlan;
+}
+
+/** A run past validation. */
+export interface PlannedRun extends FineTuneRun {
+  plan: FineTunePlan;
+  pool: RunPool;
+  names: RunObjectNames;
+  outputImage: string;
+}
+
+export interface RunObjectNames {
+  configMap: string;
+  results: string;
+  /** The tuning Job; a restart on fresh capacity gets a suffix. */
+  trainJob: (restart: number) => string;
+  pushJob: (attempt: number) => string;
+}
+
+export function runObjectNames(runName: string): RunObjectNames {
+  return {
+    configMap: `${runName}-params`,
+    results: `${runName}-results`,
+    trainJob: (restart) => `${runName}-train${restart > 0 ? `-r${restart}` : ''}`,
+    pushJob: (attempt) => `${runName}-push-${attempt}`,
+  };
+}

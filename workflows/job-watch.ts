@@ -1,0 +1,58 @@
+// Watching a run's Job without holding anything: short checks between durable timers that
+// double from pollIntervalSeconds to 10 minutes, cut short by the jobFinished signal. Every wait
+// is bounded: a pod that cannot start fails the run after the plan's podStartTimeoutMinutes with
+// the pod's own reason, a lost node ends the watch at once, and the Job itself has a deadline.
+import { ApplicationFailure, condition, proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { JobProgress } from '../activities/kubernetes/jobs.js';
+import { failureTypes } from '../domain/failure-types.js';
+import { apiCalls } from './activity-options.js';
+import type { PlannedRun } from './fine-tune-run.js';
+
+const kube = proxyActivities<Pick<Activities, 'checkJob'>>(apiCalls);
+
+/** Checks of a running Job back off to this: the jobFinished signal, not polling, ends the wait. */
+const maxCheckIntervalMs = 10 * 60_000;
+
+export type JobOutcome =
+  | { state: 'succeeded' | 'failed'; progress: JobProgress }
+  /** A node went away under the Job's pod: the step may start again on fresh capacity. */
+  | { state: 'node-lost'; progress: JobProgress; reason: string };
+
+export interface WatchOptions {
+  /** What runs in the Job, for messages: "trainer", "pusher". */
+  what: string;
+  onProgress: (progress: JobProgress) => void;
+  /** When the next check must happen at the latest (a budget running out), in ms from now. */
+  checkWithinMs?: () => number | undefined;
+}
+
+/** A pod is stuck when the Job has none yet, or its latest pod reports a problem (unschedulable, image pull, crash loop). */
+const isStuck = (p: JobProgress) => p.state !== 'succeeded' && p.state !== 'failed' && (p.attempts === 0 || p.problem !== undefined);
+
+export async function watchJob(run: PlannedRun, job: string, options: WatchOptions): Promise<JobOutcome> {
+  const { plan, finishedJobs } = run;
+  const podStartTimeoutMs = plan.podStartTimeoutMinutes * 60_000;
+  let stuckSinceMs: number | undefined;
+  for (let intervalMs = plan.pollIntervalSeconds * 1000; ; intervalMs = Math.min(intervalMs * 2, maxCheckIntervalMs)) {
+    const progress = await kube.checkJob(plan.namespace, job);
+    options.onProgress(progress);
+    if (progress.state === 'succeeded') return { state: 'succeeded', progress };
+    if (progress.nodeLost) return { state: 'node-lost', progress, reason: progress.nodeLost };
+    if (progress.state === 'failed') return { state: 'failed', progress };
+
+    // Date.now() is deterministic in workflow code: the sandbox replays time from history.
+    const now = Date.now();
+    stuckSinceMs = isStuck(progress) ? (stuckSinceMs ?? now) : undefined;
+    if (stuckSinceMs !== undefined && now - stuckSinceMs >= podStartTimeoutMs) {
+      throw ApplicationFailure.nonRetryable(
+        `The ${options.what} pod of Job ${job} has not started after ${plan.podStartTimeoutMinutes} minutes: ` +
+          `${progress.problem ?? 'no pod was created (see the Job\'s events)'}`,
+        failureTypes.podNotStarting,
+        progress,
+      );
+    }
+    const bounds = [intervalMs, options.checkWithinMs?.() ?? Infinity, stuckSinceMs !== undefined ? stuckSinceMs + podStartTimeoutMs - now : Infinity];
+    await condition(() => finishedJobs.has(job), Math.max(Math.min(...bounds), 1000));
+  }
+}

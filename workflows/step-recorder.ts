@@ -1,0 +1,50 @@
+// The record of a run's steps that its `status` query shows: one per workflow, shared by every
+// workflow type, so the CLI and the UI read the same shape everywhere.
+import { log, upsertSearchAttributes } from '@temporalio/workflow';
+import { PipelinePhase } from './search-attributes.js';
+
+export interface StepRecord {
+  name: string;
+  startedAt: string;
+  endedAt?: string;
+  detail?: string;
+  /** Set when the step failed: its error message. */
+  error?: string;
+}
+
+/** The part of a workflow's status the recorder keeps. */
+export interface RecordedStatus<Phase extends string> {
+  phase: Phase;
+  currentStep?: string;
+  steps: StepRecord[];
+}
+
+export class StepRecorder<Phase extends string> {
+  constructor(private readonly status: RecordedStatus<Phase>) {}
+
+  /** Enters a phase: the status and the PipelinePhase search attribute say so. */
+  enter(phase: Phase): void {
+    this.status.phase = phase;
+    upsertSearchAttributes([{ key: PipelinePhase, value: phase }]);
+    log.info('phase', { phase });
+  }
+
+  /** Runs one step and records when it started and ended, what it did (`detail`), or how it failed. */
+  async step<T>(name: string, run: () => Promise<T>, detail?: (result: T) => string | undefined): Promise<T> {
+    // new Date() is deterministic in workflow code: the sandbox replays time from history.
+    const record: StepRecord = { name, startedAt: new Date().toISOString() };
+    this.status.steps.push(record);
+    this.status.currentStep = name;
+    try {
+      const result = await run();
+      record.detail = detail?.(result);
+      return result;
+    } catch (err) {
+      record.error = err instanceof Error ? err.message : String(err);
+      throw err;
+    } finally {
+      record.endedAt = new Date().toISOString();
+      this.status.currentStep = undefined;
+    }
+  }
+}
