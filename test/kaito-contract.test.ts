@@ -3,6 +3,7 @@
 // at the release pinned in its go.mod (built by scripts/setup.sh into .tools/bin). Compared field
 // by field; every difference must be listed below with its reason, and every listed one must occur.
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Container, V1Job, V1PodSpec, V1Toleration } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
@@ -81,6 +82,7 @@ function kaitoWorkspace(s: Scenario) {
 }
 
 function renderKaito(s: Scenario): V1Job {
+  if (!existsSync(renderer)) throw new Error(`${renderer} is missing: run npm run setup, which builds it`);
   const input = JSON.stringify({ workspace: kaitoWorkspace(s), trainingConfig: stringify(trainingConfig(s.method)) });
   return JSON.parse(execFileSync(renderer, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] })) as V1Job;
 }
