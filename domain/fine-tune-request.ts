@@ -172,7 +172,7 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
 
   const model = request.model ? findModelPreset(request.model) : undefined;
   if (!request.model) problems.push(`model is required: one of ${modelPresetNames.join(', ')}`);
-  else if (!model) problems.push(`model "${request.model}" is not a known preset; choose one of ${modelPresetNames.join(', ')}`);
+  else if (!model) problems.push(`model "${request.model}" is not a preset KAITO can tune; choose one of ${modelPresetNames.join(', ')}`);
 
   const method = request.method ?? 'lora';
   if (method !== 'lora' && method !== 'qlora') problems.push(`method must be "lora" or "qlora", not "${String(method)}"`);

@@ -1,39 +1,51 @@
-// Base models that can be fine-tuned: KAITO's tuning presets, with what it takes to train them.
-// Names and image tags follow KAITO's presets (supported_models.yaml) so a KAITO Workspace
-// translates one to one and KAITO's weight images can be pulled unchanged.
+// Base models that can be fine-tuned: exactly the presets KAITO can tune, with what it takes to
+// train them. Read from KAITO v0.12.0 (and identical at v0.11.0, the release scripts/kaito-render
+// builds): presets/workspace/models/transformer_runtime_tuning_parameters.go
+// (TransformerTuningParameters, the tuning table) and presets/workspace/models/supported_models.yaml
+// (each preset's weights tag). Names follow KAITO's presets so a KAITO Workspace translates one to
+// one. Presets KAITO can serve but not tune (mistral-7b-instruct, falcon-*, ...) are refused.
 
 export interface ModelPreset {
   name: string;
   /** Parameters, in billions. */
   parametersB: number;
-  /** Tag of KAITO's weights image kaito-<name>:<tag>. */
+  /**
+   * Tag of KAITO's weights artifact kaito-<name>:<tag>. Since tag 0.2.0 KAITO publishes each
+   * preset's weights as an OCI artifact that `oras pull` unpacks (pkg/workspace/manifests/
+   * manifests.go, GenerateModelPullerContainer); 0.1.1 dates from KAITO 0.4.x.
+   */
   weightsTag: string;
   /** Phi-3 family presets set DEFAULT_TARGET_MODULES for LoRA in KAITO's trainer. */
   targetModules?: string;
 }
 
 const phi3Modules = 'k_proj,q_proj,v_proj,o_proj,gate_proj,down_proj,up_proj';
+/** supported_models.yaml gives every tunable preset tag 0.2.0 (KAITO v0.11.0 and v0.12.0). */
+const weightsTag = '0.2.0';
 
 const presets: ModelPreset[] = [
-  { name: 'phi-3-mini-4k-instruct', parametersB: 3.8, weightsTag: '0.1.1', targetModules: phi3Modules },
-  { name: 'phi-3-mini-128k-instruct', parametersB: 3.8, weightsTag: '0.1.1', targetModules: phi3Modules },
-  { name: 'phi-3-medium-4k-instruct', parametersB: 14, weightsTag: '0.1.1', targetModules: phi3Modules },
-  { name: 'phi-3-medium-128k-instruct', parametersB: 14, weightsTag: '0.1.1', targetModules: phi3Modules },
-  { name: 'phi-3.5-mini-instruct', parametersB: 3.8, weightsTag: '0.1.1', targetModules: phi3Modules },
-  { name: 'phi-4', parametersB: 14.7, weightsTag: '0.1.1' },
-  { name: 'phi-4-mini-instruct', parametersB: 3.8, weightsTag: '0.1.1' },
-  { name: 'mistral-7b', parametersB: 7.25, weightsTag: '0.1.1' },
-  { name: 'mistral-7b-instruct', parametersB: 7.25, weightsTag: '0.1.1' },
-  { name: 'qwen2.5-coder-7b-instruct', parametersB: 7.6, weightsTag: '0.1.1' },
-  { name: 'qwen2.5-coder-32b-instruct', parametersB: 32.5, weightsTag: '0.1.1' },
-  { name: 'falcon-7b', parametersB: 7, weightsTag: '0.1.1' },
-  { name: 'falcon-7b-instruct', parametersB: 7, weightsTag: '0.1.1' },
+  { name: 'phi-3-mini-4k-instruct', parametersB: 3.8, weightsTag, targetModules: phi3Modules },
+  { name: 'phi-3-mini-128k-instruct', parametersB: 3.8, weightsTag, targetModules: phi3Modules },
+  { name: 'phi-3-medium-4k-instruct', parametersB: 14, weightsTag, targetModules: phi3Modules },
+  { name: 'phi-3-medium-128k-instruct', parametersB: 14, weightsTag, targetModules: phi3Modules },
+  { name: 'phi-3.5-mini-instruct', parametersB: 3.8, weightsTag, targetModules: phi3Modules },
+  { name: 'phi-4', parametersB: 14.7, weightsTag },
+  { name: 'phi-4-mini-instruct', parametersB: 3.8, weightsTag },
+  // KAITO's tuning table keys it "mistral-7b-v0.3" (Mistral-7B-v0.3 weights, the preset mistral-7b).
+  { name: 'mistral-7b', parametersB: 7.25, weightsTag },
+  { name: 'qwen2.5-coder-7b-instruct', parametersB: 7.6, weightsTag },
+  { name: 'qwen2.5-coder-32b-instruct', parametersB: 32.5, weightsTag },
 ];
 
 export const modelPresetNames: readonly string[] = presets.map((p) => p.name);
 
 export function findModelPreset(name: string): ModelPreset | undefined {
   return presets.find((p) => p.name === name);
+}
+
+/** KAITO's weights artifact for a preset: <registry>/kaito-<name>:<tag> (pkg/utils/common_preset.go, GetPresetImageName). */
+export function modelWeightsImage(registry: string, model: ModelPreset): string {
+  return `${registry}/kaito-${model.name}:${model.weightsTag}`;
 }
 
 export type TuningMethod = 'lora' | 'qlora';

@@ -122,6 +122,19 @@ else
   done
 fi
 
+# --- kaito-render (KAITO's own tuning Job, for the comparison test) ------------------------
+# A Go program (scripts/kaito-render) that calls KAITO's controller code at the release pinned
+# in its go.mod. Rebuilt only when its go.mod, go.sum or source change (the stamp is their hash).
+kaito_render_src="$ROOT/scripts/kaito-render"
+kaito_render_stamp="$(cat "$kaito_render_src/go.mod" "$kaito_render_src/go.sum" "$kaito_render_src"/*.go | sha256sum | cut -c1-16)"
+kaito_version="$(sed -n 's#^[[:space:]]*github.com/kaito-project/kaito \(v[^ ]*\).*#\1#p' "$kaito_render_src/go.mod")"
+if stamp_ok kaito-render "$kaito_render_stamp"; then
+  log "kaito-render (KAITO $kaito_version) cached"
+else
+  run_logged kaito-render sh -c "cd '$kaito_render_src' && go build -trimpath -o '$BIN/kaito-render' ."
+  stamp kaito-render "$kaito_render_stamp"
+fi
+
 # --- Node packages -------------------------------------------------------------------------
 if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
   run_logged npm-ci sh -c "cd '$ROOT' && npm ci --no-audit --no-fund"

@@ -59,7 +59,7 @@ describe('fineTune request validation', () => {
     const found = problems({ model: 'gpt-5', method: 'qlora', tuning: { loadIn4bit: true, loadIn8bit: true }, gpu: { vmSize: 'Standard_X' } });
     expect(found).toEqual(
       expect.arrayContaining([
-        expect.stringContaining('model "gpt-5" is not a known preset; choose one of phi-3-mini-4k-instruct'),
+        expect.stringContaining('model "gpt-5" is not a preset KAITO can tune; choose one of phi-3-mini-4k-instruct'),
         'method qlora needs exactly one of loadIn4bit and loadIn8bit set to true',
         'gpu.vmSize "Standard_X" is not a known Azure VM size',
         'dataset needs exactly one of urls, image or volume',

@@ -68,14 +68,14 @@ describe('fineTune Kubernetes activities', () => {
     expect(job.spec?.backoffLimit).toBe(1);
     expect(job.spec?.activeDeadlineSeconds).toBe(7200);
     expect(pod.restartPolicy).toBe('Never');
-    expect(pod.initContainers!.map((c) => c.name)).toEqual(['model-weights', 'dataset-download']);
-    expect(pod.initContainers![0]!.command).toEqual(['oras', 'pull', 'mcr.microsoft.com/aks/kaito/kaito-phi-3-mini-4k-instruct:0.1.1', '-o', '/workspace/weights']);
+    expect(pod.initContainers!.map((c) => c.name)).toEqual(['model-weights-downloader', 'dataset-download']);
+    expect(pod.initContainers![0]!.command).toEqual(['oras', 'pull', 'mcr.microsoft.com/aks/kaito/kaito-phi-3-mini-4k-instruct:0.2.0', '-o', '/workspace/weights']);
     expect(pod.initContainers![1]!.command!.join(' ')).toContain("curl -sSfL --retry 5 -o '/mnt/data/train.jsonl' 'https://data.example.com/a/train.jsonl'");
     const trainer = pod.containers[0]!;
     expect(trainer.image).toBe('mcr.microsoft.com/aks/kaito/kaito-base:0.5.0');
     expect(trainer.command!.join(' ')).toContain('accelerate launch --num_processes=2 /workspace/tfs/fine_tuning.py');
     expect(trainer.resources).toEqual({ requests: { 'nvidia.com/gpu': '2' }, limits: { 'nvidia.com/gpu': '2' } });
-    expect(trainer.volumeMounts!.map((m) => m.mountPath)).toEqual(['/dev/shm', '/workspace/weights', '/mnt/config', '/mnt/data', '/mnt/results']);
+    expect(trainer.volumeMounts!.map((m) => m.mountPath)).toEqual(['/dev/shm', '/workspace/weights', '/mnt/config', '/mnt/results', '/mnt/data']);
     expect(trainer.env).toContainEqual({ name: 'DEFAULT_TARGET_MODULES', value: 'k_proj,q_proj,v_proj,o_proj,gate_proj,down_proj,up_proj' });
     expect(pod.nodeSelector).toEqual({ 'kubernetes.azure.com/agentpool': 'nosuchpool' });
     expect(pod.tolerations).toContainEqual({ key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' });

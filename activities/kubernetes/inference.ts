@@ -2,7 +2,7 @@
 // (Service port 80) with the base model's weights and the adapter, pulled by digest into
 // /mnt/adapter/<name>, loaded as a LoRA module clients select with `model: <name>`.
 import type { V1Deployment, V1Service } from '@kubernetes/client-node';
-import type { ModelPreset } from '../../domain/models.js';
+import { type ModelPreset, modelWeightsImage } from '../../domain/models.js';
 import { managedBy, modelLabel, roleLabel, roles, runIdLabel } from './labels.js';
 import { onPool } from './placement.js';
 import type { ContainerImages } from './tuning-job.js';
@@ -38,7 +38,7 @@ export function inferenceObjects(p: InferenceParams, images: ContainerImages): {
             {
               name: 'model-weights',
               image: images.oras,
-              command: ['oras', 'pull', `${images.kaitoRegistry}/kaito-${p.model.name}:${p.model.weightsTag}`, '-o', '/workspace/weights'],
+              command: ['oras', 'pull', modelWeightsImage(images.kaitoRegistry, p.model), '-o', '/workspace/weights'],
               volumeMounts: [{ name: 'weights', mountPath: '/workspace/weights' }],
             },
             {

@@ -1,9 +1,11 @@
 // The tuning Job, laid out as KAITO lays it out so KAITO's images run unchanged: an init
 // container pulls the preset's weights, another fetches the dataset, and the trainer runs
-// KAITO's fine_tuning.py under accelerate with all the node's GPUs.
+// KAITO's fine_tuning.py under accelerate with all the node's GPUs. Checked field by field
+// against the Job KAITO's own code renders (scripts/kaito-render, test/kaito-contract.test.ts),
+// which lists every intended difference with its reason.
 import type { V1Container, V1Job, V1Volume } from '@kubernetes/client-node';
 import type { DatasetSource } from '../../domain/fine-tune-request.js';
-import type { ModelPreset } from '../../domain/models.js';
+import { type ModelPreset, modelWeightsImage } from '../../domain/models.js';
 import { managedBy, modelLabel, roleLabel, roles, runIdLabel, workflowIdAnnotation } from './labels.js';
 import { onPool } from './placement.js';
 
@@ -21,7 +23,8 @@ export interface ContainerImages {
 export const defaultImages: ContainerImages = {
   kaitoRegistry: 'mcr.microsoft.com/aks/kaito',
   kaitoBaseTag: '0.5.0',
-  oras: 'ghcr.io/oras-project/oras:v1.2.2',
+  /** KAITO's weights puller image (DefaultORASToolImage, pkg/utils/common_preset.go, KAITO v0.11.0). */
+  oras: 'mcr.microsoft.com/oss/v2/oras-project/oras:v1.2.3',
   curl: 'curlimages/curl:8.11.1',
   skopeo: 'quay.io/skopeo/stable:v1.17.0',
   vllm: 'vllm/vllm-openai:v0.8.5',
@@ -49,11 +52,11 @@ export interface TuningJobParams {
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-function datasetInit(p: TuningJobParams, images: ContainerImages): { container?: V1Container; volume: V1Volume } {
-  const { urls, image, volume } = p.dataset;
-  if (volume) return { volume: { name: 'data', persistentVolumeClaim: { claimName: volume, readOnly: true } } };
-  const emptyDir: V1Volume = { name: 'data', emptyDir: {} };
-  const mounts = [{ name: 'data', mountPath: '/mnt/data' }];
+function datasetInit(p: TuningJobParams, images: ContainerImages): { container?: V1Container; volumes: V1Volume[] } {
+  const { urls, image, volume, imagePullSecret } = p.dataset;
+  if (volume) return { volumes: [{ name: 'data-volume', persistentVolumeClaim: { claimName: volume, readOnly: true } }] };
+  const emptyDir: V1Volume = { name: 'data-volume', emptyDir: {} };
+  const mounts = [{ name: 'data-volume', mountPath: '/mnt/data' }];
   if (urls) {
     // Each URL's file lands in /mnt/data under its own name; an empty or failed download fails the pod.
     const script = urls
@@ -62,13 +65,25 @@ function datasetInit(p: TuningJobParams, images: ContainerImages): { container?:
         return `curl -sSfL --retry 5 -o ${file} ${shellQuote(u)} && test -s ${file}`;
       })
       .join(' && ');
-    return { volume: emptyDir, container: { name: 'dataset-download', image: images.curl, command: ['sh', '-c', `set -e; ${script}`], volumeMounts: mounts } };
+    return { volumes: [emptyDir], container: { name: 'dataset-download', image: images.curl, command: ['sh', '-c', `set -e; ${script}`], volumeMounts: mounts } };
   }
-  // The dataset image's /data folder becomes /mnt/data.
-  const script = `skopeo copy docker://${image} dir:/tmp/image && for l in $(ls /tmp/image | grep -v -e manifest.json -e version); do tar -xzf /tmp/image/$l -C /tmp/rootfs 2>/dev/null || tar -xf /tmp/image/$l -C /tmp/rootfs; done && cp -r /tmp/rootfs/data/. /mnt/data/`;
+  // The dataset image's /data folder becomes /mnt/data. skopeo reads a private image's pull
+  // Secret itself, as KAITO's puller does (ConfigImagePullSecretVolume, pkg/utils/common_preset.go):
+  // a pod's imagePullSecrets only authenticate the kubelet's pulls of the containers' images.
+  const authDir = '/etc/dataset-pull-secret';
+  const secretVolume: V1Volume[] = imagePullSecret
+    ? [{ name: 'dataset-pull-secret', secret: { secretName: imagePullSecret, items: [{ key: '.dockerconfigjson', path: 'config.json' }] } }]
+    : [];
+  const auth = imagePullSecret ? `--authfile ${authDir}/config.json ` : '';
+  const script = `skopeo copy ${auth}docker://${image} dir:/tmp/image && for l in $(ls /tmp/image | grep -v -e manifest.json -e version); do tar -xzf /tmp/image/$l -C /tmp/rootfs 2>/dev/null || tar -xf /tmp/image/$l -C /tmp/rootfs; done && cp -r /tmp/rootfs/data/. /mnt/data/`;
   return {
-    volume: emptyDir,
-    container: { name: 'dataset-pull', image: images.skopeo, command: ['sh', '-c', `set -e; mkdir -p /tmp/rootfs; ${script}`], volumeMounts: mounts },
+    volumes: [...secretVolume, emptyDir],
+    container: {
+      name: 'dataset-pull',
+      image: images.skopeo,
+      command: ['sh', '-c', `set -e; mkdir -p /tmp/rootfs; ${script}`],
+      volumeMounts: [...(imagePullSecret ? [{ name: 'dataset-pull-secret', mountPath: authDir, readOnly: true }] : []), ...mounts],
+    },
   };
 }
 
@@ -87,13 +102,12 @@ export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
         spec: {
           restartPolicy: 'Never',
           ...onPool(p.pool, p.taints),
-          imagePullSecrets: p.dataset.imagePullSecret ? [{ name: p.dataset.imagePullSecret }] : undefined,
           initContainers: [
             {
-              name: 'model-weights',
+              name: 'model-weights-downloader',
               image: images.oras,
-              command: ['oras', 'pull', `${images.kaitoRegistry}/kaito-${p.model.name}:${p.model.weightsTag}`, '-o', '/workspace/weights'],
-              volumeMounts: [{ name: 'weights', mountPath: '/workspace/weights' }],
+              command: ['oras', 'pull', modelWeightsImage(images.kaitoRegistry, p.model), '-o', '/workspace/weights'],
+              volumeMounts: [{ name: 'model-weights-volume', mountPath: '/workspace/weights' }],
             },
             ...(data.container ? [data.container] : []),
           ],
@@ -106,28 +120,29 @@ export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
                 '-c',
                 `cd /workspace/tfs/ && python3 metrics_server.py & accelerate launch --num_processes=${p.gpus} /workspace/tfs/fine_tuning.py`,
               ],
-              ports: [{ name: 'metrics', containerPort: 5000 }],
+              ports: [{ containerPort: 5000 }],
+              // KAITO sets no YAML_FILE_PATH: the trainer's default is /mnt/config/training_config.yaml
+              // (presets/workspace/tuning/text-generation/fine_tuning.py, CONFIG_YAML).
               env: [
-                { name: 'PYTORCH_CUDA_ALLOC_CONF', value: 'expandable_segments:True' },
-                { name: 'YAML_FILE_PATH', value: '/mnt/config/training_config.yaml' },
                 ...(p.model.targetModules ? [{ name: 'DEFAULT_TARGET_MODULES', value: p.model.targetModules }] : []),
+                { name: 'PYTORCH_CUDA_ALLOC_CONF', value: 'expandable_segments:True' },
               ],
               resources: { requests: { 'nvidia.com/gpu': String(p.gpus) }, limits: { 'nvidia.com/gpu': String(p.gpus) } },
               volumeMounts: [
                 { name: 'dshm', mountPath: '/dev/shm' },
-                { name: 'weights', mountPath: '/workspace/weights' },
-                { name: 'config', mountPath: '/mnt/config' },
-                { name: 'data', mountPath: '/mnt/data' },
-                { name: 'results', mountPath: '/mnt/results' },
+                { name: 'model-weights-volume', mountPath: '/workspace/weights' },
+                { name: 'config-volume', mountPath: '/mnt/config' },
+                { name: 'results-volume', mountPath: '/mnt/results' },
+                { name: 'data-volume', mountPath: '/mnt/data' },
               ],
             },
           ],
           volumes: [
             { name: 'dshm', emptyDir: { medium: 'Memory' } },
-            { name: 'weights', emptyDir: {} },
-            { name: 'config', configMap: { name: p.configMap } },
-            data.volume,
-            { name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim } },
+            { name: 'model-weights-volume', emptyDir: {} },
+            { name: 'config-volume', configMap: { name: p.configMap } },
+            { name: 'results-volume', persistentVolumeClaim: { claimName: p.resultsClaim } },
+            ...data.volumes,
           ],
         },
       },
