@@ -27,6 +27,7 @@ interface Scenario {
 /** Each difference between our Job and KAITO's, by field, with why it is intended. */
 const intendedDifferences: Record<string, string> = {
   'job.backoffLimit': 'KAITO leaves the Kubernetes default (6); a run sets its own bounded retry count from the request',
+  'job.activeDeadlineSeconds': 'KAITO sets no deadline; a run bounds its training by the request\'s tuning.maxHours, so a hung trainer cannot hold GPUs forever',
   'trainer.name':
     'KAITO names the trainer container after the Workspace; a run has no Workspace, and a fixed name keeps `kubectl logs -c trainer` the same for every run',
   'trainer.image':
@@ -102,6 +103,7 @@ function renderOurs(s: Scenario): V1Job {
       configMap: 'params',
       resultsClaim: 'results',
       backoffLimit: 2,
+      activeDeadlineSeconds: 86_400,
     },
     defaultImages,
   );
