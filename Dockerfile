@@ -9,6 +9,9 @@ COPY activities ./activities
 COPY domain ./domain
 COPY workflows ./workflows
 COPY workers ./workers
-COPY scripts/setup-temporal.ts ./scripts/
+COPY scripts/setup-temporal.ts scripts/bundle-workflows.ts ./scripts/
+# Workflow code is bundled here, at build time: the worker loads it instead of running webpack at start-up.
+RUN node --import tsx scripts/bundle-workflows.ts dist/workflow-bundle.js
+ENV WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
 USER node
 CMD ["node", "--import", "tsx", "workers/main.ts"]

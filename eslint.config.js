@@ -6,7 +6,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.tools/', '.stack/'] },
+  { ignores: ['node_modules/', '.tools/', '.stack/', 'dist/'] },
   ...tseslint.configs.recommended,
   {
     rules: {

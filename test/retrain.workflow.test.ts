@@ -8,32 +8,15 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
-import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { retrain } from '../workflows/retrain.js';
-import { config, eventually, unique } from './support.js';
+import { config, eventually, pushDataset, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 const registryHost = new URL(config.registry.endpoint).host;
 const run = promisify(execFile);
-
-/** Pushes a one-layer image whose content is `content` to repository:v1 in the local registry. */
-async function pushDataset(repository: string, content: string): Promise<void> {
-  const client = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
-  const layer = await client.uploadBlob(Buffer.from(content));
-  const empty = await client.uploadBlob(Buffer.from('{}'));
-  await client.setManifest(
-    {
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: empty.digest, size: empty.sizeInBytes },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer.digest, size: layer.sizeInBytes }],
-    },
-    { tag: 'v1' },
-  );
-}
 
 const request = (dataset: string): FineTuneRequest => ({
   model: 'phi-3-mini-4k-instruct',

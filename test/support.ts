@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { EmulatorControl } from '../scripts/stack/aks-emulator/control-client.js';
 import { SimulatorControl } from '../scripts/stack/gpu-simulator/control-client.js';
-import { createContainerServiceClient, createKubeConfig } from '../workers/clients.js';
+import { createAzureCredential, createContainerServiceClient, createKubeConfig, createRegistryContentClient } from '../workers/clients.js';
 import { loadWorkerConfig } from '../workers/config.js';
 
 export const config = loadWorkerConfig(process.env);
@@ -30,3 +30,19 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, what: s
 
 export const poolNodes = async (pool: string) =>
   (await core.listNode({ labelSelector: `kubernetes.azure.com/agentpool=${pool}` })).items;
+
+/** Pushes a one-layer image whose content is `content` to repository:v1 in the local registry. */
+export async function pushDataset(repository: string, content: string): Promise<void> {
+  const client = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
+  const layer = await client.uploadBlob(Buffer.from(content));
+  const empty = await client.uploadBlob(Buffer.from('{}'));
+  await client.setManifest(
+    {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: empty.digest, size: empty.sizeInBytes },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer.digest, size: layer.sizeInBytes }],
+    },
+    { tag: 'v1' },
+  );
+}

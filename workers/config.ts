@@ -22,6 +22,8 @@ export interface WorkerConfig {
   /** Registry of KAITO's trainer and weights images. */
   kaitoRegistry: string;
   polling: { armMs: number; kubeMs: number };
+  /** Path of workflow code bundled at build time (`npm run build:workflows`); bundled at start-up when absent. */
+  workflowBundle?: string;
 }
 
 /** Every variable the worker reads, with what it means: the README's configuration table. */
@@ -41,6 +43,7 @@ export const workerVariables: Record<string, string> = {
   KAITO_REGISTRY: "registry of KAITO's trainer and model weight images (default mcr.microsoft.com/aks/kaito)",
   ARM_POLL_INTERVAL_MS: 'how often ARM long-running operations are polled (default 5000)',
   KUBE_POLL_INTERVAL_MS: 'how often activities that wait on the cluster look again (default 2000)',
+  WORKFLOW_BUNDLE: 'path of the workflow bundle written at build time by npm run build:workflows (the image sets it); unset, workflows are bundled at start-up',
   AZURE_TENANT_ID: 'read by DefaultAzureCredential (service principal or workload identity)',
   AZURE_CLIENT_ID: 'read by DefaultAzureCredential (service principal, workload or managed identity)',
   AZURE_CLIENT_SECRET: 'read by DefaultAzureCredential (service principal)',
@@ -87,5 +90,6 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     inferenceUrlTemplate: env.INFERENCE_URL_TEMPLATE ?? 'http://{service}.{namespace}.svc.cluster.local',
     kaitoRegistry: env.KAITO_REGISTRY ?? 'mcr.microsoft.com/aks/kaito',
     polling: { armMs: milliseconds(env, 'ARM_POLL_INTERVAL_MS', 5000), kubeMs: milliseconds(env, 'KUBE_POLL_INTERVAL_MS', 2000) },
+    workflowBundle: env.WORKFLOW_BUNDLE || undefined,
   };
 }

@@ -1,13 +1,37 @@
 // Builds the worker: real clients from the configuration, all activities, all workflows.
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { defaultImages } from '../activities/kubernetes/tuning-job.js';
 import { createAzureCredential, createContainerServiceClient, createKubeConfig } from './clients.js';
-import type { WorkerConfig } from './config.js';
+import { ConfigError, type WorkerConfig } from './config.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/** Where `npm run build:workflows` writes the workflow bundle by default (gitignored; the image sets WORKFLOW_BUNDLE to it). */
+export const defaultWorkflowBundlePath = fileURLToPath(new URL('../dist/workflow-bundle.js', import.meta.url));
+
+/** Bundles the workflow code once, as the worker image does at build time, and writes it to `codePath`. */
+export async function writeWorkflowBundle(codePath: string): Promise<void> {
+  const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  await mkdir(dirname(codePath), { recursive: true });
+  await writeFile(codePath, code);
+}
+
+/**
+ * The prebuilt bundle when WORKFLOW_BUNDLE names one, else the sources (bundled at start-up).
+ * Only the variable selects the bundle: a stale file left in dist/ never replaces the code a developer is editing.
+ */
+export function workflowCode(config: WorkerConfig): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  if (!config.workflowBundle) return { workflowsPath };
+  if (!existsSync(config.workflowBundle)) {
+    throw new ConfigError(`WORKFLOW_BUNDLE=${config.workflowBundle} does not exist: write it with npm run build:workflows, or unset it to bundle at start-up`);
+  }
+  return { workflowBundle: { codePath: config.workflowBundle } };
+}
 
 export interface WorkerTuning {
   armPollIntervalMs: number;
@@ -45,7 +69,7 @@ export async function createWorker(
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    workflowsPath,
+    ...workflowCode(config),
     activities: createWorkerActivities(config, tuning),
     ...workerOptions,
   });

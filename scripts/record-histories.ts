@@ -1,0 +1,203 @@
+// `npm run histories:record [scenario...]`: runs each workflow scenario on the local stack with
+// the real activities and saves its event history under test/histories/<scenario>.json, which
+// test/replay.test.ts replays against the current workflow code. Re-record after a workflow change
+// only when no run of the old code can still be open (see README, "Upgrading the worker while runs
+// are in flight"). Every scenario cleans up what it created: pools, Deployments, Services, state.
+import { writeFile } from 'node:fs/promises';
+import { AppsV1Api } from '@kubernetes/client-node';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { runIdLabel } from '../activities/kubernetes/labels.js';
+import type { FineTuneRequest } from '../domain/fine-tune-request.js';
+import { poolTags } from '../domain/pool-tags.js';
+import { historiesDir, type RecordedHistory } from '../test/recorded-histories.js';
+import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, pushDataset, resourceGroup, simulator, unique } from '../test/support.js';
+import { createWorker } from '../workers/worker.js';
+import { fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
+import { retrain } from '../workflows/retrain.js';
+
+
+interface Run {
+  client: Client;
+  taskQueue: string;
+  /** Workflow ids this scenario starts with; the clean-up finds their pools and objects by it. */
+  workflowId: string;
+}
+
+/** Runs the scenario and returns the closed run whose history is recorded; throws if it did not end as intended. */
+type Scenario = (run: Run) => Promise<WorkflowHandle>;
+
+const namespace = 'aks-finetune';
+const registryHost = new URL(config.registry.endpoint).host;
+const apps = kubeConfig.makeApiClient(AppsV1Api);
+
+const request = (overrides: Partial<FineTuneRequest> = {}): FineTuneRequest => ({
+  model: 'phi-3-mini-4k-instruct',
+  method: 'qlora',
+  dataset: { urls: ['https://datasets.example.com/support/chats.jsonl'] },
+  output: { image: `${registryHost}/adapters/history-${unique()}:v1` },
+  gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
+  pollIntervalSeconds: 1,
+  ...overrides,
+});
+
+function expectThat(condition: boolean, what: string): void {
+  if (!condition) throw new Error(`the run did not end as the scenario intends: ${what}`);
+}
+
+async function expectFailure(handle: WorkflowHandle, check: (cause: unknown) => boolean, what: string): Promise<WorkflowHandle> {
+  const error = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expectThat(error instanceof WorkflowFailedError && check(error.cause), what);
+  return handle;
+}
+
+const scenarios: Record<string, Scenario> = {
+  'fine-tune-success': async ({ client, taskQueue, workflowId }) => {
+    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+    expectThat((await handle.result()).phase === 'succeeded', 'phase succeeded');
+    return handle;
+  },
+
+  'fine-tune-failure': async ({ client, taskQueue, workflowId }) => {
+    await simulator.settings({ failTraining: { reason: 'OOMKilled', exitCode: 137, times: 2 } });
+    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [request({ method: 'lora' })] });
+    return expectFailure(handle, (cause) => cause instanceof ApplicationFailure && cause.type === 'TrainingFailed', 'TrainingFailed (OOM)');
+  },
+
+  'fine-tune-cancel': async ({ client, taskQueue, workflowId }) => {
+    await simulator.settings({ trainingMs: 20_000 });
+    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+    await eventually(async () => ((await handle.query(fineTuneStatusQuery)).training?.state === 'running' ? true : undefined), 'training to run');
+    await handle.cancel();
+    return expectFailure(handle, (cause) => cause instanceof CancelledFailure, 'cancelled');
+  },
+
+  'fine-tune-deploy': async ({ client, taskQueue, workflowId }) => {
+    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [request({ runName: `svc-${unique()}`, deploy: { replicas: 1 } })] });
+    const status = await handle.result();
+    expectThat(status.phase === 'succeeded' && status.inference !== undefined, 'succeeded with an inference Deployment');
+    return handle;
+  },
+
+  retrain: async ({ client, taskQueue, workflowId }) => {
+    const dataset = `datasets/history-${unique()}`;
+    await pushDataset(dataset, 'first version');
+    const handle = await client.workflow.start(retrain, {
+      taskQueue,
+      workflowId,
+      args: [{ schedule: workflowId, request: request({ dataset: { image: `${registryHost}/${dataset}:v1` } }) }],
+    });
+    expectThat((await handle.result()).trained, 'trained');
+    return handle;
+  },
+
+  reaper: async ({ client, taskQueue, workflowId }) => {
+    // An idle managed pool past its grace: the reaper releases it.
+    const pool = `rp${unique(8)}`;
+    const tags = { [poolTags.managed]: 'true', [poolTags.workflowId]: workflowId, [poolTags.idleGraceMinutes]: '0' };
+    await containerService.agentPools.beginCreateOrUpdateAndWait(resourceGroup, clusterName, pool, { count: 1, vmSize: 'Standard_NC24ads_A100_v4', mode: 'User', tags }, {
+      updateIntervalInMs: 200,
+    });
+    const handle = await client.workflow.start(reapIdleGpuPools, { taskQueue, workflowId, args: [{}] });
+    const result = await handle.result();
+    expectThat(result.decisions.some((d) => d.pool === pool && d.action === 'released'), `pool ${pool} released`);
+    return handle;
+  },
+};
+
+/** Ends the scenario's runs if still open, then removes what they may have left: pools, Deployments, Services, retrain state. */
+async function cleanUp(client: Client, workflowId: string): Promise<void> {
+  const handle = client.workflow.getHandle(workflowId);
+  if ((await handle.describe().catch(() => undefined))?.status.name === 'RUNNING') {
+    await handle.cancel();
+    await Promise.race([handle.result().catch(() => undefined), new Promise((r) => setTimeout(r, 60_000))]);
+    await handle.terminate('history recording clean-up').catch(() => undefined);
+  }
+  const owned = (id: string | undefined) => id !== undefined && id.startsWith(workflowId); // a retrain's child is <id>-fine-tune
+  for await (const pool of containerService.agentPools.list(resourceGroup, clusterName)) {
+    if (owned(pool.tags?.[poolTags.workflowId])) {
+      await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, pool.name!, { updateIntervalInMs: 200 });
+    }
+  }
+  for (const runId of [workflowId, `${workflowId}-fine-tune`]) {
+    const labelSelector = `${runIdLabel}=${runId}`;
+    for (const d of (await apps.listNamespacedDeployment({ namespace, labelSelector })).items) {
+      await apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace });
+    }
+    for (const s of (await core.listNamespacedService({ namespace, labelSelector })).items) {
+      await core.deleteNamespacedService({ name: s.metadata!.name!, namespace });
+    }
+  }
+  await core.deleteNamespacedConfigMap({ name: `aks-finetune-retrain-${workflowId}`, namespace }).catch(() => undefined);
+}
+
+async function record(client: Client, taskQueue: string, scenario: string): Promise<string> {
+  const workflowId = `history-${scenario}-${unique()}`;
+  const simulatorBefore = await simulator.settings();
+  try {
+    const handle = await scenarios[scenario]!({ client, taskQueue, workflowId });
+    const history = await handle.fetchHistory();
+    const events = history.events ?? [];
+    const recorded: RecordedHistory = {
+      scenario,
+      workflowType: events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? 'unknown',
+      workflowId,
+      history: JSON.parse(historyToJSON(history)),
+    };
+    const file = `${historiesDir}${scenario}.json`;
+    const text = `${JSON.stringify(recorded, null, 1)}\n`;
+    await writeFile(file, text);
+    return `${recorded.workflowType} ${workflowId}: ${events.length} events, ${(text.length / 1024).toFixed(0)} KiB -> test/histories/${scenario}.json`;
+  } finally {
+    await simulator.settings({ trainingMs: simulatorBefore.trainingMs, failTraining: simulatorBefore.failTraining });
+    await cleanUp(client, workflowId);
+  }
+}
+
+async function main(): Promise<void> {
+  const chosen = process.argv.slice(2);
+  const unknown = chosen.filter((name) => !(name in scenarios));
+  if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')}: choose from ${Object.keys(scenarios).join(', ')}`);
+  Runtime.install({ logger: new DefaultLogger('ERROR') }); // the scenarios' own failures are expected
+  const taskQueue = `histories-${unique()}`;
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const client = new Client({ connection: await Connection.connect({ address: config.temporal.address }), namespace: config.temporal.namespace });
+  const emulatorBefore = await emulator.settings();
+  // Short provisioning and training keep the histories small.
+  await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
+  const simulatorBefore = await simulator.settings();
+  await simulator.settings({ trainingMs: 500 });
+  const worker = await createWorker({ ...config, temporal: { ...config.temporal, taskQueue } }, connection, {
+    tuning: { armPollIntervalMs: 200, kubePollIntervalMs: 200 },
+  });
+  const failures: string[] = [];
+  try {
+    await worker.runUntil(async () => {
+      for (const scenario of chosen.length > 0 ? chosen : Object.keys(scenarios)) {
+        try {
+          console.log(`recorded ${scenario}: ${await record(client, taskQueue, scenario)}`);
+        } catch (err) {
+          failures.push(scenario);
+          console.error(`FAILED ${scenario} (its previous history, if any, is kept): ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+    });
+  } finally {
+    await emulator.settings({ provisioningDelayMs: emulatorBefore.provisioningDelayMs, deletionDelayMs: emulatorBefore.deletionDelayMs });
+    await simulator.settings({ trainingMs: simulatorBefore.trainingMs });
+    await connection.close();
+    await client.connection.close();
+  }
+  if (failures.length > 0) throw new Error(`${failures.length} scenario(s) not recorded: ${failures.join(', ')}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(`histories:record: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
