@@ -15,12 +15,13 @@ export interface RecordedHistory {
   history: unknown;
 }
 
-export function loadRecordedHistories(): (RecordedHistory & HistoryAndWorkflowId)[] {
+/** Every file of test/histories: `<scenario>.json` as recorded, and older ones kept while a patch still guards their code path. */
+export function loadRecordedHistories(): (RecordedHistory & HistoryAndWorkflowId & { file: string })[] {
   return readdirSync(historiesDir)
     .filter((file) => file.endsWith('.json'))
     .sort()
     .map((file) => {
       const recorded = JSON.parse(readFileSync(`${historiesDir}${file}`, 'utf8')) as RecordedHistory;
-      return { ...recorded, history: historyFromJSON(recorded.history) };
+      return { ...recorded, file, history: historyFromJSON(recorded.history) };
     });
 }
