@@ -25,6 +25,8 @@ interface Run {
   taskQueue: string;
   /** Workflow ids this scenario starts with; the clean-up finds their pools and objects by it. */
   workflowId: string;
+  /** Pools the scenario created itself, not through a run: the clean-up deletes them if they are still there. */
+  pools: string[];
 }
 
 /** Runs the scenario and returns the closed run whose history is recorded; throws if it did not end as intended. */
@@ -97,10 +99,11 @@ const scenarios: Record<string, Scenario> = {
     return handle;
   },
 
-  reaper: async ({ client, taskQueue, workflowId }) => {
+  reaper: async ({ client, taskQueue, workflowId, pools }) => {
     // An idle managed pool past its grace: the reaper releases it.
     const pool = `rp${unique(8)}`;
-    const tags = { [poolTags.managed]: 'true', [poolTags.workflowId]: workflowId, [poolTags.idleGraceMinutes]: '0' };
+    pools.push(pool);
+    const tags = { [poolTags.managed]: 'true', [poolTags.idleGraceMinutes]: '0' };
     await containerService.agentPools.beginCreateOrUpdateAndWait(resourceGroup, clusterName, pool, { count: 1, vmSize: 'Standard_NC24ads_A100_v4', mode: 'User', tags }, {
       updateIntervalInMs: 200,
     });
@@ -112,7 +115,7 @@ const scenarios: Record<string, Scenario> = {
 };
 
 /** Ends the scenario's runs if still open, then removes what they may have left: pools, Deployments, Services, retrain state. */
-async function cleanUp(client: Client, workflowId: string): Promise<void> {
+async function cleanUp(client: Client, { workflowId, pools }: Pick<Run, 'workflowId' | 'pools'>): Promise<void> {
   const handle = client.workflow.getHandle(workflowId);
   if ((await handle.describe().catch(() => undefined))?.status.name === 'RUNNING') {
     await handle.cancel();
@@ -121,7 +124,7 @@ async function cleanUp(client: Client, workflowId: string): Promise<void> {
   }
   const owned = (id: string | undefined) => id !== undefined && id.startsWith(workflowId); // a retrain's child is <id>-fine-tune
   for await (const pool of containerService.agentPools.list(resourceGroup, clusterName)) {
-    if (owned(pool.tags?.[poolTags.workflowId])) {
+    if (owned(pool.tags?.[poolTags.workflowId]) || pools.includes(pool.name!)) {
       await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, pool.name!, { updateIntervalInMs: 200 });
     }
   }
@@ -138,10 +141,11 @@ async function cleanUp(client: Client, workflowId: string): Promise<void> {
 }
 
 async function record(client: Client, taskQueue: string, scenario: string): Promise<string> {
-  const workflowId = `history-${scenario}-${unique()}`;
+  const run: Run = { client, taskQueue, workflowId: `history-${scenario}-${unique()}`, pools: [] };
+  const { workflowId } = run;
   const simulatorBefore = await simulator.settings();
   try {
-    const handle = await scenarios[scenario]!({ client, taskQueue, workflowId });
+    const handle = await scenarios[scenario]!(run);
     const history = await handle.fetchHistory();
     const events = history.events ?? [];
     const recorded: RecordedHistory = {
@@ -156,7 +160,7 @@ async function record(client: Client, taskQueue: string, scenario: string): Prom
     return `${recorded.workflowType} ${workflowId}: ${events.length} events, ${(text.length / 1024).toFixed(0)} KiB -> test/histories/${scenario}.json`;
   } finally {
     await simulator.settings({ trainingMs: simulatorBefore.trainingMs, failTraining: simulatorBefore.failTraining });
-    await cleanUp(client, workflowId);
+    await cleanUp(client, run);
   }
 }
 
