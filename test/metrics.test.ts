@@ -6,6 +6,7 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
+import { armOperation } from '../workers/arm-metrics.js';
 import { runtimeOptions } from '../workers/telemetry.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune } from '../workflows/fine-tune.js';
@@ -126,6 +127,16 @@ describe('the Prometheus endpoint', () => {
     expect(total(samples, 'aks_finetune_arm_server_errors', { operation: 'GET agentPools', status: '500' })).toBeGreaterThanOrEqual(1);
     expect(total(samples, 'aks_finetune_arm_retries', { operation: 'PUT agentPools' })).toBeGreaterThanOrEqual(1);
     expect(total(samples, 'aks_finetune_arm_retries', { operation: 'GET agentPools' })).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('ARM operation labels', () => {
+  it('name the method and the last resource type, long-running operation polls included', () => {
+    const cluster = 'https://management.azure.com/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c';
+    expect(armOperation('PUT', `${cluster}/agentPools/gpu1?api-version=2025-01-01`)).toBe('PUT agentPools');
+    expect(armOperation('GET', `${cluster}/agentPools?api-version=2025-01-01`)).toBe('GET agentPools');
+    expect(armOperation('POST', `${cluster}/agentPools/gpu1/abort`)).toBe('POST abort');
+    expect(armOperation('GET', 'https://management.azure.com/subscriptions/s/providers/Microsoft.ContainerService/locations/eastus/operations/op1')).toBe('GET operations');
   });
 });
 
