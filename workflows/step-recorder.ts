@@ -2,7 +2,7 @@
 // workflow type, so the CLI and the UI read the same shape everywhere.
 // Every phase and step is logged with its name (the workflow logger adds the workflow id and type)
 // and every phase entered is counted (workflows/metrics.ts).
-import { log, upsertSearchAttributes } from '@temporalio/workflow';
+import { isCancellation, log, upsertSearchAttributes } from '@temporalio/workflow';
 import { countPhaseEntered } from './metrics.js';
 import { PipelinePhase } from './search-attributes.js';
 
@@ -48,7 +48,8 @@ export class StepRecorder<Phase extends string> {
       return result;
     } catch (err) {
       record.error = err instanceof Error ? err.message : String(err);
-      log.warn('step failed', { ...context, error: record.error });
+      if (isCancellation(err)) log.info('step cancelled', context);
+      else log.warn('step failed', { ...context, error: record.error });
       throw err;
     } finally {
       record.endedAt = new Date().toISOString();
