@@ -5,7 +5,7 @@
 import { metricMeter } from '@temporalio/workflow';
 import type { GpuTime } from '../domain/gpu-usage.js';
 
-/** A run entered a phase (validating, provisioning, ..., succeeded, failed, cancelled). */
+/** A run entered a phase (provisioning, ..., succeeded, failed, cancelled; runs start in their first phase without entering it). */
 export function countPhaseEntered(phase: string): void {
   metricMeter.createCounter('aks_finetune_phase_entered', 'runs', 'runs that entered a phase').add(1, { phase });
 }
