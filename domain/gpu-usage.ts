@@ -49,3 +49,26 @@ export function budgetExceededMessage(budget: GpuBudget, usage: GpuUsage, curren
     "training was stopped and the run's resources released."
   );
 }
+
+/** A run's GPU time once its pool is released, in whole GPU-seconds: billed = used + idle. */
+export interface GpuTime {
+  billedSeconds: number;
+  usedSeconds: number;
+  idleSeconds: number;
+}
+
+/**
+ * Splits the GPU time a run held (from its node Ready until `releasedAtMs`) into the time its
+ * trainer ran (the last trainer Job, from its start until it finished, or until the release when it
+ * did not) and idle time: provisioning waits, input preparation, the push, the release grace.
+ */
+export function gpuTime(hold: GpuHold, releasedAtMs: number, trainer?: { startedAt?: string; finishedAt?: string }): GpuTime {
+  const billed = Math.max(0, releasedAtMs - hold.readyAtMs);
+  const trainerStart = trainer?.startedAt ? Math.max(Date.parse(trainer.startedAt), hold.readyAtMs) : undefined;
+  const trainerEnd = Math.min(trainer?.finishedAt ? Date.parse(trainer.finishedAt) : releasedAtMs, releasedAtMs);
+  const used = trainerStart === undefined ? 0 : Math.max(0, trainerEnd - trainerStart);
+  const seconds = (ms: number) => Math.round((ms / 1000) * hold.gpusPerNode);
+  const billedSeconds = seconds(billed);
+  const usedSeconds = Math.min(seconds(used), billedSeconds);
+  return { billedSeconds, usedSeconds, idleSeconds: billedSeconds - usedSeconds };
+}

@@ -4,7 +4,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { podProblem } from '../activities/kubernetes/jobs.js';
 import { trainingFailureMessage } from '../domain/advice.js';
-import { budgetExceededMessage, budgetMinutesLeft, gpuUsage } from '../domain/gpu-usage.js';
+import { budgetExceededMessage, budgetMinutesLeft, gpuTime, gpuUsage } from '../domain/gpu-usage.js';
 import { adapterAnnotations, datasetLineage } from '../domain/lineage.js';
 import { defaultPriceTable } from '../domain/prices.js';
 import { warmPoolCandidates } from '../domain/warm-pool.js';
@@ -17,6 +17,17 @@ describe('GPU usage and budgets', () => {
     expect(gpuUsage({ ...a100, gpusPerNode: 4 }, defaultPriceTable, 30 * 60_000).gpuMinutes).toBe(120);
     expect(gpuUsage({ ...a100, spot: true }, defaultPriceTable, 60 * 60_000).estimatedCost).toBe(1.1);
     expect(gpuUsage(a100, defaultPriceTable, -5).gpuMinutes).toBe(0);
+  });
+
+  it("splits a released pool's GPU time into the trainer's and idle time, in GPU-seconds", () => {
+    const at = (s: number) => new Date(s * 1000).toISOString();
+    const hold = { ...a100, gpusPerNode: 2 };
+    expect(gpuTime(hold, 100_000, { startedAt: at(10), finishedAt: at(70) })).toEqual({ billedSeconds: 200, usedSeconds: 120, idleSeconds: 80 });
+    // Cancelled while training: the trainer counts until the release.
+    expect(gpuTime(hold, 100_000, { startedAt: at(10) })).toEqual({ billedSeconds: 200, usedSeconds: 180, idleSeconds: 20 });
+    // No trainer yet, or a trainer that started before the node was Ready (a claimed warm pool's clock).
+    expect(gpuTime(hold, 100_000)).toEqual({ billedSeconds: 200, usedSeconds: 0, idleSeconds: 200 });
+    expect(gpuTime({ ...hold, readyAtMs: 50_000 }, 100_000, { startedAt: at(10), finishedAt: at(60) })).toEqual({ billedSeconds: 100, usedSeconds: 20, idleSeconds: 80 });
   });
 
   it('says how many minutes are left under the tighter of the two limits', () => {

@@ -1,17 +1,20 @@
 // Workflow tests share one dev server (the stack's): each file bundles the workflows once and
-// runs a Worker per test on its own task queue.
+// runs a Worker per test on its own task queue. The Runtime (installed once per process, and
+// vitest runs each file in its own) gets the worker's own logger and metrics set-up; a file may
+// pass its own, e.g. with a metrics endpoint.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, Runtime, type RuntimeOptions, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { afterAll, beforeAll } from 'vitest';
 import type { Activities } from '../activities/index.js';
+import { runtimeOptions } from '../workers/telemetry.js';
 import { workflowsPath } from '../workers/worker.js';
 import { config, unique } from './support.js';
 
-export function useTemporal() {
+export function useTemporal(runtime: RuntimeOptions = runtimeOptions({ logFormat: 'pretty', logLevel: 'WARN' })) {
   let env: TestWorkflowEnvironment | undefined;
   let workflowBundle: WorkflowBundle;
   beforeAll(async () => {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install(runtime);
     env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.address, namespace: config.temporal.namespace });
     workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
   });

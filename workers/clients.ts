@@ -5,6 +5,7 @@ import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { ContainerRegistryContentClient } from '@azure/container-registry';
 import { DefaultAzureCredential } from '@azure/identity';
 import { KubeConfig } from '@kubernetes/client-node';
+import { armMetricsPolicy } from './arm-metrics.js';
 import type { WorkerConfig } from './config.js';
 
 /** A credential that always returns the same token: the local AKS emulator accepts any. */
@@ -20,7 +21,10 @@ export function createAzureCredential(staticToken: string | undefined): TokenCre
 }
 
 export function createContainerServiceClient(config: WorkerConfig, credential = createAzureCredential(config.azure.staticToken)) {
-  return new ContainerServiceClient(credential, config.azure.subscriptionId, { endpoint: config.azure.armEndpoint });
+  return new ContainerServiceClient(credential, config.azure.subscriptionId, {
+    endpoint: config.azure.armEndpoint,
+    additionalPolicies: [{ policy: armMetricsPolicy(), position: 'perRetry' }],
+  });
 }
 
 export function createKubeConfig(config: WorkerConfig): KubeConfig {

@@ -1,5 +1,7 @@
 // Worker configuration from environment variables (documented in README, "Configuration").
 // The same variables point the worker at the local stack (.stack/env) or at real Azure.
+import type { LogLevel } from '@temporalio/worker';
+import { type LogFormat, logFormats, logLevels, type TelemetryConfig } from './telemetry.js';
 
 export interface WorkerConfig {
   temporal: { address: string; namespace: string; taskQueue: string };
@@ -24,6 +26,7 @@ export interface WorkerConfig {
   polling: { armMs: number; kubeMs: number };
   /** Path of workflow code bundled at build time (`npm run build:workflows`); bundled at start-up when absent. */
   workflowBundle?: string;
+  telemetry: TelemetryConfig;
 }
 
 /** Every variable the worker reads, with what it means: the README's configuration table. */
@@ -44,6 +47,9 @@ export const workerVariables: Record<string, string> = {
   ARM_POLL_INTERVAL_MS: 'how often ARM long-running operations are polled (default 5000)',
   KUBE_POLL_INTERVAL_MS: 'how often activities that wait on the cluster look again (default 2000)',
   WORKFLOW_BUNDLE: 'path of the workflow bundle written at build time by npm run build:workflows (the image sets it); unset, workflows are bundled at start-up',
+  LOG_FORMAT: 'json (default: one JSON object a line, for log collectors) or pretty (readable, for development)',
+  LOG_LEVEL: 'TRACE, DEBUG, INFO (default), WARN or ERROR',
+  METRICS_ADDRESS: 'host:port of the Prometheus endpoint (GET /metrics), e.g. 0.0.0.0:9464; none when unset (the image sets 0.0.0.0:9464)',
   AZURE_TENANT_ID: 'read by DefaultAzureCredential (service principal or workload identity)',
   AZURE_CLIENT_ID: 'read by DefaultAzureCredential (service principal, workload or managed identity)',
   AZURE_CLIENT_SECRET: 'read by DefaultAzureCredential (service principal)',
@@ -64,6 +70,29 @@ function milliseconds(env: NodeJS.ProcessEnv, name: string, fallback: number): n
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 10) throw new ConfigError(`${name}=${raw} must be a whole number of milliseconds >= 10`);
   return value;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: T[], fallback: T): T {
+  const raw = env[name];
+  if (!raw) return fallback;
+  const value = allowed.find((a) => a.toLowerCase() === raw.toLowerCase());
+  if (!value) throw new ConfigError(`${name}=${raw} must be one of ${allowed.join(', ')}`);
+  return value;
+}
+
+function hostPort(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name];
+  if (!raw) return undefined;
+  if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(raw)) throw new ConfigError(`${name}=${raw} must be host:port, e.g. 0.0.0.0:9464`);
+  return raw;
+}
+
+export function loadTelemetryConfig(env: NodeJS.ProcessEnv = process.env): TelemetryConfig {
+  return {
+    logFormat: oneOf<LogFormat>(env, 'LOG_FORMAT', logFormats, 'json'),
+    logLevel: oneOf<LogLevel>(env, 'LOG_LEVEL', logLevels, 'INFO'),
+    metricsAddress: hostPort(env, 'METRICS_ADDRESS'),
+  };
 }
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -91,5 +120,6 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     kaitoRegistry: env.KAITO_REGISTRY ?? 'mcr.microsoft.com/aks/kaito',
     polling: { armMs: milliseconds(env, 'ARM_POLL_INTERVAL_MS', 5000), kubeMs: milliseconds(env, 'KUBE_POLL_INTERVAL_MS', 2000) },
     workflowBundle: env.WORKFLOW_BUNDLE || undefined,
+    telemetry: loadTelemetryConfig(env),
   };
 }

@@ -3,21 +3,24 @@
 //   push-adapter   package an adapter from a results folder and push it (the pusher Job runs this)
 // Configuration comes from the environment (README, "Configuration").
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import { createKubeConfig } from './clients.js';
 import { startJobWatcher } from './job-watcher.js';
 import { ConfigError, loadWorkerConfig } from './config.js';
 import { pushAdapterCommand } from './push-adapter.js';
+import { runtimeOptions } from './telemetry.js';
 import { createWorker } from './worker.js';
 
 async function runWorker(): Promise<void> {
   const config = loadWorkerConfig();
+  // Before any connection: the Runtime's logger and metrics endpoint apply to everything after.
+  const { logger } = Runtime.install(runtimeOptions(config.telemetry));
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const clientConnection = await Connection.connect({ address: config.temporal.address });
-  const watcher = startJobWatcher(createKubeConfig(config), new Client({ connection: clientConnection, namespace: config.temporal.namespace }), console.error);
+  const watcher = startJobWatcher(createKubeConfig(config), new Client({ connection: clientConnection, namespace: config.temporal.namespace }), (line) => logger.warn(line));
   try {
     const worker = await createWorker(config, connection);
-    console.log(`Worker polling task queue "${config.temporal.taskQueue}" on ${config.temporal.address} (namespace ${config.temporal.namespace})`);
+    logger.info('worker polling', { ...config.temporal, metricsAddress: config.telemetry.metricsAddress });
     await worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks are done
   } finally {
     watcher.stop();

@@ -5,11 +5,12 @@ import { ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { NodePoolSpec } from '../activities/azure/node-pools.js';
 import { failureTypes } from '../domain/failure-types.js';
-import { gpuUsage } from '../domain/gpu-usage.js';
+import { type GpuHold, gpuTime, gpuUsage } from '../domain/gpu-usage.js';
 import { managedPoolTags, poolTags } from '../domain/pool-tags.js';
 import { warmPoolCandidates } from '../domain/warm-pool.js';
 import { apiCalls, armOperations, clusterWaits } from './activity-options.js';
-import type { PlannedRun } from './fine-tune-run.js';
+import type { FineTuneStatus, PlannedRun } from './fine-tune-run.js';
+import { countGpuTime } from './metrics.js';
 
 const arm = proxyActivities<
   Pick<Activities, 'ensureNodePool' | 'deleteNodePool' | 'scaleNodePoolToZero' | 'describeNodePool' | 'listManagedPools' | 'claimNodePool'>
@@ -111,12 +112,23 @@ export async function recoverCapacity(run: PlannedRun, step: string, reason: str
   await waitForGpus(run);
 }
 
+type RunGpu = NonNullable<FineTuneStatus['gpu']>;
+const gpuHold = (gpu: RunGpu, readyAt: string): GpuHold => ({ vmSize: gpu.vmSize, spot: gpu.spot, gpusPerNode: gpu.gpusPerNode ?? 0, readyAtMs: Date.parse(readyAt) });
+
 /** GPU-minutes and cost so far, into the status. */
 export function accountGpu(run: PlannedRun): void {
   const gpu = run.status.gpu!;
   if (!gpu.readyAt) return;
-  const hold = { vmSize: gpu.vmSize, spot: gpu.spot, gpusPerNode: gpu.gpusPerNode ?? 0, readyAtMs: Date.parse(gpu.readyAt) };
-  Object.assign(gpu, gpuUsage(hold, run.plan.prices, gpu.releasedAt ? Date.parse(gpu.releasedAt) : Date.now()));
+  Object.assign(gpu, gpuUsage(gpuHold(gpu, gpu.readyAt), run.plan.prices, gpu.releasedAt ? Date.parse(gpu.releasedAt) : Date.now()));
+}
+
+/** The run's GPU time into the product metrics, once, when it releases its pool. */
+function countReleasedGpuTime(run: PlannedRun, releasedAt: string): void {
+  const gpu = run.status.gpu!;
+  if (!gpu.readyAt) return; // released before a node was Ready: no GPU time
+  const time = gpuTime(gpuHold(gpu, gpu.readyAt), Date.parse(releasedAt), run.status.training);
+  countGpuTime(gpu, time);
+  log.info('GPU time', { pool: gpu.pool, vmSize: gpu.vmSize, ...time });
 }
 
 /**
@@ -143,6 +155,7 @@ export async function releasePools(run: PlannedRun, options: { includeUnconfirme
       pool.released = true;
       status.gpu!.releasedAt = new Date().toISOString();
       accountGpu(run);
+      countReleasedGpuTime(run, status.gpu!.releasedAt);
     }
   }
 }

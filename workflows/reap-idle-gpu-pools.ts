@@ -9,6 +9,7 @@ import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { poolTags } from '../domain/pool-tags.js';
 import { apiCalls, armOperations } from './activity-options.js';
+import { countReaperDecisions } from './metrics.js';
 
 export interface ReaperInput {
   /** Report what would be done, change nothing. */
@@ -93,5 +94,6 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
     delete idleSince[pool.name];
   }
   if (!dryRun) await kube.writeState(stateName, idleSince);
+  countReaperDecisions(decisions);
   return { checkedAt: now.toISOString(), dryRun, decisions };
 }

@@ -1,6 +1,9 @@
 // The record of a run's steps that its `status` query shows: one per workflow, shared by every
 // workflow type, so the CLI and the UI read the same shape everywhere.
-import { log, upsertSearchAttributes } from '@temporalio/workflow';
+// Every phase and step is logged with its name (the workflow logger adds the workflow id and type)
+// and every phase entered is counted (workflows/metrics.ts).
+import { isCancellation, log, upsertSearchAttributes } from '@temporalio/workflow';
+import { countPhaseEntered } from './metrics.js';
 import { PipelinePhase } from './search-attributes.js';
 
 export interface StepRecord {
@@ -27,6 +30,7 @@ export class StepRecorder<Phase extends string> {
     this.status.phase = phase;
     upsertSearchAttributes([{ key: PipelinePhase, value: phase }]);
     log.info('phase', { phase });
+    countPhaseEntered(phase);
   }
 
   /** Runs one step and records when it started and ended, what it did (`detail`), or how it failed. */
@@ -35,12 +39,17 @@ export class StepRecorder<Phase extends string> {
     const record: StepRecord = { name, startedAt: new Date().toISOString() };
     this.status.steps.push(record);
     this.status.currentStep = name;
+    const context = { step: name, phase: this.status.phase };
+    log.info('step started', context);
     try {
       const result = await run();
       record.detail = detail?.(result);
+      log.info('step finished', { ...context, detail: record.detail });
       return result;
     } catch (err) {
       record.error = err instanceof Error ? err.message : String(err);
+      if (isCancellation(err)) log.info('step cancelled', context);
+      else log.warn('step failed', { ...context, error: record.error });
       throw err;
     } finally {
       record.endedAt = new Date().toISOString();
