@@ -19,6 +19,8 @@ export interface RequestRecord {
   path: string;
   status: number;
   at: number;
+  /** For a PUT: the property names its body set (what a client sends, e.g. never nodeImageVersion). */
+  propertiesSent?: string[];
 }
 
 const provider = 'providers/Microsoft.ContainerService';
@@ -37,6 +39,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, faults: Faults) {
   const requests: RequestRecord[] = [];
+  const sent = new WeakMap<IncomingMessage, string[]>();
   const clusterId = `/subscriptions/${cluster.subscriptionId}/resourceGroups/${cluster.resourceGroup}/${provider}/managedClusters/${cluster.clusterName}`;
   const locationBase = `/subscriptions/${cluster.subscriptionId}/${provider}/locations/${cluster.location}`;
 
@@ -152,6 +155,7 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
       }
       case 'PUT': {
         const body = await readJson(req);
+        sent.set(req, Object.keys((body as { properties?: object } | undefined)?.properties ?? {}).sort());
         const vmSize = (body as { properties?: { vmSize?: string } } | undefined)?.properties?.vmSize;
         const refused = faults.take(method, name, ['quota', 'sku-not-available']);
         if (refused) throw Faults.responseError(refused, vmSize, cluster.location);
@@ -184,7 +188,8 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
       send(res, armError.status, armError.body(), armError.headers);
     }
     if (!isControl) {
-      requests.push({ method: req.method ?? 'GET', path: url.pathname, status: res.statusCode, at: Date.now() });
+      const propertiesSent = sent.get(req);
+      requests.push({ method: req.method ?? 'GET', path: url.pathname, status: res.statusCode, at: Date.now(), ...(propertiesSent ? { propertiesSent } : {}) });
       if (requests.length > 10_000) requests.splice(0, requests.length - 10_000);
     }
   };
