@@ -116,8 +116,9 @@ export function parseAgentPoolSpec(
   if (spotMaxPrice !== undefined && (typeof spotMaxPrice !== 'number' || !(spotMaxPrice === -1 || spotMaxPrice > 0))) {
     throw invalid(`properties.spotMaxPrice must be -1 (up to the on-demand price) or a price greater than 0, not ${String(spotMaxPrice)}.`);
   }
+  // `?? 110` and `?.` below: pools stored by an older emulator (state survives restarts) lack these fields.
   const maxPods = wholeNumber(props.maxPods ?? existing?.maxPods ?? 110, 'properties.maxPods', 10, 250);
-  if (existing && existing.maxPods !== maxPods) throw new ArmError(400, 'PropertyChangeNotAllowed', "Changing property 'maxPods' is not allowed.");
+  if (existing && (existing.maxPods ?? 110) !== maxPods) throw new ArmError(400, 'PropertyChangeNotAllowed', "Changing property 'maxPods' is not allowed.");
   const spot = priority === 'Spot';
   const labels = stringMap(props.nodeLabels ?? existing?.nodeLabels, 'properties.nodeLabels');
 
@@ -138,7 +139,7 @@ export function parseAgentPoolSpec(
     spotMaxPrice: spot ? ((spotMaxPrice as number | undefined) ?? -1) : undefined,
     maxPods,
     // The default a new pool gets (AgentPoolUpgradeSettings.maxSurge: "default is 10%").
-    upgradeSettings: { maxSurge: (props.upgradeSettings as { maxSurge?: string } | undefined)?.maxSurge ?? existing?.upgradeSettings.maxSurge ?? '10%' },
+    upgradeSettings: { maxSurge: (props.upgradeSettings as { maxSurge?: string } | undefined)?.maxSurge ?? existing?.upgradeSettings?.maxSurge ?? '10%' },
     tags: stringMap(props.tags ?? existing?.tags, 'properties.tags'),
   };
 }

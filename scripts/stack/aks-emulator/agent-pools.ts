@@ -241,7 +241,11 @@ export class AgentPools {
           ? { code: err.code, message: err.message }
           : { code: 'InternalOperationError', message: `Reconciling the node pool's nodes failed: ${String(err)}` };
     }
-    if (op.status !== 'InProgress') return; // preempted by a delete meanwhile
+    if (op.status !== 'InProgress') {
+      // Preempted by a delete meanwhile; if that delete already finished, take back the nodes this made.
+      if (!this.state.pools[op.pool]) await this.nodes.removeAll(op.pool).catch(() => undefined);
+      return;
+    }
     op.status = op.error ? 'Failed' : 'Succeeded';
     if (pool && op.kind !== 'delete') {
       pool.provisioningState = op.error ? 'Failed' : 'Succeeded';
