@@ -2,11 +2,7 @@
 import type { ActivityOptions } from '@temporalio/workflow';
 import { failureTypes } from '../domain/failure-types.js';
 
-/**
- * ARM operations: node pools take minutes; quota, conflicts and bad specs will not heal by retrying.
- * The activities heartbeat every 10 s, also while the SDK waits out a throttling Retry-After
- * (up to 60 s, several times), so the heartbeat timeout need not cover those waits.
- */
+/** ARM operations: node pools take minutes; quota, conflicts and bad specs will not heal by retrying. */
 export const armOperations: ActivityOptions = {
   startToCloseTimeout: '45 minutes',
   heartbeatTimeout: '2 minutes',
