@@ -7,6 +7,7 @@ export const failureTypes = {
   gpuCapacityUnavailable: 'GpuCapacityUnavailable',
   nodePoolConflict: 'NodePoolConflict',
   invalidNodePoolSpec: 'InvalidNodePoolSpec',
+  gpuNotAllocatable: 'GpuNotAllocatable',
   jobFailed: 'JobFailed',
   nameTaken: 'NameTaken',
   trainingFailed: 'TrainingFailed',

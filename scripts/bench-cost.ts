@@ -13,6 +13,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
+import { findVmSize } from '../domain/vm-sizes.js';
 import { createKubeConfig } from '../workers/clients.js';
 import { loadWorkerConfig } from '../workers/config.js';
 import { startJobWatcher } from '../workers/job-watcher.js';
@@ -64,7 +65,8 @@ async function sample(dtMs: number): Promise<void> {
     const track = trackOfSize(node.metadata?.labels?.['node.kubernetes.io/instance-type']);
     if (!track) continue;
     nodeTrack.set(node.metadata!.name!, track);
-    totals[track].billedMs += dtMs * Number(node.status?.capacity?.['nvidia.com/gpu'] ?? 0);
+    // Azure bills the VM's GPUs whether or not the device plugin has registered them yet.
+    totals[track].billedMs += dtMs * (findVmSize(tracks[track].vmSize)?.gpus ?? 0);
   }
   const { items: pods } = await core.listPodForAllNamespaces({ fieldSelector: 'status.phase=Running' });
   for (const pod of pods) {

@@ -72,9 +72,16 @@ describe('a GPU Job on a node pool created through ARM', () => {
       'node.kubernetes.io/instance-type': 'Standard_NC24ads_A100_v4',
       team: 'ml',
     });
-    expect(node?.status?.capacity?.['nvidia.com/gpu']).toBe('1');
+    expect(node?.metadata?.labels?.['kubernetes.azure.com/accelerator']).toBe('nvidia');
     expect(node?.spec?.taints).toContainEqual({ key: 'sku', value: 'gpu', effect: 'NoSchedule' });
     expect(node?.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    // The GPU is allocatable once the cluster's NVIDIA device plugin (npm run prepare-cluster) runs on the node.
+    await eventually(async () => {
+      const [current] = await poolNodes(pool);
+      return current?.status?.allocatable?.['nvidia.com/gpu'] === '1' ? current : undefined;
+    }, 'the device plugin to register the GPU');
+    const { items: plugins } = await core.listNamespacedPod({ namespace: 'gpu-resources', fieldSelector: `spec.nodeName=${node?.metadata?.name}` });
+    expect(plugins.map((p) => p.status?.phase)).toEqual(['Running']);
 
     // The scheduler binds the pod to the new node, kwok runs it, and the Job controller completes the Job.
     const done = await eventually(async () => {

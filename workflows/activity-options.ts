@@ -41,7 +41,7 @@ export const clusterWaits: ActivityOptions = {
     backoffCoefficient: 2,
     maximumInterval: '1 minute',
     maximumAttempts: 5,
-    nonRetryableErrorTypes: [failureTypes.jobFailed],
+    nonRetryableErrorTypes: [failureTypes.jobFailed, failureTypes.gpuNotAllocatable],
   },
 };
 

@@ -48,6 +48,28 @@ export interface ReleaseGuard {
 const preconditionFailed = (err: unknown) => isRestError(err) && err.statusCode === 412;
 
 /**
+ * The activities, each heartbeating every few seconds while it runs. Between two polls the SDK
+ * may wait out a throttling Retry-After of up to 60 s, several times over (AKS: 429 Throttled,
+ * https://learn.microsoft.com/troubleshoot/azure/azure-kubernetes/create-upgrade-delete/429-too-many-requests-errors),
+ * longer than heartbeats sent on poll progress alone would cover.
+ */
+function heartbeating<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+  const wrapped = Object.entries(activities).map(([name, fn]) => [
+    name,
+    async (...args: never[]) => {
+      const ctx = Context.current();
+      const timer = setInterval(() => ctx.heartbeat({ step: name }), 10_000);
+      try {
+        return await fn(...args);
+      } finally {
+        clearInterval(timer);
+      }
+    },
+  ]);
+  return Object.fromEntries(wrapped) as T;
+}
+
+/**
  * Follows an ARM long-running operation to its end, heartbeating each poll. Returns false when
  * ARM refused it because the pool changed since its eTag was read (412): another run won.
  */
@@ -71,6 +93,16 @@ export interface NodePoolDeps {
   pollIntervalMs: number;
 }
 
+/**
+ * Turns what ARM said into a failure the workflow can act on:
+ * - QuotaExceeded (400): the subscription's quota; retrying will not help.
+ * - a size not offered in the region (400 VMSizeNotSupported, SkuNotAvailable): will not heal either.
+ * - capacity (the operation fails, AKS's code wrapping Compute's ZonalAllocationFailed or
+ *   AllocationFailed, https://learn.microsoft.com/troubleshoot/azure/azure-kubernetes/error-codes/zonalallocationfailed-allocationfailed-error):
+ *   transient, so retried with backoff.
+ * - throttling (429 Throttled) and 5xx: the SDK already waited out Retry-After and retried;
+ *   Temporal retries the rest.
+ */
 function toFailure(err: unknown, spec: NodePoolSpec): unknown {
   const code = isRestError(err) ? err.code : undefined;
   const message = err instanceof Error ? err.message : String(err);
@@ -81,19 +113,31 @@ function toFailure(err: unknown, spec: NodePoolSpec): unknown {
       failureTypes.gpuQuotaExceeded,
     );
   }
-  if (/AllocationFailed|OverconstrainedAllocationRequest|ZonalAllocationFailed|SkuNotAvailable/.test(`${code} ${message}`)) {
+  if (code === 'VMSizeNotSupported' || code === 'SkuNotAvailable') {
+    return ApplicationFailure.nonRetryable(
+      `Azure does not offer ${spec.vmSize} for node pool ${spec.name} in this cluster's region: choose another gpu.vmSize ` +
+        `('az vm list-skus -l <region> --resource-type virtualMachines' lists what is offered), or a cluster in another region. (${message})`,
+      failureTypes.invalidNodePoolSpec,
+    );
+  }
+  if (/\b(Zonal)?AllocationFailed\b|Overconstrained(Zonal)?AllocationRequest/.test(`${code} ${message}`)) {
     return ApplicationFailure.retryable(
       `Azure has no ${spec.vmSize} capacity for node pool ${spec.name} right now; retrying. ` +
-        `Spot capacity or another region may be easier to get. (${message})`,
+        `If it persists: Spot capacity, another GPU size or another region may be easier to get. (${message})`,
       failureTypes.gpuCapacityUnavailable,
     );
   }
   if (isRestError(err) && err.statusCode === 400) {
     return ApplicationFailure.nonRetryable(`ARM rejected node pool ${spec.name}: ${message}`, failureTypes.invalidNodePoolSpec);
   }
-  return err; // throttling and 5xx are retried by the SDK, then by Temporal
+  return err;
 }
 
+/**
+ * The fields this product sets on a pool, and only those: a PUT never echoes what a GET returned
+ * (nodeImageVersion there would roll the nodes' image back on AKS; provisioningState, eTag and
+ * the like are read-only).
+ */
 const poolParameters = (spec: NodePoolSpec): AgentPool => ({
   count: spec.count,
   vmSize: spec.vmSize,
@@ -104,6 +148,19 @@ const poolParameters = (spec: NodePoolSpec): AgentPool => ({
   tags: spec.tags,
   scaleSetPriority: spec.spot ? 'Spot' : 'Regular',
   ...(spec.spot ? { scaleSetEvictionPolicy: 'Delete', spotMaxPrice: -1 } : {}),
+});
+
+/** The product's fields of an existing pool, for a PUT that changes its count or tags. */
+const productFields = (pool: AgentPool): AgentPool => ({
+  count: pool.count,
+  vmSize: pool.vmSize,
+  mode: pool.mode,
+  osType: pool.osType,
+  nodeTaints: pool.nodeTaints,
+  nodeLabels: pool.nodeLabels,
+  tags: pool.tags,
+  scaleSetPriority: pool.scaleSetPriority,
+  ...(pool.scaleSetPriority === 'Spot' ? { scaleSetEvictionPolicy: pool.scaleSetEvictionPolicy, spotMaxPrice: pool.spotMaxPrice } : {}),
 });
 
 const stateOf = (pool: AgentPool, adopted: boolean): NodePoolState => ({
@@ -135,7 +192,7 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
     return pool;
   }
 
-  return {
+  return heartbeating({
     /** Creates the pool, or adopts it when one with the same spec exists; returns once it is Succeeded. */
     async ensureNodePool(spec: NodePoolSpec): Promise<NodePoolState> {
       const ctx = Context.current();
@@ -204,7 +261,7 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
         resourceGroup,
         clusterName,
         name,
-        { ...pool, count: Math.max(pool.count ?? 0, 1), tags: { ...pool.tags, ...tags } },
+        { ...productFields(pool), count: Math.max(pool.count ?? 0, 1), tags: { ...pool.tags, ...tags } },
         { ifMatch: eTag, updateIntervalInMs: pollIntervalMs, abortSignal: Context.current().cancellationSignal },
       );
       return conditionalOperation(poller, 'claiming warm node pool');
@@ -215,7 +272,7 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
       const pool = await guarded(name, guard);
       if (!pool) return false;
       if (pool.count === 0 && pool.provisioningState === 'Succeeded') return true;
-      const poller = pools.createOrUpdate(resourceGroup, clusterName, name, { ...pool, count: 0 }, {
+      const poller = pools.createOrUpdate(resourceGroup, clusterName, name, { ...productFields(pool), count: 0 }, {
         ifMatch: guard.ownedBy || guard.ifMatch ? pool.eTag : undefined,
         updateIntervalInMs: pollIntervalMs,
         abortSignal: Context.current().cancellationSignal,
@@ -229,13 +286,9 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
      */
     async deleteNodePool(name: string, guard: ReleaseGuard = {}): Promise<boolean> {
       const ctx = Context.current();
-      let pool = await guarded(name, guard);
-      // ARM refuses a delete while another operation runs (409): let a create or scale finish first.
-      while (pool && (pool.provisioningState === 'Creating' || pool.provisioningState === 'Updating' || pool.provisioningState === 'Scaling')) {
-        ctx.heartbeat({ step: 'waiting for the running operation before deleting', provisioningState: pool.provisioningState });
-        await ctx.sleep(pollIntervalMs);
-        pool = await getPool(name);
-      }
+      // A DELETE preempts a create or scale in progress (its operation fails with
+      // AKSOperationPreemptedByDelete), so a cancelled run stops paying for a pool still being made.
+      const pool = await guarded(name, guard);
       if (!pool) return false;
       const poller = pools.delete(resourceGroup, clusterName, name, {
         ifMatch: guard.ownedBy || guard.ifMatch ? pool.eTag : undefined,
@@ -244,5 +297,5 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
       });
       return conditionalOperation(poller, 'deleting node pool'); // false: claimed by another run meanwhile
     },
-  };
+  });
 }

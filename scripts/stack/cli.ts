@@ -2,7 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
+import { prepareCluster } from '../prepare-cluster.js';
 import { ensureCertificates } from './certs.js';
 import { type Component, type StackContext, stages } from './components.js';
 import { loadStackConfig, portVariable, type StackConfig, stackUsers } from './config.js';
@@ -119,6 +121,10 @@ export async function startStack(config = loadStackConfig(), log: (line: string)
       }),
     );
   }
+  // The cluster preparation a real AKS cluster gets (README, "Against real AKS"): the device plugin.
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(config.kubeconfig);
+  log(`  prepare-cluster          ${(await prepareCluster(kubeConfig)).join(', ')}`);
   const env = stackEnvironment(ctx);
   writeFileSync(config.envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   log(`Local stack ready in ${((Date.now() - began) / 1000).toFixed(1)}s (logs: ${config.logsDir})`);

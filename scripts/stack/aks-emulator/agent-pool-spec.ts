@@ -18,8 +18,18 @@ export interface AgentPoolProperties {
   scaleSetPriority: 'Regular' | 'Spot';
   scaleSetEvictionPolicy?: 'Delete' | 'Deallocate';
   spotMaxPrice?: number;
+  maxPods: number;
+  upgradeSettings: { maxSurge: string };
   tags: Record<string, string>;
 }
+
+/**
+ * What AKS adds to a Spot pool's own nodeLabels and nodeTaints, and returns in its properties
+ * (https://learn.microsoft.com/azure/aks/spot-node-pool: "Spot nodes are configured with this label
+ * and taint"). Clients may send them back; they are kept once.
+ */
+export const spotNodeLabel = { 'kubernetes.azure.com/scalesetpriority': 'spot' };
+export const spotNodeTaint = 'kubernetes.azure.com/scalesetpriority=spot:NoSchedule';
 
 const invalid = (message: string) => new ArmError(400, 'InvalidParameter', message);
 const taintPattern = /^[A-Za-z0-9][-A-Za-z0-9_./]*=[-A-Za-z0-9_.]*:(NoSchedule|PreferNoSchedule|NoExecute)$/;
@@ -93,21 +103,43 @@ export function parseAgentPoolSpec(
     throw invalid('properties.nodeTaints must be a list of "key=value:Effect" strings.');
   }
 
+  // Spot rules (spec: AgentPool scaleSetEvictionPolicy "Delete" | "Deallocate", spotMaxPrice
+  // "-1 ... or any value greater than 0", https://learn.microsoft.com/azure/aks/spot-node-pool).
+  const evictionPolicy = props.scaleSetEvictionPolicy ?? existing?.scaleSetEvictionPolicy;
+  const spotMaxPrice = props.spotMaxPrice ?? existing?.spotMaxPrice;
+  if (priority !== 'Spot' && (props.scaleSetEvictionPolicy !== undefined || props.spotMaxPrice !== undefined)) {
+    throw invalid('properties.scaleSetEvictionPolicy and properties.spotMaxPrice can only be set when scaleSetPriority is Spot.');
+  }
+  if (evictionPolicy !== undefined && evictionPolicy !== 'Delete' && evictionPolicy !== 'Deallocate') {
+    throw invalid(`properties.scaleSetEvictionPolicy must be "Delete" or "Deallocate", not "${String(evictionPolicy)}".`);
+  }
+  if (spotMaxPrice !== undefined && (typeof spotMaxPrice !== 'number' || !(spotMaxPrice === -1 || spotMaxPrice > 0))) {
+    throw invalid(`properties.spotMaxPrice must be -1 (up to the on-demand price) or a price greater than 0, not ${String(spotMaxPrice)}.`);
+  }
+  // `?? 110` and `?.` below: pools stored by an older emulator (state survives restarts) lack these fields.
+  const maxPods = wholeNumber(props.maxPods ?? existing?.maxPods ?? 110, 'properties.maxPods', 10, 250);
+  if (existing && (existing.maxPods ?? 110) !== maxPods) throw new ArmError(400, 'PropertyChangeNotAllowed', "Changing property 'maxPods' is not allowed.");
+  const spot = priority === 'Spot';
+  const labels = stringMap(props.nodeLabels ?? existing?.nodeLabels, 'properties.nodeLabels');
+
   return {
     count,
     vmSize: vmSize.name,
     osType: typeof props.osType === 'string' ? props.osType : 'Linux',
     mode,
     orchestratorVersion: typeof props.orchestratorVersion === 'string' ? props.orchestratorVersion : clusterVersion,
-    nodeLabels: stringMap(props.nodeLabels ?? existing?.nodeLabels, 'properties.nodeLabels'),
-    nodeTaints: nodeTaints as string[],
+    nodeLabels: spot ? { ...labels, ...spotNodeLabel } : labels,
+    nodeTaints: spot ? [...new Set([...(nodeTaints as string[]), spotNodeTaint])] : (nodeTaints as string[]),
     enableAutoScaling,
     minCount,
     maxCount,
     scaleDownMode,
     scaleSetPriority: priority,
-    scaleSetEvictionPolicy: priority === 'Spot' ? ((props.scaleSetEvictionPolicy as 'Delete' | 'Deallocate') ?? 'Delete') : undefined,
-    spotMaxPrice: priority === 'Spot' ? ((props.spotMaxPrice as number | undefined) ?? -1) : undefined,
+    scaleSetEvictionPolicy: spot ? ((evictionPolicy as 'Delete' | 'Deallocate' | undefined) ?? 'Delete') : undefined,
+    spotMaxPrice: spot ? ((spotMaxPrice as number | undefined) ?? -1) : undefined,
+    maxPods,
+    // The default a new pool gets (AgentPoolUpgradeSettings.maxSurge: "default is 10%").
+    upgradeSettings: { maxSurge: (props.upgradeSettings as { maxSurge?: string } | undefined)?.maxSurge ?? existing?.upgradeSettings?.maxSurge ?? '10%' },
     tags: stringMap(props.tags ?? existing?.tags, 'properties.tags'),
   };
 }

@@ -16,19 +16,29 @@ export interface Operation {
   status: OperationStatus;
   startTime: string;
   endTime?: string;
-  error?: { code: string; message: string };
+  error?: OperationError;
   /** When the operation is due to finish (ms since epoch). */
   dueAt: number;
   /** A capacity failure injected for this operation: it finishes Failed with this error. */
-  failWith?: { code: string; message: string };
+  failWith?: OperationError;
 }
+
+/** The error of a failed operation, as the async operation status carries it (ARM RPC: code, message, details). */
+export interface OperationError {
+  code: string;
+  message: string;
+  details?: { code: string; message: string }[];
+}
+
+/** The node image AKS reports for the pools' nodes (a GET's nodeImageVersion; never set by clients). */
+export const nodeImageVersion = 'AKSUbuntu-2204gen2containerd-202510.03.0';
 
 interface PoolRecord {
   name: string;
   /** Changes with every change of the pool; If-Match on PUT/DELETE compares with it. */
   eTag: string;
   properties: AgentPoolProperties;
-  provisioningState: 'Creating' | 'Updating' | 'Deleting' | 'Succeeded' | 'Failed';
+  provisioningState: 'Creating' | 'Updating' | 'Scaling' | 'Deleting' | 'Succeeded' | 'Failed';
   /** AKS's start/stop of a pool is not emulated: pools are always Running. */
   powerState: 'Running';
 }
@@ -76,6 +86,7 @@ export class AgentPools {
         provisioningState: pool.provisioningState,
         powerState: { code: pool.powerState },
         currentOrchestratorVersion: pool.properties.orchestratorVersion,
+        nodeImageVersion,
         osSKU: 'Ubuntu',
         type: 'VirtualMachineScaleSets',
       },
@@ -120,7 +131,7 @@ export class AgentPools {
   }
 
   /** Accepts a PUT. Returns whether it creates the pool, and the operation that will finish it. */
-  put(name: string, body: unknown, capacityFailure?: { code: string; message: string }, ifMatch?: string): { created: boolean; op: Operation } {
+  put(name: string, body: unknown, capacityFailure?: OperationError, ifMatch?: string): { created: boolean; op: Operation } {
     this.assertMatches(name, ifMatch);
     this.assertIdle(name);
     const existing = this.state.pools[name];
@@ -130,20 +141,61 @@ export class AgentPools {
       name,
       eTag: randomUUID(),
       properties,
-      provisioningState: created ? 'Creating' : 'Updating',
+      // AKS reports a change of count alone as Scaling (AgentPool provisioningState).
+      provisioningState: created ? 'Creating' : existing.properties.count !== properties.count ? 'Scaling' : 'Updating',
       powerState: 'Running',
     };
     const op = this.begin(name, created ? 'create' : 'update', this.timing.provisioningDelayMs, capacityFailure);
     return { created, op };
   }
 
-  /** Accepts a DELETE; undefined when there is no such pool (ARM answers 204). */
+  /**
+   * Accepts a DELETE; undefined when there is no such pool (ARM answers 204). A DELETE preempts
+   * a create or update in progress, which then fails with AKSOperationPreemptedByDelete, and a
+   * DELETE while one runs is accepted as that same operation
+   * (https://learn.microsoft.com/azure/aks/delete-cluster and the agent pool DELETE of the spec:
+   * "AKS will preempt any in-progress operations").
+   */
   delete(name: string, ifMatch?: string): Operation | undefined {
     if (!this.state.pools[name]) return undefined;
     this.assertMatches(name, ifMatch);
-    this.assertIdle(name);
+    const running = this.busy(name);
+    if (running?.kind === 'delete') return running;
+    if (running) this.preempt(running);
     this.state.pools[name]!.provisioningState = 'Deleting';
     return this.begin(name, 'delete', this.timing.deletionDelayMs);
+  }
+
+  private preempt(op: Operation): void {
+    clearTimeout(this.timers.get(op.id));
+    this.timers.delete(op.id);
+    op.status = 'Failed';
+    op.error = {
+      code: 'AKSOperationPreemptedByDelete',
+      message: `The ${op.kind} operation on agent pool ${op.pool} was preempted by a delete operation.`,
+    };
+    op.endTime = new Date().toISOString();
+  }
+
+  /**
+   * Spot eviction, as Azure does it to a Spot pool with eviction policy Delete: the evicted VMs
+   * are deleted, so their nodes leave the cluster and the pool's count drops by as many
+   * (https://learn.microsoft.com/azure/aks/spot-node-pool, "Eviction policy"). Pods bound to them
+   * are then Kubernetes' business: its pod garbage collector fails and deletes them.
+   */
+  async evictSpotNodes(name: string, nodes: number): Promise<{ evicted: string[]; count: number }> {
+    const pool = this.state.pools[name];
+    if (!pool) throw new ArmError(404, 'NotFound', `Could not find agent pool ${name}.`);
+    if (pool.properties.scaleSetPriority !== 'Spot' || pool.properties.scaleSetEvictionPolicy !== 'Delete') {
+      throw new ArmError(400, 'InvalidFault', `spot-eviction needs a Spot pool with eviction policy Delete; ${name} is not one.`);
+    }
+    this.assertIdle(name);
+    const count = Math.max(0, pool.properties.count - nodes);
+    const evicted = await this.nodes.removeLast(name, pool.properties.count - count);
+    pool.properties.count = count;
+    pool.eTag = randomUUID();
+    this.save();
+    return { evicted, count };
   }
 
   private begin(pool: string, kind: Operation['kind'], delayMs: number, failWith?: Operation['failWith']): Operation {
@@ -174,24 +226,30 @@ export class AgentPools {
   private async finish(op: Operation): Promise<void> {
     const pool = this.state.pools[op.pool];
     try {
-      if (op.failWith) throw new ArmError(200, op.failWith.code, op.failWith.message);
-      if (op.kind === 'delete') {
+      if (op.failWith) {
+        op.error = op.failWith;
+      } else if (op.kind === 'delete') {
         await this.nodes.removeAll(op.pool);
         delete this.state.pools[op.pool];
       } else if (pool) {
         await this.nodes.sync(op.pool, pool.properties, pool.properties.count);
         await this.nodes.waitUntilReady(op.pool, pool.properties.count);
-        pool.provisioningState = 'Succeeded';
-        pool.eTag = randomUUID();
       }
-      op.status = 'Succeeded';
     } catch (err) {
-      op.status = 'Failed';
       op.error =
         err instanceof ArmError
           ? { code: err.code, message: err.message }
           : { code: 'InternalOperationError', message: `Reconciling the node pool's nodes failed: ${String(err)}` };
-      if (pool) pool.provisioningState = 'Failed';
+    }
+    if (op.status !== 'InProgress') {
+      // Preempted by a delete meanwhile; if that delete already finished, take back the nodes this made.
+      if (!this.state.pools[op.pool]) await this.nodes.removeAll(op.pool).catch(() => undefined);
+      return;
+    }
+    op.status = op.error ? 'Failed' : 'Succeeded';
+    if (pool && op.kind !== 'delete') {
+      pool.provisioningState = op.error ? 'Failed' : 'Succeeded';
+      if (!op.error) pool.eTag = randomUUID();
     }
     op.endTime = new Date().toISOString();
     this.save();

@@ -25,6 +25,11 @@ export class EmulatorControl {
     return this.call('POST', 'faults', fault);
   }
 
+  /** Azure evicts `nodes` nodes of a Spot pool now (eviction policy Delete): they leave, the count drops. */
+  evictSpotNodes(pool: string, nodes = 1): Promise<{ evicted: string[]; count: number }> {
+    return this.call('POST', 'faults', { kind: 'spot-eviction', pool, nodes });
+  }
+
   clearFaults(): Promise<Fault[]> {
     return this.call('DELETE', 'faults');
   }

@@ -1,8 +1,10 @@
 // Failure injection, set through the emulator's control API so tests can make ARM misbehave
-// the ways it does in production: quota and capacity errors, throttling, server errors.
+// the ways it does in production: quota and capacity errors, sizes not offered, throttling,
+// server errors, and spot evictions.
 import { ArmError } from './arm-error.js';
+import type { OperationError } from './agent-pools.js';
 
-export type FaultKind = 'quota' | 'capacity' | 'throttle' | 'server-error';
+export type FaultKind = 'quota' | 'capacity' | 'sku-not-available' | 'throttle' | 'server-error' | 'spot-eviction';
 
 export interface Fault {
   kind: FaultKind;
@@ -10,28 +12,61 @@ export interface Fault {
   times: number;
   /** Only requests with this method (e.g. PUT); all when absent. */
   method?: string;
-  /** Only requests about this agent pool; all when absent. */
+  /** Only requests about this agent pool; all when absent (spot-eviction: required). */
   pool?: string;
-  /** For throttle: the Retry-After the 429 carries. */
+  /** For throttle: the Retry-After the 429 carries (AKS asks for up to 60 s). */
   retryAfterSeconds?: number;
+  /** For capacity: the allocation error Compute reported, which AKS wraps. */
+  subcode?: 'ZonalAllocationFailed' | 'AllocationFailed';
+  /** For spot-eviction: how many of the pool's nodes Azure evicts (default 1). */
+  nodes?: number;
 }
 
-const kinds: FaultKind[] = ['quota', 'capacity', 'throttle', 'server-error'];
+const kinds: FaultKind[] = ['quota', 'capacity', 'sku-not-available', 'throttle', 'server-error', 'spot-eviction'];
+const maxRetryAfterSeconds = 60;
 
 export function parseFault(body: unknown): Fault {
   const f = body as Partial<Fault> | undefined;
   if (!f || !kinds.includes(f.kind as FaultKind)) throw new ArmError(400, 'InvalidFault', `kind must be one of ${kinds.join(', ')}`);
   const times = f.times ?? 1;
   if (!Number.isInteger(times) || times < 1) throw new ArmError(400, 'InvalidFault', 'times must be a positive integer');
-  return { kind: f.kind as FaultKind, times, method: f.method?.toUpperCase(), pool: f.pool, retryAfterSeconds: f.retryAfterSeconds ?? 1 };
+  const retryAfterSeconds = f.retryAfterSeconds ?? 1;
+  if (!(retryAfterSeconds >= 0 && retryAfterSeconds <= maxRetryAfterSeconds)) {
+    throw new ArmError(400, 'InvalidFault', `retryAfterSeconds must be from 0 to ${maxRetryAfterSeconds}, as AKS asks`);
+  }
+  if (f.subcode !== undefined && f.subcode !== 'ZonalAllocationFailed' && f.subcode !== 'AllocationFailed') {
+    throw new ArmError(400, 'InvalidFault', 'subcode must be ZonalAllocationFailed or AllocationFailed');
+  }
+  if (f.kind === 'spot-eviction' && !f.pool) throw new ArmError(400, 'InvalidFault', 'spot-eviction needs a pool');
+  return {
+    kind: f.kind as FaultKind,
+    times,
+    method: f.method?.toUpperCase(),
+    pool: f.pool,
+    retryAfterSeconds,
+    subcode: f.subcode ?? 'ZonalAllocationFailed',
+    nodes: f.nodes ?? 1,
+  };
 }
 
-/** Capacity errors surface in the operation, not the response: ARM accepted the request. */
-export const capacityError = {
-  code: 'AllocationFailed',
-  message:
-    'Allocation failed. We do not have sufficient capacity for the requested VM size in this region. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance',
-};
+/**
+ * Capacity errors surface in the operation, not the response: ARM accepted the request, and
+ * the scale set could not get VMs. AKS wraps Compute's error (ZonalAllocationFailed,
+ * AllocationFailed: https://learn.microsoft.com/troubleshoot/azure/azure-kubernetes/error-codes/zonalallocationfailed-allocationfailed-error)
+ * in its own code, with Compute's code in the message and in details; the SDK surfaces the
+ * code and the message.
+ */
+export function capacityError(subcode: NonNullable<Fault['subcode']>): OperationError {
+  const computeMessage =
+    subcode === 'ZonalAllocationFailed'
+      ? 'Allocation failed. We do not have sufficient capacity for the requested VM size in this zone. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance'
+      : 'Allocation failed. We do not have sufficient capacity for the requested VM size in this region. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance';
+  return {
+    code: 'ReconcileVMSSAgentPoolFailed',
+    message: `Code="${subcode}" Message="${computeMessage}"`,
+    details: [{ code: subcode, message: computeMessage }],
+  };
+}
 
 export class Faults {
   private faults: Fault[] = [];
@@ -63,7 +98,7 @@ export class Faults {
   }
 
   /** The synchronous error a fault turns a request into. */
-  static responseError(fault: Fault, vmSize: string | undefined): ArmError {
+  static responseError(fault: Fault, vmSize: string | undefined, location: string): ArmError {
     switch (fault.kind) {
       case 'quota':
         return new ArmError(
@@ -71,11 +106,20 @@ export class Faults {
           'QuotaExceeded',
           `Operation could not be completed as it results in exceeding approved ${vmSize ?? 'VM family'} Cores quota. Submit a request for Quota increase at https://aka.ms/ProdportalCRP.`,
         );
+      case 'sku-not-available':
+        // A size the region does not offer to this subscription is refused before anything starts.
+        return new ArmError(
+          400,
+          'VMSizeNotSupported',
+          `The VM size of ${vmSize ?? 'the agent pool'} is not allowed in your subscription in location '${location}'. Run 'az vm list-skus -l ${location}' for the sizes offered there.`,
+        );
       case 'throttle':
+        // AKS throttles with 429, code Throttled, and a Retry-After of up to 60 s
+        // (https://learn.microsoft.com/troubleshoot/azure/azure-kubernetes/create-upgrade-delete/429-too-many-requests-errors).
         return new ArmError(
           429,
-          'TooManyRequests',
-          'The request is being throttled as the limit has been reached for operation type - Write.',
+          'Throttled',
+          `The request is being throttled. Please retry after ${fault.retryAfterSeconds ?? 1} seconds.`,
           { 'retry-after': String(fault.retryAfterSeconds ?? 1) },
         );
       default:

@@ -3,7 +3,7 @@
 // size, and handed to kwok (which then acts as their kubelet).
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
-import { parseTaint, spotTaint } from '../../../activities/kubernetes/taints.js';
+import { parseTaint } from '../../../activities/kubernetes/taints.js';
 import { findVmSize } from '../../../domain/vm-sizes.js';
 import { kwokNodeAnnotation } from '../components.js';
 import type { AgentPoolProperties } from './agent-pool-spec.js';
@@ -23,7 +23,6 @@ function nodeLabels(cluster: string, location: string, pool: string, props: Agen
     'kubernetes.azure.com/cluster': `MC_${cluster}`,
     'kubernetes.azure.com/mode': props.mode.toLowerCase(),
     'kubernetes.azure.com/role': 'agent',
-    ...(props.scaleSetPriority === 'Spot' ? { [spotTaint.key]: spotTaint.value } : {}),
     ...(size && size.gpus > 0 ? { 'kubernetes.azure.com/accelerator': 'nvidia' } : {}),
     'node.kubernetes.io/instance-type': props.vmSize,
     'beta.kubernetes.io/instance-type': props.vmSize,
@@ -35,21 +34,18 @@ function nodeLabels(cluster: string, location: string, pool: string, props: Agen
   };
 }
 
-function nodeTaints(props: AgentPoolProperties) {
-  const taints = props.nodeTaints.map(parseTaint);
-  return props.scaleSetPriority === 'Spot' ? [...taints, spotTaint] : taints;
-}
+/** The pool's taints (for a Spot pool they include AKS's spot taint: see agent-pool-spec.ts). */
+const nodeTaints = (props: AgentPoolProperties) => props.nodeTaints.map(parseTaint);
 
+/**
+ * What a node reports when it joins. No nvidia.com/gpu: AKS installs only the NVIDIA driver, and
+ * the GPUs become allocatable once the NVIDIA device plugin runs on the node
+ * (https://learn.microsoft.com/azure/aks/use-nvidia-gpu); the gpu-simulator plays that part.
+ */
 function capacity(props: AgentPoolProperties): Record<string, string> {
   const size = findVmSize(props.vmSize);
   if (!size) throw new Error(`unknown VM size ${props.vmSize}`);
-  return {
-    cpu: String(size.vCpus),
-    memory: `${size.memoryGiB}Gi`,
-    pods: '110',
-    'ephemeral-storage': '128Gi',
-    ...(size.gpus > 0 ? { 'nvidia.com/gpu': String(size.gpus) } : {}),
-  };
+  return { cpu: String(size.vCpus), memory: `${size.memoryGiB}Gi`, pods: String(props.maxPods), 'ephemeral-storage': '128Gi' };
 }
 
 export class PoolNodes {
@@ -129,6 +125,14 @@ export class PoolNodes {
       if (Date.now() > deadline) throw new Error(`${ready.length} of ${count} nodes of pool ${pool} became Ready within ${timeoutMs / 1000}s`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+
+  /** Removes the pool's `n` highest-numbered nodes (those a scale-down would remove); returns their names. */
+  async removeLast(pool: string, n: number): Promise<string[]> {
+    const names = (await this.listPoolNodes(pool)).map((node) => node.metadata?.name ?? '').sort();
+    const removed = n > 0 ? names.slice(-n) : [];
+    for (const name of removed) await this.deleteNode(name);
+    return removed;
   }
 
   async removeAll(pool: string): Promise<void> {

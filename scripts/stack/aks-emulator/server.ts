@@ -19,6 +19,8 @@ export interface RequestRecord {
   path: string;
   status: number;
   at: number;
+  /** For a PUT: the property names its body set (what a client sends, e.g. never nodeImageVersion). */
+  propertiesSent?: string[];
 }
 
 const provider = 'providers/Microsoft.ContainerService';
@@ -37,6 +39,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, faults: Faults) {
   const requests: RequestRecord[] = [];
+  const sent = new WeakMap<IncomingMessage, string[]>();
   const clusterId = `/subscriptions/${cluster.subscriptionId}/resourceGroups/${cluster.resourceGroup}/${provider}/managedClusters/${cluster.clusterName}`;
   const locationBase = `/subscriptions/${cluster.subscriptionId}/${provider}/locations/${cluster.location}`;
 
@@ -52,7 +55,12 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
       return send(res, 200, pools.timing);
     }
     if (path === '/_emulator/faults') {
-      if (req.method === 'POST') faults.add(parseFault(await readJson(req)));
+      if (req.method === 'POST') {
+        const fault = parseFault(await readJson(req));
+        // Not a response to a request: Azure evicts the nodes now.
+        if (fault.kind === 'spot-eviction') return send(res, 200, await pools.evictSpotNodes(fault.pool!, fault.nodes!));
+        faults.add(fault);
+      }
       if (req.method === 'DELETE') faults.clear();
       return send(res, 200, faults.list());
     }
@@ -136,7 +144,7 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
       );
     }
     const fault = faults.take(method, name, ['throttle', 'server-error']);
-    if (fault) throw Faults.responseError(fault, undefined);
+    if (fault) throw Faults.responseError(fault, undefined, cluster.location);
 
     const asyncOperation = (id: string) => `https://${req.headers.host}${locationBase}/operations/${id}?api-version=${apiVersion}`;
     switch (method) {
@@ -147,10 +155,12 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
       }
       case 'PUT': {
         const body = await readJson(req);
+        sent.set(req, Object.keys((body as { properties?: object } | undefined)?.properties ?? {}).sort());
         const vmSize = (body as { properties?: { vmSize?: string } } | undefined)?.properties?.vmSize;
-        const quota = faults.take(method, name, ['quota']);
-        if (quota) throw Faults.responseError(quota, vmSize);
-        const capacity = faults.take(method, name, ['capacity']) ? capacityError : undefined;
+        const refused = faults.take(method, name, ['quota', 'sku-not-available']);
+        if (refused) throw Faults.responseError(refused, vmSize, cluster.location);
+        const capacityFault = faults.take(method, name, ['capacity']);
+        const capacity = capacityFault ? capacityError(capacityFault.subcode!) : undefined;
         const { created, op } = pools.put(name, body, capacity, req.headers['if-match']);
         return send(res, created ? 201 : 200, pools.resource(clusterId, name), {
           'azure-asyncoperation': asyncOperation(op.id),
@@ -178,7 +188,8 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
       send(res, armError.status, armError.body(), armError.headers);
     }
     if (!isControl) {
-      requests.push({ method: req.method ?? 'GET', path: url.pathname, status: res.statusCode, at: Date.now() });
+      const propertiesSent = sent.get(req);
+      requests.push({ method: req.method ?? 'GET', path: url.pathname, status: res.statusCode, at: Date.now(), ...(propertiesSent ? { propertiesSent } : {}) });
       if (requests.length > 10_000) requests.splice(0, requests.length - 10_000);
     }
   };

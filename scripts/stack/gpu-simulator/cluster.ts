@@ -81,9 +81,28 @@ export class SimulatedCluster {
     return pv.spec?.hostPath?.path;
   }
 
-  /** Ends the pod's containers the way a kubelet reports it. */
-  async completePod(pod: V1Pod, outcome: { exitCode: number; reason: string; message?: string }): Promise<void> {
+  /** Whether the node the pod is bound to still exists: a pod whose node is gone has no kubelet to run it. */
+  async nodeExists(pod: V1Pod): Promise<boolean> {
+    const name = pod.spec?.nodeName;
+    if (!name) return false;
+    return this.core.readNode({ name }).then(
+      () => true,
+      (err: { code?: number }) => {
+        if (err.code === 404) return false;
+        throw err;
+      },
+    );
+  }
+
+  /**
+   * Ends the pod's containers the way its kubelet reports it; returns false, changing nothing,
+   * when the pod's node is gone (deleted pool, scale-down, spot eviction): no kubelet is left
+   * to report an outcome, and Kubernetes' pod garbage collector fails the pod instead.
+   */
+  async completePod(pod: V1Pod, outcome: { exitCode: number; reason: string; message?: string }): Promise<boolean> {
+    if (!(await this.nodeExists(pod))) return false;
     const current = await this.core.readNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace! });
+    if (current.status?.phase !== 'Running' || current.metadata?.deletionTimestamp) return false;
     const now = new Date();
     current.status = {
       ...current.status,
@@ -99,5 +118,6 @@ export class SimulatedCluster {
       })),
     };
     await this.core.replaceNamespacedPodStatus({ name: current.metadata!.name!, namespace: current.metadata!.namespace!, body: current });
+    return true;
   }
 }

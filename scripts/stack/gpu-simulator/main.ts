@@ -17,6 +17,7 @@ import { modelLabel, roleLabel, roles } from '../../../activities/kubernetes/lab
 import { loadStackConfig, projectRoot } from '../config.js';
 import { writeAdapter } from './adapter-files.js';
 import { SimulatedCluster } from './cluster.js';
+import { reconcileGpuAllocatable } from './device-plugin.js';
 import type { SimulatorSettings } from './settings.js';
 
 const config = loadStackConfig();
@@ -50,13 +51,15 @@ async function simulateTraining(pod: V1Pod): Promise<void> {
   if (failure && failure.times > 0) {
     failure.times -= 1;
     log(`trainer ${pod.metadata!.name}: failing with ${failure.reason}`);
-    return cluster.completePod(pod, { exitCode: failure.exitCode, reason: failure.reason });
+    await cluster.completePod(pod, { exitCode: failure.exitCode, reason: failure.reason });
+    return;
   }
+  if (!(await cluster.nodeExists(pod))) return log(`trainer ${pod.metadata!.name}: its node is gone, no adapter written`);
   const results = await cluster.hostPathOf(pod, '/mnt/results');
   if (!results) throw new Error(`trainer ${pod.metadata!.name} mounts no results volume at /mnt/results`);
   writeAdapter(results, pod.metadata?.labels?.[modelLabel] ?? 'unknown', await loraSettings(pod));
   log(`trainer ${pod.metadata!.name}: adapter written to ${results}`);
-  await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' });
+  if (!(await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' }))) log(`trainer ${pod.metadata!.name}: its node is gone, not completed`);
 }
 
 /** Pushes run as Node processes on this machine: a few at a time, or 2 cores thrash. */
@@ -100,6 +103,7 @@ async function reconcilePods(): Promise<void> {
   for (const pod of items) {
     const uid = pod.metadata!.uid!;
     if (pod.status?.phase !== 'Running' || pod.metadata?.deletionTimestamp || handled.has(uid)) continue;
+    if (!(await cluster.nodeExists(pod))) continue; // node lost before the work began: nothing runs it
     handled.add(uid);
     const work = pod.metadata?.labels?.[roleLabel] === roles.trainer ? simulateTraining(pod) : simulatePush(pod);
     work.catch((err: unknown) => {
@@ -159,7 +163,7 @@ server.listen(config.ports.gpuSimulator, config.host, () => log(`gpu-simulator l
 let stopping = false;
 (async () => {
   while (!stopping) {
-    await Promise.all([cluster.reconcileVolumes(), reconcilePods()]).catch((err: unknown) => log(`reconcile failed: ${String(err)}`));
+    await Promise.all([cluster.reconcileVolumes(), reconcilePods(), reconcileGpuAllocatable(cluster.core)]).catch((err: unknown) => log(`reconcile failed: ${String(err)}`));
     await new Promise((r) => setTimeout(r, 300));
   }
 })();

@@ -1,0 +1,106 @@
+// Node loss as on AKS: when a spot eviction or a pool deletion takes a node away, the pods
+// bound to it fail (Kubernetes' pod garbage collector: phase Failed, condition DisruptionTarget
+// with reason DeletionByPodGC, then deletion), and the gpu-simulator never completes them.
+import type { AgentPool } from '@azure/arm-containerservice';
+import type { V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterName, containerService, core, emulator, eventually, poolNodes, resourceGroup, simulator, unique } from './support.js';
+
+const namespace = `loss-${unique()}`;
+const spotPool = `sp${unique(6)}`;
+const regularPool = `rg${unique(6)}`;
+// Keeps a pod readable after its deletion, so the test sees how it ended.
+const keep = 'test.aks-finetune.io/keep';
+const fast = { updateIntervalInMs: 200 };
+let trainingMs = 2000;
+
+const trainerPod = (name: string, pool: string): V1Pod => ({
+  metadata: { name, finalizers: [keep], labels: { 'aks-finetune.io/role': 'trainer' } },
+  spec: {
+    restartPolicy: 'Never',
+    nodeSelector: { 'kubernetes.azure.com/agentpool': pool },
+    tolerations: [
+      { key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' },
+      { key: 'kubernetes.azure.com/scalesetpriority', operator: 'Equal', value: 'spot', effect: 'NoSchedule' },
+    ],
+    containers: [
+      {
+        name: 'trainer',
+        image: 'trainer:test',
+        resources: { limits: { 'nvidia.com/gpu': '1' } },
+        volumeMounts: [{ name: 'results', mountPath: '/mnt/results' }],
+      },
+    ],
+    volumes: [{ name: 'results', persistentVolumeClaim: { claimName: `${name}-results` } }],
+  },
+});
+
+async function startTrainer(name: string, pool: string): Promise<V1Pod> {
+  await core.createNamespacedPersistentVolumeClaim({
+    namespace,
+    body: { metadata: { name: `${name}-results` }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } },
+  });
+  await core.createNamespacedPod({ namespace, body: trainerPod(name, pool) });
+  return eventually(async () => {
+    const pod = await core.readNamespacedPod({ name, namespace });
+    return pod.status?.phase === 'Running' ? pod : undefined;
+  }, `${name} to run`);
+}
+
+/** How the pod ended, once Kubernetes has dealt with it (the test's finalizer keeps it readable). */
+const ended = (name: string) =>
+  eventually(
+    async () => {
+      const pod = await core.readNamespacedPod({ name, namespace });
+      return pod.metadata?.deletionTimestamp ? pod : undefined;
+    },
+    `${name} to be failed and deleted`,
+    150_000,
+  );
+
+beforeAll(async () => {
+  await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
+  trainingMs = (await simulator.settings()).trainingMs;
+  await simulator.settings({ trainingMs: 5000 });
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+});
+
+afterAll(async () => {
+  await simulator.settings({ trainingMs });
+  for (const name of ['evicted', 'deleted']) {
+    await core
+      .patchNamespacedPod({ name, namespace, body: [{ op: 'remove', path: '/metadata/finalizers' }] }, undefined)
+      .catch(() => undefined);
+  }
+  for (const pool of [spotPool, regularPool]) {
+    await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, pool, fast).catch(() => undefined);
+  }
+  await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+});
+
+describe('node loss', () => {
+  it('a spot eviction or a deleted pool fails the pods on the lost nodes; none is completed', { timeout: 240_000 }, async () => {
+    const gpu: AgentPool = { vmSize: 'Standard_NC24ads_A100_v4', mode: 'User', count: 1, nodeTaints: ['sku=gpu:NoSchedule'] };
+    await containerService.agentPools.beginCreateOrUpdateAndWait(resourceGroup, clusterName, spotPool, { ...gpu, scaleSetPriority: 'Spot', scaleSetEvictionPolicy: 'Delete' }, fast);
+    await containerService.agentPools.beginCreateOrUpdateAndWait(resourceGroup, clusterName, regularPool, gpu, fast);
+    const [evicted, deleted] = await Promise.all([startTrainer('evicted', spotPool), startTrainer('deleted', regularPool)]);
+
+    // Azure evicts the spot node: it leaves the cluster and the pool's count drops, as AKS reports it.
+    const eviction = await emulator.evictSpotNodes(spotPool, 1);
+    expect(eviction).toEqual({ evicted: [evicted.spec!.nodeName], count: 0 });
+    expect(await containerService.agentPools.get(resourceGroup, clusterName, spotPool)).toMatchObject({ count: 0, provisioningState: 'Succeeded' });
+    expect(await poolNodes(spotPool)).toEqual([]);
+    // Someone deletes the other pool under its running trainer.
+    await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, regularPool, fast);
+    expect(await poolNodes(regularPool)).toEqual([]);
+
+    for (const pod of await Promise.all([ended('evicted'), ended('deleted')])) {
+      expect(pod.status?.phase).toBe('Failed');
+      expect(pod.status?.conditions).toContainEqual(
+        expect.objectContaining({ type: 'DisruptionTarget', status: 'True', reason: 'DeletionByPodGC', message: 'PodGC: node no longer exists' }),
+      );
+      expect(pod.status?.containerStatuses?.some((c) => c.state?.terminated?.reason === 'Completed') ?? false).toBe(false);
+    }
+    expect(deleted.spec?.nodeName).toBeTruthy();
+  });
+});
