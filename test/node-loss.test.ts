@@ -2,13 +2,17 @@
 // bound to it fail (Kubernetes' pod garbage collector: phase Failed, condition DisruptionTarget
 // with reason DeletionByPodGC, then deletion), and the gpu-simulator never completes them.
 import type { AgentPool } from '@azure/arm-containerservice';
-import type { V1Pod } from '@kubernetes/client-node';
+import { BatchV1Api, type V1Pod } from '@kubernetes/client-node';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterName, containerService, core, emulator, eventually, poolNodes, resourceGroup, simulator, unique } from './support.js';
+import type { JobProgress } from '../activities/kubernetes/jobs.js';
+import { createWorkerActivities } from '../workers/worker.js';
+import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, poolNodes, resourceGroup, simulator, unique } from './support.js';
 
 const namespace = `loss-${unique()}`;
 const spotPool = `sp${unique(6)}`;
 const regularPool = `rg${unique(6)}`;
+const jobPool = `jb${unique(6)}`;
 // Keeps a pod readable after its deletion, so the test sees how it ended.
 const keep = 'test.aks-finetune.io/keep';
 const fast = { updateIntervalInMs: 200 };
@@ -72,7 +76,7 @@ afterAll(async () => {
       .patchNamespacedPod({ name, namespace, body: [{ op: 'remove', path: '/metadata/finalizers' }] }, undefined)
       .catch(() => undefined);
   }
-  for (const pool of [spotPool, regularPool]) {
+  for (const pool of [spotPool, regularPool, jobPool]) {
     await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, pool, fast).catch(() => undefined);
   }
   await core.deleteNamespace({ name: namespace }).catch(() => undefined);
@@ -102,5 +106,40 @@ describe('node loss', () => {
       expect(pod.status?.containerStatuses?.some((c) => c.state?.terminated?.reason === 'Completed') ?? false).toBe(false);
     }
     expect(deleted.spec?.nodeName).toBeTruthy();
+  });
+
+  it("checkJob reports the loss even after the pod GC deleted the Job's pod and its replacement waits on an empty pool", { timeout: 240_000 }, async () => {
+    const batch = kubeConfig.makeApiClient(BatchV1Api);
+    const { checkJob: check } = createWorkerActivities(config);
+    const checkJob = (name: string): Promise<JobProgress> => new MockActivityEnvironment().run(check, namespace, name);
+    await containerService.agentPools.beginCreateOrUpdateAndWait(
+      resourceGroup,
+      clusterName,
+      jobPool,
+      { vmSize: 'Standard_NC24ads_A100_v4', mode: 'User', count: 1, nodeTaints: ['sku=gpu:NoSchedule'], scaleSetPriority: 'Spot', scaleSetEvictionPolicy: 'Delete' },
+      fast,
+    );
+    const { spec } = trainerPod('job-trainer', jobPool);
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace,
+      body: { metadata: { name: 'job-trainer-results' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } },
+    });
+    await batch.createNamespacedJob({
+      namespace,
+      body: { metadata: { name: 'lost-train' }, spec: { backoffLimit: 1, template: { metadata: { labels: { 'aks-finetune.io/role': 'trainer' } }, spec } } },
+    });
+    await eventually(async () => ((await checkJob('lost-train')).state === 'running' ? true : undefined), 'the Job to run');
+    await emulator.evictSpotNodes(jobPool, 1);
+    // The pod GC fails and deletes the pod; the Job controller's replacement cannot be scheduled.
+    await eventually(async () => {
+      const { items } = await core.listNamespacedPod({ namespace, labelSelector: 'job-name=lost-train' });
+      return items.length > 0 && items.every((p) => !p.spec?.nodeName) ? true : undefined;
+    }, 'only an unscheduled replacement pod to be left', 150_000);
+    const progress = await eventually(async () => {
+      const p = await checkJob('lost-train');
+      return p.nodeLost ? p : undefined;
+    }, 'checkJob to see the loss');
+    expect(progress.nodeLost).toMatch(new RegExp(`^pool ${jobPool} has no node left \\(pod lost-train-\\w+ cannot be scheduled\\)$|disrupted`));
+    await batch.deleteNamespacedJob({ name: 'lost-train', namespace, propagationPolicy: 'Background' });
   });
 });

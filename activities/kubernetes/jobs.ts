@@ -7,6 +7,7 @@ import { failureTypes } from '../../domain/failure-types.js';
 import { createOrAdoptOwned, deleteIfPresent, ensureNamespaceExists, hasStatus } from './api-errors.js';
 import { type GpuCheckJobParams, gpuCheckJob } from './gpu-check-job.js';
 import { runIdLabel } from './labels.js';
+import { agentPoolLabel } from './placement.js';
 
 export interface JobProgress {
   state: 'pending' | 'running' | 'succeeded' | 'failed';
@@ -53,10 +54,11 @@ export function podProblem(pod: V1Pod | undefined): string | undefined {
 }
 
 /**
- * How Kubernetes marks a pod whose node went away: the DisruptionTarget condition (set by the pod
- * garbage collector for pods on deleted nodes, DeletionByPodGC, and by taint eviction of
- * unreachable nodes; https://kubernetes.io/docs/concepts/workloads/pods/disruptions/#pod-disruption-conditions),
- * or a node name that no longer exists.
+ * How Kubernetes shows that a pod's node went away. The pod garbage collector marks a pod on a
+ * deleted node Failed with the DisruptionTarget condition (DeletionByPodGC), about 40 s later,
+ * then deletes it (https://kubernetes.io/docs/concepts/workloads/pods/disruptions/#pod-disruption-conditions);
+ * before that the pod's node simply no longer exists; after it, the Job's replacement pod cannot
+ * be scheduled because its pool (the node selector) has no node left.
  */
 async function nodeLoss(core: CoreV1Api, pods: V1Pod[]): Promise<string | undefined> {
   for (const pod of pods) {
@@ -70,6 +72,12 @@ async function nodeLoss(core: CoreV1Api, pods: V1Pod[]): Promise<string | undefi
       (err: unknown) => (hasStatus(err, 404) ? true : Promise.reject(err)),
     );
     if (gone) return `node ${node} is gone (pod ${live.find((p) => p.spec?.nodeName === node)?.metadata?.name})`;
+  }
+  const latest = pods.at(-1);
+  const pool = latest?.spec?.nodeSelector?.[agentPoolLabel];
+  if (pool && !latest.spec?.nodeName && podProblem(latest)?.startsWith('Unschedulable')) {
+    const { items } = await core.listNode({ labelSelector: `${agentPoolLabel}=${pool}` });
+    if (items.length === 0) return `pool ${pool} has no node left (pod ${latest.metadata?.name} cannot be scheduled)`;
   }
   return undefined;
 }

@@ -3,6 +3,7 @@ import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { failureTypes } from '../../domain/failure-types.js';
+import { agentPoolLabel } from './placement.js';
 
 export interface PoolNodesWaitOptions {
   /**
@@ -34,7 +35,7 @@ export function createNodeActivities({ kubeConfig, pollIntervalMs }: { kubeConfi
   return {
     /** The pods holding GPUs on the pool's nodes, as namespace/name. */
     async gpuPodsOnPool(pool: string): Promise<string[]> {
-      const { items: nodes } = await core.listNode({ labelSelector: `kubernetes.azure.com/agentpool=${pool}` });
+      const { items: nodes } = await core.listNode({ labelSelector: `${agentPoolLabel}=${pool}` });
       const pods: string[] = [];
       for (const node of nodes) {
         const { items } = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node.metadata?.name}` });
@@ -54,7 +55,7 @@ export function createNodeActivities({ kubeConfig, pollIntervalMs }: { kubeConfi
       const timeoutMinutes = options.noGpuTimeoutMinutes ?? defaultNoGpuTimeoutMinutes;
       let readyWithoutGpusSince: number | undefined;
       for (;;) {
-        const { items } = await core.listNode({ labelSelector: `kubernetes.azure.com/agentpool=${pool}` });
+        const { items } = await core.listNode({ labelSelector: `${agentPoolLabel}=${pool}` });
         const joined = items.filter(isReady);
         const ready = joined.filter((n) => gpus(n) > 0);
         ctx.heartbeat({ step: 'waiting for GPU nodes', pool, joined: joined.length, ready: ready.length, wanted: count });
