@@ -139,7 +139,7 @@ describe('node loss', () => {
       const p = await checkJob('lost-train');
       return p.nodeLost ? p : undefined;
     }, 'checkJob to see the loss');
-    expect(progress.nodeLost).toMatch(new RegExp(`^pool ${jobPool} has no node left \\(pod lost-train-\\w+ cannot be scheduled\\)$|disrupted`));
+    expect(progress.nodeLost).toMatch(new RegExp(`^pool ${jobPool} has no node left \\(pod lost-train-\\w+ cannot be scheduled\\)$`));
     await batch.deleteNamespacedJob({ name: 'lost-train', namespace, propagationPolicy: 'Background' });
   });
 });
