@@ -19,13 +19,13 @@ import {
 import type { Activities } from '../activities/index.js';
 import type { JobProgress } from '../activities/kubernetes/jobs.js';
 import { failureTypes } from '../domain/failure-types.js';
-import { runLabelValue } from '../domain/hash.js';
 import { type FineTunePlan, type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
-import { managedPoolTags, poolTags } from '../domain/pool-tags.js';
+import { managedPoolTags, poolOwner } from '../domain/pool-tags.js';
+import { isOwnedBy, ownerIsOpen, type RecordedOwner, type RunOwner } from '../domain/run-identity.js';
 import { estimateCost } from '../domain/prices.js';
 import { fingerprint } from '../domain/training-config.js';
 import { apiCalls, armOperations, clusterWaits, smokeChecks } from './activity-options.js';
-import { nodePoolName } from './naming.js';
+import { fineTuneObjectNames, nodePoolName, runTag } from './naming.js';
 import { AdapterRepository, BaseModel, GpuVmSize, PipelinePhase, TuningMethod } from './search-attributes.js';
 
 export type FineTunePhase =
@@ -111,9 +111,9 @@ const trainerBackoffLimit = 1;
 const rolloutTimeoutMs = 20 * 60_000;
 
 export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus> {
-  const { workflowId } = workflowInfo();
-  /** The run's label on everything it creates in the cluster. */
-  const runId = runLabelValue(workflowId);
+  const { workflowId, runId } = workflowInfo();
+  /** This run: named on everything it creates, so that no other run adopts or deletes it. */
+  const owner: RunOwner = { workflowId, runId };
   const status: FineTuneStatus = { phase: 'validating', steps: [], created: [], released: [], pushAttempts: 0 };
   setHandler(fineTuneStatusQuery, () => status);
   /** Names of this run's Jobs that the shared Job watcher reported finished. */
@@ -132,13 +132,8 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
   }
   const plan = validation.plan;
   const outputImage = `${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`;
-  let pool = plan.existingPool ?? nodePoolName('ft', workflowId);
-  const names = {
-    configMap: `${plan.runName}-params`,
-    results: `${plan.runName}-results`,
-    trainJob: `${plan.runName}-train`,
-    pushJob: (attempt: number) => `${plan.runName}-push-${attempt}`,
-  };
+  let pool = plan.existingPool ?? nodePoolName('ft', owner);
+  const names = fineTuneObjectNames(plan.runName, runTag(owner));
   Object.assign(status, { model: plan.model.name, method: plan.method, adapter: { image: outputImage } });
   status.gpu = {
     pool,
@@ -219,7 +214,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
   const releasePool = async () => {
     if (!poolOwned || poolReleased) return;
     // Only while the pool is still this run's: a released pool may be claimed by the next run.
-    const guard = { ownedBy: workflowId };
+    const guard = { ownedBy: owner };
     if (plan.release.policy === 'scale-to-zero') {
       if (await arm.scaleNodePoolToZero(pool, guard)) status.released.push(`AgentPool/${pool} (scaled to 0)`);
     } else if (await arm.deleteNodePool(pool, guard)) {
@@ -232,7 +227,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
 
   try {
     enter('provisioning');
-    const capacity = await step('GPU capacity', () => provision(plan, pool, workflowId, () => (poolOwned = true), status), (r) => r.detail);
+    const capacity = await step('GPU capacity', () => provision(plan, pool, owner, () => (poolOwned = true), status), (r) => r.detail);
     pool = capacity.pool;
     const ready = await step('wait for GPU nodes', () => waits.waitForPoolNodes(pool, 1), (r) => `${r.nodes.join(', ')}: ${r.gpusPerNode} GPU(s)`);
     status.gpu.gpusPerNode = ready.gpusPerNode;
@@ -242,7 +237,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     await step('tuning inputs', async () => {
       await kube.ensureNamespace(plan.namespace);
       status.created.push(`ConfigMap/${names.configMap}`, `PersistentVolumeClaim/${names.results}`);
-      await kube.ensureTuningInputs({ namespace: plan.namespace, runId, configMap: names.configMap, resultsClaim: names.results, config: plan.config });
+      await kube.ensureTuningInputs({ namespace: plan.namespace, owner, configMap: names.configMap, resultsClaim: names.results, config: plan.config });
     });
 
     enter('training');
@@ -250,8 +245,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     await step('train', async () => {
       await kube.startTuningJob(plan.namespace, {
         name: names.trainJob,
-        runId,
-        workflowId,
+        owner,
         model: plan.model,
         gpus: ready.gpusPerNode,
         pool,
@@ -288,7 +282,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     }, (done) => `${done.attempts} attempt(s) on ${done.node}`);
 
     enter('pushing');
-    const adapter = await step('push adapter image', () => pushAdapter(plan, workflowId, outputImage, names, pool, status, finishedJobs), (a) => `${outputImage}@${a.digest}`);
+    const adapter = await step('push adapter image', () => pushAdapter(plan, owner, outputImage, names, pool, status, finishedJobs), (a) => `${outputImage}@${a.digest}`);
     status.adapter = { image: outputImage, digest: adapter.digest, reference: `${plan.output.registry}/${plan.output.repository}@${adapter.digest}` };
 
     if (!plan.deploy) {
@@ -302,7 +296,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
       const models = await step('deploy inference', async () => {
         await kube.deployInference(plan.namespace, {
           name: deploy.name,
-          runId,
+          owner,
           model: plan.model,
           adapter: { name: plan.runName, image: status.adapter!.reference! },
           pool,
@@ -325,7 +319,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     }
     enter('cleaning-up');
     await CancellationScope.nonCancellable(async () => {
-      status.released.push(...(await kube.deleteRunObjects(plan.namespace, runId, { includeInference: false })));
+      status.released.push(...(await kube.deleteRunObjects(plan.namespace, owner, { includeInference: false })));
     });
     enter('succeeded');
     return status;
@@ -335,7 +329,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
     // Compensation: nothing this run created may outlive it, GPU nodes least of all.
     await CancellationScope.nonCancellable(async () => {
       enter('cleaning-up');
-      status.released.push(...(await kube.deleteRunObjects(plan.namespace, runId, { includeInference: true })));
+      status.released.push(...(await kube.deleteRunObjects(plan.namespace, owner, { includeInference: true })));
       await releasePool();
     });
     enter(outcome);
@@ -350,7 +344,7 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
 async function provision(
   plan: FineTunePlan,
   newPool: string,
-  workflowId: string,
+  owner: RunOwner,
   markOwned: () => void,
   status: FineTuneStatus,
 ): Promise<{ pool: string; detail: string }> {
@@ -367,11 +361,11 @@ async function provision(
     return { pool: plan.existingPool, detail: `using existing pool ${plan.existingPool}` };
   }
   if (plan.reuseWarmPool) {
-    const warm = await claimWarmPool(plan, workflowId);
+    const warm = await claimWarmPool(plan, owner);
     if (warm) {
       markOwned();
-      const saved = warm.previousOwner ? await lookups.provisioningSecondsOf(warm.previousOwner) : undefined;
-      Object.assign(status.gpu!, { pool: warm.name, reusedPool: true, reusedFrom: warm.previousOwner, provisioningSecondsSaved: saved });
+      const saved = warm.previousOwner.workflowId ? await lookups.provisioningSecondsOf(warm.previousOwner) : undefined;
+      Object.assign(status.gpu!, { pool: warm.name, reusedPool: true, reusedFrom: warm.previousOwner.workflowId, provisioningSecondsSaved: saved });
       return { pool: warm.name, detail: `reused warm pool ${warm.name}${saved !== undefined ? `, about ${saved}s of provisioning saved` : ''}` };
     }
   }
@@ -384,26 +378,26 @@ async function provision(
     spot: plan.spot,
     taints: [gpuTaint],
     labels: { 'aks-finetune.io/purpose': 'fine-tuning' },
-    tags: managedPoolTags(workflowId, plan.release),
+    tags: managedPoolTags(owner, plan.release),
   });
   return { pool: newPool, detail: `${created.name}: ${created.count} x ${created.vmSize}${created.adopted ? ' (adopted)' : ''}` };
 }
 
 /** An idle managed pool whose run has ended, claimed for this run; undefined when there is none. */
-async function claimWarmPool(plan: FineTunePlan, workflowId: string): Promise<{ name: string; previousOwner?: string } | undefined> {
+async function claimWarmPool(plan: FineTunePlan, owner: RunOwner): Promise<{ name: string; previousOwner: RecordedOwner } | undefined> {
   const candidates = (await arm.listManagedPools())
     .filter((p) => p.vmSize.toLowerCase() === plan.vmSize.name.toLowerCase() && p.spot === plan.spot && p.provisioningState === 'Succeeded' && p.eTag)
     // Pools with a running node first: they save the whole provisioning.
     .sort((a, b) => Number(b.count > 0) - Number(a.count > 0));
-  const owners = [...new Set(candidates.map((c) => c.tags[poolTags.workflowId]).filter((o): o is string => o !== undefined))];
-  const openOwners = new Set(owners.length ? await lookups.openRunsAmong(owners) : []);
+  const owners = [...new Set(candidates.map((c) => poolOwner(c.tags).workflowId).filter((o): o is string => o !== undefined))];
+  const openRuns = owners.length ? await lookups.openRunsAmong(owners) : [];
   for (const candidate of candidates) {
-    const owner = candidate.tags[poolTags.workflowId];
+    const previousOwner = poolOwner(candidate.tags);
     // This run's own pool from an earlier attempt is adopted by ensureNodePool; open runs keep theirs.
-    if (owner === workflowId || (owner && openOwners.has(owner))) continue;
+    if (isOwnedBy(previousOwner, owner) || ownerIsOpen(previousOwner, openRuns)) continue;
     if ((await lookups.gpuPodsOnPool(candidate.name)).length > 0) continue;
-    if (await arm.claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(workflowId, plan.release))) {
-      return { name: candidate.name, previousOwner: owner };
+    if (await arm.claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(owner, plan.release))) {
+      return { name: candidate.name, previousOwner };
     }
   }
   return undefined;
@@ -436,7 +430,7 @@ async function watchJob(
  */
 async function pushAdapter(
   plan: FineTunePlan,
-  workflowId: string,
+  owner: RunOwner,
   image: string,
   names: { results: string; pushJob: (attempt: number) => string },
   pool: string,
@@ -450,7 +444,7 @@ async function pushAdapter(
     'aks-finetune.io/method': plan.method,
     'aks-finetune.io/dataset': plan.dataset.urls?.join(',') ?? plan.dataset.image ?? `pvc:${plan.dataset.volume}`,
     'aks-finetune.io/config-hash': fingerprint(plan.config),
-    'aks-finetune.io/workflow-id': workflowId,
+    'aks-finetune.io/workflow-id': owner.workflowId,
   };
   for (let attempt = 1; ; attempt++) {
     status.pushAttempts = attempt;
@@ -458,8 +452,7 @@ async function pushAdapter(
     status.created.push(`Job/${job}`);
     await kube.startPushJob(plan.namespace, {
       name: job,
-      runId: runLabelValue(workflowId),
-      workflowId,
+      owner,
       pool,
       taints: [gpuTaint],
       resultsClaim: names.results,
