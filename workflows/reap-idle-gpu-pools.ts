@@ -70,6 +70,16 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
   const decisions: ReaperDecision[] = [];
   const decide = (pool: string, action: ReaperAction, reason: string) => decisions.push({ pool, action, reason, idleSince: idleSince[pool] });
 
+  // The cluster first: an ended run's Jobs are what may still hold its pool.
+  const objectDecisions: ObjectDecision[] = [];
+  for (const object of objects) {
+    const { remove, reason } = sweepDecision(object.kind, object.owner, runs);
+    const what = `${object.kind} ${object.namespace}/${object.name}`;
+    if (!remove) objectDecisions.push({ object: what, action: 'kept', reason });
+    else if (dryRun) objectDecisions.push({ object: what, action: 'would-delete', reason });
+    else if (await kube.deleteRunObject(object)) objectDecisions.push({ object: what, action: 'deleted', reason });
+  }
+
   for (const pool of pools) {
     const owner = poolOwner(pool.tags);
     const run = owner.workflowId !== undefined ? runOf(owner, runs) : undefined;
@@ -123,14 +133,6 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
     delete idleSince[pool.name];
   }
 
-  const objectDecisions: ObjectDecision[] = [];
-  for (const object of objects) {
-    const { remove, reason } = sweepDecision(object.kind, object.owner, runs);
-    const what = `${object.kind} ${object.namespace}/${object.name}`;
-    if (!remove) objectDecisions.push({ object: what, action: 'kept', reason });
-    else if (dryRun) objectDecisions.push({ object: what, action: 'would-delete', reason });
-    else if (await kube.deleteRunObject(object)) objectDecisions.push({ object: what, action: 'deleted', reason });
-  }
   if (!dryRun) await kube.writeState(stateName, idleSince);
   return { checkedAt: now.toISOString(), dryRun, decisions, objects: objectDecisions };
 }

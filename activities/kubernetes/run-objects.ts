@@ -42,8 +42,9 @@ export function createRunObjectActivities({ kubeConfig }: { kubeConfig: KubeConf
         undefined,
         undefined,
         undefined,
-        'Background',
-        { preconditions: { uid: o.uid } },
+        undefined,
+        // In the body: options in a body replace the query's, and a Job's default orphans its pods.
+        { preconditions: { uid: o.uid }, propagationPolicy: 'Background' },
       ),
     ).catch((err: unknown) => {
       if ((err as { code?: number }).code === 409) return false; // replaced by a newer object: not the one listed
