@@ -16,7 +16,7 @@ import { startJobWatcher } from '../workers/job-watcher.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { fineTuneObjectNames, nodePoolName, runTag } from '../workflows/naming.js';
-import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, resourceGroup, simulator, unique } from './support.js';
+import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, objectsLabelled, poolOf, resourceGroup, simulator, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
@@ -47,24 +47,8 @@ afterEach(async () => {
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
 });
 
-const poolOf = (name: string) =>
-  containerService.agentPools.get(resourceGroup, clusterName, name).then(
-    (p) => p,
-    (err: { statusCode?: number }) => (err.statusCode === 404 ? undefined : Promise.reject(err)),
-  );
-
 /** Everything in the cluster that carries the run's label. */
-async function leftovers(runId: string): Promise<string[]> {
-  const labelSelector = `aks-finetune.io/run=${runId}`;
-  const names = (kind: string, items: { metadata?: { name?: string } }[]) => items.map((i) => `${kind}/${i.metadata?.name}`);
-  return [
-    ...names('Job', (await batch.listNamespacedJob({ namespace, labelSelector })).items),
-    ...names('ConfigMap', (await core.listNamespacedConfigMap({ namespace, labelSelector })).items),
-    ...names('PersistentVolumeClaim', (await core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items),
-    ...names('Deployment', (await apps.listNamespacedDeployment({ namespace, labelSelector })).items),
-    ...names('Service', (await core.listNamespacedService({ namespace, labelSelector })).items),
-  ];
-}
+const leftovers = (runId: string) => objectsLabelled(namespace, `aks-finetune.io/run=${runId}`);
 
 async function expectNothingLeft(status: FineTuneStatus, runId: string): Promise<void> {
   expect(await poolOf(status.gpu!.pool)).toBeUndefined();

@@ -2,7 +2,6 @@
 // 20 fineTune runs go through their steps never releases an open run's pool, and a run started
 // again under the id of a finished run does not adopt what that run left behind.
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { AppsV1Api, BatchV1Api } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureReaperSchedule } from '../scripts/setup-temporal.js';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
@@ -12,13 +11,11 @@ import { createWorkerActivities } from '../workers/worker.js';
 import { fineTune, type FineTuneStatus, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import type { ReaperResult } from '../workflows/reap-idle-gpu-pools.js';
 import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
-import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, resourceGroup, simulator, unique } from './support.js';
+import { config, emulator, eventually, objectsLabelled, poolOf, simulator, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
-const batch = kubeConfig.makeApiClient(BatchV1Api);
-const apps = kubeConfig.makeApiClient(AppsV1Api);
 const namespace = 'aks-finetune';
 const registryHost = new URL(config.registry.endpoint).host;
 
@@ -34,24 +31,8 @@ const request = (overrides: Partial<FineTuneRequest> = {}): FineTuneRequest => (
   ...overrides,
 });
 
-const poolOf = (name: string) =>
-  containerService.agentPools.get(resourceGroup, clusterName, name).then(
-    (p) => p,
-    (err: { statusCode?: number }) => (err.statusCode === 404 ? undefined : Promise.reject(err)),
-  );
-
 /** Jobs, ConfigMaps, PVCs, Deployments and Services that name this workflow id, whatever its run. */
-async function objectsOf(workflowId: string): Promise<string[]> {
-  const labelSelector = `aks-finetune.io/run=${workflowId}`;
-  const names = (kind: string, items: { metadata?: { name?: string } }[]) => items.map((i) => `${kind}/${i.metadata?.name}`);
-  return [
-    ...names('Job', (await batch.listNamespacedJob({ namespace, labelSelector })).items),
-    ...names('ConfigMap', (await core.listNamespacedConfigMap({ namespace, labelSelector })).items),
-    ...names('PersistentVolumeClaim', (await core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items),
-    ...names('Deployment', (await apps.listNamespacedDeployment({ namespace, labelSelector })).items),
-    ...names('Service', (await core.listNamespacedService({ namespace, labelSelector })).items),
-  ].sort();
-}
+const objectsOf = async (workflowId: string) => (await objectsLabelled(namespace, `aks-finetune.io/run=${workflowId}`)).sort();
 
 beforeAll(async () => {
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });

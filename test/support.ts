@@ -1,6 +1,6 @@
 // Shared test setup: real clients pointed at the local stack that global-setup started.
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { EmulatorControl } from '../scripts/stack/aks-emulator/control-client.js';
 import { SimulatorControl } from '../scripts/stack/gpu-simulator/control-client.js';
 import { createContainerServiceClient, createKubeConfig } from '../workers/clients.js';
@@ -30,3 +30,24 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, what: s
 
 export const poolNodes = async (pool: string) =>
   (await core.listNode({ labelSelector: `kubernetes.azure.com/agentpool=${pool}` })).items;
+
+/** The agent pool, or undefined when ARM has none of that name. */
+export const poolOf = (name: string) =>
+  containerService.agentPools.get(resourceGroup, clusterName, name).then(
+    (p) => p,
+    (err: { statusCode?: number }) => (err.statusCode === 404 ? undefined : Promise.reject(err)),
+  );
+
+/** "Kind/name" of the Jobs, ConfigMaps, PVCs, Deployments and Services in the namespace that match the selector. */
+export async function objectsLabelled(namespace: string, labelSelector: string): Promise<string[]> {
+  const batch = kubeConfig.makeApiClient(BatchV1Api);
+  const apps = kubeConfig.makeApiClient(AppsV1Api);
+  const names = (kind: string, items: { metadata?: { name?: string } }[]) => items.map((i) => `${kind}/${i.metadata?.name}`);
+  return [
+    ...names('Job', (await batch.listNamespacedJob({ namespace, labelSelector })).items),
+    ...names('ConfigMap', (await core.listNamespacedConfigMap({ namespace, labelSelector })).items),
+    ...names('PersistentVolumeClaim', (await core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items),
+    ...names('Deployment', (await apps.listNamespacedDeployment({ namespace, labelSelector })).items),
+    ...names('Service', (await core.listNamespacedService({ namespace, labelSelector })).items),
+  ];
+}
