@@ -9,6 +9,7 @@ import { managedPoolTags } from '../domain/pool-tags.js';
 import type { RunOwner } from '../domain/run-identity.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { fineTune, type FineTuneStatus, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { nodePoolName } from '../workflows/naming.js';
 import type { ReaperResult } from '../workflows/reap-idle-gpu-pools.js';
 import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
 import { config, emulator, eventually, objectsLabelled, poolOf, simulator, unique } from './support.js';
@@ -50,12 +51,21 @@ describe('run ownership', () => {
     const ids = Array.from({ length: 20 }, (_, i) => `ft-own-${i}-${unique()}`);
     await ensureReaperSchedule(temporal.env.client, { taskQueue, intervalSeconds: 2, graceMinutes: 0, scheduleId });
     const schedule = temporal.env.client.schedule.getHandle(scheduleId);
-    let statuses: FineTuneStatus[];
+    let runs: { owner: RunOwner; pool: string; status?: FineTuneStatus; error?: unknown }[];
     try {
-      statuses = await temporal.withWorker(
+      runs = await temporal.withWorker(
         activities,
         async () => {
-          const results = await Promise.all(ids.map((workflowId) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] })));
+          // A run whose pool went away under it may wait on nodes that never come: the run timeout ends it.
+          const handles = await Promise.all(ids.map((workflowId) => temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()], workflowRunTimeout: '3 minutes' })));
+          const results = await Promise.all(
+            handles.map(async (handle) => {
+              const owner = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+              // Its own pool, or a warm pool it claimed (its status says which).
+              const pool = nodePoolName('ft', owner);
+              return handle.result().then((status) => ({ owner, pool: status.gpu!.pool, status }), (error: unknown) => ({ owner, pool, error }));
+            }),
+          );
           await schedule.pause('the runs are done');
           // Let a reaper run that is still going finish on this worker.
           await eventually(async () => ((await schedule.describe()).info.runningActions.length === 0 ? true : undefined), 'the last reaper run to end');
@@ -72,13 +82,13 @@ describe('run ownership', () => {
     for await (const run of temporal.env.client.workflow.list({ query: `WorkflowType = 'reapIdleGpuPools' AND TaskQueue = '${taskQueue}'` })) {
       reaperResults.push((await temporal.env.client.workflow.getHandle(run.workflowId, run.runId).result()) as ReaperResult);
     }
-    const ourPools = new Map(statuses.map((s, i) => [s.gpu!.pool, { workflowId: ids[i]!, status: s }]));
+    const ourPools = new Map(runs.map((run) => [run.pool, run]));
     const releasedByReaper = reaperResults.flatMap((r) => r.decisions).filter((d) => d.action === 'released' && ourPools.has(d.pool));
     const keptForOpenRuns = reaperResults.flatMap((r) => r.decisions).filter((d) => d.action === 'kept' && ourPools.has(d.pool));
     // ARM's own record: a delete of a run's pool that started before the run's own release step.
     const deletesWhileOpen = (await emulator.operations()).filter((op) => {
       const run = ourPools.get(op.pool);
-      const ownRelease = run?.status.steps.find((s) => s.name === 'release GPUs');
+      const ownRelease = run?.status?.steps.find((s) => s.name === 'release GPUs');
       return op.kind === 'delete' && run !== undefined && (!ownRelease || Date.parse(op.startTime) < Date.parse(ownRelease.startedAt));
     });
     const openRunPoolsReleased = new Set([...releasedByReaper.map((d) => d.pool), ...deletesWhileOpen.map((op) => op.pool)]);
@@ -87,8 +97,9 @@ describe('run ownership', () => {
         `open-run pools released: ${openRunPoolsReleased.size} (by the reaper's decisions: ${releasedByReaper.length}, ARM deletes before the run's own release: ${deletesWhileOpen.length})`,
     );
 
-    expect(statuses.map((s) => s.phase)).toEqual(ids.map(() => 'succeeded'));
     expect([...openRunPoolsReleased]).toEqual([]);
+    expect(runs.map((r) => r.status?.phase ?? String(r.error))).toEqual(ids.map(() => 'succeeded'));
+    const statuses = runs.map((r) => r.status!);
     // The reaper did look at the runs' pools while they were open (else this test proves nothing).
     expect(keptForOpenRuns.length).toBeGreaterThan(0);
     // Each run released its own pool, and left nothing in the cluster.
