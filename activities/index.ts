@@ -10,6 +10,7 @@ import { createFineTuneKubeActivities } from './kubernetes/fine-tune.js';
 import { createJobActivities } from './kubernetes/jobs.js';
 import { createNodeActivities } from './kubernetes/nodes.js';
 import { createProductStateActivities } from './kubernetes/product-state.js';
+import { createRunObjectActivities } from './kubernetes/run-objects.js';
 import type { ContainerImages } from './kubernetes/tuning-job.js';
 import { createRegistryActivities } from './registry/adapter-images.js';
 import { createRunActivities } from './temporal/runs.js';
@@ -40,6 +41,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createNodeActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createFineTuneKubeActivities(deps),
+    ...createRunObjectActivities({ kubeConfig: deps.kubeConfig }),
     ...createRegistryActivities({ credential: deps.registryCredential }),
     ...createDatasetActivities({ credential: deps.registryCredential }),
     ...createProductStateActivities({ kubeConfig: deps.kubeConfig, namespace: deps.stateNamespace }),

@@ -4,7 +4,7 @@ import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle 
 import { type FineTunePlan, type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { estimateCost } from '../domain/prices.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
-import { nodePoolName } from '../workflows/naming.js';
+import { fineTuneObjectNames } from '../workflows/naming.js';
 
 export class FineTuneRequestError extends Error {
   constructor(readonly problems: string[]) {
@@ -117,21 +117,22 @@ export function planFineTune(request: FineTuneRequest, options: { workflowId?: s
   if (!validation.ok) throw new FineTuneRequestError(validation.problems);
   const { plan } = validation;
   const hours = options.trainingHours ?? 1;
-  const name = plan.runName;
+  const names = fineTuneObjectNames(plan.runName, '<run tag>');
   return {
     plan,
     nodePool: {
-      name: plan.existingPool ?? nodePoolName('ft', workflowId),
+      // The run id is Temporal's, known once the run starts: the name is 'ft' + a hash of both ids.
+      name: plan.existingPool ?? 'ft<hash of workflow id and run id>',
       action: plan.existingPool ? 'use existing' : 'create',
       vmSize: plan.vmSize.name,
       spot: plan.spot,
       gpusPerNode: plan.vmSize.gpus,
     },
     kubernetesObjects: [
-      `ConfigMap ${plan.namespace}/${name}-params`,
-      `PersistentVolumeClaim ${plan.namespace}/${name}-results`,
-      `Job ${plan.namespace}/${name}-train`,
-      `Job ${plan.namespace}/${name}-push-1`,
+      `ConfigMap ${plan.namespace}/${names.configMap}`,
+      `PersistentVolumeClaim ${plan.namespace}/${names.results}`,
+      `Job ${plan.namespace}/${names.trainJob()}`,
+      `Job ${plan.namespace}/${names.pushJob(1)}`,
       ...(plan.deploy ? [`Deployment ${plan.namespace}/${plan.deploy.name}`, `Service ${plan.namespace}/${plan.deploy.name}`] : []),
     ],
     estimate: {

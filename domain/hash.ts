@@ -8,6 +8,26 @@ export function fnv1a(text: string): number {
   return hash;
 }
 
+const fnv64Offset = 0xcbf29ce484222325n;
+const fnv64Prime = 0x100000001b3n;
+const mask64 = (1n << 64n) - 1n;
+
+/** FNV-1a, 64 bits (BigInt, so workflow code can use it), over the UTF-16 code units of the text. */
+export function fnv1a64(text: string): bigint {
+  let hash = fnv64Offset;
+  for (let i = 0; i < text.length; i++) hash = ((hash ^ BigInt(text.charCodeAt(i))) * fnv64Prime) & mask64;
+  return hash;
+}
+
+/**
+ * `length` base-36 characters of the text's 64-bit FNV-1a hash (36^10 is about 2^51.7): short
+ * names that stay apart where a 32-bit hash would collide among a few ten thousand runs.
+ */
+export function base36Digest(text: string, length: number): string {
+  if (length < 1 || length > 12) throw new Error(`digest length ${length} must be 1-12 base-36 characters`);
+  return (fnv1a64(text) % 36n ** BigInt(length)).toString(36).padStart(length, '0');
+}
+
 const labelValue = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
 /**

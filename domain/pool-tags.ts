@@ -1,19 +1,25 @@
 // ARM tags on the node pools this product creates. The idle-GPU reaper acts only on pools
 // tagged managed, and reads the owner run, release policy and idle grace from the tags.
 import type { ReleasePolicy } from './fine-tune-request.js';
+import { recordedOwner, type RecordedOwner, type RunOwner, runOwnerKeys } from './run-identity.js';
 
 export const poolTags = {
   managed: 'aks-finetune.io/managed',
-  workflowId: 'aks-finetune.io/workflow-id',
+  workflowId: runOwnerKeys.workflowId,
+  runId: runOwnerKeys.runId,
   releasePolicy: 'aks-finetune.io/release-policy',
   idleGraceMinutes: 'aks-finetune.io/idle-grace-minutes',
 } as const;
 
-export function managedPoolTags(workflowId: string, release: { policy: ReleasePolicy; idleGraceMinutes?: number }): Record<string, string> {
+export function managedPoolTags(owner: RunOwner, release: { policy: ReleasePolicy; idleGraceMinutes?: number }): Record<string, string> {
   return {
     [poolTags.managed]: 'true',
-    [poolTags.workflowId]: workflowId,
+    [poolTags.workflowId]: owner.workflowId,
+    [poolTags.runId]: owner.runId,
     [poolTags.releasePolicy]: release.policy,
     ...(release.idleGraceMinutes !== undefined ? { [poolTags.idleGraceMinutes]: String(release.idleGraceMinutes) } : {}),
   };
 }
+
+/** The run a pool's tags name as its owner. */
+export const poolOwner = (tags: Record<string, string> | undefined): RecordedOwner => recordedOwner(tags, tags);

@@ -1,4 +1,5 @@
 // Which idle pool a run may take over instead of provisioning its own (warm-pool reuse).
+import { isOwnedBy, type RecordedOwner, type RunOwner } from './run-identity.js';
 
 /** What the choice needs to know of a managed pool. */
 export interface PoolCandidate {
@@ -8,8 +9,8 @@ export interface PoolCandidate {
   count: number;
   provisioningState: string;
   eTag?: string;
-  /** The run that owns the pool now (its tag), if any. */
-  owner?: string;
+  /** The run that owns the pool now, as its tags record it. */
+  owner: RecordedOwner;
 }
 
 /**
@@ -19,8 +20,8 @@ export interface PoolCandidate {
  */
 export function warmPoolCandidates<P extends PoolCandidate>(
   pools: readonly P[],
-  wanted: { vmSize: string; spot: boolean; self: string },
-  isOpenRun: (owner: string) => boolean,
+  wanted: { vmSize: string; spot: boolean; self: RunOwner },
+  isOpenRun: (owner: RecordedOwner) => boolean,
 ): P[] {
   return pools
     .filter(
@@ -29,8 +30,8 @@ export function warmPoolCandidates<P extends PoolCandidate>(
         p.spot === wanted.spot &&
         p.provisioningState === 'Succeeded' &&
         p.eTag !== undefined &&
-        p.owner !== wanted.self &&
-        !(p.owner !== undefined && isOpenRun(p.owner)),
+        !isOwnedBy(p.owner, wanted.self) &&
+        !isOpenRun(p.owner),
     )
     .sort((a, b) => Number(b.count > 0) - Number(a.count > 0));
 }

@@ -22,15 +22,16 @@ export async function registerSearchAttributes(connection: Connection, namespace
   return { added: missing.map((k) => k.name), present };
 }
 
-/** Creates the reaper's Schedule, or brings an existing one to these settings. */
+/** Creates the reaper's Schedule, or brings an existing one to these settings (scheduleId: tests use their own). */
 export async function ensureReaperSchedule(
   client: Client,
-  options: { taskQueue: string; intervalSeconds: number; graceMinutes: number },
+  options: { taskQueue: string; intervalSeconds: number; graceMinutes: number; scheduleId?: string },
 ): Promise<'created' | 'updated'> {
+  const scheduleId = options.scheduleId ?? reaperScheduleId;
   const action = {
     type: 'startWorkflow' as const,
     workflowType: 'reapIdleGpuPools',
-    workflowId: 'idle-gpu-reaper',
+    workflowId: scheduleId,
     taskQueue: options.taskQueue,
     args: [{ defaultGraceMinutes: options.graceMinutes }],
     workflowRunTimeout: '10 minutes',
@@ -39,11 +40,11 @@ export async function ensureReaperSchedule(
   // SKIP: a slow reaper run is never overlapped by the next one.
   const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' };
   try {
-    await client.schedule.create({ scheduleId: reaperScheduleId, spec, action, policies });
+    await client.schedule.create({ scheduleId, spec, action, policies });
     return 'created';
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await client.schedule.getHandle(reaperScheduleId).update((previous) => ({ ...previous, spec, action, policies }));
+    await client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, spec, action, policies }));
     return 'updated';
   }
 }

@@ -58,7 +58,7 @@ describe('CLI', () => {
     await emulator.clearRequests();
     const { code, out } = await cli(['plan', specFile(), '--hours', '2']);
     expect(code).toBe(0);
-    expect(out).toMatch(/node pool {2}create ft\w+: 1 x Standard_NC24ads_A100_v4, 1 GPU\(s\)/);
+    expect(out).toMatch(/node pool {2}create ft<hash of workflow id and run id>: 1 x Standard_NC24ads_A100_v4, 1 GPU\(s\)/);
     expect(out).toMatch(/estimate {3}2 GPU-hours for 2 h of training, about 7\.35 USD \(prices as of 2025-06-01\)/);
     expect(await emulator.requests()).toEqual([]);
     expect(statSync(audit).size).toBe(auditBefore);

@@ -4,6 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import { BatchV1Api } from '@kubernetes/client-node';
 import { parseTrainerLog } from '../activities/kubernetes/fine-tune.js';
 import { findModelPreset } from '../domain/models.js';
@@ -15,12 +16,13 @@ const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kube
 const activity = new MockActivityEnvironment();
 const batch = kubeConfig.makeApiClient(BatchV1Api);
 const namespace = `act-${unique()}`;
-const runId = `run-${unique()}`;
-const inputs = { namespace, runId, configMap: 'r1-params', resultsClaim: 'r1-results', config: trainingConfig('qlora', { loraR: 16 }) };
+const owner = { workflowId: `run-${unique()}`, runId: randomUUID() };
+/** An earlier run under the same workflow id. */
+const earlierRun = { ...owner, runId: randomUUID() };
+const inputs = { namespace, owner, configMap: 'r1-params', resultsClaim: 'r1-results', config: trainingConfig('qlora', { loraR: 16 }) };
 const tuningJob = {
   name: 'r1-train',
-  runId,
-  workflowId: runId,
+  owner,
   model: findModelPreset('phi-3-mini-4k-instruct')!,
   gpus: 2,
   // No such pool: the Job stays pending, which is all these tests need.
@@ -50,14 +52,20 @@ describe('fineTune Kubernetes activities', () => {
     expect(Object.keys(yaml.training_config).sort()).toEqual(['DataCollator', 'DatasetConfig', 'LoraConfig', 'ModelConfig', 'QuantizationConfig', 'TrainingArguments']);
     expect(yaml.training_config.LoraConfig).toEqual({ r: 16, lora_alpha: 8, lora_dropout: 0 });
     const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'r1-results', namespace });
-    expect(claim.metadata?.labels?.['aks-finetune.io/run']).toBe(runId);
+    expect(claim.metadata?.labels).toMatchObject({ 'aks-finetune.io/run': owner.workflowId, 'aks-finetune.io/run-id': owner.runId });
+    expect(claim.metadata?.annotations?.['aks-finetune.io/workflow-id']).toBe(owner.workflowId);
   });
 
-  it("refuse to adopt another run's objects", async () => {
-    const error = await activity.run(activities.ensureTuningInputs, { ...inputs, runId: 'someone-else' }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ApplicationFailure);
-    expect(error).toMatchObject({ type: 'NameTaken', nonRetryable: true });
-    expect((error as Error).message).toBe(`ConfigMap ${namespace}/r1-params exists but belongs to run ${runId}, not someone-else`);
+  it("refuse to adopt another run's objects, an earlier run's under the same workflow id included", async () => {
+    const someoneElse = { workflowId: 'someone-else', runId: randomUUID() };
+    for (const other of [someoneElse, earlierRun]) {
+      const error = await activity.run(activities.ensureTuningInputs, { ...inputs, owner: other }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ApplicationFailure);
+      expect(error).toMatchObject({ type: 'NameTaken', nonRetryable: true });
+      expect((error as Error).message).toBe(
+        `ConfigMap ${namespace}/r1-params exists but belongs to run ${owner.workflowId} (${owner.runId}), not ${other.workflowId} (${other.runId})`,
+      );
+    }
   });
 
   it("create the tuning Job in KAITO's layout once; a retry adopts it", async () => {
@@ -86,10 +94,14 @@ describe('fineTune Kubernetes activities', () => {
     expect(await activity.run(activities.checkJob, namespace, 'r1-train')).toMatchObject({ state: 'pending', restarts: 0 });
   });
 
-  it("delete every object of the run by its label, and nothing twice", async () => {
-    const deleted = (await activity.run(activities.deleteRunObjects, namespace, runId, { includeInference: true })) as string[];
+  it("delete every object of the run by its labels, nothing twice, and nothing of an earlier run under the same workflow id", async () => {
+    await activity.run(activities.ensureTuningInputs, { ...inputs, owner: earlierRun, configMap: 'r0-params', resultsClaim: 'r0-results' });
+    const deleted = (await activity.run(activities.deleteRunObjects, namespace, owner, { includeInference: true })) as string[];
     expect(deleted.sort()).toEqual(['ConfigMap/r1-params', 'Job/r1-train', 'PersistentVolumeClaim/r1-results']);
-    expect(await activity.run(activities.deleteRunObjects, namespace, runId, { includeInference: true })).toEqual([]);
+    expect(await activity.run(activities.deleteRunObjects, namespace, owner, { includeInference: true })).toEqual([]);
+    expect((await core.readNamespacedConfigMap({ name: 'r0-params', namespace })).metadata?.labels?.['aks-finetune.io/run-id']).toBe(earlierRun.runId);
+    const earlier = (await activity.run(activities.deleteRunObjects, namespace, earlierRun, { includeInference: true })) as string[];
+    expect(earlier.sort()).toEqual(['ConfigMap/r0-params', 'PersistentVolumeClaim/r0-results']);
   });
 
   it("parse step and loss from the Hugging Face trainer's log", () => {

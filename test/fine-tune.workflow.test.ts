@@ -15,8 +15,8 @@ import { createAzureCredential, createRegistryContentClient } from '../workers/c
 import { startJobWatcher } from '../workers/job-watcher.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
-import { nodePoolName } from '../workflows/naming.js';
-import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, resourceGroup, simulator, unique } from './support.js';
+import { fineTuneObjectNames, nodePoolName, runTag } from '../workflows/naming.js';
+import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, objectsLabelled, poolOf, resourceGroup, simulator, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
@@ -47,28 +47,22 @@ afterEach(async () => {
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
 });
 
-const poolOf = (name: string) =>
-  containerService.agentPools.get(resourceGroup, clusterName, name).then(
-    (p) => p,
-    (err: { statusCode?: number }) => (err.statusCode === 404 ? undefined : Promise.reject(err)),
-  );
-
 /** Everything in the cluster that carries the run's label. */
-async function leftovers(runId: string): Promise<string[]> {
-  const labelSelector = `aks-finetune.io/run=${runId}`;
-  const names = (kind: string, items: { metadata?: { name?: string } }[]) => items.map((i) => `${kind}/${i.metadata?.name}`);
-  return [
-    ...names('Job', (await batch.listNamespacedJob({ namespace, labelSelector })).items),
-    ...names('ConfigMap', (await core.listNamespacedConfigMap({ namespace, labelSelector })).items),
-    ...names('PersistentVolumeClaim', (await core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items),
-    ...names('Deployment', (await apps.listNamespacedDeployment({ namespace, labelSelector })).items),
-    ...names('Service', (await core.listNamespacedService({ namespace, labelSelector })).items),
-  ];
-}
+const leftovers = (runId: string) => objectsLabelled(namespace, `aks-finetune.io/run=${runId}`);
 
 async function expectNothingLeft(status: FineTuneStatus, runId: string): Promise<void> {
   expect(await poolOf(status.gpu!.pool)).toBeUndefined();
   expect(await leftovers(runId)).toEqual([]);
+}
+
+/**
+ * Starts a run on a task queue no worker polls yet, so what depends on its run id (the pool
+ * name) is known before the run acts; `temporal.withWorker(activities, ..., taskQueue)` runs it.
+ */
+async function startBeforeAnyWorker(workflowId: string, args: FineTuneRequest) {
+  const taskQueue = `test-${unique()}`;
+  const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [args] });
+  return { handle, taskQueue, pool: nodePoolName('ft', { workflowId, runId: handle.firstExecutionRunId }) };
 }
 
 describe('fineTune', () => {
@@ -153,23 +147,22 @@ describe('fineTune', () => {
 
   it('fails at once on a quota error, creating nothing', async () => {
     const workflowId = `ft-quota-${unique()}`;
-    await emulator.addFault({ kind: 'quota', method: 'PUT', pool: nodePoolName('ft', workflowId) });
-    const error = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] })).catch(
-      (e: unknown) => e,
-    );
+    const { handle, taskQueue, pool } = await startBeforeAnyWorker(workflowId, request());
+    await emulator.addFault({ kind: 'quota', method: 'PUT', pool });
+    const error = await temporal.withWorker(activities, () => handle.result(), taskQueue).catch((e: unknown) => e);
     const cause = ((error as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
     expect(cause.type).toBe('GpuQuotaExceeded');
     expect(cause.message).toMatch(/quota is exhausted\. Request a quota increase for that VM family, or choose another vmSize/);
-    expect(await poolOf(nodePoolName('ft', workflowId))).toBeUndefined();
+    expect(await poolOf(pool)).toBeUndefined();
     expect(await leftovers(workflowId)).toEqual([]);
   });
 
   it('retries a capacity failure and succeeds when capacity comes back', async () => {
     const workflowId = `ft-capacity-${unique()}`;
-    const pool = nodePoolName('ft', workflowId);
+    const { handle, taskQueue, pool } = await startBeforeAnyWorker(workflowId, request());
     await emulator.clearRequests();
     await emulator.addFault({ kind: 'capacity', pool });
-    const status = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }));
+    const status = await temporal.withWorker(activities, () => handle.result(), taskQueue);
     expect(status.phase).toBe('succeeded');
     const puts = (await emulator.requests()).filter((r) => r.method === 'PUT' && r.path.endsWith(`/agentPools/${pool}`));
     expect(puts).toHaveLength(2);
@@ -396,16 +389,17 @@ describe('fineTune', () => {
     try {
       const training = async () => ((await handle.query(fineTuneStatusQuery).catch(() => undefined))?.training?.state === 'running' ? true : undefined);
       await eventually(training, 'training to run', 60_000);
-      const jobBefore = await batch.readNamespacedJob({ name: `${workflowId}-train`, namespace });
+      const trainJob = fineTuneObjectNames(workflowId, runTag({ workflowId, runId: handle.firstExecutionRunId })).trainJob();
+      const jobBefore = await batch.readNamespacedJob({ name: trainJob, namespace });
       process.kill(-worker.pid!, 'SIGKILL');
       worker = startWorker();
       await eventually(training, 'the new worker to answer', 60_000);
-      const jobAfter = await batch.readNamespacedJob({ name: `${workflowId}-train`, namespace });
+      const jobAfter = await batch.readNamespacedJob({ name: trainJob, namespace });
       expect(jobAfter.metadata?.uid).toBe(jobBefore.metadata?.uid); // the same Job, watched again
       const status = await handle.result();
       expect(status.phase).toBe('succeeded');
       expect(status.training).toMatchObject({ attempts: 1, state: 'succeeded' });
-      expect(status.created.filter((c) => c.endsWith('-train'))).toEqual([`Job/${workflowId}-train`]);
+      expect(status.created.filter((c) => c.endsWith('-train'))).toEqual([`Job/${trainJob}`]);
       await expectNothingLeft(status, workflowId);
     } finally {
       try {

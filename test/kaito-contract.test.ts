@@ -93,8 +93,7 @@ function renderOurs(s: Scenario): V1Job {
   return tuningJob(
     {
       name: 'tune',
-      runId: 'run-1',
-      workflowId: 'run-1',
+      owner: { workflowId: 'run-1', runId: '00000000-0000-0000-0000-000000000001' },
       model: findModelPreset(s.preset)!,
       gpus: vm.gpus,
       pool,

@@ -54,7 +54,8 @@ function total(samples: Sample[], name: string, labels: Record<string, string> =
 }
 
 const workflowId = `ft-metrics-${unique()}`;
-const pool = nodePoolName('ft', workflowId);
+/** The run's pool: its name depends on the run id, known once the run is started. */
+let pool: string;
 const registryHost = new URL(config.registry.endpoint).host;
 const request: FineTuneRequest = {
   model: 'phi-3-mini-4k-instruct',
@@ -73,9 +74,13 @@ beforeAll(async () => {
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
   // Job times have one-second resolution: a trainer of a few seconds gives whole GPU-seconds used.
   await simulator.settings({ trainingMs: 3000 });
+  // Started on a task queue no worker polls yet, so the faults are in place before it acts.
+  const taskQueue = `test-${unique()}`;
+  const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request] });
+  pool = nodePoolName('ft', { workflowId, runId: handle.firstExecutionRunId });
   await emulator.addFault({ kind: 'throttle', method: 'PUT', pool, retryAfterSeconds: 1 });
   await emulator.addFault({ kind: 'server-error', method: 'GET', pool });
-  status = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request] }));
+  status = await temporal.withWorker(activities, () => handle.result(), taskQueue);
   reaped = await temporal.withWorker(activities, (taskQueue) =>
     temporal.env.client.workflow.execute(reapIdleGpuPools, { taskQueue, workflowId: `reaper-metrics-${unique()}`, args: [{ dryRun: true }] }),
   );

@@ -3,6 +3,8 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureReaperSchedule, reaperScheduleId } from '../scripts/setup-temporal.js';
+import { runLabelValue } from '../domain/hash.js';
+import type { RunOwner } from '../domain/run-identity.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { type ReaperInput, type ReaperResult, reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
 import { clusterName, config, containerService, core, emulator, eventually, resourceGroup, unique } from './support.js';
@@ -39,10 +41,39 @@ async function startGpuPod(pool: string): Promise<string> {
   return name;
 }
 
+let lastReaper: string | undefined;
 async function reap(input: ReaperInput = {}): Promise<ReaperResult> {
-  return temporal.withWorker(activities, (taskQueue) =>
-    temporal.env.client.workflow.execute(reapIdleGpuPools, { taskQueue, workflowId: `reaper-test-${unique()}`, args: [input] }),
-  );
+  lastReaper = `reaper-test-${unique()}`;
+  const workflowId = lastReaper;
+  return temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(reapIdleGpuPools, { taskQueue, workflowId, args: [input] }));
+}
+
+const openRuns: RunOwner[] = [];
+/** A run that stays open (until terminated): a workflow on a task queue no worker polls. */
+async function openRun(workflowId = `owner-${unique()}`): Promise<RunOwner> {
+  const handle = await temporal.env.client.workflow.start('fineTune', { taskQueue: `nobody-${unique()}`, workflowId, args: [{}] });
+  openRuns.push({ workflowId, runId: handle.firstExecutionRunId });
+  return openRuns.at(-1)!;
+}
+/** A run that completed: a reaper in dry-run mode. */
+async function completedRun(): Promise<RunOwner> {
+  await reap({ dryRun: true });
+  const { workflowId, runId } = await temporal.env.client.workflow.getHandle(lastReaper!).describe();
+  return { workflowId, runId };
+}
+const ownerTags = (run: RunOwner) => ({ 'aks-finetune.io/workflow-id': run.workflowId, 'aks-finetune.io/run-id': run.runId });
+const ownedMetadata = (run: RunOwner) => ({
+  name: `obj-${unique()}`,
+  labels: { 'aks-finetune.io/run': runLabelValue(run.workflowId), 'aks-finetune.io/run-id': run.runId },
+  annotations: { 'aks-finetune.io/workflow-id': run.workflowId },
+});
+async function labelledConfigMap(run: RunOwner): Promise<string> {
+  const created = await core.createNamespacedConfigMap({ namespace, body: { metadata: ownedMetadata(run) } });
+  return `ConfigMap ${namespace}/${created.metadata!.name}`;
+}
+async function labelledService(run: RunOwner): Promise<string> {
+  const created = await core.createNamespacedService({ namespace, body: { metadata: ownedMetadata(run), spec: { ports: [{ port: 80 }] } } });
+  return `Service ${namespace}/${created.metadata!.name}`;
 }
 const decisionFor = (result: ReaperResult, pool: string) => result.decisions.find((d) => d.pool === pool);
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -54,6 +85,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const run of openRuns) await temporal.env.client.workflow.getHandle(run.workflowId, run.runId).terminate('test over').catch(() => undefined);
   for (const name of created) await pools.beginDeleteAndWait(resourceGroup, clusterName, name, { updateIntervalInMs: 100 }).catch(() => undefined);
   await core.deleteNamespace({ name: namespace }).catch(() => undefined);
 });
@@ -64,7 +96,7 @@ describe('idle GPU reaper', () => {
     expect(decisionFor(await reap(), pool)).toMatchObject({ action: 'idle', reason: expect.stringMatching(/^idle 0\.0 of 0\.05 minutes$/) });
     expect(await poolExists(pool)).toBe(true);
     await pause(3500);
-    expect(decisionFor(await reap(), pool)).toMatchObject({ action: 'released', reason: expect.stringContaining('deleted: idle') });
+    expect(decisionFor(await reap(), pool)).toMatchObject({ action: 'released', reason: expect.stringMatching(/^deleted: no owner, idle [0-9.]+ minutes, grace 0\.05$/) });
     expect(await poolExists(pool)).toBe(false);
   });
 
@@ -94,10 +126,47 @@ describe('idle GPU reaper', () => {
     expect(await poolExists(pool)).toBe(true);
   });
 
-  it('releases at once an idle pool whose run has ended (orphan sweep)', async () => {
-    const pool = await createPool(managed({ 'aks-finetune.io/workflow-id': `ended-run-${unique()}`, 'aks-finetune.io/idle-grace-minutes': '60' }));
-    expect(decisionFor(await reap(), pool)).toMatchObject({ action: 'released', reason: expect.stringMatching(/deleted: its run ended-run-\w+ has ended/) });
+  it('keeps the pool of an open run, idle or not, and releases it once the run has ended (orphan sweep)', async () => {
+    const run = await openRun();
+    const pool = await createPool(managed({ ...ownerTags(run), 'aks-finetune.io/idle-grace-minutes': '0' }));
+    expect(decisionFor(await reap({ defaultGraceMinutes: 0 }), pool)).toMatchObject({ action: 'kept', reason: `its run ${run.workflowId} (${run.runId}) is open` });
+    expect(await poolExists(pool)).toBe(true);
+    await temporal.env.client.workflow.getHandle(run.workflowId, run.runId).terminate('the test ends the run');
+    expect(decisionFor(await reap(), pool)).toMatchObject({ action: 'released', reason: expect.stringMatching(/^deleted: its run \S+ \(\S+\) has ended, idle 0\.0 minutes, grace 0$/) });
     expect(await poolExists(pool)).toBe(false);
+  });
+
+  it("does not take a later run under the same workflow id for the owner of an ended run's pool", async () => {
+    const earlier = await openRun();
+    await temporal.env.client.workflow.getHandle(earlier.workflowId).terminate('the earlier run ends');
+    await openRun(earlier.workflowId); // the id is used again, and that run is open
+    const pool = await createPool(managed({ ...ownerTags(earlier), 'aks-finetune.io/idle-grace-minutes': '0' }));
+    expect(decisionFor(await reap(), pool)?.action).toBe('released');
+  });
+
+  it('sweeps the objects of an ended run from the cluster, keeping those of open runs and the inference a completed run deployed', async () => {
+    const open = await openRun();
+    const ended = await openRun();
+    await temporal.env.client.workflow.getHandle(ended.workflowId).terminate('killed mid-run');
+    const completed = await completedRun();
+    const objects = [
+      await labelledConfigMap(open),
+      await labelledConfigMap(ended),
+      await labelledService(ended),
+      await labelledConfigMap(completed),
+      await labelledService(completed),
+    ];
+    const dry = await reap({ dryRun: true });
+    expect(objects.map((o) => dry.objects.find((d) => d.object === o)?.action)).toEqual(['kept', 'would-delete', 'would-delete', 'would-delete', 'kept']);
+    const result = await reap();
+    expect(objects.map((o) => result.objects.find((d) => d.object === o)?.action)).toEqual(['kept', 'deleted', 'deleted', 'deleted', 'kept']);
+    expect(result.objects.find((d) => d.object === objects[1])?.reason).toBe(`its run ${ended.workflowId} (${ended.runId}) has ended (TERMINATED)`);
+    expect(result.objects.find((d) => d.object === objects[4])?.reason).toMatch(/^inference deployed by run \S+ \(\S+\), which completed$/);
+    const left = [
+      ...(await core.listNamespacedConfigMap({ namespace, labelSelector: 'aks-finetune.io/run' })).items,
+      ...(await core.listNamespacedService({ namespace, labelSelector: 'aks-finetune.io/run' })).items,
+    ].map((o) => o.metadata?.name);
+    expect(left.sort()).toEqual([objects[0]!, objects[4]!].map((o) => o.split('/')[1]).sort());
   });
 
   it('scales a pool to zero when its release policy says so', async () => {

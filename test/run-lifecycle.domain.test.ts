@@ -55,25 +55,27 @@ describe('warm pool choice', () => {
     count: 0,
     provisioningState: 'Succeeded',
     eTag: `etag-${name}`,
-    owner: `run-${name}`,
+    owner: { workflowId: `run-${name}`, runId: 'r1' },
     ...more,
   });
-  const wanted = { vmSize: 'standard_nc24ads_a100_v4', spot: false, self: 'me' };
+  const wanted = { vmSize: 'standard_nc24ads_a100_v4', spot: false, self: { workflowId: 'me', runId: 'r2' } };
 
   it('takes settled pools of the same size and spot setting whose run has ended, running ones first', () => {
     const pools = [
       pool('idle'),
       pool('running', { count: 1 }),
-      pool('open', { owner: 'run-open' }),
-      pool('mine', { owner: 'me' }),
+      pool('open', { owner: { workflowId: 'run-open', runId: 'r1' } }),
+      pool('mine', { owner: { workflowId: 'me', runId: 'r2' } }),
+      // An earlier run under this run's workflow id: ended, so its pool may be claimed.
+      pool('earlier', { owner: { workflowId: 'me', runId: 'r0' } }),
       pool('spot', { spot: true }),
       pool('h100', { vmSize: 'Standard_NC40ads_H100_v5' }),
       pool('busy', { provisioningState: 'Updating' }),
       pool('no-etag', { eTag: undefined }),
-      pool('ownerless', { owner: undefined }),
+      pool('ownerless', { owner: {} }),
     ];
-    const chosen = warmPoolCandidates(pools, wanted, (owner) => owner === 'run-open');
-    expect(chosen.map((p) => p.name)).toEqual(['running', 'idle', 'ownerless']);
+    const chosen = warmPoolCandidates(pools, wanted, (owner) => owner.workflowId === 'run-open');
+    expect(chosen.map((p) => p.name)).toEqual(['running', 'idle', 'earlier', 'ownerless']);
   });
 });
 

@@ -1,6 +1,6 @@
 // Shared test setup: real clients pointed at the local stack that global-setup started.
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { EmulatorControl } from '../scripts/stack/aks-emulator/control-client.js';
 import { SimulatorControl } from '../scripts/stack/gpu-simulator/control-client.js';
 import { createAzureCredential, createContainerServiceClient, createKubeConfig, createRegistryContentClient } from '../workers/clients.js';
@@ -45,4 +45,25 @@ export async function pushDataset(repository: string, content: string): Promise<
     },
     { tag: 'v1' },
   );
+}
+
+/** The agent pool, or undefined when ARM has none of that name. */
+export const poolOf = (name: string) =>
+  containerService.agentPools.get(resourceGroup, clusterName, name).then(
+    (p) => p,
+    (err: { statusCode?: number }) => (err.statusCode === 404 ? undefined : Promise.reject(err)),
+  );
+
+/** "Kind/name" of the Jobs, ConfigMaps, PVCs, Deployments and Services in the namespace that match the selector. */
+export async function objectsLabelled(namespace: string, labelSelector: string): Promise<string[]> {
+  const batch = kubeConfig.makeApiClient(BatchV1Api);
+  const apps = kubeConfig.makeApiClient(AppsV1Api);
+  const names = (kind: string, items: { metadata?: { name?: string } }[]) => items.map((i) => `${kind}/${i.metadata?.name}`);
+  return [
+    ...names('Job', (await batch.listNamespacedJob({ namespace, labelSelector })).items),
+    ...names('ConfigMap', (await core.listNamespacedConfigMap({ namespace, labelSelector })).items),
+    ...names('PersistentVolumeClaim', (await core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items),
+    ...names('Deployment', (await apps.listNamespacedDeployment({ namespace, labelSelector })).items),
+    ...names('Service', (await core.listNamespacedService({ namespace, labelSelector })).items),
+  ];
 }

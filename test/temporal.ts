@@ -26,9 +26,8 @@ export function useTemporal(runtime: RuntimeOptions = runtimeOptions({ logFormat
       if (!env) throw new Error('the Temporal test environment is set up in beforeAll');
       return env;
     },
-    /** Runs `run` while a Worker with these activities polls a fresh task queue. */
-    async withWorker<T>(activities: Partial<Activities>, run: (taskQueue: string) => Promise<T>): Promise<T> {
-      const taskQueue = `test-${unique()}`;
+    /** Runs `run` while a Worker with these activities polls a fresh task queue (or the one given, where runs already wait). */
+    async withWorker<T>(activities: Partial<Activities>, run: (taskQueue: string) => Promise<T>, taskQueue = `test-${unique()}`): Promise<T> {
       const worker = await Worker.create({ connection: this.env.nativeConnection, taskQueue, workflowBundle, activities });
       return worker.runUntil(run(taskQueue));
     },

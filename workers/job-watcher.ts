@@ -5,7 +5,7 @@
 // Kubernetes calls grow with the logarithm of training time, not with training time.
 import { type KubeConfig, type V1Job, Watch } from '@kubernetes/client-node';
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
-import { runIdLabel, workflowIdAnnotation } from '../activities/kubernetes/labels.js';
+import { runIdLabel, temporalRunIdLabel, workflowIdAnnotation } from '../activities/kubernetes/labels.js';
 import { jobFinishedSignal } from '../workflows/fine-tune.js';
 
 export interface JobWatcher {
@@ -22,6 +22,8 @@ export function startJobWatcher(kubeConfig: KubeConfig, client: Client, log: (li
 
   const onEvent = (phase: string, job: V1Job) => {
     const runId = job.metadata?.annotations?.[workflowIdAnnotation] ?? job.metadata?.labels?.[runIdLabel];
+    /** The Job's own run: a Job an earlier run under the same workflow id left never signals the new run. */
+    const temporalRunId = job.metadata?.labels?.[temporalRunIdLabel];
     const uid = job.metadata?.uid ?? '';
     if (phase === 'DELETED') {
       signalled.delete(uid);
@@ -31,7 +33,7 @@ export function startJobWatcher(kubeConfig: KubeConfig, client: Client, log: (li
     signalled.add(uid);
     const target = { namespace: job.metadata!.namespace!, name: job.metadata!.name! };
     client.workflow
-      .getHandle(runId)
+      .getHandle(runId, temporalRunId)
       .signal(jobFinishedSignal, target)
       .catch((err: unknown) => {
         if (!(err instanceof WorkflowNotFoundError)) {

@@ -6,7 +6,8 @@ import type { Activities } from '../activities/index.js';
 import type { NodePoolSpec } from '../activities/azure/node-pools.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { type GpuHold, gpuTime, gpuUsage } from '../domain/gpu-usage.js';
-import { managedPoolTags, poolTags } from '../domain/pool-tags.js';
+import { managedPoolTags, poolOwner } from '../domain/pool-tags.js';
+import { isOwnedBy, ownerIsOpen, type RecordedOwner } from '../domain/run-identity.js';
 import { warmPoolCandidates } from '../domain/warm-pool.js';
 import { apiCalls, armOperations, clusterWaits } from './activity-options.js';
 import type { FineTuneStatus, PlannedRun } from './fine-tune-run.js';
@@ -29,7 +30,7 @@ const poolSpec = (run: PlannedRun, name: string): NodePoolSpec => ({
   spot: run.plan.spot,
   taints: [gpuTaint],
   labels: { 'aks-finetune.io/purpose': 'fine-tuning' },
-  tags: managedPoolTags(run.workflowId, run.plan.release),
+  tags: managedPoolTags(run.owner, run.plan.release),
 });
 
 /** Gets the run its pool: the one the request names, a claimed warm pool, or its own; returns what it did. */
@@ -51,8 +52,8 @@ export async function provision(run: PlannedRun): Promise<string> {
     const warm = await claimWarmPool(run);
     if (warm) {
       Object.assign(pool, { name: warm.name, owned: true });
-      const saved = warm.previousOwner ? await lookups.provisioningSecondsOf(warm.previousOwner) : undefined;
-      Object.assign(status.gpu!, { pool: warm.name, reusedPool: true, reusedFrom: warm.previousOwner, provisioningSecondsSaved: saved });
+      const saved = warm.previousOwner.workflowId ? await lookups.provisioningSecondsOf(warm.previousOwner) : undefined;
+      Object.assign(status.gpu!, { pool: warm.name, reusedPool: true, reusedFrom: warm.previousOwner.workflowId, provisioningSecondsSaved: saved });
       return `reused warm pool ${warm.name}${saved !== undefined ? `, about ${saved}s of provisioning saved` : ''}`;
     }
   }
@@ -63,15 +64,15 @@ export async function provision(run: PlannedRun): Promise<string> {
 }
 
 /** An idle managed pool whose run has ended, claimed for this run; undefined when there is none. */
-async function claimWarmPool(run: PlannedRun): Promise<{ name: string; previousOwner?: string } | undefined> {
-  const pools = (await arm.listManagedPools()).map((p) => ({ ...p, owner: p.tags[poolTags.workflowId] }));
-  const owners = [...new Set(pools.map((p) => p.owner).filter((o): o is string => o !== undefined && o !== run.workflowId))];
+async function claimWarmPool(run: PlannedRun): Promise<{ name: string; previousOwner: RecordedOwner } | undefined> {
+  const pools = (await arm.listManagedPools()).map((p) => ({ ...p, owner: poolOwner(p.tags) }));
+  const owners = [...new Set(pools.map((p) => p.owner.workflowId).filter((o): o is string => o !== undefined))];
   // One visibility query for all owners, however many pools there are.
-  const openOwners = new Set(owners.length ? await lookups.openRunsAmong(owners) : []);
-  const wanted = { vmSize: run.plan.vmSize.name, spot: run.plan.spot, self: run.workflowId };
-  for (const candidate of warmPoolCandidates(pools, wanted, (owner) => openOwners.has(owner))) {
+  const openRuns = owners.length ? await lookups.openRunsAmong(owners) : [];
+  const wanted = { vmSize: run.plan.vmSize.name, spot: run.plan.spot, self: run.owner };
+  for (const candidate of warmPoolCandidates(pools, wanted, (owner) => ownerIsOpen(owner, openRuns))) {
     if ((await lookups.gpuPodsOnPool(candidate.name)).length > 0) continue;
-    if (await arm.claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(run.workflowId, run.plan.release))) {
+    if (await arm.claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(run.owner, run.plan.release))) {
       return { name: candidate.name, previousOwner: candidate.owner };
     }
   }
@@ -141,10 +142,10 @@ export async function releasePools(run: PlannedRun, options: { includeUnconfirme
   const { pool, status } = run;
   const names = pool.owned && !pool.released ? [pool.name] : [];
   if (options.includeUnconfirmed) {
-    const tagged = (await arm.listManagedPools()).filter((p) => p.tags[poolTags.workflowId] === run.workflowId).map((p) => p.name);
+    const tagged = (await arm.listManagedPools()).filter((p) => isOwnedBy(poolOwner(p.tags), run.owner)).map((p) => p.name);
     names.push(...tagged.filter((n) => !names.includes(n) && !(n === pool.name && pool.released)));
   }
-  const guard = { ownedBy: run.workflowId };
+  const guard = { ownedBy: run.owner };
   for (const name of names) {
     if (run.plan.release.policy === 'scale-to-zero') {
       if (await arm.scaleNodePoolToZero(name, guard)) status.released.push(`AgentPool/${name} (scaled to 0)`);

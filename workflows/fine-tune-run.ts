@@ -4,6 +4,8 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { JobProgress } from '../activities/kubernetes/jobs.js';
 import type { FineTunePlan } from '../domain/fine-tune-request.js';
+import type { RunOwner } from '../domain/run-identity.js';
+import type { fineTuneObjectNames } from './naming.js';
 import type { StepRecord, StepRecorder } from './step-recorder.js';
 
 export type FineTunePhase =
@@ -77,9 +79,8 @@ export interface RunPool {
 }
 
 export interface FineTuneRun {
-  workflowId: string;
-  /** The run's label on everything it creates in the cluster. */
-  runLabel: string;
+  /** This run (workflow id and run id): recorded on everything it creates, so no other run adopts or deletes it. */
+  owner: RunOwner;
   status: FineTuneStatus;
   recorder: StepRecorder<FineTunePhase>;
   /** Names of this run's Jobs that the shared Job watcher reported finished. */
@@ -92,23 +93,6 @@ export interface FineTuneRun {
 export interface PlannedRun extends FineTuneRun {
   plan: FineTunePlan;
   pool: RunPool;
-  names: RunObjectNames;
+  names: ReturnType<typeof fineTuneObjectNames>;
   outputImage: string;
-}
-
-export interface RunObjectNames {
-  configMap: string;
-  results: string;
-  /** The tuning Job; a restart on fresh capacity gets a suffix. */
-  trainJob: (restart: number) => string;
-  pushJob: (attempt: number) => string;
-}
-
-export function runObjectNames(runName: string): RunObjectNames {
-  return {
-    configMap: `${runName}-params`,
-    results: `${runName}-results`,
-    trainJob: (restart) => `${runName}-train${restart > 0 ? `-r${restart}` : ''}`,
-    pushJob: (attempt) => `${runName}-push-${attempt}`,
-  };
 }

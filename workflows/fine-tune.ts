@@ -21,7 +21,6 @@ import { trainingFailureMessage } from '../domain/advice.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { budgetExceededMessage, budgetMinutesLeft } from '../domain/gpu-usage.js';
-import { runLabelValue } from '../domain/hash.js';
 import { adapterAnnotations, datasetLineage } from '../domain/lineage.js';
 import { fingerprint } from '../domain/training-config.js';
 import { apiCalls, smokeChecks } from './activity-options.js';
@@ -32,10 +31,9 @@ import {
   fineTuneStatusQuery,
   jobFinishedSignal,
   type PlannedRun,
-  runObjectNames,
 } from './fine-tune-run.js';
 import { watchJob } from './job-watch.js';
-import { nodePoolName } from './naming.js';
+import { fineTuneObjectNames, nodePoolName, runTag } from './naming.js';
 import { AdapterRepository, BaseModel, GpuVmSize, TuningMethod } from './search-attributes.js';
 import { StepRecorder } from './step-recorder.js';
 
@@ -74,9 +72,9 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
 
 /** The run's status, its query and signal handlers; nothing outside the workflow yet. */
 function startRun(): FineTuneRun {
-  const { workflowId } = workflowInfo();
+  const { workflowId, runId } = workflowInfo();
   const status: FineTuneStatus = { phase: 'validating', steps: [], created: [], released: [], pushAttempts: 0, capacityRecoveries: [] };
-  const run: FineTuneRun = { workflowId, runLabel: runLabelValue(workflowId), status, recorder: new StepRecorder(status), finishedJobs: new Set() };
+  const run: FineTuneRun = { owner: { workflowId, runId }, status, recorder: new StepRecorder(status), finishedJobs: new Set() };
   setHandler(fineTuneStatusQuery, () => status);
   setHandler(jobFinishedSignal, ({ name }) => void run.finishedJobs.add(name));
   return run;
@@ -84,7 +82,7 @@ function startRun(): FineTuneRun {
 
 /** Validates the request (every problem at once) and records what the run will do. */
 function plan(run: FineTuneRun, request: FineTuneRequest): PlannedRun {
-  const validation = validateFineTuneRequest(request, run.workflowId);
+  const validation = validateFineTuneRequest(request, run.owner.workflowId);
   if (!validation.ok) {
     run.status.problems = validation.problems;
     const count = validation.problems.length;
@@ -96,8 +94,8 @@ function plan(run: FineTuneRun, request: FineTuneRequest): PlannedRun {
   }
   const plan = validation.plan;
   const outputImage = `${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`;
-  const pool = { name: plan.existingPool ?? nodePoolName('ft', run.workflowId), owned: false, released: false };
-  const planned: PlannedRun = Object.assign(run, { plan, pool, names: runObjectNames(plan.runName), outputImage });
+  const pool = { name: plan.existingPool ?? nodePoolName('ft', run.owner), owned: false, released: false };
+  const planned: PlannedRun = Object.assign(run, { plan, pool, names: fineTuneObjectNames(plan.runName, runTag(run.owner)), outputImage });
   Object.assign(run.status, {
     model: plan.model.name,
     method: plan.method,
@@ -137,7 +135,7 @@ async function prepareTuningInputs(run: PlannedRun): Promise<void> {
   await run.recorder.step('tuning inputs', async () => {
     await kube.ensureNamespace(plan.namespace);
     status.created.push(`ConfigMap/${names.configMap}`, `PersistentVolumeClaim/${names.results}`);
-    await kube.ensureTuningInputs({ namespace: plan.namespace, runId: run.runLabel, configMap: names.configMap, resultsClaim: names.results, config: plan.config });
+    await kube.ensureTuningInputs({ namespace: plan.namespace, owner: run.owner, configMap: names.configMap, resultsClaim: names.results, config: plan.config });
   });
 }
 
@@ -151,8 +149,7 @@ async function train(run: PlannedRun): Promise<void> {
       status.created.push(`Job/${job}`);
       await kube.startTuningJob(plan.namespace, {
         name: job,
-        runId: run.runLabel,
-        workflowId: run.workflowId,
+        owner: run.owner,
         model: plan.model,
         gpus: status.gpu!.gpusPerNode!,
         pool: run.pool.name,
@@ -216,7 +213,7 @@ async function pushAdapterImage(run: PlannedRun): Promise<void> {
     method: plan.method,
     dataset: plan.dataset,
     configHash: fingerprint(plan.config),
-    workflowId: run.workflowId,
+    workflowId: run.owner.workflowId,
     created: new Date().toISOString(),
   });
   const { digest } = await run.recorder.step('push adapter image', async () => {
@@ -226,8 +223,7 @@ async function pushAdapterImage(run: PlannedRun): Promise<void> {
       status.created.push(`Job/${job}`);
       await kube.startPushJob(plan.namespace, {
         name: job,
-        runId: run.runLabel,
-        workflowId: run.workflowId,
+        owner: run.owner,
         pool: run.pool.name,
         taints: [gpuTaint],
         resultsClaim: names.results,
@@ -268,7 +264,7 @@ async function deployInference(run: PlannedRun): Promise<void> {
   const models = await run.recorder.step('deploy inference', async () => {
     await kube.deployInference(plan.namespace, {
       name: deploy.name,
-      runId: run.runLabel,
+      owner: run.owner,
       model: plan.model,
       adapter: { name: plan.runName, image: status.adapter!.reference! },
       pool: run.pool.name,
@@ -294,7 +290,7 @@ async function deployInference(run: PlannedRun): Promise<void> {
 async function removeRunObjects(run: PlannedRun): Promise<void> {
   run.recorder.enter('cleaning-up');
   await CancellationScope.nonCancellable(async () => {
-    run.status.released.push(...(await kube.deleteRunObjects(run.plan.namespace, run.runLabel, { includeInference: false })));
+    run.status.released.push(...(await kube.deleteRunObjects(run.plan.namespace, run.owner, { includeInference: false })));
   });
 }
 
@@ -321,7 +317,7 @@ async function compensate(run: FineTuneRun, err: unknown): Promise<unknown> {
         }
       };
       await attempt('remove run objects', async () => {
-        run.status.released.push(...(await kube.deleteRunObjects(planned.plan.namespace, run.runLabel, { includeInference: true })));
+        run.status.released.push(...(await kube.deleteRunObjects(planned.plan.namespace, run.owner, { includeInference: true })));
       });
       await attempt('release GPU pool', () => releasePools(planned, { includeUnconfirmed: true }));
     });

@@ -14,7 +14,6 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { failureTypes } from '../domain/failure-types.js';
-import { runLabelValue } from '../domain/hash.js';
 import { managedPoolTags } from '../domain/pool-tags.js';
 import { findVmSize } from '../domain/vm-sizes.js';
 import { apiCalls, armOperations, clusterWaits } from './activity-options.js';
@@ -71,8 +70,9 @@ export function validateGpuCheckRequest(request: GpuCheckRequest): string[] {
 }
 
 export async function gpuCheck(request: GpuCheckRequest): Promise<GpuCheckStatus> {
-  const { workflowId } = workflowInfo();
-  const status: GpuCheckStatus = { phase: 'provisioning', pool: nodePoolName('gchk', workflowId), steps: [], created: [], released: [] };
+  const { workflowId, runId } = workflowInfo();
+  const owner = { workflowId, runId };
+  const status: GpuCheckStatus = { phase: 'provisioning', pool: nodePoolName('gchk', owner), steps: [], created: [], released: [] };
   setHandler(gpuCheckStatusQuery, () => status);
 
   const problems = validateGpuCheckRequest(request);
@@ -81,7 +81,7 @@ export async function gpuCheck(request: GpuCheckRequest): Promise<GpuCheckStatus
   }
   const size = findVmSize(request.vmSize)!;
   const namespace = request.namespace ?? defaults.namespace;
-  const jobName = objectName('gpu-check', workflowId);
+  const jobName = objectName('gpu-check', owner);
 
   const recorder = new StepRecorder(status);
   const enter = (phase: GpuCheckPhase) => recorder.enter(phase);
@@ -101,7 +101,7 @@ export async function gpuCheck(request: GpuCheckRequest): Promise<GpuCheckStatus
           spot: request.spot ?? false,
           taints: [poolTaint],
           labels: { 'aks-finetune.io/purpose': 'gpu-check' },
-          tags: managedPoolTags(workflowId, { policy: 'delete' }),
+          tags: managedPoolTags(owner, { policy: 'delete' }),
         }),
       (p) => `${p.name}: ${p.count} x ${p.vmSize}${p.adopted ? ' (adopted)' : ''}`,
     );
@@ -116,7 +116,7 @@ export async function gpuCheck(request: GpuCheckRequest): Promise<GpuCheckStatus
     await step('start nvidia-smi job', () =>
       kube.startGpuCheckJob(namespace, {
         name: jobName,
-        runId: runLabelValue(workflowId),
+        owner,
         pool: pool.name,
         gpus: ready.gpusPerNode,
         taints: [poolTaint],
@@ -136,7 +136,7 @@ export async function gpuCheck(request: GpuCheckRequest): Promise<GpuCheckStatus
       enter('releasing');
       await step('release resources', async () => {
         if (await kube.deleteJob(namespace, jobName)) status.released.push(`job/${namespace}/${jobName}`);
-        if (await azure.deleteNodePool(status.pool)) status.released.push(`agentPool/${status.pool}`);
+        if (await azure.deleteNodePool(status.pool, { ownedBy: owner })) status.released.push(`agentPool/${status.pool}`);
       });
       enter(failedPhase ?? 'succeeded');
     });

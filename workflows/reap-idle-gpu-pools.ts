@@ -1,13 +1,18 @@
-// reapIdleGpuPools: run by a Temporal Schedule (every minute by default). For each node pool
-// this product manages (tag aks-finetune.io/managed=true; no other pool is ever touched) it
+// reapIdleGpuPools: run by a Temporal Schedule (every minute by default).
+// Pools: for each node pool this product manages (tag aks-finetune.io/managed=true; no other pool
+// is ever touched), a pool whose owning run (workflow id and run id) is still open is kept,
+// whatever pods are on it at that moment: the run releases it itself. Otherwise the reaper
 // decides whether the pool is idle (no pod holding GPUs on its nodes, DaemonSets aside),
 // remembers since when, and after the pool's grace period releases it per its release policy.
-// A pool whose owning run has ended is released as soon as it is idle: that is the orphan sweep
-// for runs whose own cleanup never ran. The pool is checked again right before it is released,
-// so a pod that just arrived wins. With dryRun it only reports.
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+// The pool is checked again right before it is released, so a pod that just arrived wins.
+// Cluster: Jobs, ConfigMaps, PVCs, Deployments and Services labelled with a run that has ended
+// are deleted (the orphan sweep), except inference that a completed run deployed on purpose.
+// Temporal is asked about all owners, of pools and objects alike, in one visibility query.
+// With dryRun it only reports.
+import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { poolTags } from '../domain/pool-tags.js';
+import { poolOwner, poolTags } from '../domain/pool-tags.js';
+import { type RecordedOwner, runOf, type RunRecord, sweepDecision } from '../domain/run-identity.js';
 import { apiCalls, armOperations } from './activity-options.js';
 import { countReaperDecisions } from './metrics.js';
 
@@ -18,7 +23,7 @@ export interface ReaperInput {
   defaultGraceMinutes?: number;
 }
 
-export type ReaperAction = 'released' | 'would-release' | 'idle' | 'busy' | 'skipped';
+export type ReaperAction = 'released' | 'would-release' | 'idle' | 'busy' | 'kept' | 'skipped';
 
 export interface ReaperDecision {
   pool: string;
@@ -27,29 +32,64 @@ export interface ReaperDecision {
   idleSince?: string;
 }
 
+export interface ObjectDecision {
+  /** "Kind namespace/name". */
+  object: string;
+  action: 'deleted' | 'would-delete' | 'kept';
+  reason: string;
+}
+
 export interface ReaperResult {
   checkedAt: string;
   dryRun: boolean;
   decisions: ReaperDecision[];
+  /** The orphan sweep in the cluster: one entry per object a run labelled. */
+  objects: ObjectDecision[];
 }
 
 const arm = proxyActivities<Pick<Activities, 'listManagedPools' | 'deleteNodePool' | 'scaleNodePoolToZero'>>(armOperations);
 /** ConfigMap aks-finetune-idle-gpu-pools: pool name -> since when it has been idle. */
 const stateName = 'idle-gpu-pools';
-const kube = proxyActivities<Pick<Activities, 'gpuPodsOnPool' | 'readState' | 'writeState' | 'runIsOpen'>>(apiCalls);
+const kube = proxyActivities<
+  Pick<Activities, 'gpuPodsOnPool' | 'readState' | 'writeState' | 'runsAmong' | 'listRunObjects' | 'deleteRunObject'>
+>(apiCalls);
+
+const describeRun = (owner: RecordedOwner) => `${owner.workflowId}${owner.runId ? ` (${owner.runId})` : ''}`;
 
 export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperResult> {
   const dryRun = input.dryRun ?? false;
   const defaultGraceMinutes = input.defaultGraceMinutes ?? 5;
   // new Date() is deterministic in workflow code: the sandbox replays time from history.
   const now = new Date();
+  // Listed before Temporal is asked: whatever a run created, it created while it was open.
   const pools = await arm.listManagedPools();
+  const objects = await kube.listRunObjects();
+  const owners = [...pools.map((p) => poolOwner(p.tags)), ...objects.map((o) => o.owner)].map((o) => o.workflowId).filter((id): id is string => id !== undefined);
+  const runs: RunRecord[] = owners.length > 0 ? await kube.runsAmong([...new Set(owners)]) : [];
   const stored = await kube.readState(stateName);
   const idleSince: Record<string, string> = {};
   const decisions: ReaperDecision[] = [];
   const decide = (pool: string, action: ReaperAction, reason: string) => decisions.push({ pool, action, reason, idleSince: idleSince[pool] });
 
+  // The cluster first: an ended run's Jobs are what may still hold its pool.
+  const objectDecisions: ObjectDecision[] = [];
+  for (const object of objects) {
+    const { remove, reason } = sweepDecision(object.kind, object.owner, runs);
+    const what = `${object.kind} ${object.namespace}/${object.name}`;
+    if (!remove) objectDecisions.push({ object: what, action: 'kept', reason });
+    else if (dryRun) objectDecisions.push({ object: what, action: 'would-delete', reason });
+    else if (await kube.deleteRunObject(object)) objectDecisions.push({ object: what, action: 'deleted', reason });
+  }
+
   for (const pool of pools) {
+    const owner = poolOwner(pool.tags);
+    const run = owner.workflowId !== undefined ? runOf(owner, runs) : undefined;
+    // An open run's pool is its own to release, whatever pods are on it right now (between
+    // steps, while nodes come up, during a push that requests no GPU).
+    if (run?.status === 'RUNNING') {
+      decide(pool.name, 'kept', `its run ${describeRun(owner)} is open`);
+      continue;
+    }
     if (pool.count === 0) {
       decide(pool.name, 'skipped', 'no nodes');
       continue;
@@ -63,17 +103,17 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
       decide(pool.name, 'busy', `GPU pods: ${gpuPods.join(', ')}`);
       continue;
     }
+    // Idle grace counts only here: the pool's run has ended, or it has no owner.
     idleSince[pool.name] = stored[pool.name] ?? now.toISOString();
-    const owner = pool.tags[poolTags.workflowId];
-    const ownerEnded = owner !== undefined && owner !== workflowInfo().workflowId && !(await kube.runIsOpen(owner));
     const graceTag = Number(pool.tags[poolTags.idleGraceMinutes]);
     const graceMinutes = Number.isFinite(graceTag) && pool.tags[poolTags.idleGraceMinutes] !== undefined ? graceTag : defaultGraceMinutes;
     const idleMinutes = (now.getTime() - Date.parse(idleSince[pool.name]!)) / 60_000;
-    if (!ownerEnded && idleMinutes < graceMinutes) {
+    if (idleMinutes < graceMinutes) {
       decide(pool.name, 'idle', `idle ${idleMinutes.toFixed(1)} of ${graceMinutes} minutes`);
       continue;
     }
-    const why = ownerEnded ? `its run ${owner} has ended` : `idle ${idleMinutes.toFixed(1)} minutes, grace ${graceMinutes}`;
+    const whose = owner.workflowId !== undefined ? `its run ${describeRun(owner)} has ended` : 'no owner';
+    const why = `${whose}, idle ${idleMinutes.toFixed(1)} minutes, grace ${graceMinutes}`;
     if (dryRun) {
       decide(pool.name, 'would-release', why);
       continue;
@@ -93,7 +133,8 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
     else decide(pool.name, 'busy', 'claimed by a run meanwhile');
     delete idleSince[pool.name];
   }
+
   if (!dryRun) await kube.writeState(stateName, idleSince);
   countReaperDecisions(decisions);
-  return { checkedAt: now.toISOString(), dryRun, decisions };
+  return { checkedAt: now.toISOString(), dryRun, decisions, objects: objectDecisions };
 }

@@ -6,7 +6,8 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { failureTypes } from '../../domain/failure-types.js';
-import { poolTags } from '../../domain/pool-tags.js';
+import { poolOwner, poolTags } from '../../domain/pool-tags.js';
+import { isOwnedBy, type RunOwner } from '../../domain/run-identity.js';
 
 export interface NodePoolSpec {
   name: string;
@@ -41,7 +42,8 @@ export interface ManagedPool {
 
 /** Conditions on releasing a pool: still owned by this run, and/or unchanged since it was looked at. */
 export interface ReleaseGuard {
-  ownedBy?: string;
+  /** Release only while the pool's owner tags name this run (workflow id and run id). */
+  ownedBy?: RunOwner;
   ifMatch?: string;
 }
 
@@ -187,7 +189,7 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
   async function guarded(name: string, guard: ReleaseGuard): Promise<AgentPool | undefined> {
     const pool = await getPool(name);
     if (!pool) return undefined;
-    if (guard.ownedBy !== undefined && pool.tags?.[poolTags.workflowId] !== guard.ownedBy) return undefined;
+    if (guard.ownedBy !== undefined && !isOwnedBy(poolOwner(pool.tags), guard.ownedBy)) return undefined;
     if (guard.ifMatch !== undefined && pool.eTag !== guard.ifMatch) return undefined;
     return pool;
   }
@@ -198,6 +200,16 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
       const ctx = Context.current();
       const existing = await getPool(spec.name);
       if (existing) {
+        const recorded = poolOwner(existing.tags);
+        const owner = poolOwner(spec.tags);
+        if (!isOwnedBy(recorded, owner)) {
+          // Another run's pool (an earlier run under this workflow id included): never adopted.
+          throw ApplicationFailure.nonRetryable(
+            `Node pool ${spec.name} already exists and belongs to run ${recorded.workflowId ?? '(none)'} (${recorded.runId ?? 'no run id'}), ` +
+              `not ${owner.workflowId} (${owner.runId}); it is not adopted.`,
+            failureTypes.nodePoolConflict,
+          );
+        }
         const sameShape =
           existing.vmSize?.toLowerCase() === spec.vmSize.toLowerCase() &&
           (existing.scaleSetPriority === 'Spot') === spec.spot;

@@ -1,15 +1,14 @@
 // The pusher Job: the worker image's push-adapter command, with the results volume mounted,
 // on the training pool (the volume is there, and the pool is released right after).
 import type { V1Job } from '@kubernetes/client-node';
-import { managedBy, roleLabel, roles, runIdLabel, workflowIdAnnotation } from './labels.js';
+import type { RunOwner } from '../../domain/run-identity.js';
+import { ownedMetadata, roleLabel, roles, runLabels } from './labels.js';
 import { onPool } from './placement.js';
 
 export interface PusherJobParams {
   name: string;
-  /** The run's label value (runLabelValue of the workflow id). */
-  runId: string;
-  /** The owning workflow, for the shared Job watcher's signal. */
-  workflowId: string;
+  /** The owning run: labels, and the workflow the shared Job watcher signals. */
+  owner: RunOwner;
   pool: string;
   taints: string[];
   resultsClaim: string;
@@ -24,11 +23,11 @@ export interface PusherJobParams {
 }
 
 export function adapterPusherJob(p: PusherJobParams): V1Job {
-  const labels = { [runIdLabel]: p.runId, [roleLabel]: roles.adapterPusher };
+  const labels = { ...runLabels(p.owner), [roleLabel]: roles.adapterPusher };
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: { name: p.name, labels: { ...labels, ...managedBy }, annotations: { [workflowIdAnnotation]: p.workflowId } },
+    metadata: { name: p.name, ...ownedMetadata(p.owner, labels) },
     spec: {
       backoffLimit: 0, // the workflow decides about retries: each attempt is a new Job
       activeDeadlineSeconds: p.activeDeadlineSeconds,

@@ -2,7 +2,7 @@
 import { ApiException, type CoreV1Api } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import { failureTypes } from '../../domain/failure-types.js';
-import { runIdLabel } from './labels.js';
+import { isOwnedBy, type RecordedOwner, recordedOwner } from '../../domain/run-identity.js';
 
 export const hasStatus = (err: unknown, code: number): boolean => err instanceof ApiException && err.code === code;
 
@@ -16,20 +16,27 @@ export async function createOrAdopt<T>(create: () => Promise<T>, adopt: () => Pr
   }
 }
 
+/** The run an object's workflow-id annotation and run-id label name. */
+export const objectOwner = (object: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } }): RecordedOwner =>
+  recordedOwner(object.metadata?.annotations, object.metadata?.labels);
+
+const describeOwner = (o: RecordedOwner) => `${o.workflowId ?? '(none)'} (${o.runId ?? 'no run id'})`;
+
 /**
- * createOrAdopt for an object a run owns: an existing object is adopted only when it carries
- * the same run label, so a retry adopts its own object and never another run's.
+ * createOrAdopt for an object a run owns: an existing object is adopted only when it names the
+ * same run (workflow id and run id), so a retry adopts its own object and never another run's,
+ * not even one an earlier run under the same workflow id left behind.
  */
-export async function createOrAdoptOwned<T extends { metadata?: { labels?: Record<string, string> } }>(
+export async function createOrAdoptOwned<T extends { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } }>(
   what: string,
-  runId: string,
+  owner: RecordedOwner,
   create: () => Promise<T>,
   read: () => Promise<T>,
 ): Promise<{ object: T; adopted: boolean }> {
   const result = await createOrAdopt(create, read);
-  const owner = result.object.metadata?.labels?.[runIdLabel];
-  if (result.adopted && owner !== runId) {
-    throw ApplicationFailure.nonRetryable(`${what} exists but belongs to run ${owner ?? '(none)'}, not ${runId}`, failureTypes.nameTaken);
+  const recorded = objectOwner(result.object);
+  if (result.adopted && !isOwnedBy(recorded, owner)) {
+    throw ApplicationFailure.nonRetryable(`${what} exists but belongs to run ${describeOwner(recorded)}, not ${describeOwner(owner)}`, failureTypes.nameTaken);
   }
   return result;
 }

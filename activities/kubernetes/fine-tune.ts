@@ -8,10 +8,11 @@ import { stringify } from 'yaml';
 import { failureTypes } from '../../domain/failure-types.js';
 import type { TrainingConfig } from '../../domain/training-config.js';
 import { type PusherJobParams, adapterPusherJob } from './adapter-pusher-job.js';
-import { createOrAdoptOwned, deleteIfPresent } from './api-errors.js';
+import type { RunOwner } from '../../domain/run-identity.js';
+import { createOrAdoptOwned } from './api-errors.js';
 import { type InferenceParams, inferenceObjects } from './inference.js';
 import { ensureJob, type JobProgress, readJobProgress } from './jobs.js';
-import { managedBy, runIdLabel } from './labels.js';
+import { ownedMetadata } from './labels.js';
 import { type ContainerImages, type TuningJobParams, tuningJob } from './tuning-job.js';
 
 export interface FineTuneKubeDeps {
@@ -39,22 +40,22 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
 
   return {
     /** The tuning parameters ConfigMap (KAITO's training_config.yaml) and the results volume. */
-    async ensureTuningInputs(p: { namespace: string; runId: string; configMap: string; resultsClaim: string; config: TrainingConfig }): Promise<void> {
-      const { namespace, runId } = p;
-      const labels = { [runIdLabel]: runId, ...managedBy };
+    async ensureTuningInputs(p: { namespace: string; owner: RunOwner; configMap: string; resultsClaim: string; config: TrainingConfig }): Promise<void> {
+      const { namespace, owner } = p;
+      const metadata = ownedMetadata(owner);
       await createOrAdoptOwned(
         `ConfigMap ${namespace}/${p.configMap}`,
-        runId,
-        () => core.createNamespacedConfigMap({ namespace, body: { metadata: { name: p.configMap, labels }, data: { 'training_config.yaml': stringify(p.config) } } }),
+        owner,
+        () => core.createNamespacedConfigMap({ namespace, body: { metadata: { name: p.configMap, ...metadata }, data: { 'training_config.yaml': stringify(p.config) } } }),
         () => core.readNamespacedConfigMap({ name: p.configMap, namespace }),
       );
       await createOrAdoptOwned(
         `PersistentVolumeClaim ${namespace}/${p.resultsClaim}`,
-        runId,
+        owner,
         () =>
           core.createNamespacedPersistentVolumeClaim({
             namespace,
-            body: { metadata: { name: p.resultsClaim, labels }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Gi' } } } },
+            body: { metadata: { name: p.resultsClaim, ...metadata }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Gi' } } } },
           }),
         () => core.readNamespacedPersistentVolumeClaim({ name: p.resultsClaim, namespace }),
       );
@@ -80,13 +81,13 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
       const { deployment, service } = inferenceObjects(params, images);
       await createOrAdoptOwned(
         `Deployment ${namespace}/${params.name}`,
-        params.runId,
+        params.owner,
         () => apps.createNamespacedDeployment({ namespace, body: deployment }),
         () => apps.readNamespacedDeployment({ name: params.name, namespace }),
       );
       await createOrAdoptOwned(
         `Service ${namespace}/${params.name}`,
-        params.runId,
+        params.owner,
         () => core.createNamespacedService({ namespace, body: service }),
         () => core.readNamespacedService({ name: params.name, namespace }),
       );
@@ -108,38 +109,6 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
         throw ApplicationFailure.retryable(`${url} lists ${ids.join(', ') || 'no models'}, not the adapter ${adapter}`, failureTypes.inferenceUnhealthy);
       }
       return ids;
-    },
-
-    /**
-     * Deletes what a run created in the namespace, found by its run label (so nothing is missed
-     * even when the workflow's own record is incomplete). Returns "Kind/name" of each deleted object.
-     */
-    async deleteRunObjects(namespace: string, runId: string, options: { includeInference: boolean }): Promise<string[]> {
-      const labelSelector = `${runIdLabel}=${runId}`;
-      const deleted: string[] = [];
-      const each = async (kind: string, names: (string | undefined)[], remove: (name: string) => Promise<unknown>) => {
-        for (const name of names) if (name && (await deleteIfPresent(() => remove(name)))) deleted.push(`${kind}/${name}`);
-      };
-      await each('Job', (await batch.listNamespacedJob({ namespace, labelSelector })).items.map((j) => j.metadata?.name), (name) =>
-        batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' }),
-      );
-      await each('ConfigMap', (await core.listNamespacedConfigMap({ namespace, labelSelector })).items.map((c) => c.metadata?.name), (name) =>
-        core.deleteNamespacedConfigMap({ name, namespace }),
-      );
-      await each(
-        'PersistentVolumeClaim',
-        (await core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })).items.map((c) => c.metadata?.name),
-        (name) => core.deleteNamespacedPersistentVolumeClaim({ name, namespace }),
-      );
-      if (options.includeInference) {
-        await each('Deployment', (await apps.listNamespacedDeployment({ namespace, labelSelector })).items.map((d) => d.metadata?.name), (name) =>
-          apps.deleteNamespacedDeployment({ name, namespace }),
-        );
-        await each('Service', (await core.listNamespacedService({ namespace, labelSelector })).items.map((s) => s.metadata?.name), (name) =>
-          core.deleteNamespacedService({ name, namespace }),
-        );
-      }
-      return deleted;
     },
   };
 }

@@ -1,12 +1,13 @@
 // The GPU check Job: runs nvidia-smi on a node of the pool, which proves that the node joined,
 // the NVIDIA device plugin advertises its GPUs, and a pod can use them.
 import type { V1Job } from '@kubernetes/client-node';
-import { managedBy, runIdLabel } from './labels.js';
+import type { RunOwner } from '../../domain/run-identity.js';
+import { ownedMetadata, runLabels } from './labels.js';
 import { onPool } from './placement.js';
 
 export interface GpuCheckJobParams {
   name: string;
-  runId: string;
+  owner: RunOwner;
   pool: string;
   gpus: number;
   /** Taints of the pool the pod must tolerate, as "key=value:Effect". */
@@ -18,12 +19,12 @@ export function gpuCheckJob(p: GpuCheckJobParams): V1Job {
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: { name: p.name, labels: { [runIdLabel]: p.runId, ...managedBy } },
+    metadata: { name: p.name, ...ownedMetadata(p.owner) },
     spec: {
       backoffLimit: 1,
       ttlSecondsAfterFinished: 3600,
       template: {
-        metadata: { labels: { [runIdLabel]: p.runId } },
+        metadata: { labels: runLabels(p.owner) },
         spec: {
           restartPolicy: 'Never',
           ...onPool(p.pool, p.taints),

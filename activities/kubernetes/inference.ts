@@ -3,13 +3,14 @@
 // /mnt/adapter/<name>, loaded as a LoRA module clients select with `model: <name>`.
 import type { V1Deployment, V1Service } from '@kubernetes/client-node';
 import { type ModelPreset, modelWeightsImage } from '../../domain/models.js';
-import { managedBy, modelLabel, roleLabel, roles, runIdLabel } from './labels.js';
+import type { RunOwner } from '../../domain/run-identity.js';
+import { modelLabel, ownedMetadata, roleLabel, roles, runLabels } from './labels.js';
 import { onPool } from './placement.js';
 import type { ContainerImages } from './tuning-job.js';
 
 export interface InferenceParams {
   name: string;
-  runId: string;
+  owner: RunOwner;
   model: ModelPreset;
   /** The adapter's name in the API, and its image by digest (registry/repo@sha256:...). */
   adapter: { name: string; image: string };
@@ -20,13 +21,13 @@ export interface InferenceParams {
 }
 
 export function inferenceObjects(p: InferenceParams, images: ContainerImages): { deployment: V1Deployment; service: V1Service } {
-  const selector = { [runIdLabel]: p.runId, [roleLabel]: roles.inference, app: p.name };
+  const selector = { ...runLabels(p.owner), [roleLabel]: roles.inference, app: p.name };
   const labels = { ...selector, [modelLabel]: p.model.name };
   const adapterDir = `/mnt/adapter/${p.adapter.name}`;
   const deployment: V1Deployment = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: p.name, labels: { ...labels, ...managedBy } },
+    metadata: { name: p.name, ...ownedMetadata(p.owner, labels) },
     spec: {
       replicas: p.replicas,
       selector: { matchLabels: selector },
@@ -76,7 +77,7 @@ export function inferenceObjects(p: InferenceParams, images: ContainerImages): {
   const service: V1Service = {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name: p.name, labels: { ...labels, ...managedBy } },
+    metadata: { name: p.name, ...ownedMetadata(p.owner, labels) },
     spec: { selector, ports: [{ name: 'http', port: 80, targetPort: 5000 }] },
   };
   return { deployment, service };

@@ -4,9 +4,8 @@ import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Job, type V1Pod } from '
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { failureTypes } from '../../domain/failure-types.js';
-import { createOrAdoptOwned, deleteIfPresent, ensureNamespaceExists, hasStatus } from './api-errors.js';
+import { createOrAdoptOwned, deleteIfPresent, ensureNamespaceExists, hasStatus, objectOwner } from './api-errors.js';
 import { type GpuCheckJobParams, gpuCheckJob } from './gpu-check-job.js';
-import { runIdLabel } from './labels.js';
 import { agentPoolLabel } from './placement.js';
 
 export interface JobProgress {
@@ -109,12 +108,12 @@ export async function readJobProgress(batch: BatchV1Api, core: CoreV1Api, namesp
   return { progress, pod };
 }
 
-/** Creates the Job, or adopts the one this run (its run label) created earlier. */
+/** Creates the Job, or adopts the one this run (the owner its metadata names) created earlier. */
 export async function ensureJob(batch: BatchV1Api, namespace: string, job: V1Job): Promise<{ adopted: boolean }> {
   const name = job.metadata?.name ?? '';
   const { adopted } = await createOrAdoptOwned(
     `Job ${namespace}/${name}`,
-    job.metadata?.labels?.[runIdLabel] ?? '',
+    objectOwner(job),
     () => batch.createNamespacedJob({ namespace, body: job }),
     () => batch.readNamespacedJob({ name, namespace }),
   );

@@ -6,7 +6,8 @@
 import type { V1Container, V1Job, V1Volume } from '@kubernetes/client-node';
 import type { DatasetSource } from '../../domain/fine-tune-request.js';
 import { type ModelPreset, modelWeightsImage } from '../../domain/models.js';
-import { managedBy, modelLabel, roleLabel, roles, runIdLabel, workflowIdAnnotation } from './labels.js';
+import type { RunOwner } from '../../domain/run-identity.js';
+import { modelLabel, ownedMetadata, roleLabel, roles, runLabels } from './labels.js';
 import { onPool } from './placement.js';
 
 export interface ContainerImages {
@@ -33,10 +34,8 @@ export const defaultImages: ContainerImages = {
 
 export interface TuningJobParams {
   name: string;
-  /** The run's label value (runLabelValue of the workflow id). */
-  runId: string;
-  /** The owning workflow, for the shared Job watcher's signal. */
-  workflowId: string;
+  /** The owning run: labels, and the workflow the shared Job watcher signals. */
+  owner: RunOwner;
   model: ModelPreset;
   gpus: number;
   pool: string;
@@ -88,12 +87,12 @@ function datasetInit(p: TuningJobParams, images: ContainerImages): { container?:
 }
 
 export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
-  const labels = { [runIdLabel]: p.runId, [roleLabel]: roles.trainer, [modelLabel]: p.model.name };
+  const labels = { ...runLabels(p.owner), [roleLabel]: roles.trainer, [modelLabel]: p.model.name };
   const data = datasetInit(p, images);
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: { name: p.name, labels: { ...labels, ...managedBy }, annotations: { [workflowIdAnnotation]: p.workflowId } },
+    metadata: { name: p.name, ...ownedMetadata(p.owner, labels) },
     spec: {
       backoffLimit: p.backoffLimit,
       activeDeadlineSeconds: p.activeDeadlineSeconds,

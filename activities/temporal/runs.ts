@@ -1,38 +1,35 @@
-// Temporal as an external system: is the run that owns a pool still going, and how long did
-// it take that run to get its GPUs?
-import { type Client, WorkflowNotFoundError } from '@temporalio/client';
+// Temporal as an external system: which runs that own pools or objects are still going (one
+// visibility query), and how long did a run take to get its GPUs?
+import type { Client } from '@temporalio/client';
+import type { RecordedOwner, RunRecord } from '../../domain/run-identity.js';
 
 const provisioningSteps = ['GPU capacity', 'wait for GPU nodes'];
 
 export function createRunActivities({ client }: { client: Client }) {
-  return {
-    /** Whether the workflow is still running; false when it ended or never existed. */
-    async runIsOpen(workflowId: string): Promise<boolean> {
-      try {
-        const { status } = await client.workflow.getHandle(workflowId).describe();
-        return status.name === 'RUNNING';
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) return false;
-        throw err;
-      }
-    },
+  async function listRuns(workflowIds: string[], condition?: string): Promise<RunRecord[]> {
+    if (workflowIds.length === 0) return [];
+    const ids = workflowIds.map((id) => `'${id.replace(/'/g, "\\'")}'`).join(', ');
+    const runs: RunRecord[] = [];
+    const query = [condition, `WorkflowId IN (${ids})`].filter(Boolean).join(' AND ');
+    for await (const run of client.workflow.list({ query })) runs.push({ workflowId: run.workflowId, runId: run.runId, status: run.status.name });
+    return runs;
+  }
 
-    /** Which of these workflows are running: one visibility query, however many ids. */
-    async openRunsAmong(workflowIds: string[]): Promise<string[]> {
-      if (workflowIds.length === 0) return [];
-      const ids = workflowIds.map((id) => `'${id.replace(/'/g, "\\'")}'`).join(', ');
-      const open: string[] = [];
-      for await (const run of client.workflow.list({ query: `ExecutionStatus = 'Running' AND WorkflowId IN (${ids})` })) open.push(run.workflowId);
-      return open;
-    },
+  return {
+    /** The open runs of these workflows (workflow id and run id): one visibility query, however many ids. */
+    openRunsAmong: (workflowIds: string[]): Promise<RunRecord[]> => listRuns(workflowIds, "ExecutionStatus = 'Running'"),
+
+    /** Every run visibility knows of these workflows, open or ended, with its status: one query. */
+    runsAmong: (workflowIds: string[]): Promise<RunRecord[]> => listRuns(workflowIds),
 
     /**
      * Seconds the run spent getting its GPU nodes (what a run that reuses its pool saves), from
      * the run's result (its final status, stored in its history); undefined when it has none.
      */
-    async provisioningSecondsOf(workflowId: string): Promise<number | undefined> {
+    async provisioningSecondsOf(owner: RecordedOwner): Promise<number | undefined> {
       type Status = { steps?: { name: string; startedAt: string; endedAt?: string }[]; gpu?: { provisioningSecondsSaved?: number } };
-      const handle = client.workflow.getHandle(workflowId);
+      if (owner.workflowId === undefined) return undefined;
+      const handle = client.workflow.getHandle(owner.workflowId, owner.runId);
       const described = await handle.describe().catch(() => undefined);
       if (described?.status.name !== 'COMPLETED') return undefined;
       const status = (await handle.result()) as Status;
