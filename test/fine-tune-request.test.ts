@@ -5,6 +5,7 @@ import { datasetUrlProblem } from '../domain/dataset-url.js';
 import { runLabelValue } from '../domain/hash.js';
 import { type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { parseImageReference } from '../domain/image-reference.js';
+import { parseSpecText } from '../domain/spec-text.js';
 import { trainingConfig } from '../domain/training-config.js';
 
 const valid: FineTuneRequest = {
@@ -69,7 +70,10 @@ describe('fineTune request validation', () => {
   });
 
   it('checks budgets', () => {
-    expect(problems({ ...valid, budget: { maxGpuHours: 0, maxCost: -1 } })).toEqual(['budget.maxGpuHours must be a number > 0', 'budget.maxCost must be a number > 0']);
+    expect(problems({ ...valid, budget: { maxGpuHours: 0, maxCost: -1 } })).toEqual([
+      'budget.maxGpuHours must be a number above 0 and up to 1000000, not 0',
+      'budget.maxCost must be a number above 0 and up to 1000000, not -1',
+    ]);
     expect(problems({ ...valid, budget: { maxCost: 10 }, prices: { asOf: '2026-01-01', source: 'mine', currency: 'EUR', perHour: {}, spotFactor: 0.3 } })).toEqual([
       'budget.maxCost needs a price for Standard_NC24ads_A100_v4: add it to prices.perHour',
     ]);
@@ -104,7 +108,7 @@ describe('fineTune request validation', () => {
     expect(datasetUrlProblem('http://[fd00::1]/a.csv')).toContain('unique local');
     expect(datasetUrlProblem('http://metadata.google.internal/x')).toContain('metadata service');
     expect(datasetUrlProblem('https://huggingface.co/datasets/x/resolve/main/train.jsonl')).toBeUndefined();
-    expect(problems({ ...valid, dataset: { urls: ['http://10.0.0.1/x.csv'] } })).toEqual(['dataset.urls: http://10.0.0.1/x.csv: 10.0.0.1 is a private address']);
+    expect(problems({ ...valid, dataset: { urls: ['http://10.0.0.1/x.csv'] } })).toEqual(['dataset.urls[0]: http://10.0.0.1/x.csv: 10.0.0.1 is a private address']);
   });
 
   it('checks image references and names Kubernetes would reject', () => {
@@ -112,20 +116,14 @@ describe('fineTune request validation', () => {
     expect(parseImageReference('127.0.0.1:15000/a:1')?.registry).toBe('127.0.0.1:15000');
     expect(parseImageReference('library/ubuntu')?.registry).toBe('docker.io');
     expect(parseImageReference('Bad Image')).toBeUndefined();
-    const found = problems({
-      ...valid,
-      runName: 'Not_A_Name',
-      namespace: 'UPPER',
-      output: { image: 'adapters/phi3:v1' },
-      dataset: { image: 'not a ref' },
-      deploy: { name: 'ok', replicas: 0 },
-    });
-    expect(found).toEqual([
+    expect(problems({ ...valid, runName: 'Not_A_Name', namespace: 'UPPER', deploy: { name: 'ok', replicas: 0 } })).toEqual([
+      `runName must be a run name: a DNS label of at most 40 characters (lowercase letters, digits, '-'), not "Not_A_Name"`,
+      'deploy.replicas must be an integer from 1 to 10, not 0',
+      `namespace must be a namespace: a DNS label of at most 63 characters (lowercase letters, digits, '-'), not "UPPER"`,
+    ]);
+    expect(problems({ ...valid, output: { image: 'adapters/phi3:v1' }, dataset: { image: 'not a ref' } })).toEqual([
       'dataset.image "not a ref" is not a valid image reference',
-      `runName "Not_A_Name" must be a DNS label of at most 40 characters (lowercase letters, digits, '-')`,
       'output.image "adapters/phi3:v1" names no registry; write it as myregistry.azurecr.io/repository[:tag]',
-      'namespace "UPPER" is not a valid Kubernetes namespace name',
-      'deploy.replicas must be an integer from 1 to 10',
     ]);
     expect(problems({ ...valid, dataset: { urls: ['https://a.example/x.csv'], volume: 'data' } })).toEqual([
       'dataset needs exactly one of urls, image or volume (got urls and volume)',
@@ -152,7 +150,7 @@ tuning:
     image: myacr.azurecr.io/adapters/phi-3-dolly:0.0.1
     imagePushSecret: acr-push
 `;
-    const result = validateFineTuneRequest({ workspace }, 'wf');
+    const result = validateFineTuneRequest({ workspace: parseSpecText(workspace, 'workspace') }, 'wf');
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     expect(result.plan).toMatchObject({
@@ -162,7 +160,7 @@ tuning:
       vmSize: { name: 'Standard_NC24ads_A100_v4' },
       output: { repository: 'adapters/phi-3-dolly', tag: '0.0.1', pushSecret: 'acr-push' },
     });
-    expect(problems({ workspace: 'kind: [' })).toEqual(expect.arrayContaining([expect.stringContaining('workspace is not valid YAML or JSON')]));
+    expect(problems({ workspace: 'kind: [' } as never)).toEqual([expect.stringContaining('workspace must be a KAITO Workspace object (Workspace text is parsed before validation), not "kind: ["')]);
   });
 
   it('builds KAITO qlora parameters from its template and the overrides', () => {

@@ -20,11 +20,12 @@ import type { Activities } from '../activities/index.js';
 import type { JobProgress } from '../activities/kubernetes/jobs.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { runLabelValue } from '../domain/hash.js';
-import { type FineTunePlan, type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { type FineTuneInput, type FineTunePlan, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { managedPoolTags, poolTags } from '../domain/pool-tags.js';
 import { estimateCost } from '../domain/prices.js';
 import { fingerprint } from '../domain/training-config.js';
 import { apiCalls, armOperations, clusterWaits, smokeChecks } from './activity-options.js';
+import { invalidInput, withParsedWorkspace } from './input-checks.js';
 import { nodePoolName } from './naming.js';
 import { AdapterRepository, BaseModel, GpuVmSize, PipelinePhase, TuningMethod } from './search-attributes.js';
 
@@ -110,7 +111,7 @@ const maxPushAttempts = 5;
 const trainerBackoffLimit = 1;
 const rolloutTimeoutMs = 20 * 60_000;
 
-export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus> {
+export async function fineTune(input: FineTuneInput): Promise<FineTuneStatus> {
   const { workflowId } = workflowInfo();
   /** The run's label on everything it creates in the cluster. */
   const runId = runLabelValue(workflowId);
@@ -120,15 +121,11 @@ export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus
   const finishedJobs = new Set<string>();
   setHandler(jobFinishedSignal, ({ name }) => void finishedJobs.add(name));
 
-  const validation = validateFineTuneRequest(request, workflowId);
+  const validation = validateFineTuneRequest(await withParsedWorkspace(input, 'fineTune request'), workflowId);
   if (!validation.ok) {
     status.phase = 'failed';
     status.problems = validation.problems;
-    throw ApplicationFailure.nonRetryable(
-      `Invalid fineTune request (${validation.problems.length} problem${validation.problems.length > 1 ? 's' : ''}): ${validation.problems.join('; ')}`,
-      failureTypes.invalidRequest,
-      { problems: validation.problems },
-    );
+    throw invalidInput('fineTune request', validation.problems);
   }
   const plan = validation.plan;
   const outputImage = `${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`;

@@ -8,14 +8,11 @@
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { poolTags } from '../domain/pool-tags.js';
+import { type ReaperInput, validateReaperInput } from '../domain/workflow-inputs.js';
 import { apiCalls, armOperations } from './activity-options.js';
+import { invalidInput } from './input-checks.js';
 
-export interface ReaperInput {
-  /** Report what would be done, change nothing. */
-  dryRun?: boolean;
-  /** Grace for pools without an idle-grace tag (default 5 minutes). */
-  defaultGraceMinutes?: number;
-}
+export type { ReaperInput } from '../domain/workflow-inputs.js';
 
 export type ReaperAction = 'released' | 'would-release' | 'idle' | 'busy' | 'skipped';
 
@@ -38,8 +35,10 @@ const stateName = 'idle-gpu-pools';
 const kube = proxyActivities<Pick<Activities, 'gpuPodsOnPool' | 'readState' | 'writeState' | 'runIsOpen'>>(apiCalls);
 
 export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperResult> {
-  const dryRun = input.dryRun ?? false;
-  const defaultGraceMinutes = input.defaultGraceMinutes ?? 5;
+  const checked = validateReaperInput(input);
+  if (!checked.ok) throw invalidInput('reapIdleGpuPools input', checked.problems);
+  const dryRun = checked.value.dryRun ?? false;
+  const defaultGraceMinutes = checked.value.defaultGraceMinutes ?? 5;
   // new Date() is deterministic in workflow code: the sandbox replays time from history.
   const now = new Date();
   const pools = await arm.listManagedPools();
