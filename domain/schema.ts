@@ -62,9 +62,12 @@ function distance(a: string, b: string): number {
 
 /** The known key a typo most likely meant, if any is close. */
 export function didYouMean(key: string, known: string[]): string | undefined {
+  const lower = key.toLowerCase();
+  // A shortened or lengthened name (pollInterval, policies) is as likely as a typo.
+  const stem = known.find((k) => Math.min(k.length, key.length) >= 4 && (k.toLowerCase().startsWith(lower.slice(0, Math.max(4, k.length - 1))) || lower.startsWith(k.toLowerCase())));
   const scored = known.map((k) => ({ k, d: distance(key, k) })).sort((x, y) => x.d - y.d);
   const best = scored[0];
-  return best && best.d <= Math.max(2, Math.floor(key.length / 3)) ? best.k : undefined;
+  return best && best.d <= Math.max(2, Math.floor(key.length / 3)) ? best.k : stem;
 }
 
 type Def = { type: string; shape?: Record<string, z.ZodType>; innerType?: z.ZodType; element?: z.ZodType; valueType?: z.ZodType; in?: z.ZodType; options?: z.ZodType[] };

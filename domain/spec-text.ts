@@ -23,7 +23,7 @@ export function parseSpecText(text: string, source: string): unknown {
     const error = doc.errors[0];
     if (error) {
       const at = error.linePos?.[0];
-      throw new SpecTextError(`${source}${at ? `:${at.line}:${at.col}` : ''}: YAML syntax error: ${error.message.split('\n')[0]}`);
+      throw new SpecTextError(`${source}${at ? `:${at.line}:${at.col}` : ''}: YAML syntax error: ${error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`);
     }
   }
   const values = list.map((doc) => {
