@@ -127,3 +127,18 @@ export function datasetUrlProblem(text: string): string | undefined {
   if (byteLength(file) > 255) return `${shown}: its file name (the last path segment) is ${byteLength(file)} bytes; file systems allow 255`;
   return undefined;
 }
+
+/** A URL as it may be recorded (memo, lineage annotations): no credentials, query or fragment, which can hold secrets such as SAS tokens. */
+export function urlForRecords(text: string): string {
+  try {
+    const url = new URL(text);
+    return `${url.protocol}//${url.host}${url.pathname}`;
+  } catch {
+    return '(not a URL)';
+  }
+}
+
+/** A dataset source as it may be recorded: URLs through urlForRecords. */
+export function datasetForRecords<T extends { urls?: string[] }>(dataset: T): T {
+  return dataset.urls ? { ...dataset, urls: dataset.urls.map(urlForRecords) } : dataset;
+}

@@ -18,6 +18,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { JobProgress } from '../activities/kubernetes/jobs.js';
+import { datasetForRecords, urlForRecords } from '../domain/dataset-url.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { runLabelValue } from '../domain/hash.js';
 import { type FineTuneInput, type FineTunePlan, validateFineTuneRequest } from '../domain/fine-tune-request.js';
@@ -156,7 +157,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneStatus> {
     request: {
       model: plan.model.name,
       method: plan.method,
-      dataset: plan.dataset,
+      dataset: datasetForRecords(plan.dataset),
       output: outputImage,
       vmSize: plan.vmSize.name,
       spot: plan.spot,
@@ -445,7 +446,7 @@ async function pushAdapter(
     'org.opencontainers.image.created': new Date().toISOString(),
     'org.opencontainers.image.base.name': `kaito-${plan.model.name}:${plan.model.weightsTag}`,
     'aks-finetune.io/method': plan.method,
-    'aks-finetune.io/dataset': plan.dataset.urls?.join(',') ?? plan.dataset.image ?? `pvc:${plan.dataset.volume}`,
+    'aks-finetune.io/dataset': plan.dataset.urls?.map(urlForRecords).join(',') ?? plan.dataset.image ?? `pvc:${plan.dataset.volume}`,
     'aks-finetune.io/config-hash': fingerprint(plan.config),
     'aks-finetune.io/workflow-id': workflowId,
   };

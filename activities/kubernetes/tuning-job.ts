@@ -47,7 +47,7 @@ export interface TuningJobParams {
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-function datasetInit(p: TuningJobParams, images: ContainerImages): { container?: V1Container; volume: V1Volume } {
+function datasetInit(p: TuningJobParams, images: ContainerImages): { container?: V1Container; volume: V1Volume; secretVolume?: V1Volume } {
   const { urls, image, volume } = p.dataset;
   if (volume) return { volume: { name: 'data', persistentVolumeClaim: { claimName: volume, readOnly: true } } };
   const emptyDir: V1Volume = { name: 'data', emptyDir: {} };
@@ -62,11 +62,20 @@ function datasetInit(p: TuningJobParams, images: ContainerImages): { container?:
       .join(' && ');
     return { volume: emptyDir, container: { name: 'dataset-download', image: images.curl, command: ['sh', '-c', `set -e; ${script}`], volumeMounts: mounts } };
   }
-  // The dataset image's /data folder becomes /mnt/data.
-  const script = `skopeo copy docker://${image} dir:/tmp/image && for l in $(ls /tmp/image | grep -v -e manifest.json -e version); do tar -xzf /tmp/image/$l -C /tmp/rootfs 2>/dev/null || tar -xf /tmp/image/$l -C /tmp/rootfs; done && cp -r /tmp/rootfs/data/. /mnt/data/`;
+  // The dataset image's /data folder becomes /mnt/data. skopeo pulls it itself, so the pull
+  // Secret goes to skopeo (--src-authfile), not to the pod's imagePullSecrets.
+  const secret = p.dataset.imagePullSecret;
+  const auth = secret ? ' --src-authfile /etc/dataset-pull/auth.json' : '';
+  const script = `skopeo copy${auth} docker://${image} dir:/tmp/image && for l in $(ls /tmp/image | grep -v -e manifest.json -e version); do tar -xzf /tmp/image/$l -C /tmp/rootfs 2>/dev/null || tar -xf /tmp/image/$l -C /tmp/rootfs; done && cp -r /tmp/rootfs/data/. /mnt/data/`;
   return {
     volume: emptyDir,
-    container: { name: 'dataset-pull', image: images.skopeo, command: ['sh', '-c', `set -e; mkdir -p /tmp/rootfs; ${script}`], volumeMounts: mounts },
+    container: {
+      name: 'dataset-pull',
+      image: images.skopeo,
+      command: ['sh', '-c', `set -e; mkdir -p /tmp/rootfs; ${script}`],
+      volumeMounts: secret ? [...mounts, { name: 'dataset-pull-secret', mountPath: '/etc/dataset-pull', readOnly: true }] : mounts,
+    },
+    secretVolume: secret ? { name: 'dataset-pull-secret', secret: { secretName: secret, items: [{ key: '.dockerconfigjson', path: 'auth.json' }] } } : undefined,
   };
 }
 
@@ -84,7 +93,6 @@ export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
         spec: {
           restartPolicy: 'Never',
           ...onPool(p.pool, p.taints),
-          imagePullSecrets: p.dataset.imagePullSecret ? [{ name: p.dataset.imagePullSecret }] : undefined,
           initContainers: [
             {
               name: 'model-weights',
@@ -124,6 +132,7 @@ export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
             { name: 'weights', emptyDir: {} },
             { name: 'config', configMap: { name: p.configMap } },
             data.volume,
+            ...(data.secretVolume ? [data.secretVolume] : []),
             { name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim } },
           ],
         },
