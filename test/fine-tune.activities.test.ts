@@ -68,7 +68,7 @@ describe('fineTune Kubernetes activities', () => {
     expect(pod.restartPolicy).toBe('Never');
     expect(pod.initContainers!.map((c) => c.name)).toEqual(['model-weights', 'dataset-download']);
     expect(pod.initContainers![0]!.command).toEqual(['oras', 'pull', 'mcr.microsoft.com/aks/kaito/kaito-phi-3-mini-4k-instruct:0.1.1', '-o', '/workspace/weights']);
-    expect(pod.initContainers![1]!.command!.join(' ')).toContain("curl -sSfL --retry 5 -o '/mnt/data/train.jsonl' 'https://data.example.com/a/train.jsonl'");
+    expect(pod.initContainers![1]!.command).toEqual(['node', '--import', 'tsx', 'workers/main.ts', 'download-dataset', '--dir', '/mnt/data', 'https://data.example.com/a/train.jsonl']);
     const trainer = pod.containers[0]!;
     expect(trainer.image).toBe('mcr.microsoft.com/aks/kaito/kaito-base:0.5.0');
     expect(trainer.command!.join(' ')).toContain('accelerate launch --num_processes=2 /workspace/tfs/fine_tuning.py');

@@ -12,7 +12,8 @@ export interface ContainerImages {
   kaitoRegistry: string;
   kaitoBaseTag: string;
   oras: string;
-  curl: string;
+  /** Runs the dataset downloader (`download-dataset`): the worker image. */
+  datasetDownloader: string;
   skopeo: string;
   vllm: string;
   crane: string;
@@ -22,7 +23,7 @@ export const defaultImages: ContainerImages = {
   kaitoRegistry: 'mcr.microsoft.com/aks/kaito',
   kaitoBaseTag: '0.5.0',
   oras: 'ghcr.io/oras-project/oras:v1.2.2',
-  curl: 'curlimages/curl:8.11.1',
+  datasetDownloader: 'aks-finetune/worker:0.1.0',
   skopeo: 'quay.io/skopeo/stable:v1.17.0',
   vllm: 'vllm/vllm-openai:v0.8.5',
   crane: 'gcr.io/go-containerregistry/crane:debug',
@@ -45,22 +46,16 @@ export interface TuningJobParams {
   backoffLimit: number;
 }
 
-const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
 function datasetInit(p: TuningJobParams, images: ContainerImages): { container?: V1Container; volume: V1Volume; secretVolume?: V1Volume } {
   const { urls, image, volume } = p.dataset;
   if (volume) return { volume: { name: 'data', persistentVolumeClaim: { claimName: volume, readOnly: true } } };
   const emptyDir: V1Volume = { name: 'data', emptyDir: {} };
   const mounts = [{ name: 'data', mountPath: '/mnt/data' }];
   if (urls) {
-    // Each URL's file lands in /mnt/data under its own name; an empty or failed download fails the pod.
-    const script = urls
-      .map((u, i) => {
-        const file = shellQuote(`/mnt/data/${new URL(u).pathname.split('/').pop() || `dataset-${i}`}`);
-        return `curl -sSfL --retry 5 -o ${file} ${shellQuote(u)} && test -s ${file}`;
-      })
-      .join(' && ');
-    return { volume: emptyDir, container: { name: 'dataset-download', image: images.curl, command: ['sh', '-c', `set -e; ${script}`], volumeMounts: mounts } };
+    // Each URL's file lands in /mnt/data under its own name; the downloader checks every hop's
+    // resolved addresses and redirects (workers/download-dataset.ts); a failed or empty download fails the pod.
+    const command = ['node', '--import', 'tsx', 'workers/main.ts', 'download-dataset', '--dir', '/mnt/data', ...urls];
+    return { volume: emptyDir, container: { name: 'dataset-download', image: images.datasetDownloader, command, volumeMounts: mounts } };
   }
   // The dataset image's /data folder becomes /mnt/data. skopeo pulls it itself, so the pull
   // Secret goes to skopeo (--src-authfile), not to the pod's imagePullSecrets.
