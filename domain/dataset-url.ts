@@ -28,6 +28,14 @@ const forbiddenIpv4: [string, number, string][] = [
   ['240.0.0.0', 4, 'a reserved address'],
 ];
 
+/** The same ranges as CIDRs, for the tuning pod's NetworkPolicy. */
+export const forbiddenIpv4Cidrs = forbiddenIpv4.map(([base, prefix]) => `${base}/${prefix}`);
+/**
+ * IPv6 ranges the NetworkPolicy denies. IPv4-mapped addresses (::ffff:0:0/96) leave the pod as
+ * IPv4, where the IPv4 list applies (and Kubernetes reads that CIDR as IPv4, so it cannot be listed here).
+ */
+export const forbiddenIpv6Cidrs = ['::/96', '64:ff9b::/96', '64:ff9b:1::/48', '2002::/16', '2001::/32', 'fc00::/7', 'fe80::/10', 'fec0::/10', 'ff00::/8'];
+
 const ipv4Number = (dotted: string) => dotted.split('.').reduce((n, p) => n * 256 + Number(p), 0);
 const dottedIpv4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 

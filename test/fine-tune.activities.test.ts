@@ -4,7 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BatchV1Api } from '@kubernetes/client-node';
+import { BatchV1Api, NetworkingV1Api } from '@kubernetes/client-node';
 import { parseTrainerLog } from '../activities/kubernetes/fine-tune.js';
 import { findModelPreset } from '../domain/models.js';
 import { trainingConfig } from '../domain/training-config.js';
@@ -44,6 +44,11 @@ describe('fineTune Kubernetes activities', () => {
   it("write KAITO's training_config.yaml and a results claim, and adopt them on retry", async () => {
     await activity.run(activities.ensureTuningInputs, inputs);
     await activity.run(activities.ensureTuningInputs, inputs); // a retry adopts
+    // The namespace's tuning pods may reach the internet and the cluster DNS, nothing internal.
+    const policy = await kubeConfig.makeApiClient(NetworkingV1Api).readNamespacedNetworkPolicy({ name: 'aks-finetune-tuning-egress', namespace });
+    expect(policy.spec?.podSelector?.matchLabels).toEqual({ 'aks-finetune.io/role': 'trainer' });
+    expect(policy.spec?.egress?.[1]?.to?.[0]?.ipBlock?.except).toEqual(expect.arrayContaining(['10.0.0.0/8', '169.254.0.0/16', '168.63.129.16/32', '127.0.0.0/8', '100.64.0.0/10']));
+    expect(policy.spec?.egress?.[1]?.to?.[1]?.ipBlock?.except).toEqual(expect.arrayContaining(['fc00::/7', 'fe80::/10', '64:ff9b::/96']));
     const map = await core.readNamespacedConfigMap({ name: 'r1-params', namespace });
     const yaml = parse(map.data!['training_config.yaml']!) as { training_config: Record<string, Record<string, unknown>> };
     expect(Object.keys(yaml.training_config).sort()).toEqual(['DataCollator', 'DatasetConfig', 'LoraConfig', 'ModelConfig', 'QuantizationConfig', 'TrainingArguments']);
