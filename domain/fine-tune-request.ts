@@ -2,7 +2,7 @@
 // and what the pipeline will do (FineTunePlan). validateFineTuneRequest reports every problem
 // at once, before anything is created. Pure code: the workflow runs it.
 import { z } from 'zod';
-import { datasetUrlProblem } from './dataset-url.js';
+import { datasetUrlProblem, hostProblem } from './dataset-url.js';
 import { fnv1a } from './hash.js';
 import { type ImageReference, parseImageReference } from './image-reference.js';
 import { estimateTrainingMemoryGiB, findModelPreset, type ModelPreset, modelPresetNames, type TuningMethod } from './models.js';
@@ -175,6 +175,9 @@ function smallestFittingSize(neededGiB: number): string | undefined {
     .sort((a, b) => a.gpus - b.gpus || a.gpu!.memoryGiB - b.gpu!.memoryGiB || a.vCpus - b.vCpus)[0]?.name;
 }
 
+/** What hostProblem says of a registry's host (without its port). */
+const registryHostProblem = (registry: string) => hostProblem(registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
+
 /** A namespace the product may write to, or why not. */
 export function namespaceProblem(namespace: string, field = 'namespace'): string | undefined {
   return protectedNamespaces.includes(namespace) ? `${field} "${namespace}" is a system namespace the product never writes to; use your own, e.g. aks-finetune` : undefined;
@@ -255,6 +258,9 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
   else if (!output) problems.push(`output.image "${request.output.image}" is not a valid image reference`);
   else if (output.registry === 'docker.io') problems.push(`output.image "${request.output.image}" names no registry; write it as myregistry.azurecr.io/repository[:tag]`);
   else if (output.digest) problems.push('output.image must not carry a digest: the digest is known only after the push');
+  else if (/link-local|metadata|WireServer/.test(registryHostProblem(output.registry) ?? '')) {
+    problems.push(`output.image's registry ${output.registry} is ${registryHostProblem(output.registry)}: no registry lives there`);
+  }
 
   const namespace = request.namespace ?? planDefaults.namespace;
   const protectedProblem = namespaceProblem(namespace);

@@ -178,6 +178,8 @@ add('images', 'output.image', `myacr.azurecr.io/${'a'.repeat(300)}:v1`);
 add('images', 'output.image', 'adapters/phi3:v1');
 add('images', 'output.image', `myacr.azurecr.io/a@sha256:${'0'.repeat(64)}`);
 add('images', 'output.image', '');
+add('images', 'output.image', '169.254.169.254/adapters/x:v1');
+add('images', 'output.image', '[fe80::1]:5000/adapters/x:v1');
 add('images', 'dataset', { image: 'not a ref' }, 'dataset.image');
 add('images', 'dataset', { image: `registry.example.com/${'d'.repeat(260)}` }, 'dataset.image');
 
