@@ -126,7 +126,8 @@ export function datasetUrlProblem(text: string): string | undefined {
   } catch {
     return `${JSON.stringify(short(text))} is not a URL`;
   }
-  const shown = short(text);
+  // Echoed without its query string or fragment, which may hold secrets.
+  const shown = short(`${url.protocol}//${url.host}${url.pathname}`);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return `${shown}: only http and https URLs are accepted`;
   if (url.username || url.password) return `${short(`${url.protocol}//${url.host}${url.pathname}`)}: credentials in a URL would be recorded in the run's history; keep them out of the URL`;
   const problem = hostProblem(url.hostname);
@@ -150,3 +151,13 @@ export function urlForRecords(text: string): string {
 export function datasetForRecords<T extends { urls?: string[] }>(dataset: T): T {
   return dataset.urls ? { ...dataset, urls: dataset.urls.map(urlForRecords) } : dataset;
 }
+
+/** The dataset as the adapter image's lineage annotation records it: no secrets. */
+export function datasetLineage(dataset: { urls?: string[]; urlsSecret?: { name: string; key?: string }; image?: string; volume?: string }): string {
+  if (dataset.urls) return dataset.urls.map(urlForRecords).join(',');
+  if (dataset.urlsSecret) return `secret:${dataset.urlsSecret.name}/${dataset.urlsSecret.key ?? datasetUrlsSecretKey}`;
+  return dataset.image ?? `pvc:${dataset.volume}`;
+}
+
+/** The Secret key that holds the URL list when dataset.urlsSecret names none. */
+export const datasetUrlsSecretKey = 'urls';

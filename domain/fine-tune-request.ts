@@ -24,6 +24,14 @@ const datasetSchema = strict({
   imagePullSecret: secretName.optional(),
   /** An existing PersistentVolumeClaim holding the dataset. */
   volume: dnsSubdomain('PersistentVolumeClaim').optional(),
+  /**
+   * A Secret in the run's namespace whose key holds dataset URLs, one a line: for URLs that carry
+   * secrets (an Azure Blob SAS token), which then never reach the workflow's history.
+   */
+  urlsSecret: strict({
+    name: secretName,
+    key: text("a Secret key: letters, digits, '-', '_' and '.'", { pattern: /^[-._a-zA-Z0-9]+$/, max: 253 }).optional(),
+  }).optional(),
 });
 
 const tuningSchema = strict({
@@ -237,9 +245,9 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
   }
 
   const dataset = request.dataset ?? {};
-  const sources = (['urls', 'image', 'volume'] as const).filter((k) => dataset[k] !== undefined);
+  const sources = (['urls', 'urlsSecret', 'image', 'volume'] as const).filter((k) => dataset[k] !== undefined);
   if (sources.length !== 1) {
-    problems.push(`dataset needs exactly one of urls, image or volume${sources.length ? ` (got ${sources.join(' and ')})` : ''}`);
+    problems.push(`dataset needs exactly one of urls, urlsSecret, image or volume${sources.length ? ` (got ${sources.join(' and ')})` : ''}`);
   }
   dataset.urls?.forEach((url, i) => {
     const problem = datasetUrlProblem(url);

@@ -63,7 +63,7 @@ describe('fineTune request validation', () => {
         expect.stringContaining('model "gpt-5" is not a known preset; choose one of phi-3-mini-4k-instruct'),
         'method qlora needs exactly one of loadIn4bit and loadIn8bit set to true',
         'gpu.vmSize "Standard_X" is not a known Azure VM size',
-        'dataset needs exactly one of urls, image or volume',
+        'dataset needs exactly one of urls, urlsSecret, image or volume',
         'output.image is required: the registry/repository[:tag] the adapter image is pushed to',
       ]),
     );
@@ -126,7 +126,7 @@ describe('fineTune request validation', () => {
       'output.image "adapters/phi3:v1" names no registry; write it as myregistry.azurecr.io/repository[:tag]',
     ]);
     expect(problems({ ...valid, dataset: { urls: ['https://a.example/x.csv'], volume: 'data' } })).toEqual([
-      'dataset needs exactly one of urls, image or volume (got urls and volume)',
+      'dataset needs exactly one of urls, urlsSecret, image or volume (got urls and volume)',
     ]);
   });
 

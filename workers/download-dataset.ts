@@ -6,14 +6,14 @@
 // target folder under its last path segment, as KAITO's downloader names it.
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { datasetFileName, datasetUrlProblem, hostProblem } from '../domain/dataset-url.js';
+import { datasetFileName, datasetUrlProblem, hostProblem, urlForRecords } from '../domain/dataset-url.js';
 
 export const maxRedirects = 5;
 
@@ -87,11 +87,25 @@ export async function downloadDataset(text: string, index: number, dir: string, 
   }
 }
 
-/** `download-dataset --dir /mnt/data [--allow address:port]... URL...` */
+/** URLs from a list file (a mounted Secret): one a line; blank lines and # comments are skipped. */
+export const urlsFromList = (text: string) =>
+  text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#'));
+
+/** `download-dataset --dir /mnt/data [--allow address:port]... [--urls-file FILE] [URL...]` */
 export async function downloadDatasetCommand(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { dir: { type: 'string', default: '/mnt/data' }, allow: { type: 'string', multiple: true } } });
-  for (const [i, url] of positionals.entries()) {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { dir: { type: 'string', default: '/mnt/data' }, allow: { type: 'string', multiple: true }, 'urls-file': { type: 'string' } },
+  });
+  const urls = [...positionals, ...(values['urls-file'] ? urlsFromList(await readFile(values['urls-file'], 'utf8')) : [])];
+  if (urls.length === 0) throw new Error('no dataset URLs given');
+  for (const [i, url] of urls.entries()) {
     const file = await downloadDataset(url, i, values.dir, { allow: values.allow });
-    console.log(`downloaded ${new URL(url).origin}${new URL(url).pathname} to ${file}`);
+    // Logged without query strings: a Secret's URLs may carry SAS tokens.
+    console.log(`downloaded ${urlForRecords(url)} to ${file}`);
   }
 }

@@ -18,7 +18,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { JobProgress } from '../activities/kubernetes/jobs.js';
-import { datasetForRecords, urlForRecords } from '../domain/dataset-url.js';
+import { datasetForRecords, datasetLineage } from '../domain/dataset-url.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { runLabelValue } from '../domain/hash.js';
 import { type FineTuneInput, type FineTunePlan, validateFineTuneRequest } from '../domain/fine-tune-request.js';
@@ -446,7 +446,7 @@ async function pushAdapter(
     'org.opencontainers.image.created': new Date().toISOString(),
     'org.opencontainers.image.base.name': `kaito-${plan.model.name}:${plan.model.weightsTag}`,
     'aks-finetune.io/method': plan.method,
-    'aks-finetune.io/dataset': plan.dataset.urls?.map(urlForRecords).join(',') ?? plan.dataset.image ?? `pvc:${plan.dataset.volume}`,
+    'aks-finetune.io/dataset': datasetLineage(plan.dataset),
     'aks-finetune.io/config-hash': fingerprint(plan.config),
     'aks-finetune.io/workflow-id': workflowId,
   };

@@ -50,7 +50,7 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
   return {
     schedule,
     trained: true,
-    reason: fingerprint === undefined ? 'the dataset has no fingerprint (a volume): always trains' : last.fingerprint ? 'the dataset changed' : 'first run of this schedule',
+    reason: fingerprint === undefined ? "the dataset has no fingerprint (a volume or a Secret's URL list): always trains" : last.fingerprint ? 'the dataset changed' : 'first run of this schedule',
     fingerprint,
     fineTuneWorkflowId,
     adapter,

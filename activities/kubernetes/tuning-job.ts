@@ -2,6 +2,7 @@
 // container pulls the preset's weights, another fetches the dataset, and the trainer runs
 // KAITO's fine_tuning.py under accelerate with all the node's GPUs.
 import type { V1Container, V1Job, V1Volume } from '@kubernetes/client-node';
+import { datasetUrlsSecretKey } from '../../domain/dataset-url.js';
 import type { DatasetSource } from '../../domain/fine-tune-request.js';
 import type { ModelPreset } from '../../domain/models.js';
 import { managedBy, modelLabel, roleLabel, roles, runIdLabel, workflowIdAnnotation } from './labels.js';
@@ -47,15 +48,28 @@ export interface TuningJobParams {
 }
 
 function datasetInit(p: TuningJobParams, images: ContainerImages): { container?: V1Container; volume: V1Volume; secretVolume?: V1Volume } {
-  const { urls, image, volume } = p.dataset;
+  const { urls, urlsSecret, image, volume } = p.dataset;
   if (volume) return { volume: { name: 'data', persistentVolumeClaim: { claimName: volume, readOnly: true } } };
   const emptyDir: V1Volume = { name: 'data', emptyDir: {} };
   const mounts = [{ name: 'data', mountPath: '/mnt/data' }];
-  if (urls) {
+  if (urls || urlsSecret) {
     // Each URL's file lands in /mnt/data under its own name; the downloader checks every hop's
     // resolved addresses and redirects (workers/download-dataset.ts); a failed or empty download fails the pod.
-    const command = ['node', '--import', 'tsx', 'workers/main.ts', 'download-dataset', '--dir', '/mnt/data', ...urls];
-    return { volume: emptyDir, container: { name: 'dataset-download', image: images.datasetDownloader, command, volumeMounts: mounts } };
+    // URLs from a Secret are read from the mounted file, so they appear in no spec or history.
+    const command = ['node', '--import', 'tsx', 'workers/main.ts', 'download-dataset', '--dir', '/mnt/data'];
+    if (!urlsSecret) {
+      return { volume: emptyDir, container: { name: 'dataset-download', image: images.datasetDownloader, command: [...command, ...urls!], volumeMounts: mounts } };
+    }
+    return {
+      volume: emptyDir,
+      container: {
+        name: 'dataset-download',
+        image: images.datasetDownloader,
+        command: [...command, '--urls-file', '/etc/dataset-urls/urls'],
+        volumeMounts: [...mounts, { name: 'dataset-urls', mountPath: '/etc/dataset-urls', readOnly: true }],
+      },
+      secretVolume: { name: 'dataset-urls', secret: { secretName: urlsSecret.name, items: [{ key: urlsSecret.key ?? datasetUrlsSecretKey, path: 'urls' }] } },
+    };
   }
   // The dataset image's /data folder becomes /mnt/data. skopeo pulls it itself, so the pull
   // Secret goes to skopeo (--src-authfile), not to the pod's imagePullSecrets.
