@@ -9,8 +9,8 @@ import { estimateTrainingMemoryGiB, findModelPreset, type ModelPreset, modelPres
 import { defaultPriceTable, type PriceTable } from './prices.js';
 import { type TrainingConfig, trainingConfig } from './training-config.js';
 import { findVmSize, type VmSize, vmSizeNames } from './vm-sizes.js';
-import { type KaitoWorkspace, kaitoWorkspaceSchema } from './kaito-workspace.js';
-import { boolean, checkInput, dnsLabel, dnsLabelPattern, dnsSubdomain, list, number, oneOf, strict, text } from './schema.js';
+import { type KaitoWorkspace, kaitoWorkspaceSchema, pushSecretReason } from './kaito-workspace.js';
+import { boolean, checkInput, dnsLabel, dnsLabelPattern, dnsSubdomain, list, number, oneOf, refused, strict, text } from './schema.js';
 
 const secretName = dnsSubdomain('Secret');
 const imageText = text('an image reference (registry/repository[:tag]) of at most 255 characters');
@@ -74,7 +74,7 @@ export const fineTuneRequestSchema = strict({
   dataset: datasetSchema.optional(),
   tuning: tuningSchema.optional(),
   /** Where the adapter image goes: registry/repository[:tag]. */
-  output: strict({ image: imageText.optional(), pushSecret: secretName.optional() }).optional(),
+  output: strict({ image: imageText.optional(), pushSecret: refused(pushSecretReason) }).optional(),
   gpu: strict({
     vmSize: text('an Azure VM size name, e.g. Standard_NC24ads_A100_v4', { max: 64 }).optional(),
     spot: boolean().optional(),
@@ -111,7 +111,7 @@ export interface FineTunePlan {
   method: TuningMethod;
   dataset: DatasetSource;
   config: TrainingConfig;
-  output: ImageReference & { tag: string; pushSecret?: string };
+  output: ImageReference & { tag: string };
   vmSize: VmSize;
   spot: boolean;
   /** Set when the run uses an existing pool (it is then neither created nor released). */
@@ -157,7 +157,7 @@ export function fromKaitoWorkspace(workspace: KaitoWorkspace): FineTuneRequest {
       imagePullSecret: input.imagePullSecrets?.[0],
       volume: input.volumeSource?.persistentVolumeClaim.claimName,
     },
-    output: { image: tuning.output?.image, pushSecret: tuning.output?.imagePushSecret },
+    output: { image: tuning.output?.image },
     gpu: { vmSize: resource?.instanceType },
   };
 }
@@ -290,7 +290,7 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
       method,
       dataset,
       config: trainingConfig(method, tuning),
-      output: { ...output!, tag: output!.tag ?? runName, pushSecret: request.output?.pushSecret },
+      output: { ...output!, tag: output!.tag ?? runName },
       vmSize: vmSize!,
       spot: request.gpu?.spot ?? false,
       existingPool: request.gpu?.nodePool,

@@ -4,6 +4,10 @@
 import { z } from 'zod';
 import { dnsLabel, dnsSubdomain, list, number, refused, strict, text } from './schema.js';
 
+/** Why a push Secret is refused (request output.pushSecret, Workspace tuning.output.imagePushSecret). */
+export const pushSecretReason =
+  "the adapter is pushed with the pusher Job's Azure identity (workload identity with AcrPush on the registry), not a docker-config Secret; remove it";
+
 export const kaitoApiVersions = ['kaito.sh/v1alpha1', 'kaito.sh/v1beta1'] as const;
 
 export const kaitoWorkspaceSchema = strict(
@@ -39,7 +43,7 @@ export const kaitoWorkspaceSchema = strict(
       }).optional(),
       output: strict({
         image: text('an image reference of at most 255 characters').optional(),
-        imagePushSecret: dnsSubdomain('Secret').optional(),
+        imagePushSecret: refused(pushSecretReason),
         volumeSource: refused('volume outputs are not supported: the adapter is pushed as an image (output.image)'),
       }).optional(),
     }),

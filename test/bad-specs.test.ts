@@ -41,7 +41,7 @@ const validWorkspace: Record<string, Json> = {
     preset: { name: 'phi-3-mini-4k-instruct' },
     method: 'qlora',
     input: { urls: ['https://datasets.example.com/train.jsonl'] },
-    output: { image: 'myacr.azurecr.io/adapters/ws:v1', imagePushSecret: 'acr-push' },
+    output: { image: 'myacr.azurecr.io/adapters/ws:v1' },
   },
 };
 
@@ -171,7 +171,8 @@ add('names', 'namespace', 'kube-node-lease');
 add('names', 'gpu.nodePool', 'GPU-pool');
 add('names', 'deploy.name', 'x_y');
 add('names', 'dataset', { volume: 'Bad Vol' }, 'dataset.volume');
-add('names', 'output.pushSecret', 'Bad Secret');
+add('names', 'output.pushSecret', 'acr-push', 'output.pushSecret is not supported');
+add('KAITO Workspace', 'tuning.output.imagePushSecret', 'acr-push', 'workspace.tuning.output.imagePushSecret is not supported', validWorkspace);
 
 // Image references.
 add('images', 'output.image', `myacr.azurecr.io/${'a'.repeat(300)}:v1`);
@@ -383,7 +384,6 @@ describe('KAITO Workspace files that are accepted', () => {
     const { plan } = planFineTune(parseFineTuneSpec(text, 'multi.yaml'), { workflowId: 'ws' });
     expect(plan.method).toBe('qlora');
     expect(plan.runName).toBe('ws-tuning');
-    expect(plan.output.pushSecret).toBe('acr-push');
   });
 
   it('accepts kaito.sh/v1alpha1 as well', () => {

@@ -463,7 +463,6 @@ async function pushAdapter(
       resultsClaim: names.results,
       image,
       annotations,
-      pushSecret: plan.output.pushSecret,
     });
     const done = await watchJob(plan, job, finishedJobs, (progress) => {
       status.push = { ...progress, job };

@@ -17,8 +17,6 @@ export interface PusherJobParams {
   /** registry/repository:tag to push to. */
   image: string;
   annotations: Record<string, string>;
-  /** A Secret with a docker config for the registry (KAITO's imagePushSecret); workload identity otherwise. */
-  pushSecret?: string;
 }
 
 export function adapterPusherJob(p: PusherJobParams): V1Job {
@@ -46,16 +44,10 @@ export function adapterPusherJob(p: PusherJobParams): V1Job {
                 p.image,
                 ...Object.entries(p.annotations).flatMap(([k, v]) => ['--annotation', `${k}=${v}`]),
               ],
-              volumeMounts: [
-                { name: 'results', mountPath: '/mnt/results', readOnly: true },
-                ...(p.pushSecret ? [{ name: 'push-secret', mountPath: '/root/.docker', readOnly: true }] : []),
-              ],
+              volumeMounts: [{ name: 'results', mountPath: '/mnt/results', readOnly: true }],
             },
           ],
-          volumes: [
-            { name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim, readOnly: true } },
-            ...(p.pushSecret ? [{ name: 'push-secret', secret: { secretName: p.pushSecret, items: [{ key: '.dockerconfigjson', path: 'config.json' }] } }] : []),
-          ],
+          volumes: [{ name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim, readOnly: true } }],
         },
       },
     },
