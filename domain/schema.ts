@@ -95,6 +95,9 @@ function fieldsAt(schema: z.ZodType, path: PropertyKey[]): string[] {
 const pathText = (path: PropertyKey[]) =>
   path.reduce<string>((s, p) => (typeof p === 'number' ? `${s}[${p}]` : s ? `${s}.${String(p)}` : String(p)), '');
 
+/** Problems reported at most: a spec of thousands of bad keys gets a readable answer, quickly. */
+export const maxProblems = 50;
+
 /** Readable problems for a failed parse: one line per issue (per unknown key). */
 export function problemsOf(schema: z.ZodType, error: z.ZodError, root: string): string[] {
   return error.issues.flatMap((issue): string[] => {
@@ -102,11 +105,12 @@ export function problemsOf(schema: z.ZodType, error: z.ZodError, root: string): 
     const field = at || root;
     if (issue.code === 'unrecognized_keys') {
       const known = fieldsAt(schema, issue.path);
-      return issue.keys.map((key) => {
+      const more = issue.keys.length - maxProblems;
+      return [...issue.keys.slice(0, maxProblems).map((key) => {
         const name = at ? `${at}.${key}` : key;
         const guess = didYouMean(key, known);
         return `${name} is not a known field${guess ? `: did you mean ${at ? `${at}.` : ''}${guess}?` : `; known fields here: ${known.join(', ')}`}`;
-      });
+      }), ...(more > 0 ? [`... and ${more} more unknown fields in ${field}`] : [])];
     }
     if (issue.code === 'invalid_type' && issue.expected === 'never') return [`${field} is not supported: ${issue.message}`];
     if (issue.input === undefined && issue.code === 'invalid_type') return [`${field} is required: ${issue.message}`];
@@ -117,8 +121,11 @@ export function problemsOf(schema: z.ZodType, error: z.ZodError, root: string): 
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; problems: string[] };
 
+
 /** Parses a workflow input with its schema; `root` names the whole input in problems. */
 export function checkInput<S extends z.ZodType>(schema: S, input: unknown, root: string): Checked<z.infer<S>> {
   const result = schema.safeParse(input, { reportInput: true });
-  return result.success ? { ok: true, value: result.data } : { ok: false, problems: problemsOf(schema, result.error, root) };
+  if (result.success) return { ok: true, value: result.data };
+  const problems = problemsOf(schema, result.error, root);
+  return { ok: false, problems: problems.length > maxProblems + 1 ? [...problems.slice(0, maxProblems), `... and ${problems.length - maxProblems} more problems`] : problems };
 }

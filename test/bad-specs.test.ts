@@ -248,6 +248,8 @@ addText('spec text', 'empty file', '', 'is empty', false);
 addText('spec text', 'over 256 KiB', `# ${'x'.repeat(specSizeLimitBytes)}\n${stringify(valid)}`, 'at most 262144 bytes', false);
 addText('spec text', 'duplicate key', `${stringify(valid)}model: phi-3-mini-128k-instruct\n`, 'YAML syntax error', false);
 addText('spec text', 'alias bomb', `a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n`, 'alias', false);
+const manyKeys = stringify(Object.fromEntries(Array.from({ length: 30_000 }, (_, k) => [`k${k}`, 1])));
+addText('spec text', '255 KiB of unknown keys (50 reported)', manyKeys.slice(0, manyKeys.lastIndexOf('\n', 255 * 1024) + 1), 'more unknown fields in request');
 addText('spec text', 'a scalar document', 'hello\n', 'request must be an object', true);
 addText('spec text', 'a list document', '- model: phi-3-mini-4k-instruct\n', 'request must be an object', true);
 
