@@ -6,6 +6,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Client } from '@temporalio/client';
 import { createNodePoolActivities } from './azure/node-pools.js';
 import { createDatasetActivities } from './datasets/fingerprint.js';
+import { createWorkspaceTextActivities } from './kaito/workspace-text.js';
 import { createFineTuneKubeActivities } from './kubernetes/fine-tune.js';
 import { createJobActivities } from './kubernetes/jobs.js';
 import { createNodeActivities } from './kubernetes/nodes.js';
@@ -46,6 +47,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createDatasetActivities({ credential: deps.registryCredential }),
     ...createProductStateActivities({ kubeConfig: deps.kubeConfig, namespace: deps.stateNamespace }),
     ...createRunActivities({ client: deps.temporalClient }),
+    ...createWorkspaceTextActivities(),
   };
 }
 

@@ -1,7 +1,9 @@
 // The typed client for other services: start, follow, list, cancel and plan fineTune runs.
 // Requests are validated here first, so a bad one fails before any workflow exists.
+import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
-import { type FineTunePlan, type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { type FineTuneInput, type FineTunePlan, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { parseSpecText, requestFromSpec, specSizeLimitBytes, SpecTextError } from '../domain/spec-text.js';
 import { estimateCost } from '../domain/prices.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { fineTuneObjectNames } from '../workflows/naming.js';
@@ -18,13 +20,58 @@ export interface StartOptions {
   taskQueue?: string;
 }
 
-function defaultWorkflowId(request: FineTuneRequest): string {
-  const base = request.runName ?? request.model ?? 'run';
+/**
+ * A spec file (YAML or JSON; a fineTune request or a KAITO Workspace, also inside a
+ * multi-document file). Files over 256 KiB are refused before they are read in full.
+ */
+export function readFineTuneSpec(file: string): FineTuneInput {
+  let text: string;
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      if (size > specSizeLimitBytes) throw new FineTuneRequestError([`${file} is ${size} bytes; a spec may be at most ${specSizeLimitBytes} bytes (256 KiB)`]);
+      const buffer = Buffer.alloc(size);
+      text = buffer.subarray(0, readSync(fd, buffer, 0, size, 0)).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    if (err instanceof FineTuneRequestError) throw err;
+    throw new FineTuneRequestError([`${file} cannot be read: ${(err as Error).message}`]);
+  }
+  return parseFineTuneSpec(text, file);
+}
+
+/** Spec text (YAML or JSON) into a request; syntax errors give the line and column. */
+export function parseFineTuneSpec(text: string, source: string): FineTuneInput {
+  try {
+    return requestFromSpec(parseSpecText(text, source)) as FineTuneInput;
+  } catch (err) {
+    if (err instanceof SpecTextError) throw new FineTuneRequestError([err.message]);
+    throw err;
+  }
+}
+
+/** The request as it is sent: a Workspace given as text is parsed here, at the edge. */
+export function withParsedWorkspace(request: FineTuneInput): FineTuneInput {
+  if (typeof request?.workspace !== 'string') return request;
+  try {
+    return { ...request, workspace: parseSpecText(request.workspace, 'workspace') as FineTuneInput['workspace'] };
+  } catch (err) {
+    if (err instanceof SpecTextError) throw new FineTuneRequestError([err.message]);
+    throw err;
+  }
+}
+
+function defaultWorkflowId(request: FineTuneInput): string {
+  const base = (typeof request?.runName === 'string' && request.runName) || (typeof request?.model === 'string' && request.model) || 'run';
   return `fine-tune-${base}-${new Date().toISOString().replace(/[:.]/g, '-').toLowerCase()}`;
 }
 
 /** Validates, then starts a run. A run already started under the same id is returned, not duplicated. */
-export async function startFineTune(client: Client, request: FineTuneRequest, options: StartOptions = {}): Promise<WorkflowHandle<typeof fineTune>> {
+export async function startFineTune(client: Client, input: FineTuneInput, options: StartOptions = {}): Promise<WorkflowHandle<typeof fineTune>> {
+  const request = withParsedWorkspace(input);
   const workflowId = options.workflowId ?? defaultWorkflowId(request);
   const validation = validateFineTuneRequest(request, workflowId);
   if (!validation.ok) throw new FineTuneRequestError(validation.problems);
@@ -111,9 +158,9 @@ export interface FineTuneDryRun {
 }
 
 /** What a run would do, computed without touching ARM, the cluster or the registry. */
-export function planFineTune(request: FineTuneRequest, options: { workflowId?: string; trainingHours?: number } = {}): FineTuneDryRun {
-  const workflowId = options.workflowId ?? defaultWorkflowId(request);
-  const validation = validateFineTuneRequest(request, workflowId);
+export function planFineTune(input: FineTuneInput, options: { workflowId?: string; trainingHours?: number } = {}): FineTuneDryRun {
+  const workflowId = options.workflowId ?? defaultWorkflowId(input);
+  const validation = validateFineTuneRequest(withParsedWorkspace(input), workflowId);
   if (!validation.ok) throw new FineTuneRequestError(validation.problems);
   const { plan } = validation;
   const hours = options.trainingHours ?? 1;

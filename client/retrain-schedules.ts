@@ -1,8 +1,9 @@
 // Retraining schedules: Temporal Schedules whose action is the retrain workflow.
 import { type Client, type ScheduleDescription, ScheduleOverlapPolicy, type ScheduleSummary } from '@temporalio/client';
-import { type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
-import { retrain, scheduleIdPattern } from '../workflows/retrain.js';
-import { FineTuneRequestError } from './fine-tune-client.js';
+import { type FineTuneInput, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { scheduleIdPattern } from '../domain/workflow-inputs.js';
+import { retrain } from '../workflows/retrain.js';
+import { FineTuneRequestError, withParsedWorkspace } from './fine-tune-client.js';
 
 export interface RetrainScheduleOptions {
   /** Cron expression (e.g. "0 3 * * 1"), or */
@@ -29,7 +30,8 @@ export const overlapPolicies = {
   'allow-all': ScheduleOverlapPolicy.ALLOW_ALL,
 } as const;
 
-function scheduleParts(id: string, request: FineTuneRequest, o: RetrainScheduleOptions) {
+function scheduleParts(id: string, input: FineTuneInput, o: RetrainScheduleOptions) {
+  const request = withParsedWorkspace(input);
   const problems: string[] = [];
   if (!scheduleIdPattern.test(id)) problems.push(`schedule id "${id}" must be 1-40 lowercase letters, digits and '-'`);
   if (!o.cron === !o.every) problems.push('give exactly one of cron and every');
@@ -48,7 +50,7 @@ function scheduleParts(id: string, request: FineTuneRequest, o: RetrainScheduleO
       workflowType: retrain,
       workflowId: `retrain-${id}`,
       taskQueue: o.taskQueue ?? 'fine-tuning',
-      args: [{ schedule: id, request }] as [{ schedule: string; request: FineTuneRequest }],
+      args: [{ schedule: id, request }] as [{ schedule: string; request: FineTuneInput }],
     },
     policies: { overlap: overlapPolicies[o.overlap ?? 'skip'], catchupWindow: o.catchupWindow ?? '1 minute' },
   };
@@ -65,11 +67,11 @@ export function describeWhen(spec: ScheduleDescription['spec']): string {
   return [...calendars, ...intervals].join('; ') + (spec.timezone ? ` (${spec.timezone})` : '');
 }
 
-export async function createRetrainSchedule(client: Client, id: string, request: FineTuneRequest, options: RetrainScheduleOptions): Promise<void> {
+export async function createRetrainSchedule(client: Client, id: string, request: FineTuneInput, options: RetrainScheduleOptions): Promise<void> {
   await client.schedule.create({ scheduleId: id, ...scheduleParts(id, request, options) });
 }
 
-export async function updateRetrainSchedule(client: Client, id: string, request: FineTuneRequest, options: RetrainScheduleOptions): Promise<void> {
+export async function updateRetrainSchedule(client: Client, id: string, request: FineTuneInput, options: RetrainScheduleOptions): Promise<void> {
   const parts = scheduleParts(id, request, options);
   await client.schedule.getHandle(id).update((previous) => ({ ...previous, ...parts }));
 }

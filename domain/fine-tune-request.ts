@@ -1,65 +1,117 @@
 // What a person asks for (FineTuneRequest: one object, so the Temporal UI can start a run),
 // and what the pipeline will do (FineTunePlan). validateFineTuneRequest reports every problem
 // at once, before anything is created. Pure code: the workflow runs it.
-import { parse as parseYaml } from 'yaml';
-import { datasetUrlProblem } from './dataset-url.js';
+import { z } from 'zod';
+import { datasetUrlProblem, hostProblem } from './dataset-url.js';
 import { fnv1a } from './hash.js';
 import { type ImageReference, parseImageReference } from './image-reference.js';
 import { estimateTrainingMemoryGiB, findModelPreset, type ModelPreset, modelPresetNames, type TuningMethod } from './models.js';
 import { defaultPriceTable, type PriceTable } from './prices.js';
-import { type TrainingConfig, trainingConfig, type TuningOverrides } from './training-config.js';
+import { type TrainingConfig, trainingConfig } from './training-config.js';
 import { findVmSize, type VmSize, vmSizeNames } from './vm-sizes.js';
+import { type KaitoWorkspace, kaitoWorkspaceSchema, pushSecretReason } from './kaito-workspace.js';
+import { boolean, checkInput, dnsLabel, dnsLabelPattern, dnsSubdomain, list, number, oneOf, refused, strict, text } from './schema.js';
 
-export interface DatasetSource {
+const secretName = dnsSubdomain('Secret');
+const imageText = text('an image reference (registry/repository[:tag]) of at most 255 characters');
+
+const datasetSchema = strict({
   /** http(s) URLs of csv/json/jsonl/parquet files; each is downloaded into /mnt/data. */
-  urls?: string[];
+  urls: list(text('an http(s) URL of at most 2048 characters', { max: 2048 }), 1, 100, 'URLs').optional(),
   /** An image whose /data folder holds the dataset. */
-  image?: string;
-  imagePullSecret?: string;
+  image: imageText.optional(),
+  /** Pulls dataset.image (the tuning pod's imagePullSecrets). */
+  imagePullSecret: secretName.optional(),
   /** An existing PersistentVolumeClaim holding the dataset. */
-  volume?: string;
-}
+  volume: dnsSubdomain('PersistentVolumeClaim').optional(),
+  /**
+   * A Secret in the run's namespace whose key holds dataset URLs, one a line: for URLs that carry
+   * secrets (an Azure Blob SAS token), which then never reach the workflow's history.
+   */
+  urlsSecret: strict({
+    name: secretName,
+    key: text("a Secret key: letters, digits, '-', '_' and '.'", { pattern: /^[-._a-zA-Z0-9]+$/, max: 253 }).optional(),
+  }).optional(),
+});
 
-export type ReleasePolicy = 'delete' | 'scale-to-zero';
+const tuningSchema = strict({
+  loraR: number(1, 1024, { integer: true }).optional(),
+  loraAlpha: number(1, 4096).optional(),
+  loraDropout: number(0, 0.99).optional(),
+  epochs: number(0.01, 1000).optional(),
+  learningRate: number(1e-9, 1).optional(),
+  batchSize: number(1, 4096, { integer: true }).optional(),
+  gradientAccumulationSteps: number(1, 4096, { integer: true }).optional(),
+  maxSteps: number(1, 10_000_000, { integer: true }).optional(),
+  /** Quantization switches: qlora needs exactly one; lora must have neither. */
+  loadIn4bit: boolean().optional(),
+  loadIn8bit: boolean().optional(),
+  /** Training stops and the run fails after this many hours: the tuning Job's activeDeadlineSeconds (default 24). */
+  maxHours: number(0.1, 720).optional(),
+  /** A trainer or pusher pod that cannot be scheduled, pull its image, or keeps crashing fails the run after this many minutes (default 15). */
+  podStartTimeoutMinutes: number(0.05, 240).optional(),
+});
 
-export interface FineTuneRequest {
+const priceTableSchema = strict({
+  asOf: text('a date, e.g. 2026-01-31', { max: 32 }),
+  source: text('a short description of where the prices come from', { max: 500 }),
+  currency: text('a three-letter currency code, e.g. USD', { pattern: /^[A-Z]{3}$/, max: 3 }),
+  perHour: z.record(text('an Azure VM size name', { max: 64 }), number(0, 10_000), { error: 'a mapping of VM size to price per hour' }),
+  spotFactor: number(0, 1),
+});
+
+const positiveAmount = number(0, 1_000_000, { minExclusive: true });
+
+export const releasePolicies = ['delete', 'scale-to-zero'] as const;
+
+/** What a person asks for: one object, so the Temporal UI can start a run. */
+export const fineTuneRequestSchema = strict({
   /** Names the run's objects; the workflow id is used when absent. */
-  runName?: string;
+  runName: dnsLabel(40, 'run name').optional(),
   /** Model preset, e.g. phi-3-mini-4k-instruct. */
-  model?: string;
-  method?: TuningMethod;
-  dataset?: DatasetSource;
-  tuning?: TuningOverrides;
+  model: text('a model preset name', { max: 100 }).optional(),
+  method: oneOf(['lora', 'qlora']).optional(),
+  dataset: datasetSchema.optional(),
+  tuning: tuningSchema.optional(),
   /** Where the adapter image goes: registry/repository[:tag]. */
-  output?: { image?: string; pushSecret?: string };
-  gpu?: {
-    vmSize?: string;
-    spot?: boolean;
+  output: strict({ image: imageText.optional(), pushSecret: refused(pushSecretReason) }).optional(),
+  gpu: strict({
+    vmSize: text('an Azure VM size name, e.g. Standard_NC24ads_A100_v4', { max: 64 }).optional(),
+    spot: boolean().optional(),
     /** An existing pool to run on instead of creating one. */
-    nodePool?: string;
+    nodePool: text('an AKS pool name: a lowercase letter, then up to 11 lowercase letters or digits', { pattern: /^[a-z][a-z0-9]{0,11}$/, max: 12 }).optional(),
     /** Use an idle pool of this product with the same VM size and spot setting when there is one (default true). */
-    reuseWarmPool?: boolean;
-  };
+    reuseWarmPool: boolean().optional(),
+  }).optional(),
   /** Serve the base model with the adapter after training. Off when absent. */
-  deploy?: { name?: string; replicas?: number };
-  release?: { policy?: ReleasePolicy; idleGraceMinutes?: number };
-  namespace?: string;
-  /** A KAITO tuning Workspace (YAML text or object); its fields fill what the request leaves out. */
-  workspace?: string | Record<string, unknown>;
+  deploy: strict({ name: dnsLabel(50, 'Deployment name').optional(), replicas: number(1, 10, { integer: true }).optional() }).optional(),
+  release: strict({ policy: oneOf(releasePolicies).optional(), idleGraceMinutes: number(0, 10_080).optional() }).optional(),
+  namespace: dnsLabel(63, 'namespace').optional(),
+  /** A KAITO tuning Workspace; its fields fill what the request leaves out. Text is parsed before validation. */
+  workspace: kaitoWorkspaceSchema.optional(),
   /** Prices for the status's cost estimate, when the built-in table is out of date. */
-  prices?: PriceTable;
+  prices: priceTableSchema.optional(),
   /** How often training and rollouts are checked (default 30 s). */
-  pollIntervalSeconds?: number;
+  pollIntervalSeconds: number(1, 600).optional(),
   /** Stop training, clean up and fail when the run's GPUs have cost this much. */
-  budget?: { maxGpuHours?: number; maxCost?: number };
-}
+  budget: strict({ maxGpuHours: positiveAmount.optional(), maxCost: positiveAmount.optional() }).optional(),
+});
+
+export type FineTuneRequest = z.infer<typeof fineTuneRequestSchema>;
+/** What a workflow start may carry: a Workspace may still be text (the Temporal UI's path). */
+export type FineTuneInput = Omit<FineTuneRequest, 'workspace'> & { workspace?: FineTuneRequest['workspace'] | string };
+export type DatasetSource = z.infer<typeof datasetSchema>;
+export type ReleasePolicy = (typeof releasePolicies)[number];
+
+/** Namespaces the product never writes to. */
+export const protectedNamespaces = ['kube-system', 'kube-public', 'kube-node-lease'];
 
 export interface FineTunePlan {
   model: ModelPreset;
   method: TuningMethod;
   dataset: DatasetSource;
   config: TrainingConfig;
-  output: ImageReference & { tag: string; pushSecret?: string };
+  output: ImageReference & { tag: string };
   vmSize: VmSize;
   spot: boolean;
   /** Set when the run uses an existing pool (it is then neither created nor released). */
@@ -73,17 +125,15 @@ export interface FineTunePlan {
   prices: PriceTable;
   pollIntervalSeconds: number;
   budget?: { maxGpuHours?: number; maxCost?: number };
-  /** The tuning Job's activeDeadlineSeconds, in hours. */
+  /** tuning.maxHours: training stops and the run fails after this long. */
   maxHours: number;
-  /** How long a trainer or pusher pod may take to start before the run fails with its reason. */
+  /** tuning.podStartTimeoutMinutes: how long a trainer or pusher pod may be stuck before the run fails with its reason. */
   podStartTimeoutMinutes: number;
 }
 
 export type Validation = { ok: true; plan: FineTunePlan } | { ok: false; problems: string[] };
 
-const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const isDnsLabel = (s: string, max = 63) => s.length <= max && dnsLabel.test(s);
-const isDnsSubdomain = (s: string) => s.length <= 253 && s.split('.').every((p) => dnsLabel.test(p));
+export const planDefaults = { namespace: 'aks-finetune', maxHours: 24, podStartTimeoutMinutes: 15, pollIntervalSeconds: 30 };
 
 /** The workflow id as a DNS label; a long id is cut and keeps a hash of the whole, so runs stay apart. */
 function defaultRunName(workflowId: string): string {
@@ -92,30 +142,23 @@ function defaultRunName(workflowId: string): string {
   return `${slug.slice(0, 32).replace(/-+$/, '')}-${fnv1a(workflowId).toString(36)}`;
 }
 
-/** Reads a KAITO v1beta1 tuning Workspace (fields at the top level, no `spec`) into a request. */
-export function fromKaitoWorkspace(workspace: Record<string, unknown>): FineTuneRequest {
-  const resource = (workspace.resource ?? {}) as { instanceType?: string };
-  const tuning = (workspace.tuning ?? {}) as {
-    preset?: { name?: string };
-    method?: TuningMethod;
-    input?: { urls?: string[]; image?: string; imagePullSecrets?: string[]; volumeSource?: { persistentVolumeClaim?: { claimName?: string } } };
-    output?: { image?: string; imagePushSecret?: string };
-  };
-  const metadata = (workspace.metadata ?? {}) as { name?: string; namespace?: string };
+/** Reads a KAITO tuning Workspace (already checked by its schema) into a request. */
+export function fromKaitoWorkspace(workspace: KaitoWorkspace): FineTuneRequest {
+  const { tuning, metadata, resource } = workspace;
   const input = tuning.input ?? {};
   return {
-    runName: metadata.name,
-    namespace: metadata.namespace,
+    runName: metadata?.name,
+    namespace: metadata?.namespace,
     model: tuning.preset?.name,
-    method: tuning.method,
+    method: tuning.method?.toLowerCase() as TuningMethod | undefined,
     dataset: {
       urls: input.urls,
       image: input.image,
       imagePullSecret: input.imagePullSecrets?.[0],
-      volume: input.volumeSource?.persistentVolumeClaim?.claimName,
+      volume: input.volumeSource?.persistentVolumeClaim.claimName,
     },
-    output: { image: tuning.output?.image, pushSecret: tuning.output?.imagePushSecret },
-    gpu: { vmSize: resource.instanceType },
+    output: { image: tuning.output?.image },
+    gpu: { vmSize: resource?.instanceType },
   };
 }
 
@@ -132,13 +175,6 @@ function merge(request: FineTuneRequest, base: FineTuneRequest): FineTuneRequest
   };
 }
 
-function checkNumber(problems: string[], name: string, value: number | undefined, min: number, max: number, integer = false): void {
-  if (value === undefined) return;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    problems.push(`tuning.${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, not ${String(value)}`);
-  }
-}
-
 /** The smallest known GPU size whose GPUs hold `neededGiB` each and compute in bf16. */
 function smallestFittingSize(neededGiB: number): string | undefined {
   return vmSizeNames
@@ -147,35 +183,31 @@ function smallestFittingSize(neededGiB: number): string | undefined {
     .sort((a, b) => a.gpus - b.gpus || a.gpu!.memoryGiB - b.gpu!.memoryGiB || a.vCpus - b.vCpus)[0]?.name;
 }
 
-export function validateFineTuneRequest(input: FineTuneRequest, workflowId: string): Validation {
+/** What hostProblem says of a registry's host (without its port). */
+const registryHostProblem = (registry: string) => hostProblem(registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
+
+/** A namespace the product may write to, or why not. */
+export function namespaceProblem(namespace: string, field = 'namespace'): string | undefined {
+  return protectedNamespaces.includes(namespace) ? `${field} "${namespace}" is a system namespace the product never writes to; use your own, e.g. aks-finetune` : undefined;
+}
+
+/**
+ * Checks a request (any JSON value: runs also start from the Temporal UI) with its schema, then
+ * what a schema cannot say (known presets and sizes, memory, bf16, image references...).
+ * Every problem is reported at once. A Workspace given as text must be parsed first (the CLI,
+ * the client and fineTune's parse activity do that).
+ */
+export function validateFineTuneRequest(input: unknown, workflowId: string): Validation {
+  const checked = checkInput(fineTuneRequestSchema, input ?? {}, 'request');
+  if (!checked.ok) return checked;
   const problems: string[] = [];
-  let request = input ?? {};
-  if (request.workspace !== undefined) {
-    let workspace: unknown = request.workspace;
-    let readable = true;
-    if (typeof workspace === 'string') {
-      try {
-        workspace = parseYaml(workspace); // YAML is a superset of JSON: both are accepted
-      } catch (err) {
-        readable = false;
-        problems.push(`workspace is not valid YAML or JSON: ${(err as Error).message}`);
-      }
-    }
-    if (readable && (!workspace || typeof workspace !== 'object' || Array.isArray(workspace))) {
-      problems.push('workspace must be a KAITO Workspace (an object, or its YAML/JSON text)');
-    } else if (readable) {
-      const kind = (workspace as { kind?: string }).kind;
-      if (kind !== undefined && kind !== 'Workspace') problems.push(`workspace has kind "${kind}", expected a KAITO Workspace`);
-      request = merge(request, fromKaitoWorkspace(workspace as Record<string, unknown>));
-    }
-  }
+  const request = checked.value.workspace ? merge(checked.value, fromKaitoWorkspace(checked.value.workspace)) : checked.value;
 
   const model = request.model ? findModelPreset(request.model) : undefined;
   if (!request.model) problems.push(`model is required: one of ${modelPresetNames.join(', ')}`);
   else if (!model) problems.push(`model "${request.model}" is not a preset KAITO can tune; choose one of ${modelPresetNames.join(', ')}`);
 
   const method = request.method ?? 'lora';
-  if (method !== 'lora' && method !== 'qlora') problems.push(`method must be "lora" or "qlora", not "${String(method)}"`);
   const tuning = request.tuning ?? {};
   if (method === 'lora' && (tuning.loadIn4bit || tuning.loadIn8bit)) {
     problems.push('method lora trains a full-precision base: loadIn4bit and loadIn8bit must not be true (use method qlora for a quantized base)');
@@ -186,16 +218,6 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
   if (method === 'qlora' && tuning.loadIn4bit === false && tuning.loadIn8bit === undefined) {
     problems.push('method qlora needs a quantized base: set loadIn4bit or loadIn8bit to true');
   }
-  checkNumber(problems, 'loraR', tuning.loraR, 1, 1024, true);
-  checkNumber(problems, 'loraAlpha', tuning.loraAlpha, 1, 4096);
-  checkNumber(problems, 'loraDropout', tuning.loraDropout, 0, 0.99);
-  checkNumber(problems, 'epochs', tuning.epochs, 0.01, 1000);
-  checkNumber(problems, 'learningRate', tuning.learningRate, 1e-9, 1);
-  checkNumber(problems, 'batchSize', tuning.batchSize, 1, 4096, true);
-  checkNumber(problems, 'gradientAccumulationSteps', tuning.gradientAccumulationSteps, 1, 4096, true);
-  checkNumber(problems, 'maxSteps', tuning.maxSteps, 1, 10_000_000, true);
-  checkNumber(problems, 'maxHours', tuning.maxHours, 0.01, 720);
-  checkNumber(problems, 'podStartTimeoutMinutes', tuning.podStartTimeoutMinutes, 0.05, 24 * 60);
 
   const vmSize = request.gpu?.vmSize ? findVmSize(request.gpu.vmSize) : undefined;
   let memoryNeededGiB = 0;
@@ -206,7 +228,7 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
     if (!vmSize.gpu.bf16) {
       problems.push(`gpu.vmSize ${vmSize.name} has ${vmSize.gpu.model} GPUs, which do not compute in bfloat16 as the trainer does; choose an A10, A100 or H100 size`);
     }
-    if (model && (method === 'lora' || method === 'qlora')) {
+    if (model) {
       memoryNeededGiB = estimateTrainingMemoryGiB(model, method);
       if (memoryNeededGiB > vmSize.gpu.memoryGiB) {
         const qloraNeed = estimateTrainingMemoryGiB(model, 'qlora');
@@ -221,62 +243,41 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
       }
     }
   }
-  if (request.gpu?.nodePool !== undefined && !/^[a-z][a-z0-9]{0,11}$/.test(request.gpu.nodePool)) {
-    problems.push(`gpu.nodePool "${request.gpu.nodePool}" is not a valid AKS pool name (a lowercase letter, then up to 11 lowercase letters or digits)`);
-  }
 
   const dataset = request.dataset ?? {};
-  const sources = (['urls', 'image', 'volume'] as const).filter((k) => dataset[k] !== undefined);
+  const sources = (['urls', 'urlsSecret', 'image', 'volume'] as const).filter((k) => dataset[k] !== undefined);
   if (sources.length !== 1) {
-    problems.push(`dataset needs exactly one of urls, image or volume${sources.length ? ` (got ${sources.join(' and ')})` : ''}`);
+    problems.push(`dataset needs exactly one of urls, urlsSecret, image or volume${sources.length ? ` (got ${sources.join(' and ')})` : ''}`);
   }
-  if (dataset.urls !== undefined) {
-    if (!Array.isArray(dataset.urls) || dataset.urls.length === 0) problems.push('dataset.urls must be a non-empty list');
-    else for (const url of dataset.urls) {
-      const problem = datasetUrlProblem(url);
-      if (problem) problems.push(`dataset.urls: ${problem}`);
-    }
-  }
+  dataset.urls?.forEach((url, i) => {
+    const problem = datasetUrlProblem(url);
+    if (problem) problems.push(`dataset.urls[${i}]: ${problem}`);
+  });
   if (dataset.image !== undefined && !parseImageReference(dataset.image)) problems.push(`dataset.image "${dataset.image}" is not a valid image reference`);
-  if (dataset.volume !== undefined && !isDnsSubdomain(dataset.volume)) problems.push(`dataset.volume "${dataset.volume}" is not a valid PersistentVolumeClaim name`);
-  if (dataset.imagePullSecret !== undefined && !isDnsSubdomain(dataset.imagePullSecret)) {
-    problems.push(`dataset.imagePullSecret "${dataset.imagePullSecret}" is not a valid Secret name`);
+  if (dataset.imagePullSecret !== undefined && dataset.image === undefined) {
+    problems.push('dataset.imagePullSecret pulls dataset.image: set it only with dataset.image');
   }
 
   const runName = request.runName ?? defaultRunName(workflowId);
-  if (!isDnsLabel(runName, 40)) problems.push(`runName "${runName}" must be a DNS label of at most 40 characters (lowercase letters, digits, '-')`);
+  if (!dnsLabelPattern.test(runName) || runName.length > 40) problems.push(`runName "${runName}" must be a DNS label of at most 40 characters (lowercase letters, digits, '-')`);
 
   const output = request.output?.image ? parseImageReference(request.output.image) : undefined;
   if (!request.output?.image) problems.push('output.image is required: the registry/repository[:tag] the adapter image is pushed to');
   else if (!output) problems.push(`output.image "${request.output.image}" is not a valid image reference`);
   else if (output.registry === 'docker.io') problems.push(`output.image "${request.output.image}" names no registry; write it as myregistry.azurecr.io/repository[:tag]`);
   else if (output.digest) problems.push('output.image must not carry a digest: the digest is known only after the push');
-  if (request.output?.pushSecret !== undefined && !isDnsSubdomain(request.output.pushSecret)) {
-    problems.push(`output.pushSecret "${request.output.pushSecret}" is not a valid Secret name`);
+  else if (/link-local|metadata|WireServer/.test(registryHostProblem(output.registry) ?? '')) {
+    problems.push(`output.image's registry ${output.registry} is ${registryHostProblem(output.registry)}: no registry lives there`);
   }
 
-  const namespace = request.namespace ?? 'aks-finetune';
-  if (!isDnsLabel(namespace)) problems.push(`namespace "${namespace}" is not a valid Kubernetes namespace name`);
-  let deploy: FineTunePlan['deploy'];
-  if (request.deploy) {
-    deploy = { name: request.deploy.name ?? runName, replicas: request.deploy.replicas ?? 1 };
-    if (!isDnsLabel(deploy.name, 50)) problems.push(`deploy.name "${deploy.name}" must be a DNS label of at most 50 characters`);
-    if (!Number.isInteger(deploy.replicas) || deploy.replicas < 1 || deploy.replicas > 10) problems.push('deploy.replicas must be an integer from 1 to 10');
-  }
+  const namespace = request.namespace ?? planDefaults.namespace;
+  const protectedProblem = namespaceProblem(namespace);
+  if (protectedProblem) problems.push(protectedProblem);
+  const deploy = request.deploy ? { name: request.deploy.name ?? runName, replicas: request.deploy.replicas ?? 1 } : undefined;
+  if (deploy && deploy.name.length > 50) problems.push(`deploy.name "${deploy.name}" must be a DNS label of at most 50 characters`);
   const release = { policy: request.release?.policy ?? 'delete', idleGraceMinutes: request.release?.idleGraceMinutes ?? 0 };
-  if (release.policy !== 'delete' && release.policy !== 'scale-to-zero') problems.push(`release.policy must be "delete" or "scale-to-zero", not "${String(release.policy)}"`);
-  if (typeof release.idleGraceMinutes !== 'number' || release.idleGraceMinutes < 0) problems.push('release.idleGraceMinutes must be a number >= 0');
-
-  const pollIntervalSeconds = request.pollIntervalSeconds ?? 30;
-  if (typeof pollIntervalSeconds !== 'number' || pollIntervalSeconds < 1 || pollIntervalSeconds > 600) {
-    problems.push('pollIntervalSeconds must be a number from 1 to 600');
-  }
 
   const budget = request.budget;
-  for (const key of ['maxGpuHours', 'maxCost'] as const) {
-    const value = budget?.[key];
-    if (value !== undefined && (typeof value !== 'number' || !(value > 0))) problems.push(`budget.${key} must be a number > 0`);
-  }
   if (budget?.maxCost !== undefined && vmSize && (request.prices ?? defaultPriceTable).perHour[vmSize.name] === undefined) {
     problems.push(`budget.maxCost needs a price for ${vmSize.name}: add it to prices.perHour`);
   }
@@ -289,7 +290,7 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
       method,
       dataset,
       config: trainingConfig(method, tuning),
-      output: { ...output!, tag: output!.tag ?? runName, pushSecret: request.output?.pushSecret },
+      output: { ...output!, tag: output!.tag ?? runName },
       vmSize: vmSize!,
       spot: request.gpu?.spot ?? false,
       existingPool: request.gpu?.nodePool,
@@ -300,10 +301,10 @@ export function validateFineTuneRequest(input: FineTuneRequest, workflowId: stri
       runName,
       memoryNeededGiB,
       prices: request.prices ?? defaultPriceTable,
-      pollIntervalSeconds,
-      maxHours: tuning.maxHours ?? 24,
-      podStartTimeoutMinutes: tuning.podStartTimeoutMinutes ?? 15,
+      pollIntervalSeconds: request.pollIntervalSeconds ?? planDefaults.pollIntervalSeconds,
       budget,
+      maxHours: tuning.maxHours ?? planDefaults.maxHours,
+      podStartTimeoutMinutes: tuning.podStartTimeoutMinutes ?? planDefaults.podStartTimeoutMinutes,
     },
   };
 }

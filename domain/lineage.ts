@@ -1,5 +1,6 @@
 // The lineage an adapter image carries as OCI annotations: what it was trained from, how, and by
 // which run. KAITO reads sh.kaito.model.name; the rest answers "where did this adapter come from".
+import { datasetLineage } from './dataset-url.js';
 import type { DatasetSource } from './fine-tune-request.js';
 import type { TuningMethod } from './models.js';
 
@@ -10,13 +11,6 @@ export interface LineageInput {
   configHash: string;
   workflowId: string;
   created: string;
-}
-
-/** A URL as lineage records it: without its query string or fragment, where tokens (SAS) live. */
-export const withoutQuery = (url: string): string => url.replace(/[?#].*$/, '');
-
-export function datasetLineage(dataset: DatasetSource): string {
-  return dataset.urls?.map(withoutQuery).join(',') ?? dataset.image ?? `pvc:${dataset.volume}`;
 }
 
 export function adapterAnnotations(l: LineageInput): Record<string, string> {

@@ -15,10 +15,6 @@ export interface TuningOverrides {
   /** Quantization switches: qlora needs exactly one; lora must have neither. */
   loadIn4bit?: boolean;
   loadIn8bit?: boolean;
-  /** Kubernetes stops the tuning Job after this many hours (activeDeadlineSeconds); default 24. Not part of KAITO's config. */
-  maxHours?: number;
-  /** A trainer or pusher pod that has not started (unschedulable, image pull, crash loop) this long fails the run; default 15. */
-  podStartTimeoutMinutes?: number;
 }
 
 export type TrainingConfig = { training_config: Record<string, Record<string, unknown>> };

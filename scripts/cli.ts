@@ -1,15 +1,14 @@
 // `npm run cli -- <command>`: start, follow, list, cancel and plan fineTune runs.
 // Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE (see README).
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { parse } from 'yaml';
 import {
   cancelFineTune,
   FineTuneRequestError,
   getFineTuneStatus,
   listFineTunes,
   planFineTune,
+  readFineTuneSpec,
   type RunStatus,
   startFineTune,
 } from '../client/fine-tune-client.js';
@@ -25,7 +24,7 @@ import {
   unpauseRetrainSchedule,
   updateRetrainSchedule,
 } from '../client/retrain-schedules.js';
-import type { FineTuneRequest } from '../domain/fine-tune-request.js';
+import type { FineTuneInput } from '../domain/fine-tune-request.js';
 
 const usage = `Usage: npm run cli -- <command> [options]
 
@@ -51,11 +50,9 @@ TEMPORAL_TASK_QUEUE (default fine-tuning).`;
 class UsageError extends Error {}
 
 /** A request file, or a KAITO Workspace file (kind: Workspace), YAML or JSON. */
-function readRequest(file: string | undefined): FineTuneRequest {
+function readRequest(file: string | undefined): FineTuneInput {
   if (!file) throw new UsageError('a spec file is required');
-  const doc = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  if (!doc || typeof doc !== 'object') throw new UsageError(`${file} holds no YAML/JSON object`);
-  return doc.kind === 'Workspace' ? { workspace: doc } : (doc as FineTuneRequest);
+  return readFineTuneSpec(file);
 }
 
 const seconds = (from?: string, to?: string) => (from ? (((to ? Date.parse(to) : Date.now()) - Date.parse(from)) / 1000).toFixed(1) : '-');

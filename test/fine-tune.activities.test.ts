@@ -5,7 +5,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { BatchV1Api } from '@kubernetes/client-node';
+import { BatchV1Api, NetworkingV1Api } from '@kubernetes/client-node';
 import { parseTrainerLog } from '../activities/kubernetes/fine-tune.js';
 import { findModelPreset } from '../domain/models.js';
 import { trainingConfig } from '../domain/training-config.js';
@@ -47,6 +47,11 @@ describe('fineTune Kubernetes activities', () => {
   it("write KAITO's training_config.yaml and a results claim, and adopt them on retry", async () => {
     await activity.run(activities.ensureTuningInputs, inputs);
     await activity.run(activities.ensureTuningInputs, inputs); // a retry adopts
+    // The namespace's tuning pods may reach the internet and the cluster DNS, nothing internal.
+    const policy = await kubeConfig.makeApiClient(NetworkingV1Api).readNamespacedNetworkPolicy({ name: 'aks-finetune-tuning-egress', namespace });
+    expect(policy.spec?.podSelector?.matchLabels).toEqual({ 'aks-finetune.io/role': 'trainer' });
+    expect(policy.spec?.egress?.[1]?.to?.[0]?.ipBlock?.except).toEqual(expect.arrayContaining(['10.0.0.0/8', '169.254.0.0/16', '168.63.129.16/32', '127.0.0.0/8', '100.64.0.0/10']));
+    expect(policy.spec?.egress?.[1]?.to?.[1]?.ipBlock?.except).toEqual(expect.arrayContaining(['fc00::/7', 'fe80::/10', '64:ff9b::/96']));
     const map = await core.readNamespacedConfigMap({ name: 'r1-params', namespace });
     const yaml = parse(map.data!['training_config.yaml']!) as { training_config: Record<string, Record<string, unknown>> };
     expect(Object.keys(yaml.training_config).sort()).toEqual(['DataCollator', 'DatasetConfig', 'LoraConfig', 'ModelConfig', 'QuantizationConfig', 'TrainingArguments']);
@@ -78,7 +83,7 @@ describe('fineTune Kubernetes activities', () => {
     expect(pod.restartPolicy).toBe('Never');
     expect(pod.initContainers!.map((c) => c.name)).toEqual(['model-weights-downloader', 'dataset-download']);
     expect(pod.initContainers![0]!.command).toEqual(['oras', 'pull', 'mcr.microsoft.com/aks/kaito/kaito-phi-3-mini-4k-instruct:0.2.0', '-o', '/workspace/weights']);
-    expect(pod.initContainers![1]!.command!.join(' ')).toContain("curl -sSfL --retry 5 -o '/mnt/data/train.jsonl' 'https://data.example.com/a/train.jsonl'");
+    expect(pod.initContainers![1]!.command).toEqual(['node', '--import', 'tsx', 'workers/main.ts', 'download-dataset', '--dir', '/mnt/data', 'https://data.example.com/a/train.jsonl']);
     const trainer = pod.containers[0]!;
     expect(trainer.image).toBe('mcr.microsoft.com/aks/kaito/kaito-base:0.5.0');
     expect(trainer.command!.join(' ')).toContain('accelerate launch --num_processes=2 /workspace/tfs/fine_tuning.py');

@@ -62,14 +62,14 @@ describe('gpuCheck workflow', () => {
       temporal.env.client.workflow.execute(gpuCheck, {
         taskQueue,
         workflowId: `gpu-check-bad-${unique()}`,
-        args: [{ vmSize: 'Standard_D4s_v3', namespace: 'Not A Namespace' }],
+        args: [{ vmSize: 'Standard_D4s_v3', namespace: 'kube-system' }],
       }),
     ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkflowFailedError);
     const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
     expect(cause.type).toBe('InvalidRequest');
     expect(cause.message).toContain('Standard_D4s_v3 has no GPUs');
-    expect(cause.message).toContain('"Not A Namespace" is not a valid Kubernetes namespace name');
+    expect(cause.message).toContain('namespace "kube-system" is a system namespace the product never writes to');
     expect(called).toEqual([]);
   });
 

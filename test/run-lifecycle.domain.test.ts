@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { podProblem } from '../activities/kubernetes/jobs.js';
 import { trainingFailureMessage } from '../domain/advice.js';
 import { budgetExceededMessage, budgetMinutesLeft, gpuTime, gpuUsage } from '../domain/gpu-usage.js';
-import { adapterAnnotations, datasetLineage } from '../domain/lineage.js';
+import { datasetLineage } from '../domain/dataset-url.js';
+import { adapterAnnotations } from '../domain/lineage.js';
 import { defaultPriceTable } from '../domain/prices.js';
 import { warmPoolCandidates } from '../domain/warm-pool.js';
 

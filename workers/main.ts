@@ -1,12 +1,14 @@
 // The worker image's one binary:
 //   worker         (default) poll the task queue and run workflows and activities
 //   push-adapter   package an adapter from a results folder and push it (the pusher Job runs this)
+//   download-dataset  fetch dataset URLs, checking every resolved address and redirect (the tuning pod runs this)
 // Configuration comes from the environment (README, "Configuration").
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { createKubeConfig } from './clients.js';
 import { startJobWatcher } from './job-watcher.js';
 import { ConfigError, loadWorkerConfig } from './config.js';
+import { downloadDatasetCommand } from './download-dataset.js';
 import { pushAdapterCommand } from './push-adapter.js';
 import { runtimeOptions } from './telemetry.js';
 import { createWorker } from './worker.js';
@@ -33,10 +35,11 @@ const [command = 'worker', ...args] = process.argv.slice(2);
 const commands: Record<string, () => Promise<void>> = {
   worker: runWorker,
   'push-adapter': () => pushAdapterCommand(args),
+  'download-dataset': () => downloadDatasetCommand(args),
 };
 const run = commands[command];
 if (!run) {
-  console.error(`unknown command "${command}": use ${Object.keys(commands).join(' or ')}`);
+  console.error(`unknown command "${command}": use ${Object.keys(commands).join(', ')}`);
   process.exit(2);
 }
 run().catch((err: unknown) => {

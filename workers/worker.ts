@@ -49,7 +49,7 @@ export function createWorkerActivities(
     clusterName: config.azure.clusterName,
     kubeConfig: createKubeConfig(config),
     registryCredential: credential,
-    images: { ...defaultImages, kaitoRegistry: config.kaitoRegistry },
+    images: { ...defaultImages, kaitoRegistry: config.kaitoRegistry, datasetDownloader: config.workerImage },
     workerImage: config.workerImage,
     inferenceUrlTemplate: config.inferenceUrlTemplate,
     // Connects on first use: only the reaper asks Temporal about runs.

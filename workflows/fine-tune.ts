@@ -19,9 +19,10 @@ import {
 import type { Activities } from '../activities/index.js';
 import { trainingFailureMessage } from '../domain/advice.js';
 import { failureTypes } from '../domain/failure-types.js';
-import { type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { datasetForRecords } from '../domain/dataset-url.js';
+import { type FineTuneInput, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { budgetExceededMessage, budgetMinutesLeft } from '../domain/gpu-usage.js';
-import { adapterAnnotations, datasetLineage } from '../domain/lineage.js';
+import { adapterAnnotations } from '../domain/lineage.js';
 import { fingerprint } from '../domain/training-config.js';
 import { apiCalls, smokeChecks } from './activity-options.js';
 import { accountGpu, gpuTaint, provision, recoverCapacity, releasePools, waitForGpus } from './fine-tune-gpus.js';
@@ -32,6 +33,7 @@ import {
   jobFinishedSignal,
   type PlannedRun,
 } from './fine-tune-run.js';
+import { invalidInput, withParsedWorkspace } from './input-checks.js';
 import { watchJob } from './job-watch.js';
 import { fineTuneObjectNames, nodePoolName, runTag } from './naming.js';
 import { AdapterRepository, BaseModel, GpuVmSize, TuningMethod } from './search-attributes.js';
@@ -53,10 +55,10 @@ const trainerBackoffLimit = 1;
 const pushDeadlineSeconds = 60 * 60;
 const rolloutTimeoutMs = 20 * 60_000;
 
-export async function fineTune(request: FineTuneRequest): Promise<FineTuneStatus> {
+export async function fineTune(input: FineTuneInput): Promise<FineTuneStatus> {
   const run = startRun();
   try {
-    const planned = plan(run, request);
+    const planned = plan(run, await withParsedWorkspace(input, 'fineTune request'));
     await acquireGpus(planned);
     await prepareTuningInputs(planned);
     await train(planned);
@@ -81,16 +83,11 @@ function startRun(): FineTuneRun {
 }
 
 /** Validates the request (every problem at once) and records what the run will do. */
-function plan(run: FineTuneRun, request: FineTuneRequest): PlannedRun {
+function plan(run: FineTuneRun, request: FineTuneInput): PlannedRun {
   const validation = validateFineTuneRequest(request, run.owner.workflowId);
   if (!validation.ok) {
     run.status.problems = validation.problems;
-    const count = validation.problems.length;
-    throw ApplicationFailure.nonRetryable(
-      `Invalid fineTune request (${count} problem${count > 1 ? 's' : ''}): ${validation.problems.join('; ')}`,
-      failureTypes.invalidRequest,
-      { problems: validation.problems },
-    );
+    throw invalidInput('fineTune request', validation.problems);
   }
   const plan = validation.plan;
   const outputImage = `${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`;
@@ -112,7 +109,7 @@ function plan(run: FineTuneRun, request: FineTuneRequest): PlannedRun {
     request: {
       model: plan.model.name,
       method: plan.method,
-      dataset: datasetLineage(plan.dataset),
+      dataset: datasetForRecords(plan.dataset),
       output: outputImage,
       vmSize: plan.vmSize.name,
       spot: plan.spot,
@@ -229,7 +226,6 @@ async function pushAdapterImage(run: PlannedRun): Promise<void> {
         resultsClaim: names.results,
         image: outputImage,
         annotations,
-        pushSecret: plan.output.pushSecret,
         activeDeadlineSeconds: pushDeadlineSeconds,
       });
       const outcome = await watchJob(run, job, { what: 'pusher', onProgress: (progress) => (status.push = { ...progress, job }) });

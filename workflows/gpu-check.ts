@@ -3,7 +3,6 @@
 // or a cancellation. Users run it before their first fine-tuning run; the local stack's smoke
 // run is this workflow.
 import {
-  ApplicationFailure,
   CancellationScope,
   defineQuery,
   isCancellation,
@@ -13,24 +12,16 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { failureTypes } from '../domain/failure-types.js';
 import { managedPoolTags } from '../domain/pool-tags.js';
 import { findVmSize } from '../domain/vm-sizes.js';
+import { type GpuCheckRequest, validateGpuCheckRequest } from '../domain/workflow-inputs.js';
 import { apiCalls, armOperations, clusterWaits } from './activity-options.js';
+import { invalidInput } from './input-checks.js';
 import { nodePoolName, objectName } from './naming.js';
 import { GpuVmSize } from './search-attributes.js';
 import { type StepRecord, StepRecorder } from './step-recorder.js';
 
-export interface GpuCheckRequest {
-  /** Azure VM size with GPUs, e.g. Standard_NC24ads_A100_v4. */
-  vmSize: string;
-  /** Use Spot VMs (cheaper, may be evicted). Default false. */
-  spot?: boolean;
-  /** Namespace the check Job runs in. Default "aks-finetune". */
-  namespace?: string;
-  /** Image that has nvidia-smi. Default NVIDIA's CUDA base image. */
-  image?: string;
-}
+export type { GpuCheckRequest } from '../domain/workflow-inputs.js';
 
 export type GpuCheckPhase = 'provisioning' | 'waiting-for-nodes' | 'running-check' | 'releasing' | 'succeeded' | 'failed' | 'cancelled';
 
@@ -57,28 +48,14 @@ const azure = proxyActivities<Pick<Activities, 'ensureNodePool' | 'deleteNodePoo
 const kube = proxyActivities<Pick<Activities, 'ensureNamespace' | 'startGpuCheckJob' | 'deleteJob'>>(apiCalls);
 const waits = proxyActivities<Pick<Activities, 'waitForPoolNodes' | 'waitForJob'>>(clusterWaits);
 
-export function validateGpuCheckRequest(request: GpuCheckRequest): string[] {
-  const problems: string[] = [];
-  const size = typeof request?.vmSize === 'string' ? findVmSize(request.vmSize) : undefined;
-  if (!size) problems.push(`vmSize "${String(request?.vmSize)}" is not a known Azure VM size`);
-  else if (size.gpus === 0) problems.push(`vmSize ${size.name} has no GPUs`);
-  const namespace = request?.namespace ?? defaults.namespace;
-  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
-    problems.push(`namespace "${namespace}" is not a valid Kubernetes namespace name`);
-  }
-  return problems;
-}
-
 export async function gpuCheck(request: GpuCheckRequest): Promise<GpuCheckStatus> {
   const { workflowId, runId } = workflowInfo();
   const owner = { workflowId, runId };
   const status: GpuCheckStatus = { phase: 'provisioning', pool: nodePoolName('gchk', owner), steps: [], created: [], released: [] };
   setHandler(gpuCheckStatusQuery, () => status);
 
-  const problems = validateGpuCheckRequest(request);
-  if (problems.length > 0) {
-    throw ApplicationFailure.nonRetryable(`Invalid gpuCheck request: ${problems.join('; ')}`, failureTypes.invalidRequest, { problems });
-  }
+  const checked = validateGpuCheckRequest(request);
+  if (!checked.ok) throw invalidInput('gpuCheck request', checked.problems);
   const size = findVmSize(request.vmSize)!;
   const namespace = request.namespace ?? defaults.namespace;
   const jobName = objectName('gpu-check', owner);

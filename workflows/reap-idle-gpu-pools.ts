@@ -13,15 +13,12 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { poolOwner, poolTags } from '../domain/pool-tags.js';
 import { type RecordedOwner, runOf, type RunRecord, sweepDecision } from '../domain/run-identity.js';
+import { type ReaperInput, validateReaperInput } from '../domain/workflow-inputs.js';
 import { apiCalls, armOperations } from './activity-options.js';
+import { invalidInput } from './input-checks.js';
 import { countReaperDecisions } from './metrics.js';
 
-export interface ReaperInput {
-  /** Report what would be done, change nothing. */
-  dryRun?: boolean;
-  /** Grace for pools without an idle-grace tag (default 5 minutes). */
-  defaultGraceMinutes?: number;
-}
+export type { ReaperInput } from '../domain/workflow-inputs.js';
 
 export type ReaperAction = 'released' | 'would-release' | 'idle' | 'busy' | 'kept' | 'skipped';
 
@@ -57,8 +54,10 @@ const kube = proxyActivities<
 const describeRun = (owner: RecordedOwner) => `${owner.workflowId}${owner.runId ? ` (${owner.runId})` : ''}`;
 
 export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperResult> {
-  const dryRun = input.dryRun ?? false;
-  const defaultGraceMinutes = input.defaultGraceMinutes ?? 5;
+  const checked = validateReaperInput(input);
+  if (!checked.ok) throw invalidInput('reapIdleGpuPools input', checked.problems);
+  const dryRun = checked.value.dryRun ?? false;
+  const defaultGraceMinutes = checked.value.defaultGraceMinutes ?? 5;
   // new Date() is deterministic in workflow code: the sandbox replays time from history.
   const now = new Date();
   // Listed before Temporal is asked: whatever a run created, it created while it was open.

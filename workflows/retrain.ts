@@ -2,18 +2,15 @@
 // this run's id + "-fine-tune") unless the dataset is unchanged since the schedule's last
 // successful run (image digest; ETag, Last-Modified or content hash for URLs), in which case
 // it records why it skipped and ends.
-import { ApplicationFailure, executeChild, ParentClosePolicy, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { executeChild, ParentClosePolicy, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { failureTypes } from '../domain/failure-types.js';
-import { type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { type RetrainInput, validateRetrainInput } from '../domain/workflow-inputs.js';
 import { apiCalls } from './activity-options.js';
 import { fineTune } from './fine-tune.js';
+import { invalidInput, withParsedWorkspace } from './input-checks.js';
 
-export interface RetrainInput {
-  /** The schedule's id: its memory of the last dataset trained on is kept under this name. */
-  schedule: string;
-  request: FineTuneRequest;
-}
+export type { RetrainInput } from '../domain/workflow-inputs.js';
 
 export interface RetrainResult {
   schedule: string;
@@ -24,21 +21,16 @@ export interface RetrainResult {
   adapter?: string;
 }
 
-export const scheduleIdPattern = /^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/;
-
 const lookups = proxyActivities<Pick<Activities, 'datasetFingerprint' | 'readState' | 'writeState'>>(apiCalls);
 
-export async function retrain({ schedule, request }: RetrainInput): Promise<RetrainResult> {
-  if (!scheduleIdPattern.test(schedule ?? '')) {
-    throw ApplicationFailure.nonRetryable(`schedule "${schedule}" must be 1-40 lowercase letters, digits and '-'`, failureTypes.invalidRequest);
-  }
+export async function retrain(input: RetrainInput): Promise<RetrainResult> {
+  const checked = validateRetrainInput(input);
+  if (!checked.ok) throw invalidInput('retrain input', checked.problems);
+  const { schedule } = checked.value;
+  const request = await withParsedWorkspace(input.request, `request in schedule ${schedule}`);
   const fineTuneWorkflowId = `${workflowInfo().workflowId}-fine-tune`;
   const validation = validateFineTuneRequest(request, fineTuneWorkflowId);
-  if (!validation.ok) {
-    throw ApplicationFailure.nonRetryable(`Invalid request in schedule ${schedule}: ${validation.problems.join('; ')}`, failureTypes.invalidRequest, {
-      problems: validation.problems,
-    });
-  }
+  if (!validation.ok) throw invalidInput(`request in schedule ${schedule}`, validation.problems);
   const stateName = `retrain-${schedule}`;
   const fingerprint = await lookups.datasetFingerprint(validation.plan.dataset);
   const last = await lookups.readState(stateName);
@@ -58,7 +50,7 @@ export async function retrain({ schedule, request }: RetrainInput): Promise<Retr
   return {
     schedule,
     trained: true,
-    reason: fingerprint === undefined ? 'the dataset has no fingerprint (a volume): always trains' : last.fingerprint ? 'the dataset changed' : 'first run of this schedule',
+    reason: fingerprint === undefined ? "the dataset has no fingerprint (a volume or a Secret's URL list): always trains" : last.fingerprint ? 'the dataset changed' : 'first run of this schedule',
     fingerprint,
     fineTuneWorkflowId,
     adapter,

@@ -24,7 +24,7 @@ async function urlFingerprint(url: string): Promise<string> {
 
 export function createDatasetActivities({ credential }: { credential: TokenCredential }) {
   return {
-    /** A fingerprint of the dataset, or undefined when it has no cheap one (a volume: always train). */
+    /** A fingerprint of the dataset, or undefined when it has no cheap one (a volume or a Secret's URL list: always train). */
     async datasetFingerprint(dataset: DatasetSource): Promise<string | undefined> {
       if (dataset.image) {
         const ref = parseImageReference(dataset.image);

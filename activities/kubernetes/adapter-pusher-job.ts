@@ -18,8 +18,6 @@ export interface PusherJobParams {
   annotations: Record<string, string>;
   /** Kubernetes fails the pusher (DeadlineExceeded) once it has run this long. */
   activeDeadlineSeconds: number;
-  /** A Secret with a docker config for the registry (KAITO's imagePushSecret); workload identity otherwise. */
-  pushSecret?: string;
 }
 
 export function adapterPusherJob(p: PusherJobParams): V1Job {
@@ -48,16 +46,10 @@ export function adapterPusherJob(p: PusherJobParams): V1Job {
                 p.image,
                 ...Object.entries(p.annotations).flatMap(([k, v]) => ['--annotation', `${k}=${v}`]),
               ],
-              volumeMounts: [
-                { name: 'results', mountPath: '/mnt/results', readOnly: true },
-                ...(p.pushSecret ? [{ name: 'push-secret', mountPath: '/root/.docker', readOnly: true }] : []),
-              ],
+              volumeMounts: [{ name: 'results', mountPath: '/mnt/results', readOnly: true }],
             },
           ],
-          volumes: [
-            { name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim, readOnly: true } },
-            ...(p.pushSecret ? [{ name: 'push-secret', secret: { secretName: p.pushSecret, items: [{ key: '.dockerconfigjson', path: 'config.json' }] } }] : []),
-          ],
+          volumes: [{ name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim, readOnly: true } }],
         },
       },
     },

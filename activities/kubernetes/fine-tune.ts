@@ -2,17 +2,18 @@
 // idempotent: objects have deterministic names and carry the run label, a retry adopts them.
 // Long waits are not activities: the workflow checks, then sleeps on a durable timer, so a
 // thousand waiting runs hold no activity slots and no open watches.
-import { AppsV1Api, BatchV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, BatchV1Api, CoreV1Api, type KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import { stringify } from 'yaml';
 import { failureTypes } from '../../domain/failure-types.js';
 import type { TrainingConfig } from '../../domain/training-config.js';
 import { type PusherJobParams, adapterPusherJob } from './adapter-pusher-job.js';
 import type { RunOwner } from '../../domain/run-identity.js';
-import { createOrAdoptOwned } from './api-errors.js';
+import { createOrAdopt, createOrAdoptOwned } from './api-errors.js';
 import { type InferenceParams, inferenceObjects } from './inference.js';
 import { ensureJob, type JobProgress, readJobProgress } from './jobs.js';
 import { ownedMetadata } from './labels.js';
+import { tuningEgressPolicy, tuningEgressPolicyName } from './network-policy.js';
 import { type ContainerImages, type TuningJobParams, tuningJob } from './tuning-job.js';
 
 export interface FineTuneKubeDeps {
@@ -37,9 +38,10 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const batch = kubeConfig.makeApiClient(BatchV1Api);
   const apps = kubeConfig.makeApiClient(AppsV1Api);
+  const networking = kubeConfig.makeApiClient(NetworkingV1Api);
 
   return {
-    /** The tuning parameters ConfigMap (KAITO's training_config.yaml) and the results volume. */
+    /** The tuning parameters ConfigMap (KAITO's training_config.yaml), the results volume and the namespace's tuning egress policy. */
     async ensureTuningInputs(p: { namespace: string; owner: RunOwner; configMap: string; resultsClaim: string; config: TrainingConfig }): Promise<void> {
       const { namespace, owner } = p;
       const metadata = ownedMetadata(owner);
@@ -58,6 +60,10 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
             body: { metadata: { name: p.resultsClaim, ...metadata }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Gi' } } } },
           }),
         () => core.readNamespacedPersistentVolumeClaim({ name: p.resultsClaim, namespace }),
+      );
+      await createOrAdopt(
+        () => networking.createNamespacedNetworkPolicy({ namespace, body: tuningEgressPolicy() }),
+        () => networking.readNamespacedNetworkPolicy({ name: tuningEgressPolicyName, namespace }),
       );
     },
 

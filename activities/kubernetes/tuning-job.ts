@@ -4,6 +4,7 @@
 // against the Job KAITO's own code renders (scripts/kaito-render, test/kaito-contract.test.ts),
 // which lists every intended difference with its reason.
 import type { V1Container, V1Job, V1Volume } from '@kubernetes/client-node';
+import { datasetUrlsSecretKey } from '../../domain/dataset-url.js';
 import type { DatasetSource } from '../../domain/fine-tune-request.js';
 import { type ModelPreset, modelWeightsImage } from '../../domain/models.js';
 import type { RunOwner } from '../../domain/run-identity.js';
@@ -15,7 +16,8 @@ export interface ContainerImages {
   kaitoRegistry: string;
   kaitoBaseTag: string;
   oras: string;
-  curl: string;
+  /** Runs the dataset downloader (`download-dataset`): the worker image. */
+  datasetDownloader: string;
   skopeo: string;
   vllm: string;
   crane: string;
@@ -26,7 +28,7 @@ export const defaultImages: ContainerImages = {
   kaitoBaseTag: '0.5.0',
   /** KAITO's weights puller image (DefaultORASToolImage, pkg/utils/common_preset.go, KAITO v0.11.0). */
   oras: 'mcr.microsoft.com/oss/v2/oras-project/oras:v1.2.3',
-  curl: 'curlimages/curl:8.11.1',
+  datasetDownloader: 'aks-finetune/worker:0.1.0',
   skopeo: 'quay.io/skopeo/stable:v1.17.0',
   vllm: 'vllm/vllm-openai:v0.8.5',
   crane: 'gcr.io/go-containerregistry/crane:debug',
@@ -49,22 +51,28 @@ export interface TuningJobParams {
   activeDeadlineSeconds: number;
 }
 
-const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
 function datasetInit(p: TuningJobParams, images: ContainerImages): { container?: V1Container; volumes: V1Volume[] } {
-  const { urls, image, volume, imagePullSecret } = p.dataset;
+  const { urls, urlsSecret, image, volume, imagePullSecret } = p.dataset;
   if (volume) return { volumes: [{ name: 'data-volume', persistentVolumeClaim: { claimName: volume, readOnly: true } }] };
   const emptyDir: V1Volume = { name: 'data-volume', emptyDir: {} };
   const mounts = [{ name: 'data-volume', mountPath: '/mnt/data' }];
-  if (urls) {
-    // Each URL's file lands in /mnt/data under its own name; an empty or failed download fails the pod.
-    const script = urls
-      .map((u, i) => {
-        const file = shellQuote(`/mnt/data/${new URL(u).pathname.split('/').pop() || `dataset-${i}`}`);
-        return `curl -sSfL --retry 5 -o ${file} ${shellQuote(u)} && test -s ${file}`;
-      })
-      .join(' && ');
-    return { volumes: [emptyDir], container: { name: 'dataset-download', image: images.curl, command: ['sh', '-c', `set -e; ${script}`], volumeMounts: mounts } };
+  if (urls || urlsSecret) {
+    // Each URL's file lands in /mnt/data under its own name; the downloader checks every hop's
+    // resolved addresses and redirects (workers/download-dataset.ts); a failed or empty download fails the pod.
+    // URLs from a Secret are read from the mounted file, so they appear in no spec or history.
+    const command = ['node', '--import', 'tsx', 'workers/main.ts', 'download-dataset', '--dir', '/mnt/data'];
+    if (!urlsSecret) {
+      return { volumes: [emptyDir], container: { name: 'dataset-download', image: images.datasetDownloader, command: [...command, ...urls!], volumeMounts: mounts } };
+    }
+    return {
+      volumes: [{ name: 'dataset-urls', secret: { secretName: urlsSecret.name, items: [{ key: urlsSecret.key ?? datasetUrlsSecretKey, path: 'urls' }] } }, emptyDir],
+      container: {
+        name: 'dataset-download',
+        image: images.datasetDownloader,
+        command: [...command, '--urls-file', '/etc/dataset-urls/urls'],
+        volumeMounts: [{ name: 'dataset-urls', mountPath: '/etc/dataset-urls', readOnly: true }, ...mounts],
+      },
+    };
   }
   // The dataset image's /data folder becomes /mnt/data. skopeo reads a private image's pull
   // Secret itself, as KAITO's puller does (ConfigImagePullSecretVolume, pkg/utils/common_preset.go):

@@ -1,0 +1,54 @@
+// A KAITO tuning Workspace (kaito.sh v1alpha1 or v1beta1; fields at the top level, no `spec`),
+// as users bring it from KAITO. Every field is either honoured or refused by name with the
+// reason (see /work/shared/reference/kaito-contract.md and KAITO's api/v1beta1/workspace_types.go).
+import { z } from 'zod';
+import { dnsLabel, dnsSubdomain, list, number, refused, strict, text } from './schema.js';
+
+/** Why a push Secret is refused (request output.pushSecret, Workspace tuning.output.imagePushSecret). */
+export const pushSecretReason =
+  "the adapter is pushed with the pusher Job's Azure identity (workload identity with AcrPush on the registry), not a docker-config Secret; remove it";
+
+export const kaitoApiVersions = ['kaito.sh/v1alpha1', 'kaito.sh/v1beta1'] as const;
+
+export const kaitoWorkspaceSchema = strict(
+  {
+    apiVersion: z.enum(kaitoApiVersions, { error: `one of ${kaitoApiVersions.join(', ')}` }),
+    kind: z.literal('Workspace', { error: '"Workspace"' }),
+    // Kubernetes metadata carries much more (labels, annotations, uid...): only these are read.
+    metadata: z
+      .looseObject({ name: dnsLabel(40, 'run name').optional(), namespace: dnsLabel(63, 'namespace').optional() }, { error: 'an object' })
+      .optional(),
+    resource: strict({
+      instanceType: text('an Azure VM size name, e.g. Standard_NC24ads_A100_v4', { max: 64 }).optional(),
+      count: number(1, 1, { integer: true }).optional(),
+      labelSelector: z.looseObject({}, { error: 'a label selector' }).optional(),
+      preferredNodes: refused('this product creates its own node pool; preferredNodes (bring-your-own nodes) is not read'),
+    }).optional(),
+    inference: refused('a Workspace with both tuning and inference is invalid in KAITO too; use the request\'s deploy field to serve the adapter'),
+    tuning: strict({
+      preset: strict({
+        name: text('a model preset name', { max: 100 }),
+        presetOptions: refused('presetOptions (private model images) are not supported; use a built-in preset'),
+      }).optional(),
+      // KAITO compares the method case-insensitively.
+      method: text('"lora" or "qlora" (any case)', { pattern: /^(lora|qlora)$/i, max: 5 }).optional(),
+      config: refused("a custom tuning ConfigMap is not read; put the parameters in the request's tuning field"),
+      input: strict({
+        urls: list(text('an http(s) URL of at most 2048 characters', { max: 2048 }), 1, 100, 'URLs').optional(),
+        image: text('an image reference of at most 255 characters').optional(),
+        imagePullSecrets: list(dnsSubdomain('Secret'), 1, 1, 'Secret names').optional(),
+        volumeSource: strict({
+          persistentVolumeClaim: strict({ claimName: dnsSubdomain('PersistentVolumeClaim'), readOnly: z.boolean().optional() }),
+        }).optional(),
+      }).optional(),
+      output: strict({
+        image: text('an image reference of at most 255 characters').optional(),
+        imagePushSecret: refused(pushSecretReason),
+        volumeSource: refused('volume outputs are not supported: the adapter is pushed as an image (output.image)'),
+      }).optional(),
+    }),
+  },
+  'a KAITO Workspace object (Workspace text is parsed before validation)',
+);
+
+export type KaitoWorkspace = z.infer<typeof kaitoWorkspaceSchema>;
