@@ -301,19 +301,19 @@ describe('fineTune', () => {
       return handle.result();
     });
     expect(status.phase).toBe('succeeded');
-    expect(status.capacityRecoveries).toEqual([{ at: expect.any(String), step: 'train', reason: expect.stringMatching(/^node aks-ft[\w-]+-vmss\d+ is gone \(pod ft-node-lost-\w+-train-\w+\)$|disrupted/) }]);
-    expect(status.training).toMatchObject({ state: 'succeeded', job: `${workflowId}-train-r1` });
+    expect(status.capacityRecoveries).toEqual([{ at: expect.any(String), step: 'train', reason: expect.stringMatching(/^node aks-ft[\w-]+-vmss\d+ is gone \(pod ft-node-lost-[\w-]+-train-\w+\)$|disrupted/) }]);
+    expect(status.training).toMatchObject({ state: 'succeeded', job: expect.stringMatching(new RegExp(`^${workflowId}-\\w+-train-r1$`)) });
     await expectNothingLeft(status, workflowId);
   });
 
   it("fails a trainer pod that cannot be scheduled within its start timeout, with the scheduler's reason, and cleans up", async () => {
     const pool = `np${unique(6)}`;
-    // A pool of the user's whose nodes carry a taint the trainer does not tolerate.
+    // A pool of the user's whose nodes carry a taint the NVIDIA device plugin tolerates and the trainer does not.
     await containerService.agentPools.beginCreateOrUpdateAndWait(
       resourceGroup,
       clusterName,
       pool,
-      { vmSize: 'Standard_NC24ads_A100_v4', count: 1, mode: 'User', nodeTaints: ['dedicated=other-team:NoSchedule'] },
+      { vmSize: 'Standard_NC24ads_A100_v4', count: 1, mode: 'User', nodeTaints: ['nvidia.com/gpu=present:NoSchedule'] },
       { updateIntervalInMs: 200 },
     );
     try {
@@ -328,7 +328,7 @@ describe('fineTune', () => {
       });
       const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
       expect(cause.type).toBe('PodNotStarting');
-      expect(cause.message).toMatch(/^The trainer pod of Job ft-unschedulable-\w+-train has not started after 0.1 minutes: Unschedulable: .*untolerated taint.*dedicated/);
+      expect(cause.message).toMatch(/^The trainer pod of Job ft-unschedulable-[\w-]+-train has not started after 0.1 minutes: Unschedulable: .*untolerated taint.*nvidia\.com\/gpu/);
       expect(status.phase).toBe('failed');
       expect(await leftovers(workflowId)).toEqual([]);
       expect((await poolOf(pool))?.count).toBe(1); // the user's pool is not the run's to release
