@@ -23,6 +23,8 @@ export interface ActivityDeps {
   kubeConfig: KubeConfig;
   /** Credential for the adapter registry (ACR answers with a token challenge). */
   registryCredential: TokenCredential;
+  /** Output registries on loopback addresses are allowed (the local stack only). */
+  allowLoopbackRegistry: boolean;
   images: ContainerImages;
   workerImage: string;
   inferenceUrlTemplate: string;
@@ -43,7 +45,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createFineTuneKubeActivities(deps),
     ...createRunObjectActivities({ kubeConfig: deps.kubeConfig }),
-    ...createRegistryActivities({ credential: deps.registryCredential }),
+    ...createRegistryActivities({ credential: deps.registryCredential, allowLoopbackRegistry: deps.allowLoopbackRegistry }),
     ...createDatasetActivities({ credential: deps.registryCredential }),
     ...createProductStateActivities({ kubeConfig: deps.kubeConfig, namespace: deps.stateNamespace }),
     ...createRunActivities({ client: deps.temporalClient }),

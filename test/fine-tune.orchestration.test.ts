@@ -18,6 +18,7 @@ const done: JobProgress = { state: 'succeeded', restarts: 0, attempts: 1, node: 
 /** Stub activities that record every call; `overrides` replace some. */
 function stubs(calls: string[], overrides: Partial<Record<keyof Activities, (...args: never[]) => Promise<unknown>>> = {}): Partial<Activities> {
   const base: Partial<Record<keyof Activities, (...args: never[]) => Promise<unknown>>> = {
+    checkOutputRegistry: async () => undefined,
     listManagedPools: async () => [],
     ensureNodePool: async () => ({ name: 'p', vmSize: 'Standard_NC24ads_A100_v4', count: 1, provisioningState: 'Succeeded', adopted: false }),
     waitForPoolNodes: async () => ({ nodes: ['n1'], gpusPerNode: 1 }),
@@ -61,6 +62,7 @@ describe('fineTune orchestration', () => {
     const calls: string[] = [];
     await run(stubs(calls));
     expect(calls).toEqual([
+      'checkOutputRegistry',
       'listManagedPools',
       'ensureNodePool',
       'waitForPoolNodes',

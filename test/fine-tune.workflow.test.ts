@@ -218,6 +218,20 @@ describe('fineTune', () => {
     expect(called).toEqual([]);
   });
 
+  it('refuses a loopback output registry at once, creating nothing, on a worker not beside that registry', async () => {
+    const remoteWorker = createWorkerActivities({ ...config, registry: { ...config.registry, allowLoopback: false } }, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
+    await emulator.clearRequests();
+    const workflowId = `ft-loopback-${unique()}`;
+    const error = await temporal
+      .withWorker(remoteWorker, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }))
+      .catch((e: unknown) => e);
+    const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe('InvalidRequest');
+    expect(cause.message).toMatch(new RegExp(`^Invalid fineTune request \\(1 problem\\): output.image's registry ${registryHost} is a loopback address: the pusher pod would push to itself`));
+    expect(await emulator.requests()).toEqual([]);
+    expect(await leftovers(workflowId)).toEqual([]);
+  });
+
   it('fails an out-of-memory training with advice, and cleans up everything', async () => {
     await simulator.settings({ failTraining: { reason: 'OOMKilled', exitCode: 137, times: 2 } });
     const workflowId = `ft-oom-${unique()}`;

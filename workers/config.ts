@@ -16,7 +16,8 @@ export interface WorkerConfig {
   };
   /** Path of a kubeconfig; in-cluster service account when absent. */
   kubeconfig?: string;
-  registry: { endpoint: string };
+  /** allowLoopback: output registries on loopback addresses are accepted (the local stack, where worker and registry share one). */
+  registry: { endpoint: string; allowLoopback: boolean };
   /** Image of this worker: the pusher Job runs its push-adapter command. */
   workerImage: string;
   /** URL of an inference Service's API, with {namespace} and {service} placeholders. */
@@ -41,6 +42,7 @@ export const workerVariables: Record<string, string> = {
   AZURE_STATIC_TOKEN: 'local AKS emulator only: a fixed bearer token instead of DefaultAzureCredential',
   KUBECONFIG: "kubeconfig of the cluster; the pod's service account when unset (in-cluster)",
   REGISTRY_ENDPOINT: 'https:// endpoint of the registry adapters are pushed to (required)',
+  ALLOW_LOOPBACK_REGISTRY: 'true accepts output registries on loopback addresses (the local stack sets it); otherwise such runs fail at once as invalid',
   WORKER_IMAGE: 'image of this worker (built from Dockerfile), run by the adapter pusher Job',
   INFERENCE_URL_TEMPLATE: 'URL of an inference Service with {namespace} and {service} placeholders (default in-cluster DNS)',
   KAITO_REGISTRY: "registry of KAITO's trainer and model weight images (default mcr.microsoft.com/aks/kaito)",
@@ -114,7 +116,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       staticToken: env.AZURE_STATIC_TOKEN || undefined,
     },
     kubeconfig: env.KUBECONFIG || undefined,
-    registry: { endpoint: registryEndpoint },
+    registry: { endpoint: registryEndpoint, allowLoopback: env.ALLOW_LOOPBACK_REGISTRY === 'true' },
     workerImage: env.WORKER_IMAGE ?? 'aks-finetune/worker:0.1.0',
     inferenceUrlTemplate: env.INFERENCE_URL_TEMPLATE ?? 'http://{service}.{namespace}.svc.cluster.local',
     kaitoRegistry: env.KAITO_REGISTRY ?? 'mcr.microsoft.com/aks/kaito',

@@ -49,6 +49,7 @@ export function createWorkerActivities(
     clusterName: config.azure.clusterName,
     kubeConfig: createKubeConfig(config),
     registryCredential: credential,
+    allowLoopbackRegistry: config.registry.allowLoopback,
     images: { ...defaultImages, kaitoRegistry: config.kaitoRegistry, datasetDownloader: config.workerImage },
     workerImage: config.workerImage,
     inferenceUrlTemplate: config.inferenceUrlTemplate,

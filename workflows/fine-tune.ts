@@ -33,7 +33,7 @@ import {
   jobFinishedSignal,
   type PlannedRun,
 } from './fine-tune-run.js';
-import { invalidInput, withParsedWorkspace } from './input-checks.js';
+import { checkedInActivity, invalidInput, withParsedWorkspace } from './input-checks.js';
 import { watchJob } from './job-watch.js';
 import { fineTuneObjectNames, nodePoolName, runTag } from './naming.js';
 import { AdapterRepository, BaseModel, GpuVmSize, TuningMethod } from './search-attributes.js';
@@ -48,6 +48,7 @@ const kube = proxyActivities<
   >
 >(apiCalls);
 const smoke = proxyActivities<Pick<Activities, 'smokeCheckInference'>>(smokeChecks);
+const checks = proxyActivities<Pick<Activities, 'checkOutputRegistry'>>(apiCalls);
 
 const maxPushAttempts = 5;
 const trainerBackoffLimit = 1;
@@ -58,7 +59,7 @@ const rolloutTimeoutMs = 20 * 60_000;
 export async function fineTune(input: FineTuneInput): Promise<FineTuneStatus> {
   const run = startRun();
   try {
-    const planned = plan(run, await withParsedWorkspace(input, 'fineTune request'));
+    const planned = await plan(run, await withParsedWorkspace(input, 'fineTune request'));
     await acquireGpus(planned);
     await prepareTuningInputs(planned);
     await train(planned);
@@ -83,13 +84,14 @@ function startRun(): FineTuneRun {
 }
 
 /** Validates the request (every problem at once) and records what the run will do. */
-function plan(run: FineTuneRun, request: FineTuneInput): PlannedRun {
+async function plan(run: FineTuneRun, request: FineTuneInput): Promise<PlannedRun> {
   const validation = validateFineTuneRequest(request, run.owner.workflowId);
   if (!validation.ok) {
     run.status.problems = validation.problems;
     throw invalidInput('fineTune request', validation.problems);
   }
   const plan = validation.plan;
+  await checkedInActivity('fineTune request', checks.checkOutputRegistry(plan.output.registry));
   const outputImage = `${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`;
   const pool = { name: plan.existingPool ?? nodePoolName('ft', run.owner), owned: false, released: false };
   const planned: PlannedRun = Object.assign(run, { plan, pool, names: fineTuneObjectNames(plan.runName, runTag(run.owner)), outputImage });

@@ -11,8 +11,13 @@ const parsing = proxyActivities<Pick<Activities, 'parseWorkspaceText'>>(apiCalls
 export async function withParsedWorkspace<T>(request: T, what: string): Promise<T> {
   const workspace = (request as { workspace?: unknown } | undefined)?.workspace;
   if (typeof workspace !== 'string') return request;
+  return { ...request, workspace: await checkedInActivity(what, parsing.parseWorkspaceText(workspace)) };
+}
+
+/** The result of a check an activity makes on the input; its InvalidRequest fails the run as invalid input. */
+export async function checkedInActivity<T>(what: string, check: Promise<T>): Promise<T> {
   try {
-    return { ...request, workspace: await parsing.parseWorkspaceText(workspace) };
+    return await check;
   } catch (err) {
     const cause = err instanceof ActivityFailure ? err.cause : undefined;
     if (cause instanceof ApplicationFailure && cause.type === failureTypes.invalidRequest) throw invalidInput(what, [cause.message]);

@@ -3,6 +3,7 @@
 import type { TokenCredential } from '@azure/core-auth';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { ApplicationFailure } from '@temporalio/common';
+import { hostProblem } from '../../domain/dataset-url.js';
 import { failureTypes } from '../../domain/failure-types.js';
 import { parseImageReference } from '../../domain/image-reference.js';
 import { createRegistryContentClient } from '../../workers/clients.js';
@@ -14,8 +15,24 @@ export interface AdapterImage {
   layerDigest: string;
 }
 
-export function createRegistryActivities({ credential }: { credential: TokenCredential }) {
+export function createRegistryActivities({ credential, allowLoopbackRegistry }: { credential: TokenCredential; allowLoopbackRegistry: boolean }) {
   return {
+    /**
+     * Refuses an output registry on a loopback address before anything is created: the pusher
+     * pod would push to itself. Only a worker that shares the registry's loopback (the local
+     * stack, ALLOW_LOOPBACK_REGISTRY=true) allows one. The workflow cannot decide this alone:
+     * it does not know where its worker runs.
+     */
+    async checkOutputRegistry(registry: string): Promise<void> {
+      const problem = hostProblem(registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
+      if (allowLoopbackRegistry || !/loopback|localhost/.test(problem ?? '')) return;
+      throw ApplicationFailure.nonRetryable(
+        `output.image's registry ${registry} is ${problem}: the pusher pod would push to itself; use a registry the cluster reaches (e.g. myacr.azurecr.io)`,
+        failureTypes.invalidRequest,
+      );
+    },
+
+
     async readAdapterImage(image: string): Promise<AdapterImage> {
       const ref = parseImageReference(image);
       if (!ref) throw ApplicationFailure.nonRetryable(`not an image reference: ${image}`, failureTypes.invalidRequest);

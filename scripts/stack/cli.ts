@@ -55,6 +55,8 @@ export function stackEnvironment(ctx: StackContext): Record<string, string> {
     TEMPORAL_UI_URL: `http://${config.host}:${config.ports.temporalUi}`,
     KUBECONFIG: config.workerKubeconfig,
     REGISTRY_ENDPOINT: `https://${config.host}:${config.ports.registry}`,
+    // The worker runs beside the registry here, so a loopback output registry is reachable.
+    ALLOW_LOOPBACK_REGISTRY: 'true',
     AZURE_ARM_ENDPOINT: `https://${config.host}:${config.ports.arm}`,
     // Inference Services answer through the gpu-simulator here; in a cluster, at their DNS name.
     INFERENCE_URL_TEMPLATE: `http://${config.host}:${config.ports.gpuSimulator}/services/{namespace}/{service}`,
