@@ -113,21 +113,24 @@ export async function recoverCapacity(run: PlannedRun, step: string, reason: str
   await waitForGpus(run);
 }
 
-type RunGpu = NonNullable<FineTuneStatus['gpu']>;
-const gpuHold = (gpu: RunGpu, readyAt: string): GpuHold => ({ vmSize: gpu.vmSize, spot: gpu.spot, gpusPerNode: gpu.gpusPerNode ?? 0, readyAtMs: Date.parse(readyAt) });
+/** What the run's GPUs are, and since when it holds them; undefined before a node was Ready (no GPU time yet). */
+export function gpuHold(gpu: NonNullable<FineTuneStatus['gpu']>): GpuHold | undefined {
+  return gpu.readyAt ? { vmSize: gpu.vmSize, spot: gpu.spot, gpusPerNode: gpu.gpusPerNode ?? 0, readyAtMs: Date.parse(gpu.readyAt) } : undefined;
+}
 
 /** GPU-minutes and cost so far, into the status. */
 export function accountGpu(run: PlannedRun): void {
   const gpu = run.status.gpu!;
-  if (!gpu.readyAt) return;
-  Object.assign(gpu, gpuUsage(gpuHold(gpu, gpu.readyAt), run.plan.prices, gpu.releasedAt ? Date.parse(gpu.releasedAt) : Date.now()));
+  const hold = gpuHold(gpu);
+  if (hold) Object.assign(gpu, gpuUsage(hold, run.plan.prices, gpu.releasedAt ? Date.parse(gpu.releasedAt) : Date.now()));
 }
 
 /** The run's GPU time into the product metrics, once, when it releases its pool. */
 function countReleasedGpuTime(run: PlannedRun, releasedAt: string): void {
   const gpu = run.status.gpu!;
-  if (!gpu.readyAt) return; // released before a node was Ready: no GPU time
-  const time = gpuTime(gpuHold(gpu, gpu.readyAt), Date.parse(releasedAt), run.status.training);
+  const hold = gpuHold(gpu);
+  if (!hold) return; // released before a node was Ready: no GPU time
+  const time = gpuTime(hold, Date.parse(releasedAt), run.status.training);
   countGpuTime(gpu, time);
   log.info('GPU time', { pool: gpu.pool, vmSize: gpu.vmSize, ...time });
 }

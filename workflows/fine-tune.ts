@@ -25,7 +25,7 @@ import { budgetExceededMessage, budgetMinutesLeft } from '../domain/gpu-usage.js
 import { adapterAnnotations } from '../domain/lineage.js';
 import { fingerprint } from '../domain/training-config.js';
 import { apiCalls, smokeChecks } from './activity-options.js';
-import { accountGpu, gpuTaint, provision, recoverCapacity, releasePools, waitForGpus } from './fine-tune-gpus.js';
+import { accountGpu, gpuHold, gpuTaint, provision, recoverCapacity, releasePools, waitForGpus } from './fine-tune-gpus.js';
 import {
   type FineTuneRun,
   type FineTuneStatus,
@@ -186,10 +186,8 @@ async function train(run: PlannedRun): Promise<void> {
 }
 
 const budgetLeft = (run: PlannedRun): number | undefined => {
-  const gpu = run.status.gpu!;
-  if (!gpu.readyAt) return undefined;
-  const hold = { vmSize: gpu.vmSize, spot: gpu.spot, gpusPerNode: gpu.gpusPerNode ?? 0, readyAtMs: Date.parse(gpu.readyAt) };
-  return budgetMinutesLeft(run.plan.budget, hold, run.plan.prices, gpu);
+  const hold = gpuHold(run.status.gpu!);
+  return hold && budgetMinutesLeft(run.plan.budget, hold, run.plan.prices, run.status.gpu!);
 };
 
 function enforceBudget(run: PlannedRun): void {
