@@ -266,10 +266,10 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
      * one through (the other gets 412). Returns whether this run got it.
      */
     async claimNodePool(name: string, eTag: string, tags: Record<string, string>): Promise<boolean> {
-      const found = await getPool(name);
+      const pool = await getPool(name);
+      const claimant = poolOwner(tags);
       // An earlier attempt's claim went through (its worker died while following it): adopt it.
-      if (found && isOwnedBy(poolOwner(found.tags), poolOwner(tags))) return (await settled(found, 'adopting warm pool claim')) !== undefined;
-      const pool = found;
+      if (pool && claimant.runId !== undefined && isOwnedBy(poolOwner(pool.tags), claimant)) return (await settled(pool, 'adopting warm pool claim')) !== undefined;
       if (!pool || pool.eTag !== eTag) return false;
       const poller = pools.createOrUpdate(
         resourceGroup,
