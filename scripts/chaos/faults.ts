@@ -184,15 +184,16 @@ export class FaultInjector {
         if (!target) return record('skipped', 'no spot run was training');
         const { evicted } = await emulator.evictSpotNodes(target.status.gpu!.pool, 1);
         this.targeted.add(target.runId);
-        return record('injected', `evicted ${evicted.join(', ')} of pool ${target.status.gpu!.pool} under its trainer`, target);
+        return record('injected', `evicted ${evicted.join(', ')} of pool ${target.status.gpu!.pool} under its trainer`, { workflowId: target.workflowId, runId: target.runId });
       }
       case 'trainer-oom': {
         const before = await this.waitForCandidate((r) => r.status.phase === 'training' || r.status.phase === 'preparing');
         const target = pickBy(before, fault.choice);
         if (!target) return record('skipped', 'no run was about to train');
-        await simulator.settings({ failTraining: { reason: 'OOMKilled', exitCode: 137, times: 1, runId: target.runId } });
+        // Both pods the tuning Job may start (backoffLimit 1): the same config runs out of memory again.
+        await simulator.settings({ failTraining: { reason: 'OOMKilled', exitCode: 137, times: 2, runId: target.runId } });
         this.targeted.add(target.runId);
-        return record('injected', 'its trainer pod ends OOMKilled (exit 137)', target);
+        return record('injected', 'its trainer pods end OOMKilled (exit 137)', { workflowId: target.workflowId, runId: target.runId });
       }
       case 'cancel':
       case 'terminate': {
@@ -201,14 +202,14 @@ export class FaultInjector {
         const handle = client.workflow.getHandle(target.workflowId, target.runId);
         await (fault.kind === 'cancel' ? handle.cancel() : handle.terminate('chaos: terminated by the fault injector'));
         this.targeted.add(target.runId);
-        return record('injected', fault.kind === 'cancel' ? 'cancelled' : 'terminated (no cleanup runs: the reaper must sweep)', target);
+        return record('injected', fault.kind === 'cancel' ? 'cancelled' : 'terminated (no cleanup runs: the reaper must sweep)', { workflowId: target.workflowId, runId: target.runId });
       }
     }
   }
 
-  /** Open fineTunes that fit, not aimed at before; looks again for up to 30 s while there are none. */
+  /** Open fineTunes that fit, not aimed at before; looks again for up to 10 s while there are none. */
   private async waitForCandidate(fits: (r: OpenFineTune) => boolean): Promise<OpenFineTune[]> {
-    for (let i = 0; i < 15; i++) {
+    for (let i = 0; i < 5; i++) {
       const found = (await this.deps.openFineTunes()).filter((r) => fits(r) && !this.targeted.has(r.runId));
       if (found.length > 0) return found;
       await sleep(2000);

@@ -79,13 +79,18 @@ const simulator = new SimulatorControl(env.GPU_SIMULATOR_URL!);
 const pools = createNodePoolActivities({ containerService: createContainerServiceClient(config), resourceGroup: config.azure.resourceGroup, clusterName: config.azure.clusterName, pollIntervalMs: 1000 });
 const runObjects = createRunObjectActivities({ kubeConfig });
 
-// The runs: which kind each is, from the seed.
-const planned = Array.from({ length: runCount }, (_, index) => {
-  const draw = random.next();
-  const kind: RunKind = draw < 0.5 ? 'fine-tune' : draw < 0.7 ? 'fine-tune-deploy' : 'retrain';
-  return { index, kind, spot: random.next() < 0.4, startAtMs: Math.round((index * startSpreadMs) / runCount) };
-});
-const faultPlan = planFaults(random, faultCount, kinds, Math.max(startSpreadMs, 60_000) + trainingMs * 2);
+// The runs: in every five, two fineTune, one fineTune with deploy, two retrain, in a seeded
+// order (so even a small N has each kind); about half of them on Spot.
+const kindsOfFive: RunKind[] = ['fine-tune', 'fine-tune', 'fine-tune-deploy', 'retrain', 'retrain'];
+const runKinds = Array.from({ length: Math.ceil(runCount / 5) }, () => random.shuffle(kindsOfFive)).flat();
+const planned = Array.from({ length: runCount }, (_, index) => ({
+  index,
+  kind: runKinds[index]!,
+  spot: random.next() < 0.5,
+  startAtMs: Math.round((index * startSpreadMs) / runCount),
+}));
+// Faults come while runs are open: from the first start until about when the last one trains.
+const faultPlan = planFaults(random, faultCount, kinds, startSpreadMs + 30_000 + trainingMs);
 
 function request(index: number, kind: RunKind, spot: boolean): FineTuneRequest {
   return {
@@ -129,7 +134,8 @@ const client = new Client({ connection, namespace: config.temporal.namespace });
 const taskQueue = config.temporal.taskQueue;
 
 log(`chaos run: seed ${seed} (replay with --seed ${seed}), ${runCount} runs over ${startSpreadMs / 1000} s, ${faultPlan.length} faults (${[...new Set(faultPlan.map((f) => f.kind))].join(', ')}), time limit ${timeLimitMinutes} min`);
-await emulator.settings({ provisioningDelayMs: 2000, deletionDelayMs: 1000 });
+// Pools take seconds to make, so a worker kill finds ARM operations in flight, as it would on AKS (minutes).
+await emulator.settings({ provisioningDelayMs: 8000, deletionDelayMs: 3000 });
 await emulator.clearFaults();
 await simulator.settings({ trainingMs, failTraining: undefined });
 const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -263,6 +269,8 @@ for (const run of planned) {
 await following;
 await injecting;
 const wallSeconds = Math.round((Date.now() - startedAt) / 1000);
+const notReached = faultPlan.length - injector.injected.length;
+if (notReached > 0) log(`${notReached} planned fault(s) not reached: the runs had ended`);
 log(allEnded() ? `every run ended after ${wallSeconds} s` : `time limit reached: ${openExecutions().length} execution(s) still open`);
 
 // After the runs: no more faults; take deployed inference down (what a user does when done with
