@@ -6,6 +6,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { failureTypes } from '../../domain/failure-types.js';
+import { armOperationInProgress } from '../../domain/pool-state.js';
 import { poolOwner, poolTags } from '../../domain/pool-tags.js';
 import { isOwnedBy, type RunOwner } from '../../domain/run-identity.js';
 
@@ -48,8 +49,6 @@ export interface ReleaseGuard {
 }
 
 const preconditionFailed = (err: unknown) => isRestError(err) && err.statusCode === 412;
-/** AKS's provisioning states while an operation on the pool runs. */
-const operationInProgress = new Set(['Creating', 'Updating', 'Scaling', 'Upgrading']);
 
 /**
  * Follows an ARM long-running operation to its end, heartbeating each poll. Returns false when
@@ -175,7 +174,7 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
   async function settled(pool: AgentPool, step: string): Promise<AgentPool | undefined> {
     const ctx = Context.current();
     let current: AgentPool | undefined = pool;
-    while (current && operationInProgress.has(current.provisioningState ?? '')) {
+    while (current && armOperationInProgress(current.provisioningState)) {
       ctx.heartbeat({ step, status: current.provisioningState });
       await ctx.sleep(pollIntervalMs);
       current = await getPool(pool.name!);

@@ -133,6 +133,8 @@ export interface Recovery {
   activity: string;
   /** Seconds from the kill until the activity ran again on a live worker (or completed); undefined: not within 3 minutes. */
   seconds?: number;
+  /** The run ended first (a fault terminated or cancelled it): no recovery to measure. */
+  runEndedFirst?: boolean;
 }
 
 const startedState = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
@@ -159,16 +161,17 @@ export class RecoveryTracker {
     await Promise.all(this.pending);
   }
 
+  /** The run's pending activities; undefined once it has ended (a closed run still lists its last ones). */
   private async pendingActivities(workflowId: string, runId: string) {
     const description = await this.client.workflow.getHandle(workflowId, runId).describe();
-    return description.raw.pendingActivities ?? [];
+    return description.status.name === 'RUNNING' ? (description.raw.pendingActivities ?? []) : undefined;
   }
 
   private async follow(identities: string[], killedAt: number): Promise<void> {
     const hit: { workflowId: string; runId: string; activityId: string; type: string; attempt: number; worker: string }[] = [];
     for (const { workflowId, runId } of this.openExecutions()) {
-      const activities = await this.pendingActivities(workflowId, runId).catch(() => []);
-      for (const a of activities) {
+      const activities = await this.pendingActivities(workflowId, runId).catch(() => undefined);
+      for (const a of activities ?? []) {
         if (a.state === startedState && identities.includes(a.lastWorkerIdentity ?? '')) {
           hit.push({ workflowId, runId, activityId: a.activityId ?? '', type: a.activityType?.name ?? '', attempt: a.attempt ?? 1, worker: a.lastWorkerIdentity ?? '' });
         }
@@ -179,7 +182,11 @@ export class RecoveryTracker {
         const recovery: Recovery = { worker: h.worker, killedAt: new Date(killedAt).toISOString(), workflowId: h.workflowId, activity: h.type };
         while (Date.now() - killedAt < 180_000) {
           const now = Date.now();
-          const activities = await this.pendingActivities(h.workflowId, h.runId).catch(() => undefined);
+          const activities = await this.pendingActivities(h.workflowId, h.runId).catch(() => null);
+          if (activities === undefined) {
+            recovery.runEndedFirst = true;
+            break;
+          }
           if (activities) {
             const a = activities.find((p) => p.activityId === h.activityId);
             const movedOn = !a || (a.state === startedState && (a.attempt ?? 1) > h.attempt && !identities.includes(a.lastWorkerIdentity ?? ''));
