@@ -59,6 +59,17 @@ describe('chaos audit', () => {
     expect(result.passed).toBe(false);
   });
 
+  it('explains a retrain that failed through its child by the child, which alone uses up the quota fault', () => {
+    const quota = { type: 'GpuQuotaExceeded', message: 'QuotaExceeded' };
+    const runs = [
+      run(0, { kind: 'retrain', state: 'FAILED', cause: quota, child: { workflowId: 'chaos-0-fine-tune', runId: 'child-0', state: 'FAILED', cause: quota } }),
+      run(1, { state: 'FAILED', cause: quota }),
+    ];
+    const result = audit(input(runs, [fault(0, 'arm-quota')]));
+    expect(result.failedByInjectedFault.map((f) => f.workflowId)).toEqual(['chaos-0-fine-tune', 'chaos-0']);
+    expect(result.otherFailures.map((f) => f.workflowId)).toEqual(['chaos-1']);
+  });
+
   it('allows one tuning Job per run plus one per node-loss recovery, and never two under one name', () => {
     const job = (runId: string, name: string, uid: string) => ({ uid, namespace: 'ns', name, runId, firstSeen: '' });
     const recovered = run(1, { status: { capacityRecoveries: [{ at: '', step: 'train', reason: 'node lost' }] } as ChaosRun['status'] });

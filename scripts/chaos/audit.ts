@@ -105,7 +105,8 @@ export function audit(input: AuditInput) {
   const otherFailures: { workflowId: string; state: string; cause: string }[] = [];
   const classify = (execution: Execution, parent?: ChaosRun, childWhy?: string) => {
     if (execution.state === 'COMPLETED' || execution.state === 'RUNNING') return;
-    const why = injectedCause(execution, faults, parent, quotaLeft) ?? childWhy;
+    // A parent that failed because its child did is explained by the child (and uses no quota fault of its own).
+    const why = childWhy ?? injectedCause(execution, faults, parent, quotaLeft);
     const cause = execution.cause ? `${execution.cause.type ?? 'failure'}: ${execution.cause.message}` : execution.state;
     if (why) failedByInjectedFault.push({ workflowId: execution.workflowId, state: execution.state, why });
     else otherFailures.push({ workflowId: execution.workflowId, state: execution.state, cause });
