@@ -6,6 +6,7 @@ import { type FineTuneInput, type FineTunePlan, validateFineTuneRequest } from '
 import { parseSpecText, requestFromSpec, specSizeLimitBytes, SpecTextError } from '../domain/spec-text.js';
 import { estimateCost } from '../domain/prices.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { defaultTaskQueue, fineTuneWorkflowId } from '../workflows/ids.js';
 import { fineTuneObjectNames } from '../workflows/naming.js';
 
 export class FineTuneRequestError extends Error {
@@ -66,7 +67,7 @@ export function withParsedWorkspace(request: FineTuneInput): FineTuneInput {
 
 function defaultWorkflowId(request: FineTuneInput): string {
   const base = (typeof request?.runName === 'string' && request.runName) || (typeof request?.model === 'string' && request.model) || 'run';
-  return `fine-tune-${base}-${new Date().toISOString().replace(/[:.]/g, '-').toLowerCase()}`;
+  return fineTuneWorkflowId(`${base}-${new Date().toISOString().replace(/[:.]/g, '-').toLowerCase()}`);
 }
 
 /** Validates, then starts a run. A run already started under the same id is returned, not duplicated. */
@@ -76,7 +77,7 @@ export async function startFineTune(client: Client, input: FineTuneInput, option
   const validation = validateFineTuneRequest(request, workflowId);
   if (!validation.ok) throw new FineTuneRequestError(validation.problems);
   try {
-    return await client.workflow.start(fineTune, { taskQueue: options.taskQueue ?? 'fine-tuning', workflowId, args: [request] });
+    return await client.workflow.start(fineTune, { taskQueue: options.taskQueue ?? defaultTaskQueue, workflowId, args: [request] });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle(workflowId);
     throw err;

@@ -3,8 +3,8 @@
 // simulated GPU node, the adapter image pushed to the local registry, the pool released
 // (DEMO_DEPLOY=true: inference deployed and smoke-checked instead). Prints each step as it
 // happens. Run through scripts/with-stack-env.sh (npm run demo does).
-import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { connectClient } from '../client/temporal-connection.js';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { createKubeConfig } from '../workers/clients.js';
 import { loadWorkerConfig } from '../workers/config.js';
@@ -29,15 +29,14 @@ const request: FineTuneRequest = {
 };
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
-const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
+const workerConnection = await NativeConnection.connect(config.temporal.connection);
 const worker = await createWorker(config, workerConnection, {
   // The emulator finishes operations in seconds: poll faster than real ARM warrants.
   tuning: { armPollIntervalMs: 500, kubePollIntervalMs: 500 },
 });
 const workerRun = worker.run();
 
-const connection = await Connection.connect({ address: config.temporal.address });
-const client = new Client({ connection, namespace: config.temporal.namespace });
+const client = await connectClient(config.temporal);
 const workflowId = `fine-tune-demo-${stamp}`;
 const began = Date.now();
 const watcher = startJobWatcher(createKubeConfig(config), client);
@@ -71,6 +70,6 @@ try {
   watcher.stop();
   worker.shutdown();
   await workerRun;
-  await connection.close();
+  await client.connection.close();
   await workerConnection.close();
 }

@@ -5,10 +5,11 @@
 // are in flight"). Every scenario cleans up what it created: pools, Deployments, Services, state.
 import { writeFile } from 'node:fs/promises';
 import { AppsV1Api } from '@kubernetes/client-node';
-import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { type Client, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { connectClient } from '../client/temporal-connection.js';
 import { runIdLabel } from '../activities/kubernetes/labels.js';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { poolTags } from '../domain/pool-tags.js';
@@ -170,8 +171,8 @@ async function main(): Promise<void> {
   if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')}: choose from ${Object.keys(scenarios).join(', ')}`);
   Runtime.install({ logger: new DefaultLogger('ERROR') }); // the scenarios' own failures are expected
   const taskQueue = `histories-${unique()}`;
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const client = new Client({ connection: await Connection.connect({ address: config.temporal.address }), namespace: config.temporal.namespace });
+  const connection = await NativeConnection.connect(config.temporal.connection);
+  const client = await connectClient(config.temporal);
   const emulatorBefore = await emulator.settings();
   // Short provisioning and training keep the histories small.
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });

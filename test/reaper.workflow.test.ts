@@ -2,7 +2,8 @@
 // their kwok nodes, decisions made by the real workflow with real activities.
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureReaperSchedule, reaperScheduleId } from '../scripts/setup-temporal.js';
+import { ensureReaperSchedule } from '../scripts/setup-temporal.js';
+import { reaperScheduleId } from '../workflows/ids.js';
 import { runLabelValue } from '../domain/hash.js';
 import type { RunOwner } from '../domain/run-identity.js';
 import { createWorkerActivities } from '../workers/worker.js';
