@@ -24,6 +24,7 @@ import {
   unpauseRetrainSchedule,
   updateRetrainSchedule,
 } from '../client/retrain-schedules.js';
+import { describeRunFailure } from '../client/run-failure.js';
 import { connectClient, loadTemporalSettings } from '../client/temporal-connection.js';
 import type { FineTuneInput } from '../domain/fine-tune-request.js';
 
@@ -82,9 +83,10 @@ function render({ workflowId, execution, status, failure }: RunStatus): string {
     if (status.adapter?.digest) lines.push(`  adapter: ${status.adapter.reference}`);
     if (status.inference) lines.push(`  serving: ${status.inference.models.join(', ')} (Service ${status.inference.service})`);
     if (status.released.length) lines.push(`  released: ${status.released.join(', ')}`);
-    if (status.error) lines.push(`  error: ${status.error}`);
   }
-  if (failure && failure !== status?.error) lines.push(`  failure: ${failure}`);
+  // The root cause with its type (the ARM or Kubernetes message and the advice); a run still going has no failure yet.
+  const error = failure ? describeRunFailure(failure) : status?.error;
+  if (error) lines.push(`  error: ${error}`);
   return lines.join('\n');
 }
 

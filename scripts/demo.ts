@@ -4,6 +4,7 @@
 // (DEMO_DEPLOY=true: inference deployed and smoke-checked instead). Prints each step as it
 // happens. Run through scripts/with-stack-env.sh (npm run demo does).
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { fineTuneResult } from '../client/fine-tune-client.js';
 import { connectClient } from '../client/temporal-connection.js';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { createKubeConfig } from '../workers/clients.js';
@@ -58,7 +59,7 @@ const ticker = setInterval(() => {
 }, 500);
 
 try {
-  const result = await handle.result();
+  const result = await fineTuneResult(handle);
   report(result);
   console.log(`fineTune ${result.phase} in ${((Date.now() - began) / 1000).toFixed(1)}s`);
   console.log(`  adapter   ${result.adapter?.reference}`);

@@ -9,28 +9,19 @@ import { stringify } from 'yaml';
 import { loadStackConfig } from '../scripts/stack/config.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { fineTuneStatusQuery } from '../workflows/fine-tune.js';
-import { config, emulator, eventually, simulator, unique } from './support.js';
+import { config, emulator, eventually, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'cli-'));
-const registryHost = new URL(config.registry.endpoint).host;
 
 function specFile(overrides: Record<string, unknown> = {}): string {
   const file = join(dir, `spec-${unique()}.yaml`);
   writeFileSync(
     file,
-    stringify({
-      model: 'phi-3-mini-4k-instruct',
-      method: 'qlora',
-      dataset: { urls: ['https://datasets.example.com/cli/train.jsonl'] },
-      output: { image: `${registryHost}/adapters/cli-${unique()}:v1` },
-      gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
-      pollIntervalSeconds: 1,
-      ...overrides,
-    }),
+    stringify({ ...testFineTuneRequest(), ...overrides }),
   );
   return file;
 }

@@ -5,14 +5,13 @@
 // carry the run context.
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { armOperation } from '../workers/arm-metrics.js';
 import { runtimeOptions } from '../workers/telemetry.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune } from '../workflows/fine-tune.js';
 import { nodePoolName } from '../workflows/naming.js';
 import { type ReaperResult, reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
-import { clusterName, config, containerService, emulator, eventually, resourceGroup, simulator, unique } from './support.js';
+import { clusterName, config, containerService, emulator, eventually, resourceGroup, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 async function freeLoopbackPort(): Promise<number> {
@@ -56,17 +55,8 @@ function total(samples: Sample[], name: string, labels: Record<string, string> =
 const workflowId = `ft-metrics-${unique()}`;
 /** The run's pool: its name depends on the run id, known once the run is started. */
 let pool: string;
-const registryHost = new URL(config.registry.endpoint).host;
-const request: FineTuneRequest = {
-  model: 'phi-3-mini-4k-instruct',
-  method: 'qlora',
-  dataset: { urls: ['https://datasets.example.com/support/chats.jsonl'] },
-  output: { image: `${registryHost}/adapters/metrics-${unique()}:v1` },
-  gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
-  // The pool stays (at 0 nodes) for the reaper pass to decide about.
-  release: { policy: 'scale-to-zero' },
-  pollIntervalSeconds: 1,
-};
+// The pool stays (at 0 nodes) for the reaper pass to decide about.
+const request = testFineTuneRequest({ release: { policy: 'scale-to-zero' } });
 let status: FineTuneStatus;
 let reaped: ReaperResult;
 

@@ -12,25 +12,15 @@ import { fineTune, type FineTuneStatus, fineTuneStatusQuery } from '../workflows
 import { nodePoolName } from '../workflows/naming.js';
 import type { ReaperResult } from '../workflows/reap-idle-gpu-pools.js';
 import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
-import { config, emulator, eventually, objectsLabelled, poolOf, simulator, unique } from './support.js';
+import { config, emulator, eventually, objectsLabelled, poolOf, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 const namespace = 'aks-finetune';
-const registryHost = new URL(config.registry.endpoint).host;
 
-const request = (overrides: Partial<FineTuneRequest> = {}): FineTuneRequest => ({
-  model: 'phi-3-mini-4k-instruct',
-  method: 'qlora',
-  dataset: { urls: ['https://datasets.example.com/support/chats.jsonl'] },
-  output: { image: `${registryHost}/adapters/own-${unique()}:v1` },
-  gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
-  // The default grace of 0 is what made the old reaper release pools of runs between steps.
-  release: { policy: 'delete', idleGraceMinutes: 0 },
-  pollIntervalSeconds: 1,
-  ...overrides,
-});
+// The default grace of 0 is what made the old reaper release pools of runs between steps.
+const request = (overrides: Partial<FineTuneRequest> = {}) => testFineTuneRequest({ release: { policy: 'delete', idleGraceMinutes: 0 }, ...overrides });
 
 /** Jobs, ConfigMaps, PVCs, Deployments and Services that name this workflow id, whatever its run. */
 const objectsOf = async (workflowId: string) => (await objectsLabelled(namespace, `aks-finetune.io/run=${workflowId}`)).sort();
