@@ -11,6 +11,7 @@ import { createWorkerActivities } from '../workers/worker.js';
 import { fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { config, emulator, eventually, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
@@ -64,7 +65,7 @@ describe('CLI', () => {
   });
 
   it('starts a run, follows it to the end, then finds it with status and list', async () => {
-    const id = `cli-${unique()}`;
+    const id = fineTuneWorkflowId(`cli-${unique()}`);
     await temporal.withWorker(activities, async (taskQueue) => {
       const started = await cli(['start', specFile(), '--id', id, '--follow'], taskQueue);
       expect(started.out).toContain(`Started ${id}`);
@@ -81,7 +82,7 @@ describe('CLI', () => {
 
   it('cancels a running run, which cleans up before it ends', async () => {
     await simulator.settings({ trainingMs: 20_000 });
-    const id = `cli-cancel-${unique()}`;
+    const id = fineTuneWorkflowId(`cli-cancel-${unique()}`);
     await temporal.withWorker(activities, async (taskQueue) => {
       expect((await cli(['start', specFile(), '--id', id], taskQueue)).code).toBe(0);
       const handle = temporal.env.client.workflow.getHandle(id);

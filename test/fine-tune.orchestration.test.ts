@@ -9,6 +9,7 @@ import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { fineTune } from '../workflows/fine-tune.js';
 import { unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
 
@@ -54,7 +55,7 @@ const request = {
 
 const run = (activities: Partial<Activities>, overrides: Partial<FineTuneRequest> = {}) =>
   temporal.withWorker(activities, (taskQueue) =>
-    temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `orch-${unique()}`, args: [{ ...request, ...overrides }] }).catch((e: unknown) => e),
+    temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`orch-${unique()}`), args: [{ ...request, ...overrides }] }).catch((e: unknown) => e),
   );
 
 describe('fineTune orchestration', () => {

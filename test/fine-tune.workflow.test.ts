@@ -18,6 +18,7 @@ import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows
 import { fineTuneObjectNames, nodePoolName, runTag } from '../workflows/naming.js';
 import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, objectsLabelled, poolOf, resourceGroup, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
 const batch = kubeConfig.makeApiClient(BatchV1Api);
@@ -57,7 +58,7 @@ async function startBeforeAnyWorker(workflowId: string, args: FineTuneRequest) {
 
 describe('fineTune', () => {
   it('trains, pushes the adapter, records its digest and lineage, releases the pool, and leaves nothing behind', async () => {
-    const workflowId = `ft-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`${unique()}`);
     const status = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] }));
 
     expect(status.phase).toBe('succeeded');
@@ -90,7 +91,7 @@ describe('fineTune', () => {
   });
 
   it('deploys inference with the adapter by digest, smoke-checks /v1/models, and keeps the pool for it', async () => {
-    const workflowId = `ft-deploy-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`deploy-${unique()}`);
     const status = await temporal.withWorker(activities, (taskQueue) =>
       temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest({ runName: `svc-${unique()}`, deploy: { replicas: 1 } })] }),
     );
@@ -112,7 +113,7 @@ describe('fineTune', () => {
 
   it('scales the pool to zero instead of deleting it when the release policy says so', async () => {
     const status = await temporal.withWorker(activities, (taskQueue) =>
-      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-zero-${unique()}`, args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`zero-${unique()}`), args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
     );
     try {
       expect(status.released).toContain(`AgentPool/${status.gpu!.pool} (scaled to 0)`);
@@ -127,7 +128,7 @@ describe('fineTune', () => {
     try {
       // Checks would wait 600 s: the run can only finish within the test's timeout through the signal.
       const status = await temporal.withWorker(activities, (taskQueue) =>
-        temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-signal-${unique()}`, args: [testFineTuneRequest({ pollIntervalSeconds: 600 })] }),
+        temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`signal-${unique()}`), args: [testFineTuneRequest({ pollIntervalSeconds: 600 })] }),
       );
       expect(status.phase).toBe('succeeded');
     } finally {
@@ -136,7 +137,7 @@ describe('fineTune', () => {
   }, 90_000);
 
   it('fails at once on a quota error, creating nothing', async () => {
-    const workflowId = `ft-quota-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`quota-${unique()}`);
     const { handle, taskQueue, pool } = await startBeforeAnyWorker(workflowId, testFineTuneRequest());
     await emulator.addFault({ kind: 'quota', method: 'PUT', pool });
     const error = await temporal.withWorker(activities, () => handle.result(), taskQueue).catch((e: unknown) => e);
@@ -148,7 +149,7 @@ describe('fineTune', () => {
   });
 
   it('retries a capacity failure and succeeds when capacity comes back', async () => {
-    const workflowId = `ft-capacity-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`capacity-${unique()}`);
     const { handle, taskQueue, pool } = await startBeforeAnyWorker(workflowId, testFineTuneRequest());
     await emulator.clearRequests();
     await emulator.addFault({ kind: 'capacity', pool });
@@ -161,10 +162,10 @@ describe('fineTune', () => {
 
   it('reuses the warm pool a finished run left, and reports the provisioning time saved', async () => {
     const first = await temporal.withWorker(activities, (taskQueue) =>
-      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-warm-a-${unique()}`, args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`warm-a-${unique()}`), args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
     );
     expect((await poolOf(first.gpu!.pool))?.count).toBe(0);
-    const workflowId = `ft-warm-b-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`warm-b-${unique()}`);
     const second = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] }));
     expect(second.gpu).toMatchObject({ pool: first.gpu!.pool, reusedPool: true, reusedFrom: expect.stringMatching(/^ft-warm-a-/) });
     expect(second.gpu!.provisioningSecondsSaved).toBeGreaterThan(0);
@@ -174,9 +175,9 @@ describe('fineTune', () => {
 
   it('never lets two concurrent runs claim the same warm pool', async () => {
     const first = await temporal.withWorker(activities, (taskQueue) =>
-      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-race-a-${unique()}`, args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`race-a-${unique()}`), args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
     );
-    const ids = [`ft-race-b-${unique()}`, `ft-race-c-${unique()}`];
+    const ids = [fineTuneWorkflowId(`race-b-${unique()}`), fineTuneWorkflowId(`race-c-${unique()}`)];
     const results = await temporal.withWorker(activities, (taskQueue) =>
       Promise.all(ids.map((workflowId) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] }))),
     );
@@ -194,7 +195,7 @@ describe('fineTune', () => {
     const error = await temporal.withWorker(spy, (taskQueue) =>
       temporal.env.client.workflow.execute(fineTune, {
         taskQueue,
-        workflowId: `ft-bad-${unique()}`,
+        workflowId: fineTuneWorkflowId(`bad-${unique()}`),
         args: [{ model: 'phi-3-medium-4k-instruct', gpu: { vmSize: 'Standard_NC4as_T4_v3' }, dataset: { urls: ['http://169.254.169.254/latest'] } }],
       }),
     ).catch((e: unknown) => e);
@@ -211,7 +212,7 @@ describe('fineTune', () => {
   it('refuses a loopback output registry at once, creating nothing, on a worker not beside that registry', async () => {
     const remoteWorker = createWorkerActivities({ ...config, registry: { ...config.registry, allowLoopback: false } }, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
     await emulator.clearRequests();
-    const workflowId = `ft-loopback-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`loopback-${unique()}`);
     const error = await temporal
       .withWorker(remoteWorker, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] }))
       .catch((e: unknown) => e);
@@ -224,7 +225,7 @@ describe('fineTune', () => {
 
   it('fails an out-of-memory training with advice, and cleans up everything', async () => {
     await simulator.settings({ failTraining: { reason: 'OOMKilled', exitCode: 137, times: 2 } });
-    const workflowId = `ft-oom-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`oom-${unique()}`);
     const { error, status } = await temporal.withWorker(activities, async (taskQueue) => {
       const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest({ method: 'lora' })] });
       return { error: await handle.result().catch((e: unknown) => e), status: await handle.query(fineTuneStatusQuery) };
@@ -238,7 +239,7 @@ describe('fineTune', () => {
 
   it('stops training and cleans up when the GPU budget is spent', async () => {
     await simulator.settings({ trainingMs: 60_000 });
-    const workflowId = `ft-budget-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`budget-${unique()}`);
     const { error, status } = await temporal.withWorker(activities, async (taskQueue) => {
       // 0.002 GPU-hours: about 7 seconds of one GPU.
       const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest({ budget: { maxGpuHours: 0.002 } })] });
@@ -257,7 +258,7 @@ describe('fineTune', () => {
     { phase: 'training', setup: () => simulator.settings({ trainingMs: 20_000 }) },
   ] as const)('leaves no pool and no Job when cancelled while $phase', async ({ phase, setup }) => {
     await setup();
-    const workflowId = `ft-cancel-${phase}-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`cancel-${phase}-${unique()}`);
     const status = await temporal.withWorker(activities, async (taskQueue) => {
       const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
       await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === phase ? true : undefined), `phase ${phase}`);
@@ -272,11 +273,11 @@ describe('fineTune', () => {
 
   it('cancelled while claiming a warm pool, still releases the pool it claimed', async () => {
     const first = await temporal.withWorker(activities, (taskQueue) =>
-      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-claim-a-${unique()}`, args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`claim-a-${unique()}`), args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
     );
     const warm = first.gpu!.pool;
     await emulator.settings({ provisioningDelayMs: 4000 }); // the claim (0 -> 1 node) takes a while
-    const workflowId = `ft-claim-b-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`claim-b-${unique()}`);
     const status = await temporal.withWorker(activities, async (taskQueue) => {
       const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
       await eventually(async () => ((await poolOf(warm))?.tags?.['aks-finetune.io/workflow-id'] === workflowId ? true : undefined), 'the claim to land');
@@ -292,7 +293,7 @@ describe('fineTune', () => {
 
   it('starts training again on a fresh node when its pool is deleted under the trainer, and leaves nothing behind', async () => {
     await simulator.settings({ trainingMs: 30_000 });
-    const workflowId = `ft-node-lost-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`node-lost-${unique()}`);
     const status = await temporal.withWorker(activities, async (taskQueue) => {
       const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
       const running = await eventually(async () => {
@@ -321,7 +322,7 @@ describe('fineTune', () => {
       { updateIntervalInMs: 200 },
     );
     try {
-      const workflowId = `ft-unschedulable-${unique()}`;
+      const workflowId = fineTuneWorkflowId(`unschedulable-${unique()}`);
       const { error, status } = await temporal.withWorker(activities, async (taskQueue) => {
         const handle = await temporal.env.client.workflow.start(fineTune, {
           taskQueue,
@@ -348,7 +349,7 @@ describe('fineTune', () => {
 
     it('retries only the push, never the training, and succeeds once the registry is back', async () => {
       await simulator.settings({ trainingMs: 1500 });
-      const workflowId = `ft-push-retry-${unique()}`;
+      const workflowId = fineTuneWorkflowId(`push-retry-${unique()}`);
       const status = await temporal.withWorker(activities, async (taskQueue) => {
         const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
         await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'training' ? true : undefined), 'training');
@@ -367,7 +368,7 @@ describe('fineTune', () => {
 
     it('leaves no pool and no Job when cancelled while pushing', async () => {
       await simulator.settings({ trainingMs: 1000 });
-      const workflowId = `ft-cancel-push-${unique()}`;
+      const workflowId = fineTuneWorkflowId(`cancel-push-${unique()}`);
       const status = await temporal.withWorker(activities, async (taskQueue) => {
         const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
         await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'training' ? true : undefined), 'training');
@@ -387,7 +388,7 @@ describe('fineTune', () => {
     const taskQueue = `test-crash-${unique()}`;
     const startWorker = (): ChildProcess =>
       spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue }, stdio: 'ignore', detached: true });
-    const workflowId = `ft-crash-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`crash-${unique()}`);
     const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
     let worker = startWorker();
     try {

@@ -13,6 +13,7 @@ import { nodePoolName } from '../workflows/naming.js';
 import { type ReaperResult, reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
 import { clusterName, config, containerService, emulator, eventually, resourceGroup, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId, reapIdleGpuPoolsWorkflowId } from '../workflows/ids.js';
 
 async function freeLoopbackPort(): Promise<number> {
   const server = createServer();
@@ -52,7 +53,7 @@ function total(samples: Sample[], name: string, labels: Record<string, string> =
   return matching.length ? matching.reduce((sum, s) => sum + s.value, 0) : undefined;
 }
 
-const workflowId = `ft-metrics-${unique()}`;
+const workflowId = fineTuneWorkflowId(`metrics-${unique()}`);
 /** The run's pool: its name depends on the run id, known once the run is started. */
 let pool: string;
 // The pool stays (at 0 nodes) for the reaper pass to decide about.
@@ -72,7 +73,7 @@ beforeAll(async () => {
   await emulator.addFault({ kind: 'server-error', method: 'GET', pool });
   status = await temporal.withWorker(activities, () => handle.result(), taskQueue);
   reaped = await temporal.withWorker(activities, (taskQueue) =>
-    temporal.env.client.workflow.execute(reapIdleGpuPools, { taskQueue, workflowId: `reaper-metrics-${unique()}`, args: [{ dryRun: true }] }),
+    temporal.env.client.workflow.execute(reapIdleGpuPools, { taskQueue, workflowId: reapIdleGpuPoolsWorkflowId(`metrics-${unique()}`), args: [{ dryRun: true }] }),
   );
 });
 
