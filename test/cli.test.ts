@@ -8,7 +8,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadStackConfig } from '../scripts/stack/config.js';
 import { createWorkerActivities } from '../workers/worker.js';
-import { fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { FineTuneFailedError, fineTuneResult, getFineTuneStatus } from '../client/fine-tune-client.js';
+import { fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { nodePoolName } from '../workflows/naming.js';
 import { config, emulator, eventually, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 import { fineTuneWorkflowId } from '../workflows/ids.js';
@@ -78,6 +80,34 @@ describe('CLI', () => {
       const list = await cli(['list', '--model', 'phi-3-mini-4k-instruct', '--phase', 'succeeded', '--limit', '200']);
       expect(list.out).toMatch(new RegExp(`${id}\\s+COMPLETED\\s+succeeded\\s+phi-3-mini-4k-instruct\\s+qlora`));
     });
+  });
+
+  it('shows why a run failed, as ARM said it with the advice, in the CLI and in the client\'s error', async () => {
+    const id = fineTuneWorkflowId(`cli-quota-${unique()}`);
+    const taskQueue = `test-${unique()}`;
+    // Started before any worker polls its queue, so the fault is in place for the run's own pool.
+    expect((await cli(['start', specFile(), '--id', id], taskQueue)).code).toBe(0);
+    const handle = temporal.env.client.workflow.getHandle<typeof fineTune>(id);
+    await emulator.addFault({ kind: 'quota', method: 'PUT', pool: nodePoolName('ft', { workflowId: id, runId: (await handle.describe()).runId }) });
+    const armMessage = 'exceeding approved Standard_NC24ads_A100_v4 Cores quota';
+    const advice = 'Request a quota increase for that VM family, or choose another vmSize';
+
+    const followed = await temporal.withWorker(activities, () => cli(['status', id, '--follow'], taskQueue), taskQueue);
+    expect(followed.code).toBe(1);
+    expect(followed.out).toContain(`${id}: FAILED, phase failed`);
+    const errorLine = followed.out.split('\n').find((line) => line.startsWith('  error: '));
+    expect(errorLine).toMatch(/^ {2}error: GpuQuotaExceeded: Azure refused GPU node pool ft\w+: the subscription's Standard_NC24ads_A100_v4 quota is exhausted\./);
+    expect(errorLine).toContain(advice);
+    expect(errorLine).toContain(armMessage);
+    expect(followed.out).not.toMatch(/Activity task failed|Workflow execution failed/);
+
+    const error = await fineTuneResult(handle).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FineTuneFailedError);
+    expect((error as FineTuneFailedError).failure.type).toBe('GpuQuotaExceeded');
+    expect((error as Error).message).toMatch(new RegExp(`^fineTune ${id} failed: GpuQuotaExceeded: Azure refused GPU node pool`));
+    expect((error as Error).message).toContain(advice);
+    expect((error as Error).message).toContain(armMessage);
+    expect((await getFineTuneStatus(temporal.env.client, id)).failure).toEqual((error as FineTuneFailedError).failure);
   });
 
   it('cancels a running run, which cleans up before it ends', async () => {
