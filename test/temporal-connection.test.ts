@@ -53,8 +53,10 @@ server_name = "fine-tuning.a1b2c.tmprl.cloud"
 
 /** The stack's environment without its Temporal address and namespace: only the profile says where Temporal is. */
 function profileEnv(profile: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const { TEMPORAL_ADDRESS: _address, TEMPORAL_NAMESPACE: _namespace, ...rest } = process.env;
-  return { ...rest, TEMPORAL_CONFIG_FILE: configFile, TEMPORAL_PROFILE: profile, ...extra };
+  const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_CONFIG_FILE: configFile, TEMPORAL_PROFILE: profile, ...extra };
+  delete env.TEMPORAL_ADDRESS;
+  delete env.TEMPORAL_NAMESPACE;
+  return env;
 }
 
 async function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string }> {
