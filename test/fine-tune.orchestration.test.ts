@@ -186,7 +186,7 @@ describe('fineTune orchestration', () => {
     const error = await run(stubs(calls, { checkJob: async () => pulling }), { tuning: { podStartTimeoutMinutes: 0.05 } });
     const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
     expect(cause.type).toBe('PodNotStarting');
-    expect(cause.message).toMatch(/^The trainer pod of Job orch-[\w-]+-train has not started after 0.05 minutes: /);
+    expect(cause.message).toMatch(/^The trainer pod of Job fine-tune-orch-[\w-]+-train has not started after 0.05 minutes: /);
     expect(cause.message).toContain(pulling.problem);
     expect(calls.filter((c) => c === 'startPushJob')).toHaveLength(0);
     expect(calls.slice(-3)).toEqual(['deleteRunObjects', 'listManagedPools', 'deleteNodePool']);

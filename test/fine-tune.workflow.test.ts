@@ -167,7 +167,7 @@ describe('fineTune', () => {
     expect((await poolOf(first.gpu!.pool))?.count).toBe(0);
     const workflowId = fineTuneWorkflowId(`warm-b-${unique()}`);
     const second = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] }));
-    expect(second.gpu).toMatchObject({ pool: first.gpu!.pool, reusedPool: true, reusedFrom: expect.stringMatching(/^ft-warm-a-/) });
+    expect(second.gpu).toMatchObject({ pool: first.gpu!.pool, reusedPool: true, reusedFrom: expect.stringMatching(/^fine-tune-warm-a-/) });
     expect(second.gpu!.provisioningSecondsSaved).toBeGreaterThan(0);
     expect(second.steps[0]?.detail).toMatch(/^reused warm pool ft\w+, about [\d.]+s of provisioning saved$/);
     await expectNothingLeft(second, workflowId); // it was the second run's to release, and it did
@@ -333,7 +333,7 @@ describe('fineTune', () => {
       });
       const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
       expect(cause.type).toBe('PodNotStarting');
-      expect(cause.message).toMatch(/^The trainer pod of Job ft-unschedulable-[\w-]+-train has not started after 0.1 minutes: Unschedulable: .*untolerated taint.*nvidia\.com\/gpu/);
+      expect(cause.message).toMatch(/^The trainer pod of Job fine-tune-unschedulable-[\w-]+-train has not started after 0.1 minutes: Unschedulable: .*untolerated taint.*nvidia\.com\/gpu/);
       expect(status.phase).toBe('failed');
       expect(await leftovers(workflowId)).toEqual([]);
       expect((await poolOf(pool))?.count).toBe(1); // the user's pool is not the run's to release
