@@ -306,7 +306,7 @@ describe('fineTune', () => {
       return handle.result();
     });
     expect(status.phase).toBe('succeeded');
-    expect(status.capacityRecoveries).toEqual([{ at: expect.any(String), step: 'train', reason: expect.stringMatching(/^node aks-ft[\w-]+-vmss\d+ is gone \(pod ft-node-lost-[\w-]+-train-\w+\)$|disrupted/) }]);
+    expect(status.capacityRecoveries).toEqual([{ at: expect.any(String), step: 'train', reason: expect.stringMatching(/^node aks-ft[\w-]+-vmss\d+ is gone \(pod fine-tune-node-lost-[\w-]+-train-\w+\)$|disrupted/) }]);
     expect(status.training).toMatchObject({ state: 'succeeded', job: expect.stringMatching(new RegExp(`^${workflowId}-\\w+-train-r1$`)) });
     await expectNothingLeft(status, workflowId);
   });
