@@ -108,7 +108,7 @@ export async function fineTuneResult(handle: WorkflowHandle<typeof fineTune>): P
 
 export interface RunStatus {
   workflowId: string;
-  /** Temporal's view: RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, TIMED_OUT, ... */
+  /** Temporal's view: RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, TIMED_OUT, ... */
   execution: string;
   /** The run's own status (query), when it can be read. */
   status?: FineTuneStatus;
