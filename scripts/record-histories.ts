@@ -16,6 +16,7 @@ import { historiesDir, type RecordedHistory } from '../test/recorded-histories.j
 import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, pushDataset, resourceGroup, simulator, testFineTuneRequest, unique } from '../test/support.js';
 import { createWorker } from '../workers/worker.js';
 import { fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { retrainChildWorkflowId } from '../workflows/ids.js';
 import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
 import { retrain } from '../workflows/retrain.js';
 
@@ -118,7 +119,7 @@ async function cleanUp(client: Client, { workflowId, pools }: Pick<Run, 'workflo
       await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, pool.name!, { updateIntervalInMs: 200 });
     }
   }
-  for (const runId of [workflowId, `${workflowId}-fine-tune`]) {
+  for (const runId of [workflowId, retrainChildWorkflowId(workflowId)]) {
     const labelSelector = `${runIdLabel}=${runId}`;
     for (const d of (await apps.listNamespacedDeployment({ namespace, labelSelector })).items) {
       await apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace });
