@@ -19,6 +19,7 @@ import { loadWorkerConfig } from '../workers/config.js';
 import { startJobWatcher } from '../workers/job-watcher.js';
 import { createWorker } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune } from '../workflows/fine-tune.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 import { EmulatorControl } from './stack/aks-emulator/control-client.js';
 import { loadStackConfig } from './stack/config.js';
 import { SimulatorControl } from './stack/gpu-simulator/control-client.js';
@@ -129,7 +130,7 @@ for (const schedule of schedules) {
       timers.push(
         setTimeout(() => {
           client.workflow
-            .execute(fineTune, { taskQueue, workflowId: `cost-${stamp}-${track}-${schedule.name}-${at}h`, args: [request(track, schedule)] })
+            .execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`cost-${stamp}-${track}-${schedule.name}-${at}h`), args: [request(track, schedule)] })
             .then(resolve, reject);
         }, realMs(at * 60)),
       );

@@ -16,6 +16,7 @@ import { loadStackConfig, projectRoot } from './stack/config.js';
 import { SimulatorControl } from './stack/gpu-simulator/control-client.js';
 import { loadWorkerConfig } from '../workers/config.js';
 import { type FineTuneStatus, fineTune } from '../workflows/fine-tune.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -93,7 +94,7 @@ async function round(client: Client, worker: ChildProcess, runs: number) {
     Array.from({ length: runs }, (_, i) =>
       client.workflow.start(fineTune, {
         taskQueue,
-        workflowId: `bench-${stamp}-${runs}-${i}`,
+        workflowId: fineTuneWorkflowId(`bench-${stamp}-${runs}-${i}`),
         args: [
           {
             model: 'phi-3-mini-4k-instruct',

@@ -12,6 +12,7 @@ import { loadWorkerConfig } from '../workers/config.js';
 import { startJobWatcher } from '../workers/job-watcher.js';
 import { createWorker } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const config = loadWorkerConfig();
 const uiUrl = process.env.TEMPORAL_UI_URL ?? 'http://127.0.0.1:8233';
@@ -38,7 +39,7 @@ const worker = await createWorker(config, workerConnection, {
 const workerRun = worker.run();
 
 const client = await connectClient(config.temporal);
-const workflowId = `fine-tune-demo-${stamp}`;
+const workflowId = fineTuneWorkflowId(`demo-${stamp}`);
 const began = Date.now();
 const watcher = startJobWatcher(createKubeConfig(config), client);
 const handle = await client.workflow.start(fineTune, { taskQueue: config.temporal.taskQueue, workflowId, args: [request] });
