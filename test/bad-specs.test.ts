@@ -19,6 +19,7 @@ import { specSizeLimitBytes } from '../domain/spec-text.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { config, emulator, kubeConfig, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
 const dir = mkdtempSync(join(tmpdir(), 'bad-specs-'));
@@ -331,7 +332,7 @@ describe('bad specs', () => {
         expect((err as Error).message).toContain(c.mentions);
         continue;
       }
-      const workflowId = `bad-typed-${unique()}`;
+      const workflowId = fineTuneWorkflowId(`bad-typed-${unique()}`);
       await expect(startFineTune(temporal.env.client, request as never, { workflowId, taskQueue: 'unused' }), c.name).rejects.toThrow(c.mentions);
     }
   });
@@ -351,7 +352,7 @@ describe('bad specs', () => {
     expect(raw.length).toBeGreaterThanOrEqual(90);
     await emulator.clearRequests();
     const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
-    const ids = raw.map(() => `bad-raw-${unique(10)}`);
+    const ids = raw.map(() => fineTuneWorkflowId(`bad-raw-${unique(10)}`));
     const failures = await temporal.withWorker(activities, (taskQueue) =>
       Promise.all(
         raw.map(({ arg }, i) =>

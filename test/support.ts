@@ -4,6 +4,7 @@ import { AppsV1Api, BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { EmulatorControl } from '../scripts/stack/aks-emulator/control-client.js';
 import { SimulatorControl } from '../scripts/stack/gpu-simulator/control-client.js';
 import { createAzureCredential, createContainerServiceClient, createKubeConfig, createRegistryContentClient } from '../workers/clients.js';
+import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { loadWorkerConfig } from '../workers/config.js';
 
 export const config = loadWorkerConfig(process.env);
@@ -16,6 +17,20 @@ export const { resourceGroup, clusterName } = config.azure;
 
 /** A short random suffix that keeps names from different tests and runs apart. */
 export const unique = (length = 6) => randomBytes(8).toString('hex').slice(0, length);
+
+/**
+ * The fineTune request the tests and the history recorder run: phi-3 QLoRA on one A100, checks
+ * every second, the adapter pushed to a repository of its own in the local registry.
+ */
+export const testFineTuneRequest = (overrides: Partial<FineTuneRequest> = {}): FineTuneRequest => ({
+  model: 'phi-3-mini-4k-instruct',
+  method: 'qlora',
+  dataset: { urls: ['https://datasets.example.com/support/chats.jsonl'] },
+  output: { image: `${new URL(config.registry.endpoint).host}/adapters/test-${unique()}:v1` },
+  gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
+  pollIntervalSeconds: 1,
+  ...overrides,
+});
 
 /** Polls `probe` until it returns a value other than undefined. */
 export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
