@@ -13,7 +13,7 @@ import { runIdLabel } from '../activities/kubernetes/labels.js';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { poolTags } from '../domain/pool-tags.js';
 import { historiesDir, type RecordedHistory } from '../test/recorded-histories.js';
-import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, pushDataset, resourceGroup, simulator, unique } from '../test/support.js';
+import { clusterName, config, containerService, core, emulator, eventually, adminKubeConfig, pushDataset, resourceGroup, simulator, unique } from '../test/support.js';
 import { createWorker } from '../workers/worker.js';
 import { fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
@@ -34,7 +34,7 @@ type Scenario = (run: Run) => Promise<WorkflowHandle>;
 
 const namespace = 'aks-finetune';
 const registryHost = new URL(config.registry.endpoint).host;
-const apps = kubeConfig.makeApiClient(AppsV1Api);
+const apps = adminKubeConfig.makeApiClient(AppsV1Api);
 
 const request = (overrides: Partial<FineTuneRequest> = {}): FineTuneRequest => ({
   model: 'phi-3-mini-4k-instruct',
