@@ -5,7 +5,9 @@ import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadStackConfig } from '../scripts/stack/config.js';
 import { renderDeploy } from '../scripts/stack/worker-rbac.js';
-import { adminKubeConfig, createRunNamespace, kubeConfig, unique } from './support.js';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createWorkerActivities } from '../workers/worker.js';
+import { adminKubeConfig, config, createRunNamespace, kubeConfig, unique } from './support.js';
 
 const asWorker = kubeConfig.makeApiClient(CoreV1Api);
 const authorization = kubeConfig.makeApiClient(AuthorizationV1Api);
@@ -61,6 +63,14 @@ describe("the worker's identity on the local stack", () => {
     ]) {
       expect(await workerMay(attributes), JSON.stringify(attributes)).toBe(true);
     }
+  });
+
+  it('may not create a namespace: a run naming one that does not exist fails at once, naming the fix', async () => {
+    const namespace = `absent-${unique()}`;
+    const { ensureNamespace } = createWorkerActivities(config);
+    const error = await new MockActivityEnvironment().run(ensureNamespace, namespace).catch((e: unknown) => e);
+    expect(error).toMatchObject({ type: 'InvalidRequest', nonRetryable: true });
+    expect((error as Error).message).toContain(`kubectl create namespace ${namespace} && kubectl apply -n ${namespace} -f deploy/run-namespace/run-namespace.yaml`);
   });
 
   it('is let into a new namespace by the operator step deploy/run-namespace, and only into it', async () => {
