@@ -1,9 +1,12 @@
 // Least privilege, tested: the stack's worker identity holds deploy/'s RBAC and nothing more, so
 // what the worker may not do on AKS it may not do here either.
 import { ApiException, AuthenticationV1Api, AuthorizationV1Api, CoreV1Api, RbacAuthorizationV1Api, type V1ResourceAttributes } from '@kubernetes/client-node';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { loadStackConfig } from '../scripts/stack/config.js';
+import { loadStackConfig, projectRoot } from '../scripts/stack/config.js';
 import { renderDeploy } from '../scripts/stack/worker-rbac.js';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createWorkerActivities } from '../workers/worker.js';
@@ -111,6 +114,30 @@ describe('deploy/ (kustomize base)', () => {
     }
     expect(find('Deployment', 'aks-finetune-worker')).toMatchObject({
       spec: { template: { metadata: { labels: { 'azure.workload.identity/use': 'true' } }, spec: { serviceAccountName: 'aks-finetune-worker' } } },
+    });
+  });
+
+  it('is accepted by a real API server (server-side dry run), and probes the port the image serves metrics on', () => {
+    const stack = loadStackConfig();
+    const out = execFileSync(join(stack.toolsBin, 'kubectl'), ['--kubeconfig', stack.kubeconfig, 'apply', '--dry-run=server', '-k', join(projectRoot, 'deploy')], { encoding: 'utf8' });
+    expect(out.trim().split('\n')).toHaveLength(rendered.length);
+    const metricsPort = /^ENV METRICS_ADDRESS=[^:]+:(\d+)$/m.exec(readFileSync(join(projectRoot, 'Dockerfile'), 'utf8'))?.[1];
+    expect(find('Deployment', 'aks-finetune-worker')).toMatchObject({
+      spec: {
+        template: {
+          spec: {
+            containers: [
+              {
+                ports: [{ name: 'metrics', containerPort: Number(metricsPort) }],
+                readinessProbe: { httpGet: { path: '/metrics', port: 'metrics' } },
+                livenessProbe: { httpGet: { path: '/metrics', port: 'metrics' } },
+                securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false },
+              },
+            ],
+            securityContext: { runAsNonRoot: true },
+          },
+        },
+      },
     });
   });
 
