@@ -13,7 +13,7 @@ import { connectClient } from '../client/temporal-connection.js';
 import { runIdLabel } from '../activities/kubernetes/labels.js';
 import { poolTags } from '../domain/pool-tags.js';
 import { historiesDir, type RecordedHistory } from '../test/recorded-histories.js';
-import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, pushDataset, resourceGroup, simulator, testFineTuneRequest, unique } from '../test/support.js';
+import { adminKubeConfig, clusterName, config, containerService, core, emulator, eventually, pushDataset, resourceGroup, simulator, testFineTuneRequest, unique } from '../test/support.js';
 import { createWorker } from '../workers/worker.js';
 import { fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { retrainChildWorkflowId } from '../workflows/ids.js';
@@ -35,7 +35,7 @@ type Scenario = (run: Run) => Promise<WorkflowHandle>;
 
 const namespace = 'aks-finetune';
 const registryHost = new URL(config.registry.endpoint).host;
-const apps = kubeConfig.makeApiClient(AppsV1Api);
+const apps = adminKubeConfig.makeApiClient(AppsV1Api);
 
 function expectThat(condition: boolean, what: string): void {
   if (!condition) throw new Error(`the run did not end as the scenario intends: ${what}`);

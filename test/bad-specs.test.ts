@@ -17,7 +17,7 @@ import { FineTuneRequestError, parseFineTuneSpec, planFineTune, startFineTune } 
 import { runLabelValue } from '../domain/hash.js';
 import { specSizeLimitBytes } from '../domain/spec-text.js';
 import { createWorkerActivities } from '../workers/worker.js';
-import { config, emulator, kubeConfig, unique } from './support.js';
+import { config, emulator, adminKubeConfig, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 import { fineTuneWorkflowId } from '../workflows/ids.js';
 
@@ -375,7 +375,7 @@ describe('bad specs', () => {
     });
     expect(await emulator.requests()).toEqual([]);
     const runLabels = new Set(ids.map(runLabelValue));
-    const jobs = await kubeConfig.makeApiClient(BatchV1Api).listJobForAllNamespaces({ labelSelector: runIdLabel });
+    const jobs = await adminKubeConfig.makeApiClient(BatchV1Api).listJobForAllNamespaces({ labelSelector: runIdLabel });
     expect(jobs.items.filter((j) => runLabels.has(j.metadata?.labels?.[runIdLabel] ?? ''))).toEqual([]);
   });
 });

@@ -16,13 +16,13 @@ import { startJobWatcher } from '../workers/job-watcher.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { fineTuneObjectNames, nodePoolName, runTag } from '../workflows/naming.js';
-import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, objectsLabelled, poolOf, resourceGroup, simulator, testFineTuneRequest, unique } from './support.js';
+import { adminKubeConfig, clusterName, config, containerService, core, emulator, eventually, kubeConfig, objectsLabelled, poolOf, resourceGroup, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
-const batch = kubeConfig.makeApiClient(BatchV1Api);
-const apps = kubeConfig.makeApiClient(AppsV1Api);
+const batch = adminKubeConfig.makeApiClient(BatchV1Api);
+const apps = adminKubeConfig.makeApiClient(AppsV1Api);
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 const registryHost = new URL(config.registry.endpoint).host;
 const namespace = 'aks-finetune';

@@ -7,12 +7,12 @@ import { BatchV1Api } from '@kubernetes/client-node';
 import type { Activities } from '../activities/index.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { gpuCheck, gpuCheckStatusQuery } from '../workflows/gpu-check.js';
-import { clusterName, config, containerService, emulator, eventually, kubeConfig, resourceGroup, unique } from './support.js';
+import { clusterName, config, containerService, emulator, eventually, adminKubeConfig, resourceGroup, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 import { gpuCheckWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
-const batch = kubeConfig.makeApiClient(BatchV1Api);
+const batch = adminKubeConfig.makeApiClient(BatchV1Api);
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 
 beforeAll(async () => {

@@ -7,7 +7,7 @@ import { runLabelValue } from '../domain/hash.js';
 import type { RunOwner } from '../domain/run-identity.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { type ReaperInput, type ReaperResult, reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
-import { clusterName, config, containerService, core, emulator, eventually, resourceGroup, unique } from './support.js';
+import { clusterName, config, containerService, core, emulator, eventually, resourceGroup, unique, createRunNamespace } from './support.js';
 import { useTemporal } from './temporal.js';
 import { defaultTaskQueue, fineTuneWorkflowId, reapIdleGpuPoolsWorkflowId, reaperScheduleId } from '../workflows/ids.js';
 
@@ -81,7 +81,7 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createRunNamespace(namespace);
   await eventually(async () => (await core.listNamespacedServiceAccount({ namespace })).items.length > 0 || undefined, 'the default service account');
 });
 
