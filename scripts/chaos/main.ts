@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { ApplicationFailure, Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { createNodePoolActivities } from '../../activities/azure/node-pools.js';
+import { connectClient } from '../../client/temporal-connection.js';
 import { ensureNamespaceExists, hasStatus } from '../../activities/kubernetes/api-errors.js';
 import { createRunObjectActivities } from '../../activities/kubernetes/run-objects.js';
 import type { FineTuneRequest } from '../../domain/fine-tune-request.js';
@@ -19,6 +20,7 @@ import { createContainerServiceClient } from '../../workers/clients.js';
 import { loadWorkerConfig } from '../../workers/config.js';
 import { writeWorkflowBundle } from '../../workers/worker.js';
 import type { FineTuneStatus } from '../../workflows/fine-tune.js';
+import { fineTuneWorkflowId, reaperScheduleId, retrainChildWorkflowId, retrainWorkflowId } from '../../workflows/ids.js';
 import { ensureReaperSchedule } from '../setup-temporal.js';
 import { EmulatorControl } from '../stack/aks-emulator/control-client.js';
 import { loadStackConfig, projectRoot } from '../stack/config.js';
@@ -64,7 +66,7 @@ const config = loadWorkerConfig();
 // Loopback only: every endpoint the run talks to must be on this machine.
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromFile(stack.kubeconfig);
-for (const endpoint of [`tcp://${config.temporal.address}`, config.azure.armEndpoint, config.registry.endpoint, kubeConfig.getCurrentCluster()!.server]) {
+for (const endpoint of [`tcp://${config.temporal.connection.address}`, config.azure.armEndpoint, config.registry.endpoint, kubeConfig.getCurrentCluster()!.server]) {
   if (new URL(endpoint).hostname !== '127.0.0.1') throw new Error(`chaos runs on loopback only; ${endpoint} is not 127.0.0.1`);
 }
 const outDir = join(projectRoot, '.stack', 'chaos');
@@ -129,8 +131,7 @@ async function patiently<T>(what: () => Promise<T>): Promise<T> {
   }
 }
 
-const connection = await Connection.connect({ address: config.temporal.address });
-const client = new Client({ connection, namespace: config.temporal.namespace });
+const client = await connectClient(config.temporal);
 const taskQueue = config.temporal.taskQueue;
 
 log(`chaos run: seed ${seed} (replay with --seed ${seed}), ${runCount} runs over ${startSpreadMs / 1000} s, ${faultPlan.length} faults (${[...new Set(faultPlan.map((f) => f.kind))].join(', ')}), time limit ${timeLimitMinutes} min`);
@@ -183,7 +184,7 @@ jobWatch.start();
 sampler.start();
 
 async function openFineTunes(): Promise<OpenFineTune[]> {
-  const fineTunes = openExecutions().filter((e) => e.workflowId.endsWith('-fine-tune') || runs.some((r) => r.runId === e.runId && r.kind !== 'retrain'));
+  const fineTunes = runs.flatMap((r) => (r.kind === 'retrain' ? (r.child ? [r.child] : []) : [r])).filter((e) => e.state === 'RUNNING');
   const found = await Promise.all(
     fineTunes.map((e) =>
       client.workflow
@@ -214,7 +215,7 @@ async function followRuns(until: () => boolean): Promise<void> {
           if (d.status.name !== 'RUNNING') await settle(run, d, run.kind !== 'retrain');
         }
         if (run.kind === 'retrain' && (!run.child || run.child.state === 'RUNNING')) {
-          const childId = `${run.workflowId}-fine-tune`;
+          const childId = retrainChildWorkflowId(run.workflowId);
           const d = await client.workflow.getHandle(childId).describe().catch(() => undefined);
           if (d) {
             run.child ??= { workflowId: childId, runId: d.runId, state: 'RUNNING' };
@@ -251,11 +252,13 @@ const following = followRuns(over);
 for (const run of planned) {
   const wait = startedAt + run.startAtMs - Date.now();
   if (wait > 0) await sleep(wait);
-  const workflowId = `chaos-${stamp}-${run.index}`;
+  // A retrain as its Schedule would start it (one schedule id per run: each trains), or a fineTune.
+  const name = `chaos-${stamp}-${run.index}`;
+  const workflowId = run.kind === 'retrain' ? retrainWorkflowId(name) : fineTuneWorkflowId(name);
   const input = request(run.index, run.kind, run.spot);
   const handle = await patiently(() =>
     run.kind === 'retrain'
-      ? client.workflow.start('retrain', { taskQueue, workflowId, args: [{ schedule: workflowId, request: input }] })
+      ? client.workflow.start('retrain', { taskQueue, workflowId, args: [{ schedule: name, request: input }] })
       : client.workflow.start('fineTune', { taskQueue, workflowId, args: [input] }),
   ).catch(async (err: unknown) => {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
@@ -315,7 +318,7 @@ writeFileSync(join(outDir, 'audit.json'), JSON.stringify({ ...result, runs: runs
 writeFileSync(join(outDir, 'audit.txt'), text + '\n');
 log(`audit written to ${join(outDir, 'audit.json')} and audit.txt`);
 
-await client.schedule.getHandle('idle-gpu-reaper').pause('chaos run over').catch(() => undefined);
+await client.schedule.getHandle(reaperScheduleId).pause('chaos run over').catch(() => undefined);
 await workers.stopAll();
-await connection.close();
+await client.connection.close();
 process.exit(result.passed ? 0 : 1);
