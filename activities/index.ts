@@ -15,6 +15,7 @@ import { createRunObjectActivities } from './kubernetes/run-objects.js';
 import type { ContainerImages } from './kubernetes/tuning-job.js';
 import { createRegistryActivities } from './registry/adapter-images.js';
 import { createRunActivities } from './temporal/runs.js';
+import { withLivenessHeartbeats } from './liveness.js';
 
 export interface ActivityDeps {
   containerService: ContainerServiceClient;
@@ -39,7 +40,7 @@ export interface ActivityDeps {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return {
+  return withLivenessHeartbeats({
     ...createNodePoolActivities({ ...deps, pollIntervalMs: deps.armPollIntervalMs }),
     ...createNodeActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
@@ -50,7 +51,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createProductStateActivities({ kubeConfig: deps.kubeConfig, namespace: deps.stateNamespace }),
     ...createRunActivities({ client: deps.temporalClient }),
     ...createWorkspaceTextActivities(),
-  };
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -205,7 +205,7 @@ describe('AKS emulator: what real AKS returns and enforces', () => {
   });
 });
 
-describe('AKS emulator: throttling and capacity as AKS reports them, classified by the activities', () => {
+describe('AKS emulator: throttling, capacity and preemption as AKS reports them, classified by the activities', () => {
   it('throttling: 429 Throttled with Retry-After; the SDK waits each one out, then gives up with the code', async () => {
     const name = newPool();
     await emulator.addFault({ kind: 'throttle', method: 'GET', pool: name, retryAfterSeconds: 1, times: 4 });
@@ -228,6 +228,24 @@ describe('AKS emulator: throttling and capacity as AKS reports them, classified 
     expect((failure as Error).message).toMatch(/no Standard_NC24ads_A100_v4 capacity.*Spot capacity, another GPU size or another region/);
     // The retry Temporal makes gets the pool once capacity is back.
     expect(await activity.run(activities.ensureNodePool, specOf(name))).toMatchObject({ provisioningState: 'Succeeded', adopted: true });
+  });
+
+  it('preemption: the operation is accepted, then fails with AKSOperationPreempted naming the newer operation; the retry gets the pool', async () => {
+    const name = newPool();
+    await emulator.addFault({ kind: 'preemption', pool: name });
+    const failure = await activity.run(activities.ensureNodePool, specOf(name)).catch((e: unknown) => e);
+    expect((failure as Error).message).toMatch(/AKSOperationPreempted|preempted by another operation with ID [0-9a-f-]{36}/);
+    expect(await activity.run(activities.ensureNodePool, specOf(name))).toMatchObject({ provisioningState: 'Succeeded', adopted: true });
+  });
+
+  it('a retried ensureNodePool adopts the create in flight (its worker died following it) without a second PUT', async () => {
+    const name = newPool();
+    await slowly(async () => {
+      // The lost attempt: its PUT went through, nobody follows the operation any more.
+      await pools.beginCreateOrUpdate(resourceGroup, clusterName, name, { ...gpuPool, tags: specOf(name).tags }, fast);
+      expect(await activity.run(activities.ensureNodePool, specOf(name))).toMatchObject({ provisioningState: 'Succeeded', adopted: true });
+    });
+    expect((await requestsFor(name)).filter((r) => r.method === 'PUT')).toHaveLength(1);
   });
 
   it('a size the region does not offer: a synchronous 400, which ensureNodePool fails at once with advice', async () => {

@@ -271,6 +271,23 @@ describe('fineTune', () => {
     await expectNothingLeft(status, workflowId);
   });
 
+  it('cancelled while the activity it waits for was lost with its worker: ends cancelled, not failed, and cleans up', async () => {
+    const workflowId = fineTuneWorkflowId(`cancel-lost-${unique()}`);
+    // ensureNodePool as a killed worker leaves it: no answer, no heartbeat (its late end is ignored).
+    const lost: Partial<Activities> = { ...activities, ensureNodePool: () => new Promise<never>((_, reject) => setTimeout(() => reject(new Error('lost')), 30_000)) };
+    const { error, status } = await temporal.withWorker(lost, async (taskQueue) => {
+      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest({ gpu: { vmSize: 'Standard_NC24ads_A100_v4', reuseWarmPool: false } })] });
+      await eventually(async () => ((await handle.query(fineTuneStatusQuery)).currentStep === 'GPU capacity' ? true : undefined), 'the GPU capacity step');
+      await handle.cancel();
+      // The cancel cannot reach the lost activity: it ends in a heartbeat timeout, not a cancellation.
+      return { error: await handle.result().catch((e: unknown) => e), status: await handle.query(fineTuneStatusQuery) };
+    });
+    expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(status.phase).toBe('cancelled');
+    expect(status.error).toMatch(/cancelled \(.*[Hh]eartbeat/);
+    await expectNothingLeft(status, workflowId);
+  }, 120_000);
+
   it('cancelled while claiming a warm pool, still releases the pool it claimed', async () => {
     const first = await temporal.withWorker(activities, (taskQueue) =>
       temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`claim-a-${unique()}`), args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),

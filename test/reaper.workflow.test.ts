@@ -137,6 +137,19 @@ describe('idle GPU reaper', () => {
     expect(await poolExists(pool)).toBe(false);
   });
 
+  it('releases the pool of an ended run whose create failed (provisioningState Failed), not only Succeeded ones', async () => {
+    const run = await openRun();
+    const name = `rp${unique(8)}`;
+    created.push(name);
+    await emulator.addFault({ kind: 'preemption', pool: name });
+    const tags = managed({ ...ownerTags(run), 'aks-finetune.io/idle-grace-minutes': '0' });
+    await pools.beginCreateOrUpdateAndWait(resourceGroup, clusterName, name, { count: 1, vmSize: 'Standard_NC24ads_A100_v4', mode: 'User', tags }, { updateIntervalInMs: 100 }).catch(() => undefined);
+    expect((await pools.get(resourceGroup, clusterName, name)).provisioningState).toBe('Failed');
+    await temporal.env.client.workflow.getHandle(run.workflowId, run.runId).terminate('the run was terminated before its create ended');
+    expect(decisionFor(await reap(), name)).toMatchObject({ action: 'released' });
+    expect(await poolExists(name)).toBe(false);
+  });
+
   it("does not take a later run under the same workflow id for the owner of an ended run's pool", async () => {
     const earlier = await openRun();
     await temporal.env.client.workflow.getHandle(earlier.workflowId).terminate('the earlier run ends');

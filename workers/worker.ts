@@ -72,6 +72,13 @@ export async function createWorker(
     taskQueue: config.temporal.taskQueue,
     ...workflowCode(config),
     activities: createWorkerActivities(config, tuning),
+    // Heartbeats reach Temporal at least every 5 s (the default is 0.8 x the heartbeat timeout),
+    // so a lost worker's activities time out 15 to 20 s after it died, not up to 36 s.
+    maxHeartbeatThrottleInterval: '5 seconds',
+    // SIGTERM (a rolling update): short calls finish; long waits are cancelled after 10 s, so
+    // their runs retry them on another worker at once instead of after a heartbeat timeout.
+    // The pod's terminationGracePeriodSeconds must be longer.
+    shutdownGraceTime: '10 seconds',
     ...workerOptions,
   });
 }

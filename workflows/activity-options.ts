@@ -1,6 +1,16 @@
 // Activity options, one block per kind of work, shared by the workflows.
+//
+// Every block has a heartbeat timeout of 20 s, and every activity heartbeats at least every 5 s
+// while it runs (activities/liveness.ts; the worker sends one at most every 5 s,
+// workers/worker.ts): a worker that dies with an activity in flight is noticed within 20 s,
+// and the activity is retried on another worker after its retry interval, so a run waits at
+// most about half a minute, not the 2 minutes a heartbeat timeout was before (README, "Recovery
+// after a worker is lost"). The start-to-close timeouts bound the work itself.
 import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
 import { failureTypes } from '../domain/failure-types.js';
+
+/** How long an activity may go without a heartbeat before Temporal retries it elsewhere. */
+export const livenessTimeout = '20 seconds';
 
 /**
  * ARM operations: node pools take minutes; quota, conflicts and bad specs will not heal by
@@ -10,7 +20,7 @@ import { failureTypes } from '../domain/failure-types.js';
 export const armOperations: ActivityOptions = {
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   startToCloseTimeout: '45 minutes',
-  heartbeatTimeout: '2 minutes',
+  heartbeatTimeout: livenessTimeout,
   retry: {
     initialInterval: '5 seconds',
     backoffCoefficient: 2,
@@ -23,6 +33,7 @@ export const armOperations: ActivityOptions = {
 /** Short Kubernetes and registry API calls. */
 export const apiCalls: ActivityOptions = {
   startToCloseTimeout: '1 minute',
+  heartbeatTimeout: livenessTimeout,
   retry: {
     initialInterval: '1 second',
     backoffCoefficient: 2,
@@ -35,7 +46,7 @@ export const apiCalls: ActivityOptions = {
 /** Waiting inside an activity on the cluster: long, heartbeating, restarted from scratch on retry (they only read). */
 export const clusterWaits: ActivityOptions = {
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
+  heartbeatTimeout: livenessTimeout,
   retry: {
     initialInterval: '2 seconds',
     backoffCoefficient: 2,

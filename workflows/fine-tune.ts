@@ -6,6 +6,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   isCancellation,
   log,
   proxyActivities,
@@ -296,8 +297,11 @@ async function removeRunObjects(run: PlannedRun): Promise<void> {
  * Returns what the run fails with: the original error, with any cleanup failure added.
  */
 async function compensate(run: FineTuneRun, err: unknown): Promise<unknown> {
-  const cancelled = isCancellation(err);
-  const failure = cancelled ? err : asWorkflowFailure(err);
+  // A cancel request may reach the run as another error: an activity that a cancel asked to
+  // stop but whose worker had died ends in a heartbeat timeout, not a cancellation. The run
+  // was still cancelled, and ends so.
+  const cancelled = isCancellation(err) || CancellationScope.current().consideredCancelled;
+  const failure = isCancellation(err) ? err : cancelled ? new CancelledFailure(`fineTune cancelled (${rootMessage(err)})`) : asWorkflowFailure(err);
   run.status.error = rootMessage(failure);
   const cleanupErrors: string[] = [];
   const planned = run.plan ? (run as PlannedRun) : undefined; // before a plan, nothing was created

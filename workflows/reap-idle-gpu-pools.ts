@@ -9,8 +9,9 @@
 // are deleted (the orphan sweep), except inference that a completed run deployed on purpose.
 // Temporal is asked about all owners, of pools and objects alike, in one visibility query.
 // With dryRun it only reports.
-import { proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { armOperationInProgress } from '../domain/pool-state.js';
 import { poolOwner, poolTags } from '../domain/pool-tags.js';
 import { type RecordedOwner, runOf, type RunRecord, sweepDecision } from '../domain/run-identity.js';
 import { type ReaperInput, validateReaperInput } from '../domain/workflow-inputs.js';
@@ -93,7 +94,10 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
       decide(pool.name, 'skipped', 'no nodes');
       continue;
     }
-    if (pool.provisioningState !== 'Succeeded') {
+    // A pool whose last operation failed (a create its run never saw end: the run was
+    // terminated, capacity ran out) is garbage like any other; only one with an operation in
+    // flight is left alone. (Patched: reaper runs in flight replay the old decision.)
+    if (armOperationInProgress(pool.provisioningState) || (pool.provisioningState !== 'Succeeded' && !patched('release-failed-pools'))) {
       decide(pool.name, 'skipped', `an ARM operation is running (${pool.provisioningState})`);
       continue;
     }

@@ -6,6 +6,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { failureTypes } from '../../domain/failure-types.js';
+import { armOperationInProgress } from '../../domain/pool-state.js';
 import { poolOwner, poolTags } from '../../domain/pool-tags.js';
 import { isOwnedBy, type RunOwner } from '../../domain/run-identity.js';
 
@@ -48,28 +49,6 @@ export interface ReleaseGuard {
 }
 
 const preconditionFailed = (err: unknown) => isRestError(err) && err.statusCode === 412;
-
-/**
- * The activities, each heartbeating every few seconds while it runs. Between two polls the SDK
- * may wait out a throttling Retry-After of up to 60 s, several times over (AKS: 429 Throttled,
- * https://learn.microsoft.com/troubleshoot/azure/azure-kubernetes/create-upgrade-delete/429-too-many-requests-errors),
- * longer than heartbeats sent on poll progress alone would cover.
- */
-function heartbeating<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
-  const wrapped = Object.entries(activities).map(([name, fn]) => [
-    name,
-    async (...args: never[]) => {
-      const ctx = Context.current();
-      const timer = setInterval(() => ctx.heartbeat({ step: name }), 10_000);
-      try {
-        return await fn(...args);
-      } finally {
-        clearInterval(timer);
-      }
-    },
-  ]);
-  return Object.fromEntries(wrapped) as T;
-}
 
 /**
  * Follows an ARM long-running operation to its end, heartbeating each poll. Returns false when
@@ -185,6 +164,24 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
     }
   }
 
+  /**
+   * Waits, by reading the pool, until an ARM operation on it that is in progress has ended, and
+   * returns the pool as it then is. A retried activity (its worker died while the SDK followed
+   * the operation) so adopts the operation instead of sending a second PUT, which ARM refuses
+   * with 409 OperationNotAllowed while one runs: the reads replace the polls the lost attempt
+   * would have made, so a worker kill costs no extra ARM calls.
+   */
+  async function settled(pool: AgentPool, step: string): Promise<AgentPool | undefined> {
+    const ctx = Context.current();
+    let current: AgentPool | undefined = pool;
+    while (current && armOperationInProgress(current.provisioningState)) {
+      ctx.heartbeat({ step, status: current.provisioningState });
+      await ctx.sleep(pollIntervalMs);
+      current = await getPool(pool.name!);
+    }
+    return current;
+  }
+
   /** The pool, if it exists and the guard allows releasing it. */
   async function guarded(name: string, guard: ReleaseGuard): Promise<AgentPool | undefined> {
     const pool = await getPool(name);
@@ -194,11 +191,12 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
     return pool;
   }
 
-  return heartbeating({
+  return {
     /** Creates the pool, or adopts it when one with the same spec exists; returns once it is Succeeded. */
     async ensureNodePool(spec: NodePoolSpec): Promise<NodePoolState> {
       const ctx = Context.current();
-      const existing = await getPool(spec.name);
+      const found = await getPool(spec.name);
+      const existing = found && isOwnedBy(poolOwner(found.tags), poolOwner(spec.tags)) ? await settled(found, 'adopting node pool operation') : found;
       if (existing) {
         const recorded = poolOwner(existing.tags);
         const owner = poolOwner(spec.tags);
@@ -268,6 +266,9 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
      */
     async claimNodePool(name: string, eTag: string, tags: Record<string, string>): Promise<boolean> {
       const pool = await getPool(name);
+      const claimant = poolOwner(tags);
+      // An earlier attempt's claim went through (its worker died while following it): adopt it.
+      if (pool && claimant.runId !== undefined && isOwnedBy(poolOwner(pool.tags), claimant)) return (await settled(pool, 'adopting warm pool claim')) !== undefined;
       if (!pool || pool.eTag !== eTag) return false;
       const poller = pools.createOrUpdate(
         resourceGroup,
@@ -309,5 +310,5 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
       });
       return conditionalOperation(poller, 'deleting node pool'); // false: claimed by another run meanwhile
     },
-  });
+  };
 }

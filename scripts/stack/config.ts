@@ -56,11 +56,19 @@ export function portVariable(component: keyof StackConfig['ports']): string {
   return `STACK_${component.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_PORT`;
 }
 
+/** STACK_PORT_OFFSET shifts every port, so a second stack (the chaos run's) sits beside the first. */
+function portOffset(env: NodeJS.ProcessEnv): number {
+  const raw = env.STACK_PORT_OFFSET;
+  if (raw === undefined || raw === '') return 0;
+  const offset = Number(raw);
+  if (!Number.isInteger(offset) || offset < 0 || offset > 10_000) throw new Error(`STACK_PORT_OFFSET=${raw} must be a whole number from 0 to 10000`);
+  return offset;
+}
+
 function readPort(env: NodeJS.ProcessEnv, component: keyof StackConfig['ports']): number {
   const name = portVariable(component);
   const raw = env[name];
-  if (raw === undefined || raw === '') return defaultPorts[component];
-  const port = Number(raw);
+  const port = (raw === undefined || raw === '' ? defaultPorts[component] : Number(raw)) + portOffset(env);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new Error(`${name}=${raw} is not a TCP port (1-65535)`);
   }

@@ -19,7 +19,7 @@ export interface Operation {
   error?: OperationError;
   /** When the operation is due to finish (ms since epoch). */
   dueAt: number;
-  /** A capacity failure injected for this operation: it finishes Failed with this error. */
+  /** A failure injected for this operation (capacity, preemption): it finishes Failed with this error. */
   failWith?: OperationError;
 }
 

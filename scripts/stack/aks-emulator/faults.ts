@@ -1,10 +1,10 @@
 // Failure injection, set through the emulator's control API so tests can make ARM misbehave
 // the ways it does in production: quota and capacity errors, sizes not offered, throttling,
-// server errors, and spot evictions.
+// server errors, operations preempted by another operation, and spot evictions.
 import { ArmError } from './arm-error.js';
 import type { OperationError } from './agent-pools.js';
 
-export type FaultKind = 'quota' | 'capacity' | 'sku-not-available' | 'throttle' | 'server-error' | 'spot-eviction';
+export type FaultKind = 'quota' | 'capacity' | 'preemption' | 'sku-not-available' | 'throttle' | 'server-error' | 'spot-eviction';
 
 export interface Fault {
   kind: FaultKind;
@@ -22,7 +22,7 @@ export interface Fault {
   nodes?: number;
 }
 
-const kinds: FaultKind[] = ['quota', 'capacity', 'sku-not-available', 'throttle', 'server-error', 'spot-eviction'];
+const kinds: FaultKind[] = ['quota', 'capacity', 'preemption', 'sku-not-available', 'throttle', 'server-error', 'spot-eviction'];
 const maxRetryAfterSeconds = 60;
 
 export function parseFault(body: unknown): Fault {
@@ -66,6 +66,22 @@ export function capacityError(subcode: NonNullable<Fault['subcode']>): Operation
     message: `Code="${subcode}" Message="${computeMessage}"`,
     details: [{ code: subcode, message: computeMessage }],
   };
+}
+
+/**
+ * An operation that ARM accepted and another operation on the pool then preempted (e.g. one an
+ * operator or Azure started meanwhile): it fails with AKSOperationPreempted, whose message names
+ * the newer operation
+ * (https://learn.microsoft.com/troubleshoot/azure/azure-kubernetes/error-codes/aksoperationpreempted-error).
+ * The pool keeps what the preempting operation made of it; the caller may try again.
+ */
+export function preemptedError(preemptingOperationId: string): OperationError {
+  return { code: 'AKSOperationPreempted', message: `This operation has been preempted by another operation with ID ${preemptingOperationId}` };
+}
+
+/** The error an operation accepted under an operation fault finishes with. */
+export function operationFaultError(fault: Fault, preemptingOperationId: string): OperationError {
+  return fault.kind === 'preemption' ? preemptedError(preemptingOperationId) : capacityError(fault.subcode!);
 }
 
 export class Faults {

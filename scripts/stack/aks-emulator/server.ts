@@ -1,10 +1,11 @@
 // The ARM surface of the emulator: the managed cluster and agent-pool REST API with ARM's
 // long-running-operation protocol, as @azure/arm-containerservice calls it, plus a control
 // API under /_emulator for settings, fault injection and the request log.
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ArmError } from './arm-error.js';
 import type { AgentPools } from './agent-pools.js';
-import { capacityError, Faults, parseFault } from './faults.js';
+import { Faults, operationFaultError, parseFault } from './faults.js';
 
 export interface ClusterIdentity {
   subscriptionId: string;
@@ -159,9 +160,9 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
         const vmSize = (body as { properties?: { vmSize?: string } } | undefined)?.properties?.vmSize;
         const refused = faults.take(method, name, ['quota', 'sku-not-available']);
         if (refused) throw Faults.responseError(refused, vmSize, cluster.location);
-        const capacityFault = faults.take(method, name, ['capacity']);
-        const capacity = capacityFault ? capacityError(capacityFault.subcode!) : undefined;
-        const { created, op } = pools.put(name, body, capacity, req.headers['if-match']);
+        const operationFault = faults.take(method, name, ['capacity', 'preemption']);
+        const failure = operationFault ? operationFaultError(operationFault, randomUUID()) : undefined;
+        const { created, op } = pools.put(name, body, failure, req.headers['if-match']);
         return send(res, created ? 201 : 200, pools.resource(clusterId, name), {
           'azure-asyncoperation': asyncOperation(op.id),
         });

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { modelLabel, roleLabel, roles } from '../../../activities/kubernetes/labels.js';
+import { modelLabel, roleLabel, roles, temporalRunIdLabel } from '../../../activities/kubernetes/labels.js';
 import { loadStackConfig, projectRoot } from '../config.js';
 import { writeAdapter } from './adapter-files.js';
 import { SimulatedCluster } from './cluster.js';
@@ -48,7 +48,7 @@ async function loraSettings(pod: V1Pod) {
 async function simulateTraining(pod: V1Pod): Promise<void> {
   await new Promise((r) => setTimeout(r, settings.trainingMs));
   const failure = settings.failTraining;
-  if (failure && failure.times > 0) {
+  if (failure && failure.times > 0 && (failure.runId === undefined || failure.runId === pod.metadata?.labels?.[temporalRunIdLabel])) {
     failure.times -= 1;
     log(`trainer ${pod.metadata!.name}: failing with ${failure.reason}`);
     await cluster.completePod(pod, { exitCode: failure.exitCode, reason: failure.reason });

@@ -1,6 +1,9 @@
 export interface SimulatorSettings {
   /** How long simulated training takes. */
   trainingMs: number;
-  /** Fail the next `times` training pods with this termination reason and exit code (e.g. OOMKilled, 137). */
-  failTraining?: { reason: string; exitCode: number; times: number };
+  /**
+   * Fail the next `times` training pods with this termination reason and exit code (e.g.
+   * OOMKilled, 137); with `runId`, only the trainer pods of that run (label aks-finetune.io/run-id).
+   */
+  failTraining?: { reason: string; exitCode: number; times: number; runId?: string };
 }

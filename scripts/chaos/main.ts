@@ -1,0 +1,324 @@
+// `npm run chaos`: N concurrent runs (fineTune with and without deploy, and retrain runs with
+// their fineTune child) on the chaos run's own local stack, with the idle-GPU reaper's Schedule
+// firing every 3 s, two real worker processes, and the seeded fault injector (faults.ts); then
+// the audit (audit.ts), printed and written to .stack/chaos/. Exits 1 when the audit fails.
+// Started by scripts/chaos/run.sh, which starts and stops that stack; README, "Chaos run".
+// Loopback only; bounded in count (--runs) and in time (--minutes, plus bounded waits after).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { createNodePoolActivities } from '../../activities/azure/node-pools.js';
+import { connectClient } from '../../client/temporal-connection.js';
+import { ensureNamespaceExists, hasStatus } from '../../activities/kubernetes/api-errors.js';
+import { createRunObjectActivities } from '../../activities/kubernetes/run-objects.js';
+import type { FineTuneRequest } from '../../domain/fine-tune-request.js';
+import type { RunOwner } from '../../domain/run-identity.js';
+import { createContainerServiceClient } from '../../workers/clients.js';
+import { loadWorkerConfig } from '../../workers/config.js';
+import { writeWorkflowBundle } from '../../workers/worker.js';
+import type { FineTuneStatus } from '../../workflows/fine-tune.js';
+import { fineTuneWorkflowId, reaperScheduleId, retrainChildWorkflowId, retrainWorkflowId } from '../../workflows/ids.js';
+import { ensureReaperSchedule } from '../setup-temporal.js';
+import { EmulatorControl } from '../stack/aks-emulator/control-client.js';
+import { loadStackConfig, projectRoot } from '../stack/config.js';
+import { SimulatorControl } from '../stack/gpu-simulator/control-client.js';
+import { audit, type ChaosRun, type Execution, renderAudit, type RunKind } from './audit.js';
+import { FaultInjector, type FaultKind, faultKinds, type OpenFineTune, planFaults } from './faults.js';
+import { GpuAfterEndSampler, JobWatch, RecoveryTracker } from './observe.js';
+import { WorkerProcesses } from './processes.js';
+import { SeededRandom } from './random.js';
+
+const env = process.env;
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: env.CHAOS_RUNS ?? '30' },
+    seed: { type: 'string', default: env.CHAOS_SEED },
+    faults: { type: 'string', default: env.CHAOS_FAULTS },
+    kinds: { type: 'string', default: env.CHAOS_FAULT_KINDS ?? faultKinds.join(',') },
+    minutes: { type: 'string', default: env.CHAOS_MINUTES ?? '20' },
+    'training-seconds': { type: 'string', default: env.CHAOS_TRAINING_SECONDS ?? '15' },
+    'start-seconds': { type: 'string', default: env.CHAOS_START_SECONDS },
+  },
+});
+const wholeNumber = (name: string, raw: string | undefined, min: number, max: number): number => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be a whole number from ${min} to ${max} (got ${raw})`);
+  return n;
+};
+const runCount = wholeNumber('runs', args.runs, 1, 100);
+const seed = args.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : wholeNumber('seed', args.seed, 0, 2 ** 32 - 1);
+const faultCount = wholeNumber('faults', args.faults ?? String(Math.max(6, runCount)), 0, 200);
+const kinds = args.kinds.split(',').map((k) => k.trim()) as FaultKind[];
+const unknownKinds = kinds.filter((k) => !faultKinds.includes(k));
+if (unknownKinds.length > 0) throw new Error(`unknown fault kind(s) ${unknownKinds.join(', ')}: use ${faultKinds.join(', ')}`);
+const timeLimitMinutes = wholeNumber('minutes', args.minutes, 1, 120);
+const trainingMs = wholeNumber('training-seconds', args['training-seconds'], 1, 600) * 1000;
+const startSpreadMs = wholeNumber('start-seconds', args['start-seconds'] ?? String(runCount * 3), 0, 3600) * 1000;
+/** How long after the runs the reaper gets to sweep what ended runs left. */
+const sweepBoundMs = 180_000;
+const namespace = 'aks-finetune';
+
+const stack = loadStackConfig();
+const config = loadWorkerConfig();
+// Loopback only: every endpoint the run talks to must be on this machine.
+const kubeConfig = new KubeConfig();
+kubeConfig.loadFromFile(stack.kubeconfig);
+for (const endpoint of [`tcp://${config.temporal.connection.address}`, config.azure.armEndpoint, config.registry.endpoint, kubeConfig.getCurrentCluster()!.server]) {
+  if (new URL(endpoint).hostname !== '127.0.0.1') throw new Error(`chaos runs on loopback only; ${endpoint} is not 127.0.0.1`);
+}
+const outDir = join(projectRoot, '.stack', 'chaos');
+mkdirSync(outDir, { recursive: true });
+const log = (line: string) => console.log(`${new Date().toISOString().slice(11, 19)} ${line}`);
+
+const random = new SeededRandom(seed);
+const stamp = `c${seed.toString(36)}${Date.now().toString(36).slice(-4)}`;
+const registryHost = new URL(config.registry.endpoint).host;
+const emulator = new EmulatorControl(config.azure.armEndpoint);
+const simulator = new SimulatorControl(env.GPU_SIMULATOR_URL!);
+const pools = createNodePoolActivities({ containerService: createContainerServiceClient(config), resourceGroup: config.azure.resourceGroup, clusterName: config.azure.clusterName, pollIntervalMs: 1000 });
+const runObjects = createRunObjectActivities({ kubeConfig });
+
+// The runs: in every five, two fineTune, one fineTune with deploy, two retrain, in a seeded
+// order (so even a small N has each kind); about half of them on Spot.
+const kindsOfFive: RunKind[] = ['fine-tune', 'fine-tune', 'fine-tune-deploy', 'retrain', 'retrain'];
+const runKinds = Array.from({ length: Math.ceil(runCount / 5) }, () => random.shuffle(kindsOfFive)).flat();
+const planned = Array.from({ length: runCount }, (_, index) => ({
+  index,
+  kind: runKinds[index]!,
+  spot: random.next() < 0.5,
+  startAtMs: Math.round((index * startSpreadMs) / runCount),
+}));
+// Faults come while runs are open: from the first start until about when the last one trains.
+const faultPlan = planFaults(random, faultCount, kinds, startSpreadMs + 30_000 + trainingMs);
+
+function request(index: number, kind: RunKind, spot: boolean): FineTuneRequest {
+  return {
+    model: 'phi-3-mini-4k-instruct',
+    method: 'qlora',
+    // Nothing downloads it (kwok runs the pods); a retrain's fingerprint needs a dataset on loopback: a volume has none.
+    dataset: kind === 'retrain' ? { volume: 'chaos-dataset' } : { urls: ['https://datasets.example.com/chaos/train.jsonl'] },
+    output: { image: `${registryHost}/adapters/chaos-${stamp}-${index}:v1` },
+    gpu: { vmSize: 'Standard_NC24ads_A100_v4', spot },
+    release: { policy: 'delete', idleGraceMinutes: 0 },
+    pollIntervalSeconds: 2,
+    ...(kind === 'fine-tune-deploy' ? { deploy: { name: `chaos-${stamp}-${index}` } } : {}),
+  };
+}
+
+/** The failure at the bottom of a cause chain (a retrain's child's, a fineTune's own). */
+function rootCause(err: unknown): { type?: string; message: string } {
+  let found: ApplicationFailure | undefined;
+  let last: unknown = err;
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof ApplicationFailure) found = e;
+    last = e;
+  }
+  return found ? { type: found.type ?? undefined, message: found.message } : { message: last instanceof Error ? last.message : String(last) };
+}
+
+/** Retries a Temporal call while the server is down (a fault), for up to 2 minutes. */
+async function patiently<T>(what: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await what();
+    } catch (err) {
+      if (i >= 60 || err instanceof WorkflowExecutionAlreadyStartedError) throw err;
+      await sleep(2000);
+    }
+  }
+}
+
+const client = await connectClient(config.temporal);
+const taskQueue = config.temporal.taskQueue;
+
+log(`chaos run: seed ${seed} (replay with --seed ${seed}), ${runCount} runs over ${startSpreadMs / 1000} s, ${faultPlan.length} faults (${[...new Set(faultPlan.map((f) => f.kind))].join(', ')}), time limit ${timeLimitMinutes} min`);
+// Pools take seconds to make, so a worker kill finds ARM operations in flight, as it would on AKS (minutes).
+await emulator.settings({ provisioningDelayMs: 8000, deletionDelayMs: 3000 });
+await emulator.clearFaults();
+await simulator.settings({ trainingMs, failTraining: undefined });
+const core = kubeConfig.makeApiClient(CoreV1Api);
+await ensureNamespaceExists(core, namespace);
+await core
+  .createNamespacedPersistentVolumeClaim({
+    namespace,
+    body: { metadata: { name: 'chaos-dataset' }, spec: { accessModes: ['ReadOnlyMany'], resources: { requests: { storage: '1Gi' } } } },
+  })
+  .catch((err: unknown) => {
+    if (!hasStatus(err, 409)) throw err;
+  });
+
+// Workers: real processes with the stack's environment and a bundle built once, so a restart takes seconds.
+const workflowBundle = join(stack.stateDir, 'workflow-bundle.js');
+await writeWorkflowBundle(workflowBundle);
+const workers = new WorkerProcesses(2, stack.logsDir, { ...env, WORKFLOW_BUNDLE: workflowBundle, ARM_POLL_INTERVAL_MS: '500', KUBE_POLL_INTERVAL_MS: '1000', LOG_FORMAT: 'json' });
+await Promise.all(workers.slots.map((s) => workers.start(s.slot)));
+await ensureReaperSchedule(client, { taskQueue, intervalSeconds: 3, graceMinutes: 0 });
+log(`2 workers polling ${taskQueue}; reaper Schedule every 3 s; logs in ${stack.logsDir}`);
+
+const runs: ChaosRun[] = [];
+const teardownAt = new Map<string, number>();
+const ownerClosedAt = new Map<string, number | undefined>();
+const executions = (): Execution[] => runs.flatMap((r) => [r, ...(r.child ? [r.child] : [])]);
+const openExecutions = () => executions().filter((e) => e.state === 'RUNNING' && e.runId);
+
+/** When an owner's GPUs stop being the run's business: its end, or for deployed inference, its teardown. */
+async function billableSince(owner: RunOwner): Promise<number | undefined> {
+  const run = runs.find((r) => r.runId === owner.runId);
+  if (run?.kind === 'fine-tune-deploy' && run.state === 'COMPLETED') return teardownAt.get(run.runId);
+  const known = executions().find((e) => e.runId === owner.runId);
+  if (known) return known.closedAt ? Date.parse(known.closedAt) : undefined;
+  if (!ownerClosedAt.has(owner.runId) || ownerClosedAt.get(owner.runId) === undefined) {
+    const d = await client.workflow.getHandle(owner.workflowId, owner.runId).describe();
+    ownerClosedAt.set(owner.runId, d.closeTime?.getTime());
+  }
+  return ownerClosedAt.get(owner.runId);
+}
+
+const jobWatch = new JobWatch(kubeConfig);
+const sampler = new GpuAfterEndSampler(() => pools.listManagedPools(), billableSince);
+const recovery = new RecoveryTracker(client, openExecutions);
+jobWatch.start();
+sampler.start();
+
+async function openFineTunes(): Promise<OpenFineTune[]> {
+  const fineTunes = runs.flatMap((r) => (r.kind === 'retrain' ? (r.child ? [r.child] : []) : [r])).filter((e) => e.state === 'RUNNING');
+  const found = await Promise.all(
+    fineTunes.map((e) =>
+      client.workflow
+        .getHandle(e.workflowId, e.runId)
+        .query<FineTuneStatus>('status')
+        .then((status) => ({ workflowId: e.workflowId, runId: e.runId, status }), () => undefined),
+    ),
+  );
+  return found.filter((f): f is OpenFineTune => f !== undefined);
+}
+
+/** Records how an execution ended, its root cause and its last status. */
+async function settle(execution: Execution, description: { status: { name: string }; closeTime?: Date }, isFineTune: boolean): Promise<void> {
+  const handle = client.workflow.getHandle(execution.workflowId, execution.runId);
+  if (description.status.name === 'FAILED') execution.cause = await handle.result().then(() => undefined, rootCause);
+  if (isFineTune) execution.status = await handle.query<FineTuneStatus>('status').catch(() => undefined);
+  execution.closedAt = (description.closeTime ?? new Date()).toISOString();
+  execution.state = description.status.name;
+}
+
+/** Follows every run (and retrain child) to its end, looking every 3 s. */
+async function followRuns(until: () => boolean): Promise<void> {
+  while (!until()) {
+    for (const run of runs) {
+      try {
+        if (run.state === 'RUNNING') {
+          const d = await client.workflow.getHandle(run.workflowId, run.runId).describe();
+          if (d.status.name !== 'RUNNING') await settle(run, d, run.kind !== 'retrain');
+        }
+        if (run.kind === 'retrain' && (!run.child || run.child.state === 'RUNNING')) {
+          const childId = retrainChildWorkflowId(run.workflowId);
+          const d = await client.workflow.getHandle(childId).describe().catch(() => undefined);
+          if (d) {
+            run.child ??= { workflowId: childId, runId: d.runId, state: 'RUNNING' };
+            if (d.status.name !== 'RUNNING') await settle(run.child, d, true);
+          }
+        }
+      } catch {
+        // Temporal is restarting (a fault): look again next round.
+      }
+    }
+    await sleep(3000);
+  }
+}
+
+const startedAt = Date.now();
+const deadline = startedAt + timeLimitMinutes * 60_000;
+const allEnded = () => runs.length === runCount && executions().every((e) => e.state !== 'RUNNING') && runs.every((r) => r.kind !== 'retrain' || r.child !== undefined || r.state !== 'COMPLETED');
+const over = () => allEnded() || Date.now() > deadline;
+
+const injector = new FaultInjector({
+  stack,
+  client,
+  emulator,
+  simulator,
+  workers,
+  openRuns: () => runs.filter((r) => r.state === 'RUNNING'),
+  openFineTunes,
+  workersKilled: (identities, at) => recovery.workersKilled(identities, at),
+  log,
+});
+const injecting = injector.run(faultPlan, startedAt, over);
+const following = followRuns(over);
+
+for (const run of planned) {
+  const wait = startedAt + run.startAtMs - Date.now();
+  if (wait > 0) await sleep(wait);
+  // A retrain as its Schedule would start it (one schedule id per run: each trains), or a fineTune.
+  const name = `chaos-${stamp}-${run.index}`;
+  const workflowId = run.kind === 'retrain' ? retrainWorkflowId(name) : fineTuneWorkflowId(name);
+  const input = request(run.index, run.kind, run.spot);
+  const handle = await patiently(() =>
+    run.kind === 'retrain'
+      ? client.workflow.start('retrain', { taskQueue, workflowId, args: [{ schedule: name, request: input }] })
+      : client.workflow.start('fineTune', { taskQueue, workflowId, args: [input] }),
+  ).catch(async (err: unknown) => {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    return client.workflow.getHandle(workflowId); // the start went through before Temporal went down
+  });
+  const runId = 'firstExecutionRunId' in handle ? handle.firstExecutionRunId : (await patiently(() => handle.describe())).runId;
+  runs.push({ index: run.index, kind: run.kind, workflowId, runId, state: 'RUNNING', output: { repository: `adapters/chaos-${stamp}-${run.index}`, tag: 'v1' } });
+  log(`started ${run.kind}${run.spot ? ' (spot)' : ''} ${workflowId}`);
+}
+
+await following;
+await injecting;
+const wallSeconds = Math.round((Date.now() - startedAt) / 1000);
+const notReached = faultPlan.length - injector.injected.length;
+if (notReached > 0) log(`${notReached} planned fault(s) not reached: the runs had ended`);
+log(allEnded() ? `every run ended after ${wallSeconds} s` : `time limit reached: ${openExecutions().length} execution(s) still open`);
+
+// After the runs: no more faults; take deployed inference down (what a user does when done with
+// it), then give the reaper its bounded time to sweep whatever ended runs left.
+await emulator.clearFaults();
+await simulator.settings({ failTraining: undefined });
+for (const run of runs.filter((r) => r.kind === 'fine-tune-deploy' && r.state === 'COMPLETED')) {
+  await runObjects.deleteRunObjects(namespace, { workflowId: run.workflowId, runId: run.runId }, { includeInference: true });
+  teardownAt.set(run.runId, Date.now());
+}
+const openRunIds = new Set(openExecutions().map((e) => e.runId));
+const leftovers = async () => ({
+  pools: (await pools.listManagedPools()).filter((p) => !openRunIds.has(p.tags['aks-finetune.io/run-id'] ?? '')),
+  objects: (await runObjects.listRunObjects()).filter((o) => !openRunIds.has(o.owner.runId ?? '')),
+});
+const sweepDeadline = Date.now() + sweepBoundMs;
+let left = await leftovers();
+while ((left.pools.length > 0 || left.objects.length > 0) && Date.now() < sweepDeadline) {
+  await sleep(3000);
+  left = await leftovers();
+}
+log(`after the reaper's sweep: ${left.pools.length} pool(s), ${left.objects.length} object(s) without an open owner`);
+sampler.stop();
+jobWatch.stop();
+await recovery.settled();
+
+const result = audit({
+  seed,
+  runs,
+  faults: injector.injected,
+  timeLimitMinutes,
+  wallSeconds,
+  jobs: [...jobWatch.jobs.values()],
+  leftovers: left,
+  registryRoot: join(stack.stateDir, 'data', 'registry', 'storage'),
+  gpuMinutesAfterEnd: sampler.minutesByRun,
+  recoveries: recovery.recoveries,
+});
+const text = renderAudit(result);
+console.log(`\n${text}`);
+writeFileSync(join(outDir, 'audit.json'), JSON.stringify({ ...result, runs: runs.map(({ status, child, ...r }) => ({ ...r, phase: status?.phase, child: child && { ...child, status: undefined, phase: child.status?.phase } })) }, null, 2));
+writeFileSync(join(outDir, 'audit.txt'), text + '\n');
+log(`audit written to ${join(outDir, 'audit.json')} and audit.txt`);
+
+await client.schedule.getHandle(reaperScheduleId).pause('chaos run over').catch(() => undefined);
+await workers.stopAll();
+await client.connection.close();
+process.exit(result.passed ? 0 : 1);

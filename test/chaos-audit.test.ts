@@ -1,0 +1,115 @@
+// The chaos run's audit and fault plan, on records made up here (the run itself is
+// `npm run chaos`, whose small version `npm test` runs): what counts as failed because of an
+// injected fault, what is a duplicate tuning Job, and that a seed replays its plan.
+import { describe, expect, it } from 'vitest';
+import { audit, type AuditInput, type ChaosRun } from '../scripts/chaos/audit.js';
+import { faultKinds, type InjectedFault, planFaults } from '../scripts/chaos/faults.js';
+import { SeededRandom } from '../scripts/chaos/random.js';
+
+const run = (index: number, overrides: Partial<ChaosRun> = {}): ChaosRun => ({
+  index,
+  kind: 'fine-tune',
+  workflowId: `chaos-${index}`,
+  runId: `run-${index}`,
+  state: 'COMPLETED',
+  output: { repository: `adapters/chaos-${index}`, tag: 'v1' },
+  ...overrides,
+});
+const fault = (index: number, kind: InjectedFault['kind'], runId?: string): InjectedFault => ({
+  index,
+  kind,
+  at: '2026-01-01T00:00:00Z',
+  offsetSeconds: index,
+  target: runId ? { workflowId: `chaos-${runId}`, runId } : undefined,
+  detail: '',
+  outcome: 'injected',
+});
+const input = (runs: ChaosRun[], faults: InjectedFault[], more: Partial<AuditInput> = {}): AuditInput => ({
+  seed: 1,
+  runs,
+  faults,
+  timeLimitMinutes: 10,
+  wallSeconds: 60,
+  jobs: [],
+  leftovers: { pools: [], objects: [] },
+  registryRoot: '/nonexistent',
+  gpuMinutesAfterEnd: new Map(),
+  recoveries: [],
+  ...more,
+});
+
+describe('chaos audit', () => {
+  it('counts a failure as injected only when a fault explains it, and lists every other one with its cause', () => {
+    const runs = [
+      run(0, { state: 'TERMINATED' }),
+      run(1, { state: 'FAILED', cause: { type: 'TrainingFailed', message: 'trainer OOMKilled (exit 137)' } }),
+      run(2, { kind: 'retrain', state: 'TERMINATED', child: { workflowId: 'chaos-2-fine-tune', runId: 'child-2', state: 'CANCELLED' } }),
+      run(3, { state: 'FAILED', cause: { type: 'TrainingFailed', message: 'trainer OOMKilled (exit 137)' } }),
+      run(4, { state: 'TERMINATED' }),
+      run(5, { state: 'RUNNING' }),
+    ];
+    const result = audit(input(runs, [fault(0, 'terminate', 'run-0'), fault(1, 'trainer-oom', 'run-1'), fault(2, 'terminate', 'run-2')]));
+    expect(result.failedByInjectedFault.map((f) => f.workflowId).sort()).toEqual(['chaos-0', 'chaos-1', 'chaos-2', 'chaos-2-fine-tune']);
+    // run 3's OOM and run 4's termination had no fault aimed at them.
+    expect(result.otherFailures).toEqual([
+      { workflowId: 'chaos-3', state: 'FAILED', cause: 'TrainingFailed: trainer OOMKilled (exit 137)' },
+      { workflowId: 'chaos-4', state: 'TERMINATED', cause: 'TERMINATED' },
+    ]);
+    expect(result.notTerminal).toEqual(['chaos-5']);
+    expect(result.passed).toBe(false);
+  });
+
+  it('explains a retrain that failed through its child by the child, which alone uses up the quota fault', () => {
+    const quota = { type: 'GpuQuotaExceeded', message: 'QuotaExceeded' };
+    const runs = [
+      run(0, { kind: 'retrain', state: 'FAILED', cause: quota, child: { workflowId: 'chaos-0-fine-tune', runId: 'child-0', state: 'FAILED', cause: quota } }),
+      run(1, { state: 'FAILED', cause: quota }),
+    ];
+    const result = audit(input(runs, [fault(0, 'arm-quota')]));
+    expect(result.failedByInjectedFault.map((f) => f.workflowId)).toEqual(['chaos-0-fine-tune', 'chaos-0']);
+    expect(result.otherFailures.map((f) => f.workflowId)).toEqual(['chaos-1']);
+  });
+
+  it('allows one tuning Job per run plus one per node-loss recovery, and never two under one name', () => {
+    const job = (runId: string, name: string, uid: string) => ({ uid, namespace: 'ns', name, runId, firstSeen: '' });
+    const recovered = run(1, { status: { capacityRecoveries: [{ at: '', step: 'train', reason: 'node lost' }] } as ChaosRun['status'] });
+    const result = audit(
+      input([run(0), recovered, run(2)], [], {
+        jobs: [
+          job('run-0', 'a-train', 'u1'),
+          job('run-0', 'a-push-1', 'u2'),
+          job('run-1', 'b-train', 'u3'),
+          job('run-1', 'b-train-r1', 'u4'),
+          job('run-2', 'c-train', 'u5'),
+          job('run-2', 'c-train', 'u6'),
+        ],
+      }),
+    );
+    expect(result.duplicateTuningJobs.map((d) => [d.runId, d.duplicates])).toEqual([['run-2', 1]]);
+    expect(result.checks.duplicateTuningJobs).toBe(1);
+  });
+
+  it('fails when a run took over a minute to move again after a worker kill', () => {
+    const recoveries = [
+      { worker: 'w', killedAt: '', workflowId: 'a', activity: 'ensureNodePool', seconds: 21 },
+      { worker: 'w', killedAt: '', workflowId: 'b', activity: 'startTuningJob', seconds: 75 },
+      // Terminated by a fault before it moved again: nothing to measure.
+      { worker: 'w', killedAt: '', workflowId: 'c', activity: 'ensureNodePool', runEndedFirst: true },
+    ];
+    const result = audit(input([run(0)], [fault(0, 'kill-one-worker')], { recoveries }));
+    expect(result.recovery).toMatchObject({ kills: 1, activitiesHit: 3, runEndedFirst: 1, p50Seconds: 21, maxSeconds: 75 });
+    expect(result.checks.recoveriesOverOneMinute).toBe(1);
+    expect(audit(input([run(0)], [], { recoveries: recoveries.slice(0, 1) })).passed).toBe(true);
+  });
+});
+
+describe('chaos fault plan', () => {
+  it('is the same for the same seed, and gives every kind once before repeating any', () => {
+    const plan = (seed: number) => planFaults(new SeededRandom(seed), faultKinds.length + 4, faultKinds, 100_000);
+    expect(plan(42)).toEqual(plan(42));
+    expect(plan(42)).not.toEqual(plan(43));
+    const kindsSeen = plan(42).map((f) => f.kind);
+    expect(new Set(kindsSeen.slice(0, faultKinds.length))).toEqual(new Set(faultKinds));
+    expect(plan(42).map((f) => f.atMs)).toEqual([...plan(42).map((f) => f.atMs)].sort((a, b) => a - b));
+  });
+});
