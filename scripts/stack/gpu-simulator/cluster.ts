@@ -7,6 +7,9 @@ import { CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernete
 export const storageClassName = 'simulated-disk';
 const provisioner = 'simulation.aks-finetune.io/disk';
 
+/** Where a pod's emptyDir volume lives on this machine (the simulated kubelet's folder). */
+export const emptyDirPath = (volumesDir: string, podUid: string, volume: string) => join(volumesDir, 'pods', podUid, volume);
+
 export class SimulatedCluster {
   readonly core: CoreV1Api;
   private readonly storage: StorageV1Api;
@@ -69,16 +72,26 @@ export class SimulatedCluster {
     }
   }
 
-  /** The host folder behind the volume a container of `pod` mounts at `mountPath`. */
-  async hostPathOf(pod: V1Pod, mountPath: string): Promise<string | undefined> {
-    const mount = pod.spec?.containers.flatMap((c) => c.volumeMounts ?? []).find((m) => m.mountPath === mountPath);
+  /**
+   * The host folder behind `podPath` in `pod`: through the volume a container mounts above it.
+   * PVCs resolve to their simulated disk; emptyDirs to a folder per pod uid, as a kubelet keeps
+   * them (/var/lib/kubelet/pods/<uid>/volumes/...), so a replaced pod starts with empty ones.
+   */
+  async hostPathOf(pod: V1Pod, podPath: string): Promise<string | undefined> {
+    const mounts = pod.spec?.containers.flatMap((c) => c.volumeMounts ?? []) ?? [];
+    const mount = mounts
+      .filter((m) => podPath === m.mountPath || podPath.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
+      .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
     const volume = pod.spec?.volumes?.find((v) => v.name === mount?.name);
-    const claimName = volume?.persistentVolumeClaim?.claimName;
+    if (!mount || !volume) return undefined;
+    const rest = podPath.slice(mount.mountPath.length).replace(/^\//, '');
+    if (volume.emptyDir) return join(emptyDirPath(this.volumesDir, pod.metadata!.uid!, volume.name), rest);
+    const claimName = volume.persistentVolumeClaim?.claimName;
     if (!claimName) return undefined;
     const claim = await this.core.readNamespacedPersistentVolumeClaim({ name: claimName, namespace: pod.metadata!.namespace! });
     if (!claim.spec?.volumeName) return undefined;
     const pv = await this.core.readPersistentVolume({ name: claim.spec.volumeName });
-    return pv.spec?.hostPath?.path;
+    return pv.spec?.hostPath?.path && join(pv.spec.hostPath.path, rest);
   }
 
   /** Whether the node the pod is bound to still exists: a pod whose node is gone has no kubelet to run it. */
