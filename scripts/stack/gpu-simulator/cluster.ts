@@ -1,6 +1,6 @@
 // SIMULATION: the gpu-simulator's view of the cluster: simulated disks for PVCs, the host
 // folder behind a pod's volume, and completing a pod as its kubelet would.
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
 
@@ -70,6 +70,12 @@ export class SimulatedCluster {
       rmSync(join(this.volumesDir, volume.metadata!.name!), { recursive: true, force: true });
       await this.core.deletePersistentVolume({ name: volume.metadata!.name! }).catch(() => undefined);
     }
+    // A deleted pod's emptyDirs go with it, as the kubelet removes them.
+    const podsDir = join(this.volumesDir, 'pods');
+    if (!existsSync(podsDir)) return;
+    const { items: pods } = await this.core.listPodForAllNamespaces();
+    const live = new Set(pods.map((p) => p.metadata!.uid));
+    for (const uid of readdirSync(podsDir)) if (!live.has(uid)) rmSync(join(podsDir, uid), { recursive: true, force: true });
   }
 
   /**
