@@ -1,6 +1,6 @@
 // SIMULATION of vLLM's OpenAI-compatible server, one per inference pod (replica), without a GPU.
 // It follows vLLM's HTTP contract; the answers are made up, deterministically per adapter.
-// Sources (vLLM, vllm-project/vllm):
+// Sources: vllm-project/vllm at v0.8.5, the image activities/kubernetes/tuning-job.ts deploys:
 // - vllm/entrypoints/openai/serving_models.py: /v1/models cards (LoRA cards carry `parent` and
 //   `root`), load/unload checks, their messages, types and status codes, the success text.
 // - vllm/entrypoints/openai/api_server.py: the load/unload routes exist only when
@@ -11,8 +11,9 @@
 //   {object: "error", message, type, param, code}.
 // - vllm/lora/peft_helper.py: a rank above --max-lora-rank fails the load (400); vllm/lora/
 //   worker_manager.py: a lora_path without adapter files fails "No adapter found for ..." (404).
-// - docs/features/lora.md ("Dynamically serving LoRA Adapters") and docs/design/metrics.md:
-//   request bodies {lora_name, lora_path} / {lora_name}; vllm:* Prometheus metric names.
+// - https://docs.vllm.ai/en/v0.8.5/features/lora.html ("Dynamically serving LoRA Adapters"):
+//   request bodies {lora_name, lora_path} / {lora_name}, the VLLM_ALLOW_RUNTIME_LORA_UPDATING flag.
+// - https://docs.vllm.ai/en/v0.8.5/serving/metrics.html: the vllm:* Prometheus metric names.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -64,7 +65,7 @@ interface LoadedAdapter {
   digest: string;
 }
 
-export interface VllmAnswer {
+interface VllmAnswer {
   status: number;
   body: unknown;
   /** Plain text (vLLM's load/unload success) instead of JSON. */
@@ -89,7 +90,7 @@ const sha256 = (...parts: (string | Buffer)[]) => {
  * its digest, and a prompt is answered correctly when its hash with the digest falls under it.
  * A bad adapter is always wrong.
  */
-export function simulatedAnswer(prompt: string, identity: string, bad: boolean): string {
+function simulatedAnswer(prompt: string, identity: string, bad: boolean): string {
   const skill = 0.75 + (parseInt(sha256(identity).slice(0, 8), 16) / 0xffffffff) * 0.25;
   const roll = parseInt(sha256(identity, '\0', prompt).slice(0, 8), 16) / 0xffffffff;
   if (bad || roll >= skill) return `SIMULATION: no idea (${sha256(identity, prompt).slice(0, 8)})`;
