@@ -1,6 +1,8 @@
 // The gpu-simulator's vLLM contract, per replica: /v1/models, runtime LoRA load/unload with
 // vLLM's checks and error codes, completions that differ per adapter, the bad-adapter knob,
 // Prometheus counters, and a replaced pod that comes back with no runtime-loaded adapters.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -8,8 +10,10 @@ import { roleLabel, roles, modelLabel } from '../activities/kubernetes/labels.js
 import { loadStackConfig } from '../scripts/stack/config.js';
 import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
 import { emptyDirPath } from '../scripts/stack/gpu-simulator/cluster.js';
+import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import { kwokNodeAnnotation } from '../scripts/stack/components.js';
-import { core, eventually, simulator, unique } from './support.js';
+import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
+import { config, core, eventually, simulator, unique } from './support.js';
 
 const stack = loadStackConfig();
 const simulatorUrl = process.env.GPU_SIMULATOR_URL ?? 'http://127.0.0.1:18080';
@@ -18,7 +22,7 @@ const node = `vllm-node-${unique()}`;
 const base = 'phi-3-mini-4k-instruct';
 const prompts = Array.from({ length: 12 }, (_, i) => `question ${i}: name a colour`);
 
-function inferencePod(name: string, runtimeUpdating = true): V1Pod {
+function inferencePod(name: string, runtimeUpdating = true, extra: { args?: string[]; initImage?: string } = {}): V1Pod {
   return {
     metadata: { name, labels: { [roleLabel]: roles.inference, [modelLabel]: base, app: name } },
     spec: {
@@ -27,18 +31,29 @@ function inferencePod(name: string, runtimeUpdating = true): V1Pod {
         {
           name: 'inference',
           image: 'vllm/vllm-openai:v0.9.0',
-          args: ['--model', '/workspace/weights', '--served-model-name', base, '--enable-lora', '--max-loras', '2', '--max-lora-rank', '16'],
+          args: ['--model', '/workspace/weights', '--served-model-name', base, '--enable-lora', '--max-loras', '2', '--max-lora-rank', '16', ...(extra.args ?? [])],
           env: runtimeUpdating ? [{ name: 'VLLM_ALLOW_RUNTIME_LORA_UPDATING', value: 'True' }] : [],
           volumeMounts: [{ name: 'adapters', mountPath: '/mnt/adapters' }],
         },
       ],
+      // The puller the per-run Deployment uses (activities/kubernetes/inference.ts).
+      initContainers: extra.initImage
+        ? [
+            {
+              name: 'adapter-pull',
+              image: 'gcr.io/go-containerregistry/crane:debug',
+              command: ['sh', '-c', `mkdir -p /mnt/adapters/pulled && crane export ${extra.initImage} - | tar -xf - -C /mnt/adapters/pulled --strip-components=1 data`],
+              volumeMounts: [{ name: 'adapters', mountPath: '/mnt/adapters' }],
+            },
+          ]
+        : undefined,
       volumes: [{ name: 'adapters', emptyDir: {} }],
     },
   };
 }
 
-async function startPod(name: string, runtimeUpdating = true): Promise<V1Pod> {
-  await core.createNamespacedPod({ namespace, body: inferencePod(name, runtimeUpdating) });
+async function startPod(name: string, runtimeUpdating = true, extra: { args?: string[]; initImage?: string } = {}): Promise<V1Pod> {
+  await core.createNamespacedPod({ namespace, body: inferencePod(name, runtimeUpdating, extra) });
   return eventually(async () => {
     const pod = await core.readNamespacedPod({ name, namespace });
     return pod.status?.phase === 'Running' ? pod : undefined;
@@ -198,5 +213,19 @@ describe("the gpu-simulator's vLLM server (SIMULATION)", () => {
     const res = await fetch(`${simulatorUrl}/services/${namespace}/behind/v1/models`);
     expect(res.status).toBe(200);
     expect(((await res.json()) as { data: { id: string }[] }).data.map((m) => m.id)).toEqual([base]);
+  });
+
+  it('pulls an adapter image by digest into the pod, as its init container would, and serves it by content', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
+    writeAdapter(dir, base, { r: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['q_proj', 'v_proj'] });
+    const repository = `adapters/vllm-${unique()}`;
+    const registry = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
+    const { digest } = await pushAdapterImage(registry, dir, 'v1', { 'sh.kaito.model.name': base });
+    const image = `${new URL(config.registry.endpoint).host}/${repository}@${digest}`;
+    await startPod('pulled', true, { args: ['--lora-modules', 'static=/mnt/adapters/pulled'], initImage: image });
+    expect(await modelIds('pulled')).toEqual([base, 'static']);
+    // Loaded again at runtime under another name from the same files: the same adapter, the same answers.
+    expect((await call('pulled', '/v1/load_lora_adapter', { lora_name: 'again', lora_path: '/mnt/adapters/pulled' })).status).toBe(200);
+    expect(await answers('pulled', 'again')).toEqual(await answers('pulled', 'static'));
   });
 });

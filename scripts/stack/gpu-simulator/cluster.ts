@@ -84,7 +84,7 @@ export class SimulatedCluster {
    * them (/var/lib/kubelet/pods/<uid>/volumes/...), so a replaced pod starts with empty ones.
    */
   async hostPathOf(pod: V1Pod, podPath: string): Promise<string | undefined> {
-    const mounts = pod.spec?.containers.flatMap((c) => c.volumeMounts ?? []) ?? [];
+    const mounts = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].flatMap((c) => c.volumeMounts ?? []);
     const mount = mounts
       .filter((m) => podPath === m.mountPath || podPath.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
       .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];

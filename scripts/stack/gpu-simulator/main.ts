@@ -20,6 +20,7 @@ import { SimulatedCluster } from './cluster.js';
 import { reconcileGpuAllocatable } from './device-plugin.js';
 import type { SimulatorSettings } from './settings.js';
 import { SimulatedVllmReplica, serverOptions } from './vllm.js';
+import { adapterExport, exportAdapterImage } from './adapter-pull.js';
 
 const config = loadStackConfig();
 const kubeConfig = new KubeConfig();
@@ -114,16 +115,33 @@ async function reconcilePods(): Promise<void> {
   }
 }
 
-/** One simulated vLLM server per inference pod uid: a replaced pod comes back with only its --lora-modules. */
-const replicas = new Map<string, SimulatedVllmReplica>();
+/**
+ * One simulated vLLM server per inference pod uid, started on the pod's first request after its
+ * simulated adapter pullers have run: a replaced pod comes back with only its --lora-modules.
+ */
+const replicas = new Map<string, Promise<SimulatedVllmReplica>>();
 let nextReplica = 0;
 
-function replicaOf(pod: V1Pod): SimulatedVllmReplica {
+async function startReplica(pod: V1Pod): Promise<SimulatedVllmReplica> {
+  for (const container of pod.spec?.initContainers ?? []) {
+    const pull = adapterExport(container.command);
+    if (!pull) continue;
+    const dir = await cluster.hostPathOf(pod, pull.podDir);
+    if (!dir) throw new Error(`${container.name}: no volume of the pod holds ${pull.podDir}`);
+    await exportAdapterImage(pull.image, dir);
+    log(`inference ${pod.metadata!.name}: ${container.name} exported ${pull.image} to ${pull.podDir}`);
+  }
+  const options = serverOptions(pod, pod.metadata?.labels?.[modelLabel] ?? 'unknown');
+  return SimulatedVllmReplica.start(options, (path) => cluster.hostPathOf(pod, path));
+}
+
+function replicaOf(pod: V1Pod): Promise<SimulatedVllmReplica> {
   const uid = pod.metadata!.uid!;
   let replica = replicas.get(uid);
   if (!replica) {
-    replica = new SimulatedVllmReplica(serverOptions(pod, pod.metadata?.labels?.[modelLabel] ?? 'unknown'), (path) => cluster.hostPathOf(pod, path));
+    replica = startReplica(pod);
     replicas.set(uid, replica);
+    replica.catch(() => replicas.delete(uid)); // the next request tries again
   }
   return replica;
 }
@@ -177,7 +195,9 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     } catch {
       return send(400, { object: 'error', message: 'request body is not JSON', type: 'BadRequestError', param: null, code: 400 });
     }
-    const answer = await replicaOf(pod).handle(req.method ?? 'GET', match[4]!, body, settings);
+    const replica = await replicaOf(pod).catch((err: unknown) => String(err));
+    if (typeof replica === 'string') return send(503, { error: { message: `SIMULATION: the vLLM server of ${pod.metadata!.name} did not start: ${replica}` } });
+    const answer = await replica.handle(req.method ?? 'GET', match[4]!, body, settings);
     if (!answer.text) return send(answer.status, answer.body);
     res.writeHead(answer.status, { 'content-type': 'text/plain; charset=utf-8' });
     return void res.end(answer.body);

@@ -26,7 +26,7 @@ export interface ServerOptions {
   maxLoras: number;
   maxLoraRank: number;
   runtimeLoraUpdating: boolean;
-  /** --lora-modules name=path, loaded at start-up as vLLM's init_static_loras does. */
+  /** --lora-modules name=path, loaded at start-up. */
   staticLoras: { name: string; path: string }[];
 }
 
@@ -109,8 +109,16 @@ export class SimulatedVllmReplica {
     private readonly options: ServerOptions,
     /** Maps a path inside the pod to the host folder behind it, or undefined when no volume holds it. */
     private readonly hostPath: (podPath: string) => Promise<string | undefined>,
-  ) {
-    for (const lora of options.staticLoras) this.adapters.set(lora.name, { ...lora, digest: `static:${lora.path}` });
+  ) {}
+
+  /** Starts the server: its --lora-modules load first, and any that fails stops it, as vLLM's init_static_loras does. */
+  static async start(options: ServerOptions, hostPath: (podPath: string) => Promise<string | undefined>): Promise<SimulatedVllmReplica> {
+    const replica = new SimulatedVllmReplica(options, hostPath);
+    for (const lora of options.staticLoras) {
+      const loaded = await replica.load({ lora_name: lora.name, lora_path: lora.path });
+      if (loaded.status !== 200) throw new Error(`--lora-modules ${lora.name}=${lora.path}: ${(loaded.body as { message: string }).message}`);
+    }
+    return replica;
   }
 
   async handle(method: string, path: string, body: unknown, settings: VllmSettings): Promise<VllmAnswer> {
