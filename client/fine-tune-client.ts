@@ -1,11 +1,13 @@
 // The typed client for other services: start, follow, list, cancel and plan fineTune runs.
 // Requests are validated here first, so a bad one fails before any workflow exists.
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
-import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { type FineTuneInput, type FineTunePlan, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { parseSpecText, requestFromSpec, specSizeLimitBytes, SpecTextError } from '../domain/spec-text.js';
 import { estimateCost } from '../domain/prices.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { defaultTaskQueue, fineTuneWorkflowId } from '../workflows/ids.js';
+import { describeRunFailure, type RunFailure, runFailure } from './run-failure.js';
 import { fineTuneObjectNames } from '../workflows/naming.js';
 
 export class FineTuneRequestError extends Error {
@@ -66,7 +68,7 @@ export function withParsedWorkspace(request: FineTuneInput): FineTuneInput {
 
 function defaultWorkflowId(request: FineTuneInput): string {
   const base = (typeof request?.runName === 'string' && request.runName) || (typeof request?.model === 'string' && request.model) || 'run';
-  return `fine-tune-${base}-${new Date().toISOString().replace(/[:.]/g, '-').toLowerCase()}`;
+  return fineTuneWorkflowId(`${base}-${new Date().toISOString().replace(/[:.]/g, '-').toLowerCase()}`);
 }
 
 /** Validates, then starts a run. A run already started under the same id is returned, not duplicated. */
@@ -76,30 +78,52 @@ export async function startFineTune(client: Client, input: FineTuneInput, option
   const validation = validateFineTuneRequest(request, workflowId);
   if (!validation.ok) throw new FineTuneRequestError(validation.problems);
   try {
-    return await client.workflow.start(fineTune, { taskQueue: options.taskQueue ?? 'fine-tuning', workflowId, args: [request] });
+    return await client.workflow.start(fineTune, { taskQueue: options.taskQueue ?? defaultTaskQueue, workflowId, args: [request] });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle(workflowId);
     throw err;
   }
 }
 
+/** A run that did not succeed: its message is the root cause (the ARM or Kubernetes message and the advice), not "Workflow execution failed". */
+export class FineTuneFailedError extends Error {
+  constructor(
+    readonly workflowId: string,
+    readonly failure: RunFailure,
+    cause: unknown,
+  ) {
+    super(`fineTune ${workflowId} failed: ${describeRunFailure(failure)}`, { cause });
+  }
+}
+
+/** The run's result; a failure is thrown as FineTuneFailedError with its root cause. */
+export async function fineTuneResult(handle: WorkflowHandle<typeof fineTune>): Promise<FineTuneStatus> {
+  try {
+    return await handle.result();
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) throw new FineTuneFailedError(handle.workflowId, runFailure(err), err);
+    throw err;
+  }
+}
+
 export interface RunStatus {
   workflowId: string;
-  /** Temporal's view: RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, ... */
+  /** Temporal's view: RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, TIMED_OUT, ... */
   execution: string;
   /** The run's own status (query), when it can be read. */
   status?: FineTuneStatus;
-  failure?: string;
+  /** Why a closed run did not succeed: the root cause, with its type. */
+  failure?: RunFailure;
 }
 
 export async function getFineTuneStatus(client: Client, workflowId: string): Promise<RunStatus> {
-  const handle = client.workflow.getHandle(workflowId);
+  const handle = client.workflow.getHandle<typeof fineTune>(workflowId);
   const description = await handle.describe();
   const execution = description.status.name;
   // A closed run still answers queries (the worker replays it).
   const status = await handle.query(fineTuneStatusQuery).catch(() => undefined);
-  const failure =
-    execution === 'FAILED' ? await handle.result().then(() => undefined, (err: Error) => (err.cause instanceof Error ? err.cause.message : err.message)) : undefined;
+  const ended = execution !== 'RUNNING' && execution !== 'COMPLETED';
+  const failure = ended ? await fineTuneResult(handle).then(() => undefined, (err: unknown) => (err instanceof FineTuneFailedError ? err.failure : runFailure(err))) : undefined;
   return { workflowId, execution, status, failure };
 }
 

@@ -2,6 +2,7 @@
 import { type Client, type ScheduleDescription, ScheduleOverlapPolicy, type ScheduleSummary } from '@temporalio/client';
 import { type FineTuneInput, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { scheduleIdPattern } from '../domain/workflow-inputs.js';
+import { defaultTaskQueue, retrainWorkflowId } from '../workflows/ids.js';
 import { retrain } from '../workflows/retrain.js';
 import { FineTuneRequestError, withParsedWorkspace } from './fine-tune-client.js';
 
@@ -36,7 +37,7 @@ function scheduleParts(id: string, input: FineTuneInput, o: RetrainScheduleOptio
   if (!scheduleIdPattern.test(id)) problems.push(`schedule id "${id}" must be 1-40 lowercase letters, digits and '-'`);
   if (!o.cron === !o.every) problems.push('give exactly one of cron and every');
   if (o.overlap && !(o.overlap in overlapPolicies)) problems.push(`overlap must be one of ${Object.keys(overlapPolicies).join(', ')}`);
-  const validation = validateFineTuneRequest(request, `retrain-${id}`);
+  const validation = validateFineTuneRequest(request, retrainWorkflowId(id));
   if (!validation.ok) problems.push(...validation.problems);
   if (problems.length) throw new FineTuneRequestError(problems);
   return {
@@ -48,8 +49,8 @@ function scheduleParts(id: string, input: FineTuneInput, o: RetrainScheduleOptio
     action: {
       type: 'startWorkflow' as const,
       workflowType: retrain,
-      workflowId: `retrain-${id}`,
-      taskQueue: o.taskQueue ?? 'fine-tuning',
+      workflowId: retrainWorkflowId(id),
+      taskQueue: o.taskQueue ?? defaultTaskQueue,
       args: [{ schedule: id, request }] as [{ schedule: string; request: FineTuneInput }],
     },
     policies: { overlap: overlapPolicies[o.overlap ?? 'skip'], catchupWindow: o.catchupWindow ?? '1 minute' },

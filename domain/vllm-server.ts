@@ -32,16 +32,25 @@ export function vllmServerCommand(spec: VllmServerSpec): { args: string[]; env: 
 export const possibleMaxLoraRanks = [8, 16, 32, 64, 128, 256, 320, 512] as const;
 
 /**
- * Why a PEFT adapter_config.json cannot be served by an endpoint, or [] when it can. vLLM checks
- * the rank itself at load time, but not the base model: a mismatched adapter would load and answer
- * nonsense, so the product checks both before asking vLLM.
+ * Why an adapter image cannot be served by an endpoint, or [] when it can. The base model comes
+ * from the image's `sh.kaito.model.name` annotation: PEFT's base_model_name_or_path records the
+ * folder the trainer loaded the weights from (/workspace/weights in KAITO's tuning pod), not a
+ * model id. vLLM checks the rank itself at load time, but not the base model: a mismatched
+ * adapter would load and answer nonsense, so the product checks both before asking vLLM.
  */
-export function adapterConfigProblems(config: unknown, endpoint: { baseModel: string; maxLoraRank: number }): string[] {
-  if (typeof config !== 'object' || config === null) return ['adapter_config.json is not a JSON object'];
-  const { base_model_name_or_path: base, r, peft_type: peftType } = config as Record<string, unknown>;
+export function adapterProblems(
+  adapter: { baseModel: string | undefined; config: unknown },
+  endpoint: { baseModel: string; maxLoraRank: number },
+): string[] {
   const problems: string[] = [];
+  if (adapter.baseModel !== endpoint.baseModel) {
+    problems.push(`base model ${JSON.stringify(adapter.baseModel ?? null)} is not the endpoint's ${JSON.stringify(endpoint.baseModel)}`);
+  }
+  if (typeof adapter.config !== 'object' || adapter.config === null || Array.isArray(adapter.config)) {
+    return [...problems, 'adapter_config.json is not a JSON object'];
+  }
+  const { r, peft_type: peftType } = adapter.config as Record<string, unknown>;
   if (peftType !== undefined && peftType !== 'LORA') problems.push(`peft_type is ${String(peftType)}, only LORA adapters are served`);
-  if (base !== endpoint.baseModel) problems.push(`base model ${JSON.stringify(base)} is not the endpoint's ${JSON.stringify(endpoint.baseModel)}`);
   if (typeof r !== 'number' || !Number.isInteger(r) || r <= 0) problems.push(`rank r ${JSON.stringify(r)} is not a positive integer`);
   else if (r > endpoint.maxLoraRank) problems.push(`rank ${r} exceeds the endpoint's max-lora-rank ${endpoint.maxLoraRank}`);
   return problems;

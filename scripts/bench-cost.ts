@@ -10,8 +10,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { connectClient } from '../client/temporal-connection.js';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { findVmSize } from '../domain/vm-sizes.js';
 import { createKubeConfig } from '../workers/clients.js';
@@ -19,6 +19,7 @@ import { loadWorkerConfig } from '../workers/config.js';
 import { startJobWatcher } from '../workers/job-watcher.js';
 import { createWorker } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune } from '../workflows/fine-tune.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 import { EmulatorControl } from './stack/aks-emulator/control-client.js';
 import { loadStackConfig } from './stack/config.js';
 import { SimulatorControl } from './stack/gpu-simulator/control-client.js';
@@ -92,14 +93,13 @@ function request(track: Track, schedule: (typeof schedules)[number]): FineTuneRe
 Runtime.install({ logger: new DefaultLogger('WARN') });
 await emulator.settings({ provisioningDelayMs: realMs(10), deletionDelayMs: realMs(3) });
 await simulator.settings({ trainingMs: realMs(trainingMinutes), failTraining: undefined });
-const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
+const workerConnection = await NativeConnection.connect(config.temporal.connection);
 const taskQueue = `bench-cost-${stamp}`;
 const worker = await createWorker({ ...config, temporal: { ...config.temporal, taskQueue } }, workerConnection, {
   tuning: { armPollIntervalMs: 250, kubePollIntervalMs: 250 },
 });
 const workerRun = worker.run();
-const connection = await Connection.connect({ address: config.temporal.address });
-const client = new Client({ connection, namespace: config.temporal.namespace });
+const client = await connectClient(config.temporal);
 const watcher = startJobWatcher(createKubeConfig(config), client);
 
 const dayMs = realMs(24 * 60);
@@ -130,7 +130,7 @@ for (const schedule of schedules) {
       timers.push(
         setTimeout(() => {
           client.workflow
-            .execute(fineTune, { taskQueue, workflowId: `cost-${stamp}-${track}-${schedule.name}-${at}h`, args: [request(track, schedule)] })
+            .execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`cost-${stamp}-${track}-${schedule.name}-${at}h`), args: [request(track, schedule)] })
             .then(resolve, reject);
         }, realMs(at * 60)),
       );
@@ -144,7 +144,7 @@ await sampler;
 watcher.stop();
 worker.shutdown();
 await workerRun;
-await connection.close();
+await client.connection.close();
 await workerConnection.close();
 
 const report: Record<string, unknown> = { secondsPerHour, trainingMinutes, schedules, realSeconds: Math.round((Date.now() - began) / 1000) };

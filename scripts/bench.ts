@@ -8,13 +8,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
+import { connectClient } from '../client/temporal-connection.js';
 import { EmulatorControl } from './stack/aks-emulator/control-client.js';
 import { loadStackConfig, projectRoot } from './stack/config.js';
 import { SimulatorControl } from './stack/gpu-simulator/control-client.js';
 import { loadWorkerConfig } from '../workers/config.js';
 import { type FineTuneStatus, fineTune } from '../workflows/fine-tune.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -92,7 +94,7 @@ async function round(client: Client, worker: ChildProcess, runs: number) {
     Array.from({ length: runs }, (_, i) =>
       client.workflow.start(fineTune, {
         taskQueue,
-        workflowId: `bench-${stamp}-${runs}-${i}`,
+        workflowId: fineTuneWorkflowId(`bench-${stamp}-${runs}-${i}`),
         args: [
           {
             model: 'phi-3-mini-4k-instruct',
@@ -164,8 +166,7 @@ async function round(client: Client, worker: ChildProcess, runs: number) {
 
 await emulator.settings({ provisioningDelayMs: 1000, deletionDelayMs: 500 });
 await simulator.settings({ trainingMs, failTraining: undefined });
-const connection = await Connection.connect({ address: config.temporal.address });
-const client = new Client({ connection, namespace: config.temporal.namespace });
+const client = await connectClient(config.temporal);
 const worker = await startWorker();
 const rounds = [];
 try {
@@ -183,7 +184,7 @@ try {
   }
 } finally {
   worker.kill('SIGTERM');
-  await connection.close();
+  await client.connection.close();
 }
 const clean = rounds.filter((r) => r.succeeded === r.runs && r.heartbeatTimeouts === 0).map((r) => r.runs);
 console.log(`\nLargest N with every run succeeded and no heartbeat timeout: ${clean.length ? Math.max(...clean) : 'none'}`);

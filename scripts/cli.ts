@@ -1,7 +1,7 @@
 // `npm run cli -- <command>`: start, follow, list, cancel and plan fineTune runs.
-// Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE (see README).
+// Connects through Temporal's environment configuration, like the worker (client/temporal-connection.ts; README, "Configuration").
 import { parseArgs } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import {
   cancelFineTune,
   FineTuneRequestError,
@@ -24,6 +24,8 @@ import {
   unpauseRetrainSchedule,
   updateRetrainSchedule,
 } from '../client/retrain-schedules.js';
+import { describeRunFailure } from '../client/run-failure.js';
+import { connectClient, loadTemporalSettings } from '../client/temporal-connection.js';
 import type { FineTuneInput } from '../domain/fine-tune-request.js';
 
 const usage = `Usage: npm run cli -- <command> [options]
@@ -44,7 +46,10 @@ const usage = `Usage: npm run cli -- <command> [options]
   schedule describe|pause|unpause|trigger|delete <id>
   schedule list
 
-Environment: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default default),
+Environment: Temporal's environment configuration, as the worker reads it: a profile
+(TEMPORAL_PROFILE, default "default") of the TOML file TEMPORAL_CONFIG_FILE (default
+~/.config/temporalio/temporal.toml), overridden by TEMPORAL_ADDRESS (default 127.0.0.1:7233),
+TEMPORAL_NAMESPACE (default default), TEMPORAL_API_KEY and TEMPORAL_TLS_*; and
 TEMPORAL_TASK_QUEUE (default fine-tuning).`;
 
 class UsageError extends Error {}
@@ -78,9 +83,10 @@ function render({ workflowId, execution, status, failure }: RunStatus): string {
     if (status.adapter?.digest) lines.push(`  adapter: ${status.adapter.reference}`);
     if (status.inference) lines.push(`  serving: ${status.inference.models.join(', ')} (Service ${status.inference.service})`);
     if (status.released.length) lines.push(`  released: ${status.released.join(', ')}`);
-    if (status.error) lines.push(`  error: ${status.error}`);
   }
-  if (failure && failure !== status?.error) lines.push(`  failure: ${failure}`);
+  // The root cause with its type (the ARM or Kubernetes message and the advice); a run still going has no failure yet.
+  const error = failure ? describeRunFailure(failure) : status?.error;
+  if (error) lines.push(`  error: ${error}`);
   return lines.join('\n');
 }
 
@@ -100,7 +106,7 @@ async function follow(client: Client, workflowId: string): Promise<number> {
   }
 }
 
-async function scheduleCommand(client: Client, [sub, id, spec]: string[], values: Record<string, string | boolean | undefined>): Promise<number> {
+async function scheduleCommand(client: Client, taskQueue: string, [sub, id, spec]: string[], values: Record<string, string | boolean | undefined>): Promise<number> {
   if (sub === 'list') {
     for (const s of await listRetrainSchedules(client)) {
       const next = s.info?.nextActionTimes?.[0]?.toISOString() ?? '-';
@@ -120,7 +126,7 @@ async function scheduleCommand(client: Client, [sub, id, spec]: string[], values
         overlap: str('overlap') as RetrainScheduleOptions['overlap'],
         catchupWindow: str('catchup-window'),
         jitter: str('jitter'),
-        taskQueue: process.env.TEMPORAL_TASK_QUEUE,
+        taskQueue,
       };
       await (sub === 'create' ? createRetrainSchedule : updateRetrainSchedule)(client, id, readRequest(spec), options);
       console.log(`Schedule ${id} ${sub === 'create' ? 'created' : 'updated'}`);
@@ -194,12 +200,12 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!['start', 'status', 'list', 'cancel', 'schedule'].includes(command ?? '')) throw new UsageError(command ? `unknown command "${command}"` : 'a command is required');
 
-  const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
-  const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  const temporal = loadTemporalSettings();
+  const client = await connectClient(temporal);
   try {
     switch (command) {
       case 'start': {
-        const handle = await startFineTune(client, readRequest(positionals[0]), { workflowId: values.id, taskQueue: process.env.TEMPORAL_TASK_QUEUE });
+        const handle = await startFineTune(client, readRequest(positionals[0]), { workflowId: values.id, taskQueue: temporal.taskQueue });
         console.log(`Started ${handle.workflowId}`);
         return values.follow ? await follow(client, handle.workflowId) : 0;
       }
@@ -210,7 +216,7 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'schedule':
-        return await scheduleCommand(client, positionals, values);
+        return await scheduleCommand(client, temporal.taskQueue, positionals, values);
       case 'list': {
         const runs = await listFineTunes(client, values, Number(values.limit));
         console.log(`${'WORKFLOW ID'.padEnd(48)} ${'STATUS'.padEnd(10)} ${'PHASE'.padEnd(14)} ${'MODEL'.padEnd(28)} METHOD  STARTED`);
@@ -227,7 +233,7 @@ async function main(argv: string[]): Promise<number> {
       }
     }
   } finally {
-    await connection.close();
+    await client.connection.close();
   }
 }
 

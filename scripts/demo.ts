@@ -3,14 +3,16 @@
 // simulated GPU node, the adapter image pushed to the local registry, the pool released
 // (DEMO_DEPLOY=true: inference deployed and smoke-checked instead). Prints each step as it
 // happens. Run through scripts/with-stack-env.sh (npm run demo does).
-import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { fineTuneResult } from '../client/fine-tune-client.js';
+import { connectClient } from '../client/temporal-connection.js';
 import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { createKubeConfig } from '../workers/clients.js';
 import { loadWorkerConfig } from '../workers/config.js';
 import { startJobWatcher } from '../workers/job-watcher.js';
 import { createWorker } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const config = loadWorkerConfig();
 const uiUrl = process.env.TEMPORAL_UI_URL ?? 'http://127.0.0.1:8233';
@@ -29,16 +31,15 @@ const request: FineTuneRequest = {
 };
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
-const workerConnection = await NativeConnection.connect({ address: config.temporal.address });
+const workerConnection = await NativeConnection.connect(config.temporal.connection);
 const worker = await createWorker(config, workerConnection, {
   // The emulator finishes operations in seconds: poll faster than real ARM warrants.
   tuning: { armPollIntervalMs: 500, kubePollIntervalMs: 500 },
 });
 const workerRun = worker.run();
 
-const connection = await Connection.connect({ address: config.temporal.address });
-const client = new Client({ connection, namespace: config.temporal.namespace });
-const workflowId = `fine-tune-demo-${stamp}`;
+const client = await connectClient(config.temporal);
+const workflowId = fineTuneWorkflowId(`demo-${stamp}`);
 const began = Date.now();
 const watcher = startJobWatcher(createKubeConfig(config), client);
 const handle = await client.workflow.start(fineTune, { taskQueue: config.temporal.taskQueue, workflowId, args: [request] });
@@ -59,7 +60,7 @@ const ticker = setInterval(() => {
 }, 500);
 
 try {
-  const result = await handle.result();
+  const result = await fineTuneResult(handle);
   report(result);
   console.log(`fineTune ${result.phase} in ${((Date.now() - began) / 1000).toFixed(1)}s`);
   console.log(`  adapter   ${result.adapter?.reference}`);
@@ -71,6 +72,6 @@ try {
   watcher.stop();
   worker.shutdown();
   await workerRun;
-  await connection.close();
+  await client.connection.close();
   await workerConnection.close();
 }

@@ -12,10 +12,10 @@ import { projectRoot } from './stack/config.js';
 
 export const devicePluginManifest = join(projectRoot, 'deploy/nvidia-device-plugin.yaml');
 
-/** Applies the device plugin's objects; returns them as kind/namespace/name. */
-export async function prepareCluster(kubeConfig: KubeConfig): Promise<string[]> {
+/** Server-side applies the objects of a multi-document YAML text; returns them as kind/namespace/name. */
+export async function applyManifests(kubeConfig: KubeConfig, yaml: string, keep: (o: KubernetesObject) => boolean = () => true): Promise<string[]> {
   const client = KubernetesObjectApi.makeApiClient(kubeConfig);
-  const objects = parseAllDocuments(readFileSync(devicePluginManifest, 'utf8')).map((d) => d.toJS() as KubernetesObject);
+  const objects = parseAllDocuments(yaml).map((d) => d.toJS() as KubernetesObject).filter(keep);
   const applied: string[] = [];
   for (const object of objects) {
     await client.patch(object, undefined, undefined, 'aks-finetune', true, PatchStrategy.ServerSideApply);
@@ -23,6 +23,9 @@ export async function prepareCluster(kubeConfig: KubeConfig): Promise<string[]> 
   }
   return applied;
 }
+
+/** Applies the device plugin's objects; returns them as kind/namespace/name. */
+export const prepareCluster = (kubeConfig: KubeConfig): Promise<string[]> => applyManifests(kubeConfig, readFileSync(devicePluginManifest, 'utf8'));
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const kubeConfig = new KubeConfig();

@@ -5,17 +5,18 @@
 // are in flight"). Every scenario cleans up what it created: pools, Deployments, Services, state.
 import { writeFile } from 'node:fs/promises';
 import { AppsV1Api } from '@kubernetes/client-node';
-import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { type Client, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { connectClient } from '../client/temporal-connection.js';
 import { runIdLabel } from '../activities/kubernetes/labels.js';
-import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { poolTags } from '../domain/pool-tags.js';
 import { historiesDir, type RecordedHistory } from '../test/recorded-histories.js';
-import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, pushDataset, resourceGroup, simulator, unique } from '../test/support.js';
+import { adminKubeConfig, clusterName, config, containerService, core, emulator, eventually, pushDataset, resourceGroup, simulator, testFineTuneRequest, unique } from '../test/support.js';
 import { createWorker } from '../workers/worker.js';
 import { fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { retrainChildWorkflowId } from '../workflows/ids.js';
 import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
 import { retrain } from '../workflows/retrain.js';
 
@@ -34,17 +35,7 @@ type Scenario = (run: Run) => Promise<WorkflowHandle>;
 
 const namespace = 'aks-finetune';
 const registryHost = new URL(config.registry.endpoint).host;
-const apps = kubeConfig.makeApiClient(AppsV1Api);
-
-const request = (overrides: Partial<FineTuneRequest> = {}): FineTuneRequest => ({
-  model: 'phi-3-mini-4k-instruct',
-  method: 'qlora',
-  dataset: { urls: ['https://datasets.example.com/support/chats.jsonl'] },
-  output: { image: `${registryHost}/adapters/history-${unique()}:v1` },
-  gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
-  pollIntervalSeconds: 1,
-  ...overrides,
-});
+const apps = adminKubeConfig.makeApiClient(AppsV1Api);
 
 function expectThat(condition: boolean, what: string): void {
   if (!condition) throw new Error(`the run did not end as the scenario intends: ${what}`);
@@ -61,27 +52,27 @@ async function expectFailure(handle: WorkflowHandle, check: (cause: unknown) => 
 
 const scenarios: Record<string, Scenario> = {
   'fine-tune-success': async ({ client, taskQueue, workflowId }) => {
-    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
     expectThat((await handle.result()).phase === 'succeeded', 'phase succeeded');
     return handle;
   },
 
   'fine-tune-failure': async ({ client, taskQueue, workflowId }) => {
     await simulator.settings({ failTraining: { reason: 'OOMKilled', exitCode: 137, times: 2 } });
-    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [request({ method: 'lora' })] });
+    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest({ method: 'lora' })] });
     return expectFailure(handle, (cause) => cause instanceof ApplicationFailure && cause.type === 'TrainingFailed', 'TrainingFailed (OOM)');
   },
 
   'fine-tune-cancel': async ({ client, taskQueue, workflowId }) => {
     await simulator.settings({ trainingMs: 20_000 });
-    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
     await eventually(async () => ((await handle.query(fineTuneStatusQuery)).training?.state === 'running' ? true : undefined), 'training to run');
     await handle.cancel();
     return expectFailure(handle, (cause) => cause instanceof CancelledFailure, 'cancelled');
   },
 
   'fine-tune-deploy': async ({ client, taskQueue, workflowId }) => {
-    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [request({ runName: `svc-${unique()}`, deploy: { replicas: 1 } })] });
+    const handle = await client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest({ runName: `svc-${unique()}`, deploy: { replicas: 1 } })] });
     const status = await handle.result();
     expectThat(status.phase === 'succeeded' && status.inference !== undefined, 'succeeded with an inference Deployment');
     return handle;
@@ -93,7 +84,7 @@ const scenarios: Record<string, Scenario> = {
     const handle = await client.workflow.start(retrain, {
       taskQueue,
       workflowId,
-      args: [{ schedule: workflowId, request: request({ dataset: { image: `${registryHost}/${dataset}:v1` } }) }],
+      args: [{ schedule: workflowId, request: testFineTuneRequest({ dataset: { image: `${registryHost}/${dataset}:v1` } }) }],
     });
     expectThat((await handle.result()).trained, 'trained');
     return handle;
@@ -128,7 +119,7 @@ async function cleanUp(client: Client, { workflowId, pools }: Pick<Run, 'workflo
       await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, pool.name!, { updateIntervalInMs: 200 });
     }
   }
-  for (const runId of [workflowId, `${workflowId}-fine-tune`]) {
+  for (const runId of [workflowId, retrainChildWorkflowId(workflowId)]) {
     const labelSelector = `${runIdLabel}=${runId}`;
     for (const d of (await apps.listNamespacedDeployment({ namespace, labelSelector })).items) {
       await apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace });
@@ -170,8 +161,8 @@ async function main(): Promise<void> {
   if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')}: choose from ${Object.keys(scenarios).join(', ')}`);
   Runtime.install({ logger: new DefaultLogger('ERROR') }); // the scenarios' own failures are expected
   const taskQueue = `histories-${unique()}`;
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const client = new Client({ connection: await Connection.connect({ address: config.temporal.address }), namespace: config.temporal.namespace });
+  const connection = await NativeConnection.connect(config.temporal.connection);
+  const client = await connectClient(config.temporal);
   const emulatorBefore = await emulator.settings();
   // Short provisioning and training keep the histories small.
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });

@@ -5,9 +5,9 @@
 //    default 60; REAPER_GRACE_MINUTES, default 5).
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import proto from '@temporalio/proto';
+import { loadTemporalSettings } from '../client/temporal-connection.js';
+import { reaperScheduleId } from '../workflows/ids.js';
 import { projectSearchAttributes } from '../workflows/search-attributes.js';
-
-export const reaperScheduleId = 'idle-gpu-reaper';
 
 export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<{ added: string[]; present: string[] }> {
   const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
@@ -31,7 +31,7 @@ export async function ensureReaperSchedule(
   const action = {
     type: 'startWorkflow' as const,
     workflowType: 'reapIdleGpuPools',
-    workflowId: scheduleId,
+    workflowId: scheduleId, // each run: the Schedule's id and its scheduled time
     taskQueue: options.taskQueue,
     args: [{ defaultGraceMinutes: options.graceMinutes }],
     workflowRunTimeout: '10 minutes',
@@ -56,14 +56,15 @@ function numberFromEnv(name: string, fallback: number): number {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
-  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
-  const connection = await Connection.connect({ address });
+  const settings = loadTemporalSettings();
+  const { address } = settings.connection;
+  const { namespace } = settings;
+  const connection = await Connection.connect(settings.connection);
   try {
     const { added, present } = await registerSearchAttributes(connection, namespace);
     console.log(`Search attributes on ${address} (${namespace}): added [${added.join(', ')}], already present [${present.join(', ')}]`);
     const schedule = await ensureReaperSchedule(new Client({ connection, namespace }), {
-      taskQueue: process.env.TEMPORAL_TASK_QUEUE ?? 'fine-tuning',
+      taskQueue: settings.taskQueue,
       intervalSeconds: numberFromEnv('REAPER_INTERVAL_SECONDS', 60),
       graceMinutes: numberFromEnv('REAPER_GRACE_MINUTES', 5),
     });

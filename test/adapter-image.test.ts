@@ -33,7 +33,7 @@ describe('adapter image', () => {
 
   it("uses KAITO's layout: one tar+gzip layer with data/adapter_*, diff_ids of the tar, the model annotation", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
-    writeAdapter(dir, 'phi-3-mini-4k-instruct', { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: ['q_proj'] });
+    writeAdapter(dir, { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: ['q_proj'] });
     const registry = client();
     const pushed = await pushAdapterImage(registry, dir, 'v1', { 'sh.kaito.model.name': 'phi-3-mini-4k-instruct' });
 
@@ -47,7 +47,7 @@ describe('adapter image', () => {
     const tar = gunzipSync(await buffer((await registry.downloadBlob(m.layers[0]!.digest)).content));
     const entries = await tarEntries(tar);
     expect(Object.keys(entries).sort()).toEqual(['data/adapter_config.json', 'data/adapter_model.safetensors']);
-    expect(JSON.parse(entries['data/adapter_config.json']!.toString())).toMatchObject({ peft_type: 'LORA', r: 4, base_model_name_or_path: 'phi-3-mini-4k-instruct' });
+    expect(JSON.parse(entries['data/adapter_config.json']!.toString())).toMatchObject({ peft_type: 'LORA', r: 4, base_model_name_or_path: '/workspace/weights' });
     const imageConfig = JSON.parse((await buffer((await registry.downloadBlob(m.config.digest)).content)).toString());
     expect(imageConfig).toEqual({ rootfs: { type: 'layers', diff_ids: [`sha256:${createHash('sha256').update(tar).digest('hex')}`] } });
 

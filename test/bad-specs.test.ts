@@ -17,8 +17,9 @@ import { FineTuneRequestError, parseFineTuneSpec, planFineTune, startFineTune } 
 import { runLabelValue } from '../domain/hash.js';
 import { specSizeLimitBytes } from '../domain/spec-text.js';
 import { createWorkerActivities } from '../workers/worker.js';
-import { config, emulator, kubeConfig, unique } from './support.js';
+import { config, emulator, adminKubeConfig, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
 const dir = mkdtempSync(join(tmpdir(), 'bad-specs-'));
@@ -331,7 +332,7 @@ describe('bad specs', () => {
         expect((err as Error).message).toContain(c.mentions);
         continue;
       }
-      const workflowId = `bad-typed-${unique()}`;
+      const workflowId = fineTuneWorkflowId(`bad-typed-${unique()}`);
       await expect(startFineTune(temporal.env.client, request as never, { workflowId, taskQueue: 'unused' }), c.name).rejects.toThrow(c.mentions);
     }
   });
@@ -351,7 +352,7 @@ describe('bad specs', () => {
     expect(raw.length).toBeGreaterThanOrEqual(90);
     await emulator.clearRequests();
     const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
-    const ids = raw.map(() => `bad-raw-${unique(10)}`);
+    const ids = raw.map(() => fineTuneWorkflowId(`bad-raw-${unique(10)}`));
     const failures = await temporal.withWorker(activities, (taskQueue) =>
       Promise.all(
         raw.map(({ arg }, i) =>
@@ -374,7 +375,7 @@ describe('bad specs', () => {
     });
     expect(await emulator.requests()).toEqual([]);
     const runLabels = new Set(ids.map(runLabelValue));
-    const jobs = await kubeConfig.makeApiClient(BatchV1Api).listJobForAllNamespaces({ labelSelector: runIdLabel });
+    const jobs = await adminKubeConfig.makeApiClient(BatchV1Api).listJobForAllNamespaces({ labelSelector: runIdLabel });
     expect(jobs.items.filter((j) => runLabels.has(j.metadata?.labels?.[runIdLabel] ?? ''))).toEqual([]);
   });
 });

@@ -8,29 +8,23 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadStackConfig } from '../scripts/stack/config.js';
 import { createWorkerActivities } from '../workers/worker.js';
-import { fineTuneStatusQuery } from '../workflows/fine-tune.js';
-import { config, emulator, eventually, simulator, unique } from './support.js';
+import { FineTuneFailedError, fineTuneResult, getFineTuneStatus } from '../client/fine-tune-client.js';
+import { fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
+import { nodePoolName } from '../workflows/naming.js';
+import { config, emulator, eventually, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'cli-'));
-const registryHost = new URL(config.registry.endpoint).host;
 
 function specFile(overrides: Record<string, unknown> = {}): string {
   const file = join(dir, `spec-${unique()}.yaml`);
   writeFileSync(
     file,
-    stringify({
-      model: 'phi-3-mini-4k-instruct',
-      method: 'qlora',
-      dataset: { urls: ['https://datasets.example.com/cli/train.jsonl'] },
-      output: { image: `${registryHost}/adapters/cli-${unique()}:v1` },
-      gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
-      pollIntervalSeconds: 1,
-      ...overrides,
-    }),
+    stringify({ ...testFineTuneRequest(), ...overrides }),
   );
   return file;
 }
@@ -73,7 +67,7 @@ describe('CLI', () => {
   });
 
   it('starts a run, follows it to the end, then finds it with status and list', async () => {
-    const id = `cli-${unique()}`;
+    const id = fineTuneWorkflowId(`cli-${unique()}`);
     await temporal.withWorker(activities, async (taskQueue) => {
       const started = await cli(['start', specFile(), '--id', id, '--follow'], taskQueue);
       expect(started.out).toContain(`Started ${id}`);
@@ -88,9 +82,37 @@ describe('CLI', () => {
     });
   });
 
+  it('shows why a run failed, as ARM said it with the advice, in the CLI and in the client\'s error', async () => {
+    const id = fineTuneWorkflowId(`cli-quota-${unique()}`);
+    const taskQueue = `test-${unique()}`;
+    // Started before any worker polls its queue, so the fault is in place for the run's own pool.
+    expect((await cli(['start', specFile(), '--id', id], taskQueue)).code).toBe(0);
+    const handle = temporal.env.client.workflow.getHandle<typeof fineTune>(id);
+    await emulator.addFault({ kind: 'quota', method: 'PUT', pool: nodePoolName('ft', { workflowId: id, runId: (await handle.describe()).runId }) });
+    const armMessage = 'exceeding approved Standard_NC24ads_A100_v4 Cores quota';
+    const advice = 'Request a quota increase for that VM family, or choose another vmSize';
+
+    const followed = await temporal.withWorker(activities, () => cli(['status', id, '--follow'], taskQueue), taskQueue);
+    expect(followed.code).toBe(1);
+    expect(followed.out).toContain(`${id}: FAILED, phase failed`);
+    const errorLine = followed.out.split('\n').find((line) => line.startsWith('  error: '));
+    expect(errorLine).toMatch(/^ {2}error: GpuQuotaExceeded: Azure refused GPU node pool ft\w+: the subscription's Standard_NC24ads_A100_v4 quota is exhausted\./);
+    expect(errorLine).toContain(advice);
+    expect(errorLine).toContain(armMessage);
+    expect(followed.out).not.toMatch(/Activity task failed|Workflow execution failed/);
+
+    const error = await fineTuneResult(handle).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FineTuneFailedError);
+    expect((error as FineTuneFailedError).failure.type).toBe('GpuQuotaExceeded');
+    expect((error as Error).message).toMatch(new RegExp(`^fineTune ${id} failed: GpuQuotaExceeded: Azure refused GPU node pool`));
+    expect((error as Error).message).toContain(advice);
+    expect((error as Error).message).toContain(armMessage);
+    expect((await getFineTuneStatus(temporal.env.client, id)).failure).toEqual((error as FineTuneFailedError).failure);
+  });
+
   it('cancels a running run, which cleans up before it ends', async () => {
     await simulator.settings({ trainingMs: 20_000 });
-    const id = `cli-cancel-${unique()}`;
+    const id = fineTuneWorkflowId(`cli-cancel-${unique()}`);
     await temporal.withWorker(activities, async (taskQueue) => {
       expect((await cli(['start', specFile(), '--id', id], taskQueue)).code).toBe(0);
       const handle = temporal.env.client.workflow.getHandle(id);

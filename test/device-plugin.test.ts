@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { devicePluginManifest } from '../scripts/prepare-cluster.js';
 import { createWorkerActivities } from '../workers/worker.js';
-import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, poolNodes, resourceGroup, unique } from './support.js';
+import { clusterName, config, containerService, core, emulator, eventually, adminKubeConfig, poolNodes, resourceGroup, unique } from './support.js';
 
-const apps = kubeConfig.makeApiClient(AppsV1Api);
+const apps = adminKubeConfig.makeApiClient(AppsV1Api);
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 const activity = new MockActivityEnvironment();
 const namespace = `plugin-${unique()}`;

@@ -2,7 +2,7 @@
 // what an endpoint's vLLM server is started with and will accept.
 import { describe, expect, it } from 'vitest';
 import { gateDecision, parsePromptSuite, promotionGateSchema, scoreAnswer, scoreSuite, type SuiteResult } from '../domain/evaluation.js';
-import { adapterConfigProblems, vllmServerCommand } from '../domain/vllm-server.js';
+import { adapterProblems, vllmServerCommand } from '../domain/vllm-server.js';
 
 const result = (passed: number, total: number): SuiteResult => ({ passed, total, passRate: passed / total, cases: [] });
 
@@ -104,12 +104,15 @@ describe("an endpoint's vLLM server", () => {
 
   it('accepts only LoRA adapters of its base model within its rank', () => {
     const endpoint = { baseModel: 'phi-3', maxLoraRank: 16 };
-    expect(adapterConfigProblems({ base_model_name_or_path: 'phi-3', r: 16, peft_type: 'LORA' }, endpoint)).toEqual([]);
-    expect(adapterConfigProblems({ base_model_name_or_path: 'llama', r: 32, peft_type: 'LORA' }, endpoint)).toEqual([
+    // PEFT records the trainer's weights folder, so the base model comes from the image annotation.
+    const config = { base_model_name_or_path: '/workspace/weights', r: 16, peft_type: 'LORA' };
+    expect(adapterProblems({ baseModel: 'phi-3', config }, endpoint)).toEqual([]);
+    expect(adapterProblems({ baseModel: 'llama', config: { ...config, r: 32 } }, endpoint)).toEqual([
       `base model "llama" is not the endpoint's "phi-3"`,
       "rank 32 exceeds the endpoint's max-lora-rank 16",
     ]);
-    expect(adapterConfigProblems({ base_model_name_or_path: 'phi-3', r: 8, peft_type: 'IA3' }, endpoint)).toEqual(['peft_type is IA3, only LORA adapters are served']);
-    expect(adapterConfigProblems(null, endpoint)).toEqual(['adapter_config.json is not a JSON object']);
+    expect(adapterProblems({ baseModel: undefined, config }, endpoint)).toEqual([`base model null is not the endpoint's "phi-3"`]);
+    expect(adapterProblems({ baseModel: 'phi-3', config: { ...config, peft_type: 'IA3' } }, endpoint)).toEqual(['peft_type is IA3, only LORA adapters are served']);
+    expect(adapterProblems({ baseModel: 'phi-3', config: null }, endpoint)).toEqual(['adapter_config.json is not a JSON object']);
   });
 });

@@ -10,11 +10,11 @@ import { parseTrainerLog } from '../activities/kubernetes/fine-tune.js';
 import { findModelPreset } from '../domain/models.js';
 import { trainingConfig } from '../domain/training-config.js';
 import { createWorkerActivities } from '../workers/worker.js';
-import { config, core, kubeConfig, unique } from './support.js';
+import { config, core, adminKubeConfig, unique, createRunNamespace } from './support.js';
 
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 const activity = new MockActivityEnvironment();
-const batch = kubeConfig.makeApiClient(BatchV1Api);
+const batch = adminKubeConfig.makeApiClient(BatchV1Api);
 const namespace = `act-${unique()}`;
 const owner = { workflowId: `run-${unique()}`, runId: randomUUID() };
 /** An earlier run under the same workflow id. */
@@ -36,6 +36,7 @@ const tuningJob = {
 };
 
 beforeAll(async () => {
+  await createRunNamespace(namespace);
   await activity.run(activities.ensureNamespace, namespace);
 });
 
@@ -48,7 +49,7 @@ describe('fineTune Kubernetes activities', () => {
     await activity.run(activities.ensureTuningInputs, inputs);
     await activity.run(activities.ensureTuningInputs, inputs); // a retry adopts
     // The namespace's tuning pods may reach the internet and the cluster DNS, nothing internal.
-    const policy = await kubeConfig.makeApiClient(NetworkingV1Api).readNamespacedNetworkPolicy({ name: 'aks-finetune-tuning-egress', namespace });
+    const policy = await adminKubeConfig.makeApiClient(NetworkingV1Api).readNamespacedNetworkPolicy({ name: 'aks-finetune-tuning-egress', namespace });
     expect(policy.spec?.podSelector?.matchLabels).toEqual({ 'aks-finetune.io/role': 'trainer' });
     expect(policy.spec?.egress?.[1]?.to?.[0]?.ipBlock?.except).toEqual(expect.arrayContaining(['10.0.0.0/8', '169.254.0.0/16', '168.63.129.16/32', '127.0.0.0/8', '100.64.0.0/10']));
     expect(policy.spec?.egress?.[1]?.to?.[1]?.ipBlock?.except).toEqual(expect.arrayContaining(['fc00::/7', 'fe80::/10', '64:ff9b::/96']));

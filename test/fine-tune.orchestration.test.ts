@@ -9,6 +9,7 @@ import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { fineTune } from '../workflows/fine-tune.js';
 import { unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
 
@@ -54,7 +55,7 @@ const request = {
 
 const run = (activities: Partial<Activities>, overrides: Partial<FineTuneRequest> = {}) =>
   temporal.withWorker(activities, (taskQueue) =>
-    temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `orch-${unique()}`, args: [{ ...request, ...overrides }] }).catch((e: unknown) => e),
+    temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`orch-${unique()}`), args: [{ ...request, ...overrides }] }).catch((e: unknown) => e),
   );
 
 describe('fineTune orchestration', () => {
@@ -185,7 +186,7 @@ describe('fineTune orchestration', () => {
     const error = await run(stubs(calls, { checkJob: async () => pulling }), { tuning: { podStartTimeoutMinutes: 0.05 } });
     const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
     expect(cause.type).toBe('PodNotStarting');
-    expect(cause.message).toMatch(/^The trainer pod of Job orch-[\w-]+-train has not started after 0.05 minutes: /);
+    expect(cause.message).toMatch(/^The trainer pod of Job fine-tune-orch-[\w-]+-train has not started after 0.05 minutes: /);
     expect(cause.message).toContain(pulling.problem);
     expect(calls.filter((c) => c === 'startPushJob')).toHaveLength(0);
     expect(calls.slice(-3)).toEqual(['deleteRunObjects', 'listManagedPools', 'deleteNodePool']);

@@ -16,26 +16,17 @@ import { startJobWatcher } from '../workers/job-watcher.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { fineTuneObjectNames, nodePoolName, runTag } from '../workflows/naming.js';
-import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, objectsLabelled, poolOf, resourceGroup, simulator, unique } from './support.js';
+import { adminKubeConfig, clusterName, config, containerService, core, emulator, eventually, kubeConfig, objectsLabelled, poolOf, resourceGroup, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
-const batch = kubeConfig.makeApiClient(BatchV1Api);
-const apps = kubeConfig.makeApiClient(AppsV1Api);
+const batch = adminKubeConfig.makeApiClient(BatchV1Api);
+const apps = adminKubeConfig.makeApiClient(AppsV1Api);
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 const registryHost = new URL(config.registry.endpoint).host;
 const namespace = 'aks-finetune';
 const stackConfig = loadStackConfig();
-
-const request = (overrides: Partial<FineTuneRequest> = {}): FineTuneRequest => ({
-  model: 'phi-3-mini-4k-instruct',
-  method: 'qlora',
-  dataset: { urls: ['https://datasets.example.com/support/chats.jsonl'] },
-  output: { image: `${registryHost}/adapters/test-${unique()}:v1` },
-  gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
-  pollIntervalSeconds: 1,
-  ...overrides,
-});
 
 beforeAll(async () => {
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
@@ -67,8 +58,8 @@ async function startBeforeAnyWorker(workflowId: string, args: FineTuneRequest) {
 
 describe('fineTune', () => {
   it('trains, pushes the adapter, records its digest and lineage, releases the pool, and leaves nothing behind', async () => {
-    const workflowId = `ft-${unique()}`;
-    const status = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }));
+    const workflowId = fineTuneWorkflowId(`${unique()}`);
+    const status = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] }));
 
     expect(status.phase).toBe('succeeded');
     expect(status.steps.map((s) => s.name)).toEqual(['GPU capacity', 'wait for GPU nodes', 'tuning inputs', 'train', 'push adapter image', 'release GPUs']);
@@ -100,9 +91,9 @@ describe('fineTune', () => {
   });
 
   it('deploys inference with the adapter by digest, smoke-checks /v1/models, and keeps the pool for it', async () => {
-    const workflowId = `ft-deploy-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`deploy-${unique()}`);
     const status = await temporal.withWorker(activities, (taskQueue) =>
-      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request({ runName: `svc-${unique()}`, deploy: { replicas: 1 } })] }),
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest({ runName: `svc-${unique()}`, deploy: { replicas: 1 } })] }),
     );
     try {
       expect(status.phase).toBe('succeeded');
@@ -122,7 +113,7 @@ describe('fineTune', () => {
 
   it('scales the pool to zero instead of deleting it when the release policy says so', async () => {
     const status = await temporal.withWorker(activities, (taskQueue) =>
-      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-zero-${unique()}`, args: [request({ release: { policy: 'scale-to-zero' } })] }),
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`zero-${unique()}`), args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
     );
     try {
       expect(status.released).toContain(`AgentPool/${status.gpu!.pool} (scaled to 0)`);
@@ -137,7 +128,7 @@ describe('fineTune', () => {
     try {
       // Checks would wait 600 s: the run can only finish within the test's timeout through the signal.
       const status = await temporal.withWorker(activities, (taskQueue) =>
-        temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-signal-${unique()}`, args: [request({ pollIntervalSeconds: 600 })] }),
+        temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`signal-${unique()}`), args: [testFineTuneRequest({ pollIntervalSeconds: 600 })] }),
       );
       expect(status.phase).toBe('succeeded');
     } finally {
@@ -146,8 +137,8 @@ describe('fineTune', () => {
   }, 90_000);
 
   it('fails at once on a quota error, creating nothing', async () => {
-    const workflowId = `ft-quota-${unique()}`;
-    const { handle, taskQueue, pool } = await startBeforeAnyWorker(workflowId, request());
+    const workflowId = fineTuneWorkflowId(`quota-${unique()}`);
+    const { handle, taskQueue, pool } = await startBeforeAnyWorker(workflowId, testFineTuneRequest());
     await emulator.addFault({ kind: 'quota', method: 'PUT', pool });
     const error = await temporal.withWorker(activities, () => handle.result(), taskQueue).catch((e: unknown) => e);
     const cause = ((error as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
@@ -158,8 +149,8 @@ describe('fineTune', () => {
   });
 
   it('retries a capacity failure and succeeds when capacity comes back', async () => {
-    const workflowId = `ft-capacity-${unique()}`;
-    const { handle, taskQueue, pool } = await startBeforeAnyWorker(workflowId, request());
+    const workflowId = fineTuneWorkflowId(`capacity-${unique()}`);
+    const { handle, taskQueue, pool } = await startBeforeAnyWorker(workflowId, testFineTuneRequest());
     await emulator.clearRequests();
     await emulator.addFault({ kind: 'capacity', pool });
     const status = await temporal.withWorker(activities, () => handle.result(), taskQueue);
@@ -171,12 +162,12 @@ describe('fineTune', () => {
 
   it('reuses the warm pool a finished run left, and reports the provisioning time saved', async () => {
     const first = await temporal.withWorker(activities, (taskQueue) =>
-      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-warm-a-${unique()}`, args: [request({ release: { policy: 'scale-to-zero' } })] }),
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`warm-a-${unique()}`), args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
     );
     expect((await poolOf(first.gpu!.pool))?.count).toBe(0);
-    const workflowId = `ft-warm-b-${unique()}`;
-    const second = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }));
-    expect(second.gpu).toMatchObject({ pool: first.gpu!.pool, reusedPool: true, reusedFrom: expect.stringMatching(/^ft-warm-a-/) });
+    const workflowId = fineTuneWorkflowId(`warm-b-${unique()}`);
+    const second = await temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] }));
+    expect(second.gpu).toMatchObject({ pool: first.gpu!.pool, reusedPool: true, reusedFrom: expect.stringMatching(/^fine-tune-warm-a-/) });
     expect(second.gpu!.provisioningSecondsSaved).toBeGreaterThan(0);
     expect(second.steps[0]?.detail).toMatch(/^reused warm pool ft\w+, about [\d.]+s of provisioning saved$/);
     await expectNothingLeft(second, workflowId); // it was the second run's to release, and it did
@@ -184,11 +175,11 @@ describe('fineTune', () => {
 
   it('never lets two concurrent runs claim the same warm pool', async () => {
     const first = await temporal.withWorker(activities, (taskQueue) =>
-      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-race-a-${unique()}`, args: [request({ release: { policy: 'scale-to-zero' } })] }),
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`race-a-${unique()}`), args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
     );
-    const ids = [`ft-race-b-${unique()}`, `ft-race-c-${unique()}`];
+    const ids = [fineTuneWorkflowId(`race-b-${unique()}`), fineTuneWorkflowId(`race-c-${unique()}`)];
     const results = await temporal.withWorker(activities, (taskQueue) =>
-      Promise.all(ids.map((workflowId) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }))),
+      Promise.all(ids.map((workflowId) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] }))),
     );
     expect(results.map((r) => r.phase)).toEqual(['succeeded', 'succeeded']);
     const claimed = results.filter((r) => r.gpu!.pool === first.gpu!.pool);
@@ -204,7 +195,7 @@ describe('fineTune', () => {
     const error = await temporal.withWorker(spy, (taskQueue) =>
       temporal.env.client.workflow.execute(fineTune, {
         taskQueue,
-        workflowId: `ft-bad-${unique()}`,
+        workflowId: fineTuneWorkflowId(`bad-${unique()}`),
         args: [{ model: 'phi-3-medium-4k-instruct', gpu: { vmSize: 'Standard_NC4as_T4_v3' }, dataset: { urls: ['http://169.254.169.254/latest'] } }],
       }),
     ).catch((e: unknown) => e);
@@ -221,9 +212,9 @@ describe('fineTune', () => {
   it('refuses a loopback output registry at once, creating nothing, on a worker not beside that registry', async () => {
     const remoteWorker = createWorkerActivities({ ...config, registry: { ...config.registry, allowLoopback: false } }, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
     await emulator.clearRequests();
-    const workflowId = `ft-loopback-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`loopback-${unique()}`);
     const error = await temporal
-      .withWorker(remoteWorker, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [request()] }))
+      .withWorker(remoteWorker, (taskQueue) => temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] }))
       .catch((e: unknown) => e);
     const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
     expect(cause.type).toBe('InvalidRequest');
@@ -234,9 +225,9 @@ describe('fineTune', () => {
 
   it('fails an out-of-memory training with advice, and cleans up everything', async () => {
     await simulator.settings({ failTraining: { reason: 'OOMKilled', exitCode: 137, times: 2 } });
-    const workflowId = `ft-oom-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`oom-${unique()}`);
     const { error, status } = await temporal.withWorker(activities, async (taskQueue) => {
-      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request({ method: 'lora' })] });
+      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest({ method: 'lora' })] });
       return { error: await handle.result().catch((e: unknown) => e), status: await handle.query(fineTuneStatusQuery) };
     });
     const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
@@ -248,10 +239,10 @@ describe('fineTune', () => {
 
   it('stops training and cleans up when the GPU budget is spent', async () => {
     await simulator.settings({ trainingMs: 60_000 });
-    const workflowId = `ft-budget-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`budget-${unique()}`);
     const { error, status } = await temporal.withWorker(activities, async (taskQueue) => {
       // 0.002 GPU-hours: about 7 seconds of one GPU.
-      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request({ budget: { maxGpuHours: 0.002 } })] });
+      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest({ budget: { maxGpuHours: 0.002 } })] });
       return { error: await handle.result().catch((e: unknown) => e), status: await handle.query(fineTuneStatusQuery) };
     });
     const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
@@ -267,9 +258,9 @@ describe('fineTune', () => {
     { phase: 'training', setup: () => simulator.settings({ trainingMs: 20_000 }) },
   ] as const)('leaves no pool and no Job when cancelled while $phase', async ({ phase, setup }) => {
     await setup();
-    const workflowId = `ft-cancel-${phase}-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`cancel-${phase}-${unique()}`);
     const status = await temporal.withWorker(activities, async (taskQueue) => {
-      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
       await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === phase ? true : undefined), `phase ${phase}`);
       await new Promise((r) => setTimeout(r, 500)); // let the step's first call land
       await handle.cancel();
@@ -282,13 +273,13 @@ describe('fineTune', () => {
 
   it('cancelled while claiming a warm pool, still releases the pool it claimed', async () => {
     const first = await temporal.withWorker(activities, (taskQueue) =>
-      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: `ft-claim-a-${unique()}`, args: [request({ release: { policy: 'scale-to-zero' } })] }),
+      temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`claim-a-${unique()}`), args: [testFineTuneRequest({ release: { policy: 'scale-to-zero' } })] }),
     );
     const warm = first.gpu!.pool;
     await emulator.settings({ provisioningDelayMs: 4000 }); // the claim (0 -> 1 node) takes a while
-    const workflowId = `ft-claim-b-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`claim-b-${unique()}`);
     const status = await temporal.withWorker(activities, async (taskQueue) => {
-      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
       await eventually(async () => ((await poolOf(warm))?.tags?.['aks-finetune.io/workflow-id'] === workflowId ? true : undefined), 'the claim to land');
       await handle.cancel();
       await handle.result().catch(() => undefined);
@@ -302,9 +293,9 @@ describe('fineTune', () => {
 
   it('starts training again on a fresh node when its pool is deleted under the trainer, and leaves nothing behind', async () => {
     await simulator.settings({ trainingMs: 30_000 });
-    const workflowId = `ft-node-lost-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`node-lost-${unique()}`);
     const status = await temporal.withWorker(activities, async (taskQueue) => {
-      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+      const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
       const running = await eventually(async () => {
         const s = await handle.query(fineTuneStatusQuery);
         return s.training?.state === 'running' ? s : undefined;
@@ -315,7 +306,7 @@ describe('fineTune', () => {
       return handle.result();
     });
     expect(status.phase).toBe('succeeded');
-    expect(status.capacityRecoveries).toEqual([{ at: expect.any(String), step: 'train', reason: expect.stringMatching(/^node aks-ft[\w-]+-vmss\d+ is gone \(pod ft-node-lost-[\w-]+-train-\w+\)$|disrupted/) }]);
+    expect(status.capacityRecoveries).toEqual([{ at: expect.any(String), step: 'train', reason: expect.stringMatching(/^node aks-ft[\w-]+-vmss\d+ is gone \(pod fine-tune-node-lost-[\w-]+-train-\w+\)$|disrupted/) }]);
     expect(status.training).toMatchObject({ state: 'succeeded', job: expect.stringMatching(new RegExp(`^${workflowId}-\\w+-train-r1$`)) });
     await expectNothingLeft(status, workflowId);
   });
@@ -331,18 +322,18 @@ describe('fineTune', () => {
       { updateIntervalInMs: 200 },
     );
     try {
-      const workflowId = `ft-unschedulable-${unique()}`;
+      const workflowId = fineTuneWorkflowId(`unschedulable-${unique()}`);
       const { error, status } = await temporal.withWorker(activities, async (taskQueue) => {
         const handle = await temporal.env.client.workflow.start(fineTune, {
           taskQueue,
           workflowId,
-          args: [request({ gpu: { vmSize: 'Standard_NC24ads_A100_v4', nodePool: pool }, tuning: { podStartTimeoutMinutes: 0.1 } })],
+          args: [testFineTuneRequest({ gpu: { vmSize: 'Standard_NC24ads_A100_v4', nodePool: pool }, tuning: { podStartTimeoutMinutes: 0.1 } })],
         });
         return { error: await handle.result().catch((e: unknown) => e), status: await handle.query(fineTuneStatusQuery) };
       });
       const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
       expect(cause.type).toBe('PodNotStarting');
-      expect(cause.message).toMatch(/^The trainer pod of Job ft-unschedulable-[\w-]+-train has not started after 0.1 minutes: Unschedulable: .*untolerated taint.*nvidia\.com\/gpu/);
+      expect(cause.message).toMatch(/^The trainer pod of Job fine-tune-unschedulable-[\w-]+-train has not started after 0.1 minutes: Unschedulable: .*untolerated taint.*nvidia\.com\/gpu/);
       expect(status.phase).toBe('failed');
       expect(await leftovers(workflowId)).toEqual([]);
       expect((await poolOf(pool))?.count).toBe(1); // the user's pool is not the run's to release
@@ -358,9 +349,9 @@ describe('fineTune', () => {
 
     it('retries only the push, never the training, and succeeds once the registry is back', async () => {
       await simulator.settings({ trainingMs: 1500 });
-      const workflowId = `ft-push-retry-${unique()}`;
+      const workflowId = fineTuneWorkflowId(`push-retry-${unique()}`);
       const status = await temporal.withWorker(activities, async (taskQueue) => {
-        const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+        const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
         await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'training' ? true : undefined), 'training');
         await stopProcess(stackConfig, 'registry');
         await eventually(async () => ((await handle.query(fineTuneStatusQuery)).pushAttempts >= 2 ? true : undefined), 'a second push attempt', 90_000);
@@ -377,9 +368,9 @@ describe('fineTune', () => {
 
     it('leaves no pool and no Job when cancelled while pushing', async () => {
       await simulator.settings({ trainingMs: 1000 });
-      const workflowId = `ft-cancel-push-${unique()}`;
+      const workflowId = fineTuneWorkflowId(`cancel-push-${unique()}`);
       const status = await temporal.withWorker(activities, async (taskQueue) => {
-        const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+        const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
         await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'training' ? true : undefined), 'training');
         await stopProcess(stackConfig, 'registry');
         await eventually(async () => ((await handle.query(fineTuneStatusQuery)).phase === 'pushing' ? true : undefined), 'pushing');
@@ -397,8 +388,8 @@ describe('fineTune', () => {
     const taskQueue = `test-crash-${unique()}`;
     const startWorker = (): ChildProcess =>
       spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue }, stdio: 'ignore', detached: true });
-    const workflowId = `ft-crash-${unique()}`;
-    const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()] });
+    const workflowId = fineTuneWorkflowId(`crash-${unique()}`);
+    const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [testFineTuneRequest()] });
     let worker = startWorker();
     try {
       const training = async () => ((await handle.query(fineTuneStatusQuery).catch(() => undefined))?.training?.state === 'running' ? true : undefined);

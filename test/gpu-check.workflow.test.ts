@@ -7,11 +7,12 @@ import { BatchV1Api } from '@kubernetes/client-node';
 import type { Activities } from '../activities/index.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { gpuCheck, gpuCheckStatusQuery } from '../workflows/gpu-check.js';
-import { clusterName, config, containerService, emulator, eventually, kubeConfig, resourceGroup, unique } from './support.js';
+import { clusterName, config, containerService, emulator, eventually, adminKubeConfig, resourceGroup, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { gpuCheckWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
-const batch = kubeConfig.makeApiClient(BatchV1Api);
+const batch = adminKubeConfig.makeApiClient(BatchV1Api);
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 
 beforeAll(async () => {
@@ -26,7 +27,7 @@ const poolExists = (name: string) =>
 
 describe('gpuCheck workflow', () => {
   it('provisions a GPU pool, runs nvidia-smi on it, releases everything, and is findable by its search attributes', async () => {
-    const workflowId = `gpu-check-${unique()}`;
+    const workflowId = gpuCheckWorkflowId(unique());
     const result = await temporal.withWorker(activities, (taskQueue) =>
       temporal.env.client.workflow.execute(gpuCheck, { taskQueue, workflowId, args: [{ vmSize: 'Standard_NC48ads_A100_v4' }] }),
     );
@@ -61,7 +62,7 @@ describe('gpuCheck workflow', () => {
     const error = await temporal.withWorker(spy, (taskQueue) =>
       temporal.env.client.workflow.execute(gpuCheck, {
         taskQueue,
-        workflowId: `gpu-check-bad-${unique()}`,
+        workflowId: gpuCheckWorkflowId(`bad-${unique()}`),
         args: [{ vmSize: 'Standard_D4s_v3', namespace: 'kube-system' }],
       }),
     ).catch((e: unknown) => e);
@@ -76,7 +77,7 @@ describe('gpuCheck workflow', () => {
   it('releases the node pool when cancelled while the pool is still being created', async () => {
     await emulator.settings({ provisioningDelayMs: 3000 });
     try {
-      const workflowId = `gpu-check-cancel-${unique()}`;
+      const workflowId = gpuCheckWorkflowId(`cancel-${unique()}`);
       const outcome = await temporal.withWorker(activities, async (taskQueue) => {
         const handle = await temporal.env.client.workflow.start(gpuCheck, { taskQueue, workflowId, args: [{ vmSize: 'Standard_NC4as_T4_v3' }] });
         const status = await eventually(async () => {

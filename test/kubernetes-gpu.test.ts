@@ -2,9 +2,9 @@
 // agent pool created through the real Azure SDK provides, and deleting the pool removes it.
 import { BatchV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterName, containerService, core, emulator, eventually, kubeConfig, poolNodes, resourceGroup, unique } from './support.js';
+import { clusterName, containerService, core, emulator, eventually, adminKubeConfig, poolNodes, resourceGroup, unique } from './support.js';
 
-const batch = kubeConfig.makeApiClient(BatchV1Api);
+const batch = adminKubeConfig.makeApiClient(BatchV1Api);
 const namespace = `gpu-${unique()}`;
 const pool = `gpu${unique(6)}`;
 

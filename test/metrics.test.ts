@@ -5,15 +5,15 @@
 // carry the run context.
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { armOperation } from '../workers/arm-metrics.js';
 import { runtimeOptions } from '../workers/telemetry.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune } from '../workflows/fine-tune.js';
 import { nodePoolName } from '../workflows/naming.js';
 import { type ReaperResult, reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
-import { clusterName, config, containerService, emulator, eventually, resourceGroup, simulator, unique } from './support.js';
+import { clusterName, config, containerService, emulator, eventually, resourceGroup, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId, reapIdleGpuPoolsWorkflowId } from '../workflows/ids.js';
 
 async function freeLoopbackPort(): Promise<number> {
   const server = createServer();
@@ -53,20 +53,11 @@ function total(samples: Sample[], name: string, labels: Record<string, string> =
   return matching.length ? matching.reduce((sum, s) => sum + s.value, 0) : undefined;
 }
 
-const workflowId = `ft-metrics-${unique()}`;
+const workflowId = fineTuneWorkflowId(`metrics-${unique()}`);
 /** The run's pool: its name depends on the run id, known once the run is started. */
 let pool: string;
-const registryHost = new URL(config.registry.endpoint).host;
-const request: FineTuneRequest = {
-  model: 'phi-3-mini-4k-instruct',
-  method: 'qlora',
-  dataset: { urls: ['https://datasets.example.com/support/chats.jsonl'] },
-  output: { image: `${registryHost}/adapters/metrics-${unique()}:v1` },
-  gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
-  // The pool stays (at 0 nodes) for the reaper pass to decide about.
-  release: { policy: 'scale-to-zero' },
-  pollIntervalSeconds: 1,
-};
+// The pool stays (at 0 nodes) for the reaper pass to decide about.
+const request = testFineTuneRequest({ release: { policy: 'scale-to-zero' } });
 let status: FineTuneStatus;
 let reaped: ReaperResult;
 
@@ -82,7 +73,7 @@ beforeAll(async () => {
   await emulator.addFault({ kind: 'server-error', method: 'GET', pool });
   status = await temporal.withWorker(activities, () => handle.result(), taskQueue);
   reaped = await temporal.withWorker(activities, (taskQueue) =>
-    temporal.env.client.workflow.execute(reapIdleGpuPools, { taskQueue, workflowId: `reaper-metrics-${unique()}`, args: [{ dryRun: true }] }),
+    temporal.env.client.workflow.execute(reapIdleGpuPools, { taskQueue, workflowId: reapIdleGpuPoolsWorkflowId(`metrics-${unique()}`), args: [{ dryRun: true }] }),
   );
 });
 

@@ -7,7 +7,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobProgress } from '../activities/kubernetes/jobs.js';
 import { createWorkerActivities } from '../workers/worker.js';
-import { clusterName, config, containerService, core, emulator, eventually, kubeConfig, poolNodes, resourceGroup, simulator, unique } from './support.js';
+import { clusterName, config, containerService, core, emulator, eventually, adminKubeConfig, poolNodes, resourceGroup, simulator, unique, createRunNamespace } from './support.js';
 
 const namespace = `loss-${unique()}`;
 const spotPool = `sp${unique(6)}`;
@@ -66,7 +66,7 @@ beforeAll(async () => {
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
   trainingMs = (await simulator.settings()).trainingMs;
   await simulator.settings({ trainingMs: 5000 });
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createRunNamespace(namespace);
 });
 
 afterAll(async () => {
@@ -109,7 +109,7 @@ describe('node loss', () => {
   });
 
   it("checkJob reports the loss even after the pod GC deleted the Job's pod and its replacement waits on an empty pool", { timeout: 240_000 }, async () => {
-    const batch = kubeConfig.makeApiClient(BatchV1Api);
+    const batch = adminKubeConfig.makeApiClient(BatchV1Api);
     const { checkJob: check } = createWorkerActivities(config);
     const checkJob = (name: string): Promise<JobProgress> => new MockActivityEnvironment().run(check, namespace, name);
     await containerService.agentPools.beginCreateOrUpdateAndWait(

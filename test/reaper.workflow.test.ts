@@ -2,13 +2,14 @@
 // their kwok nodes, decisions made by the real workflow with real activities.
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureReaperSchedule, reaperScheduleId } from '../scripts/setup-temporal.js';
+import { ensureReaperSchedule } from '../scripts/setup-temporal.js';
 import { runLabelValue } from '../domain/hash.js';
 import type { RunOwner } from '../domain/run-identity.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { type ReaperInput, type ReaperResult, reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
-import { clusterName, config, containerService, core, emulator, eventually, resourceGroup, unique } from './support.js';
+import { clusterName, config, containerService, core, emulator, eventually, resourceGroup, unique, createRunNamespace } from './support.js';
 import { useTemporal } from './temporal.js';
+import { defaultTaskQueue, fineTuneWorkflowId, reapIdleGpuPoolsWorkflowId, reaperScheduleId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
@@ -43,14 +44,14 @@ async function startGpuPod(pool: string): Promise<string> {
 
 let lastReaper: string | undefined;
 async function reap(input: ReaperInput = {}): Promise<ReaperResult> {
-  lastReaper = `reaper-test-${unique()}`;
+  lastReaper = reapIdleGpuPoolsWorkflowId(`test-${unique()}`);
   const workflowId = lastReaper;
   return temporal.withWorker(activities, (taskQueue) => temporal.env.client.workflow.execute(reapIdleGpuPools, { taskQueue, workflowId, args: [input] }));
 }
 
 const openRuns: RunOwner[] = [];
 /** A run that stays open (until terminated): a workflow on a task queue no worker polls. */
-async function openRun(workflowId = `owner-${unique()}`): Promise<RunOwner> {
+async function openRun(workflowId = fineTuneWorkflowId(`owner-${unique()}`)): Promise<RunOwner> {
   const handle = await temporal.env.client.workflow.start('fineTune', { taskQueue: `nobody-${unique()}`, workflowId, args: [{}] });
   openRuns.push({ workflowId, runId: handle.firstExecutionRunId });
   return openRuns.at(-1)!;
@@ -80,7 +81,7 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createRunNamespace(namespace);
   await eventually(async () => (await core.listNamespacedServiceAccount({ namespace })).items.length > 0 || undefined, 'the default service account');
 });
 
@@ -184,7 +185,7 @@ describe('idle GPU reaper', () => {
   });
 
   it('is scheduled by the Temporal set-up: created once, updated after, never overlapping', async () => {
-    const options = { taskQueue: 'fine-tuning', intervalSeconds: 60, graceMinutes: 5 };
+    const options = { taskQueue: defaultTaskQueue, intervalSeconds: 60, graceMinutes: 5 };
     try {
       expect(await ensureReaperSchedule(temporal.env.client, options)).toBe('created');
       expect(await ensureReaperSchedule(temporal.env.client, { ...options, intervalSeconds: 120 })).toBe('updated');

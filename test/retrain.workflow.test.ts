@@ -12,6 +12,7 @@ import { createWorkerActivities } from '../workers/worker.js';
 import { retrain } from '../workflows/retrain.js';
 import { config, eventually, pushDataset, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { retrainChildWorkflowId, retrainWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
@@ -34,9 +35,9 @@ describe('retrain', () => {
     await pushDataset(dataset, 'first version');
     const input = { schedule, request: request(dataset) };
     await temporal.withWorker(activities, async (taskQueue) => {
-      const once = (n: number) => temporal.env.client.workflow.execute(retrain, { taskQueue, workflowId: `retrain-${schedule}-${n}`, args: [input] });
+      const once = (n: number) => temporal.env.client.workflow.execute(retrain, { taskQueue, workflowId: retrainWorkflowId(`${schedule}-${n}`), args: [input] });
       const first = await once(1);
-      expect(first).toMatchObject({ trained: true, reason: 'first run of this schedule', fineTuneWorkflowId: `retrain-${schedule}-1-fine-tune` });
+      expect(first).toMatchObject({ trained: true, reason: 'first run of this schedule', fineTuneWorkflowId: retrainChildWorkflowId(retrainWorkflowId(`${schedule}-1`)) });
       expect(first.fingerprint).toMatch(/^image sha256:/);
       expect(first.adapter).toMatch(/@sha256:[0-9a-f]{64}$/);
 
@@ -44,7 +45,7 @@ describe('retrain', () => {
       expect(second).toMatchObject({ trained: false, reason: expect.stringMatching(new RegExp(`^dataset unchanged since retrain-${schedule}-1-fine-tune`)) });
 
       await pushDataset(dataset, 'second version');
-      expect(await once(3)).toMatchObject({ trained: true, reason: 'the dataset changed', fineTuneWorkflowId: `retrain-${schedule}-3-fine-tune` });
+      expect(await once(3)).toMatchObject({ trained: true, reason: 'the dataset changed', fineTuneWorkflowId: retrainChildWorkflowId(retrainWorkflowId(`${schedule}-3`)) });
     });
   });
 

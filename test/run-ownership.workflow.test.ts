@@ -12,25 +12,16 @@ import { fineTune, type FineTuneStatus, fineTuneStatusQuery } from '../workflows
 import { nodePoolName } from '../workflows/naming.js';
 import type { ReaperResult } from '../workflows/reap-idle-gpu-pools.js';
 import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
-import { config, emulator, eventually, objectsLabelled, poolOf, simulator, unique } from './support.js';
+import { config, emulator, eventually, objectsLabelled, poolOf, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId, reapIdleGpuPoolsWorkflowId, reaperScheduleId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 const namespace = 'aks-finetune';
-const registryHost = new URL(config.registry.endpoint).host;
 
-const request = (overrides: Partial<FineTuneRequest> = {}): FineTuneRequest => ({
-  model: 'phi-3-mini-4k-instruct',
-  method: 'qlora',
-  dataset: { urls: ['https://datasets.example.com/support/chats.jsonl'] },
-  output: { image: `${registryHost}/adapters/own-${unique()}:v1` },
-  gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
-  // The default grace of 0 is what made the old reaper release pools of runs between steps.
-  release: { policy: 'delete', idleGraceMinutes: 0 },
-  pollIntervalSeconds: 1,
-  ...overrides,
-});
+// The default grace of 0 is what made the old reaper release pools of runs between steps.
+const request = (overrides: Partial<FineTuneRequest> = {}) => testFineTuneRequest({ release: { policy: 'delete', idleGraceMinutes: 0 }, ...overrides });
 
 /** Jobs, ConfigMaps, PVCs, Deployments and Services that name this workflow id, whatever its run. */
 const objectsOf = async (workflowId: string) => (await objectsLabelled(namespace, `aks-finetune.io/run=${workflowId}`)).sort();
@@ -46,9 +37,9 @@ afterEach(async () => {
 
 describe('run ownership', () => {
   it('20 concurrent runs with the reaper scheduled every 2 seconds: no open run loses its pool, all succeed, nothing is left', async () => {
-    const scheduleId = `idle-gpu-reaper-test-${unique()}`;
+    const scheduleId = `${reaperScheduleId}-test-${unique()}`;
     const taskQueue = `test-${unique()}`;
-    const ids = Array.from({ length: 20 }, (_, i) => `ft-own-${i}-${unique()}`);
+    const ids = Array.from({ length: 20 }, (_, i) => fineTuneWorkflowId(`own-${i}-${unique()}`));
     await ensureReaperSchedule(temporal.env.client, { taskQueue, intervalSeconds: 2, graceMinutes: 0, scheduleId });
     const schedule = temporal.env.client.schedule.getHandle(scheduleId);
     let runs: { owner: RunOwner; pool: string; status?: FineTuneStatus; error?: unknown }[];
@@ -109,7 +100,7 @@ describe('run ownership', () => {
   }, 300_000);
 
   it('a run started again with the id of a finished run that left things behind does not adopt them; the reaper sweeps them', async () => {
-    const workflowId = `ft-again-${unique()}`;
+    const workflowId = fineTuneWorkflowId(`again-${unique()}`);
     const taskQueue = `test-${unique()}`;
     await simulator.settings({ trainingMs: 600_000 });
     // The first run is terminated while training: no cleanup runs, its pool and objects stay.
@@ -160,7 +151,7 @@ describe('run ownership', () => {
 
     // The orphan sweep removes what the terminated run left: its objects, then (once its trainer pod is gone) its pool.
     const reap = () =>
-      temporal.withWorker(activities, (q) => temporal.env.client.workflow.execute(reapIdleGpuPools, { taskQueue: q, workflowId: `reaper-${unique()}`, args: [{ defaultGraceMinutes: 0 }] }));
+      temporal.withWorker(activities, (q) => temporal.env.client.workflow.execute(reapIdleGpuPools, { taskQueue: q, workflowId: reapIdleGpuPoolsWorkflowId(unique()), args: [{ defaultGraceMinutes: 0 }] }));
     const swept = await reap();
     expect(swept.objects.filter((o) => o.action === 'deleted' && o.reason.includes(first.owner.runId)).map((o) => o.object.split(' ')[0]).sort()).toEqual([
       'ConfigMap',

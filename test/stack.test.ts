@@ -8,6 +8,7 @@ import { loadStackConfig } from '../scripts/stack/config.js';
 import { Client, Connection } from '@temporalio/client';
 import { startStack } from '../scripts/stack/cli.js';
 import { assertPortFree, startProcess, stopProcess, waitUntilReady } from '../scripts/stack/processes.js';
+import { gpuCheckWorkflowId } from '../workflows/ids.js';
 
 const config = loadStackConfig();
 /** A throw-away state folder for processes these tests start on purpose. */
@@ -25,7 +26,7 @@ describe('local stack CLI', () => {
 
   it('restarts only a component that stopped, and Temporal keeps its runs across the restart (SQLite)', async () => {
     const address = `${config.host}:${config.ports.temporal}`;
-    const workflowId = `survives-restart-${Date.now()}`;
+    const workflowId = gpuCheckWorkflowId(`survives-restart-${Date.now()}`);
     let connection = await Connection.connect({ address });
     // No worker polls this queue: the run simply stays open.
     await new Client({ connection }).workflow.start('gpuCheck', { taskQueue: 'nobody-polls-this', workflowId, args: [{}] });

@@ -1,21 +1,48 @@
 // Shared test setup: real clients pointed at the local stack that global-setup started.
 import { randomBytes } from 'node:crypto';
-import { AppsV1Api, BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, BatchV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { EmulatorControl } from '../scripts/stack/aks-emulator/control-client.js';
+import { loadStackConfig } from '../scripts/stack/config.js';
 import { SimulatorControl } from '../scripts/stack/gpu-simulator/control-client.js';
+import { allowRunsIn } from '../scripts/stack/worker-rbac.js';
 import { createAzureCredential, createContainerServiceClient, createKubeConfig, createRegistryContentClient } from '../workers/clients.js';
+import type { FineTuneRequest } from '../domain/fine-tune-request.js';
 import { loadWorkerConfig } from '../workers/config.js';
 
 export const config = loadWorkerConfig(process.env);
 export const containerService = createContainerServiceClient(config);
+/** The worker's identity (KUBECONFIG), with deploy/'s RBAC only: for the worker's activities and Job watcher. */
 export const kubeConfig = createKubeConfig(config);
-export const core = kubeConfig.makeApiClient(CoreV1Api);
+/** The stack's admin identity: what tests set up, check and clean up beyond the worker's rights. */
+export const adminKubeConfig = new KubeConfig();
+adminKubeConfig.loadFromFile(loadStackConfig().kubeconfig);
+export const core = adminKubeConfig.makeApiClient(CoreV1Api);
 export const emulator = new EmulatorControl(config.azure.armEndpoint);
 export const simulator = new SimulatorControl(process.env.GPU_SIMULATOR_URL ?? 'http://127.0.0.1:18080');
 export const { resourceGroup, clusterName } = config.azure;
 
 /** A short random suffix that keeps names from different tests and runs apart. */
 export const unique = (length = 6) => randomBytes(8).toString('hex').slice(0, length);
+
+/**
+ * The fineTune request the tests and the history recorder run: phi-3 QLoRA on one A100, checks
+ * every second, the adapter pushed to a repository of its own in the local registry.
+ */
+export const testFineTuneRequest = (overrides: Partial<FineTuneRequest> = {}): FineTuneRequest => ({
+  model: 'phi-3-mini-4k-instruct',
+  method: 'qlora',
+  dataset: { urls: ['https://datasets.example.com/support/chats.jsonl'] },
+  output: { image: `${new URL(config.registry.endpoint).host}/adapters/test-${unique()}:v1` },
+  gpu: { vmSize: 'Standard_NC24ads_A100_v4' },
+  pollIntervalSeconds: 1,
+  ...overrides,
+});
+
+/** A new namespace that runs may use, made the way an operator makes one (README, "Deploying to AKS"). */
+export async function createRunNamespace(namespace: string): Promise<void> {
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await allowRunsIn(adminKubeConfig, namespace);
+}
 
 /** Polls `probe` until it returns a value other than undefined. */
 export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
@@ -56,8 +83,8 @@ export const poolOf = (name: string) =>
 
 /** "Kind/name" of the Jobs, ConfigMaps, PVCs, Deployments and Services in the namespace that match the selector. */
 export async function objectsLabelled(namespace: string, labelSelector: string): Promise<string[]> {
-  const batch = kubeConfig.makeApiClient(BatchV1Api);
-  const apps = kubeConfig.makeApiClient(AppsV1Api);
+  const batch = adminKubeConfig.makeApiClient(BatchV1Api);
+  const apps = adminKubeConfig.makeApiClient(AppsV1Api);
   const names = (kind: string, items: { metadata?: { name?: string } }[]) => items.map((i) => `${kind}/${i.metadata?.name}`);
   return [
     ...names('Job', (await batch.listNamespacedJob({ namespace, labelSelector })).items),

@@ -3,8 +3,9 @@
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkerActivities } from '../workers/worker.js';
-import { config, eventually, unique } from './support.js';
+import { config, eventually, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
+import { fineTuneWorkflowId } from '../workflows/ids.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
@@ -25,18 +26,9 @@ afterAll(async () => {
 
 describe('Temporal Web UI', () => {
   it('starts a fineTune from the Start Workflow form, which completes on the local stack', async () => {
-    const workflowId = `ui-${unique()}`;
-    const registry = new URL(config.registry.endpoint).host;
-    // The README's example input, pointed at the local registry.
-    const input = {
-      model: 'phi-3-mini-4k-instruct',
-      method: 'qlora',
-      dataset: { urls: ['https://datasets.example.com/ui/train.jsonl'] },
-      output: { image: `${registry}/adapters/ui-${unique()}:v1` },
-      gpu: { vmSize: 'Standard_NC24ads_A100_v4', spot: false },
-      release: { policy: 'delete', idleGraceMinutes: 0 },
-      pollIntervalSeconds: 1,
-    };
+    const workflowId = fineTuneWorkflowId(`ui-${unique()}`);
+    // Like the README's example input, pointed at the local registry.
+    const input = testFineTuneRequest({ gpu: { vmSize: 'Standard_NC24ads_A100_v4', spot: false }, release: { policy: 'delete', idleGraceMinutes: 0 } });
     await temporal.withWorker(activities, async (taskQueue) => {
       const page = await browser.newPage();
       await page.goto(`${uiUrl}/namespaces/default/workflows/start-workflow`);

@@ -15,7 +15,7 @@ export function useTemporal(runtime: RuntimeOptions = runtimeOptions({ logFormat
   let workflowBundle: WorkflowBundle;
   beforeAll(async () => {
     Runtime.install(runtime);
-    env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.address, namespace: config.temporal.namespace });
+    env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.connection.address, namespace: config.temporal.namespace, connectionOptions: config.temporal.connection });
     workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
   });
   afterAll(async () => {

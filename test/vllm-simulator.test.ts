@@ -61,8 +61,8 @@ async function startPod(name: string, runtimeUpdating = true, extra: { args?: st
 }
 
 /** Puts adapter files in the pod's emptyDir, as the puller that fetches an adapter image by digest would. */
-function placeAdapter(pod: V1Pod, folder: string, lora: { r: number; targetModules: string[] }, baseModel = base): string {
-  writeAdapter(join(emptyDirPath(join(stack.stateDir, 'data', 'volumes'), pod.metadata!.uid!, 'adapters'), folder), baseModel, { loraAlpha: 16, loraDropout: 0, ...lora });
+function placeAdapter(pod: V1Pod, folder: string, lora: { r: number; targetModules: string[] }): string {
+  writeAdapter(join(emptyDirPath(join(stack.stateDir, 'data', 'volumes'), pod.metadata!.uid!, 'adapters'), folder), { loraAlpha: 16, loraDropout: 0, ...lora });
   return `/mnt/adapters/${folder}`;
 }
 
@@ -217,7 +217,7 @@ describe("the gpu-simulator's vLLM server (SIMULATION)", () => {
 
   it('pulls an adapter image by digest into the pod, as its init container would, and serves it by content', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
-    writeAdapter(dir, base, { r: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['q_proj', 'v_proj'] });
+    writeAdapter(dir, { r: 8, loraAlpha: 16, loraDropout: 0, targetModules: ['q_proj', 'v_proj'] });
     const repository = `adapters/vllm-${unique()}`;
     const registry = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
     const { digest } = await pushAdapterImage(registry, dir, 'v1', { 'sh.kaito.model.name': base });

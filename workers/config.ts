@@ -1,10 +1,12 @@
 // Worker configuration from environment variables (documented in README, "Configuration").
 // The same variables point the worker at the local stack (.stack/env) or at real Azure.
 import type { LogLevel } from '@temporalio/worker';
+import { loadTemporalSettings, type TemporalSettings } from '../client/temporal-connection.js';
 import { type LogFormat, logFormats, logLevels, type TelemetryConfig } from './telemetry.js';
 
 export interface WorkerConfig {
-  temporal: { address: string; namespace: string; taskQueue: string };
+  /** Temporal's environment configuration profile (TOML file and TEMPORAL_* variables), and the task queue. */
+  temporal: TemporalSettings;
   azure: {
     /** ARM endpoint; the public cloud's unless pointed at the local emulator. */
     armEndpoint: string;
@@ -32,9 +34,17 @@ export interface WorkerConfig {
 
 /** Every variable the worker reads, with what it means: the README's configuration table. */
 export const workerVariables: Record<string, string> = {
-  TEMPORAL_ADDRESS: 'Temporal frontend host:port (default 127.0.0.1:7233)',
-  TEMPORAL_NAMESPACE: 'Temporal namespace (default "default")',
-  TEMPORAL_TASK_QUEUE: 'task queue the worker polls and runs are started on (default "fine-tuning")',
+  TEMPORAL_CONFIG_FILE: "Temporal's environment configuration file (TOML profiles; default ~/.config/temporalio/temporal.toml, none is fine)",
+  TEMPORAL_PROFILE: 'the profile of that file to use (default "default"; a profile that is not there is an error)',
+  TEMPORAL_ADDRESS: "Temporal frontend host:port; overrides the profile's address (default 127.0.0.1:7233)",
+  TEMPORAL_NAMESPACE: 'Temporal namespace; overrides the profile\'s (default "default"; on Temporal Cloud <namespace>.<account id>)',
+  TEMPORAL_API_KEY: 'API key sent with every call (Temporal Cloud); turns TLS on',
+  TEMPORAL_TLS: 'true or false: TLS on or off (on when an API key or client certificate is given)',
+  TEMPORAL_TLS_CLIENT_CERT_PATH: 'client certificate for mTLS (PEM file; or TEMPORAL_TLS_CLIENT_CERT_DATA, the PEM itself)',
+  TEMPORAL_TLS_CLIENT_KEY_PATH: 'its private key (PEM file; or TEMPORAL_TLS_CLIENT_KEY_DATA)',
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: "CA that signs the server's certificate, when not a public one (or TEMPORAL_TLS_SERVER_CA_CERT_DATA)",
+  TEMPORAL_TLS_SERVER_NAME: "name to check the server's certificate against, when it differs from the address's host",
+  TEMPORAL_TASK_QUEUE: 'task queue the worker polls and runs are started on (default "fine-tuning"; not part of a profile)',
   AZURE_ARM_ENDPOINT: 'Azure Resource Manager endpoint (default https://management.azure.com)',
   AZURE_SUBSCRIPTION_ID: 'subscription of the AKS cluster (required)',
   AZURE_RESOURCE_GROUP: "the AKS cluster's resource group (required)",
@@ -103,11 +113,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     throw new ConfigError(`REGISTRY_ENDPOINT=${registryEndpoint} must be an https:// URL (the registry client refuses plain http)`);
   }
   return {
-    temporal: {
-      address: env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
-      namespace: env.TEMPORAL_NAMESPACE ?? 'default',
-      taskQueue: env.TEMPORAL_TASK_QUEUE ?? 'fine-tuning',
-    },
+    temporal: loadTemporalSettings(env),
     azure: {
       armEndpoint: env.AZURE_ARM_ENDPOINT ?? 'https://management.azure.com',
       subscriptionId: required(env, 'AZURE_SUBSCRIPTION_ID', 'the subscription that holds the AKS cluster'),

@@ -3,8 +3,8 @@
 //   push-adapter   package an adapter from a results folder and push it (the pusher Job runs this)
 //   download-dataset  fetch dataset URLs, checking every resolved address and redirect (the tuning pod runs this)
 // Configuration comes from the environment (README, "Configuration").
-import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime } from '@temporalio/worker';
+import { connectClient } from '../client/temporal-connection.js';
 import { createKubeConfig } from './clients.js';
 import { startJobWatcher } from './job-watcher.js';
 import { ConfigError, loadWorkerConfig } from './config.js';
@@ -17,16 +17,18 @@ async function runWorker(): Promise<void> {
   const config = loadWorkerConfig();
   // Before any connection: the Runtime's logger and metrics endpoint apply to everything after.
   const { logger } = Runtime.install(runtimeOptions(config.telemetry));
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const clientConnection = await Connection.connect({ address: config.temporal.address });
-  const watcher = startJobWatcher(createKubeConfig(config), new Client({ connection: clientConnection, namespace: config.temporal.namespace }), (line) => logger.warn(line));
+  // One profile for both: the worker's native connection and the job watcher's client.
+  const connection = await NativeConnection.connect(config.temporal.connection);
+  const client = await connectClient(config.temporal);
+  const watcher = startJobWatcher(createKubeConfig(config), client, (line) => logger.warn(line));
   try {
     const worker = await createWorker(config, connection);
-    logger.info('worker polling', { ...config.temporal, metricsAddress: config.telemetry.metricsAddress });
+    const { address, tls, apiKey } = config.temporal.connection; // never log the key itself
+    logger.info('worker polling', { address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, tls: Boolean(tls), apiKey: apiKey !== undefined, metricsAddress: config.telemetry.metricsAddress });
     await worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks are done
   } finally {
     watcher.stop();
-    await clientConnection.close();
+    await client.connection.close();
     await connection.close();
   }
 }

@@ -54,7 +54,7 @@ export function createWorkerActivities(
     workerImage: config.workerImage,
     inferenceUrlTemplate: config.inferenceUrlTemplate,
     // Connects on first use: only the reaper asks Temporal about runs.
-    temporalClient: new Client({ connection: Connection.lazy({ address: config.temporal.address }), namespace: config.temporal.namespace }),
+    temporalClient: new Client({ connection: Connection.lazy(config.temporal.connection), namespace: config.temporal.namespace }),
     stateNamespace: 'aks-finetune',
     ...tuning,
   });

@@ -7,6 +7,7 @@ import type { Activities } from '../activities/index.js';
 import { validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { type RetrainInput, validateRetrainInput } from '../domain/workflow-inputs.js';
 import { apiCalls } from './activity-options.js';
+import { retrainChildWorkflowId } from './ids.js';
 import { fineTune } from './fine-tune.js';
 import { invalidInput, withParsedWorkspace } from './input-checks.js';
 
@@ -28,7 +29,7 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
   if (!checked.ok) throw invalidInput('retrain input', checked.problems);
   const { schedule } = checked.value;
   const request = await withParsedWorkspace(input.request, `request in schedule ${schedule}`);
-  const fineTuneWorkflowId = `${workflowInfo().workflowId}-fine-tune`;
+  const fineTuneWorkflowId = retrainChildWorkflowId(workflowInfo().workflowId);
   const validation = validateFineTuneRequest(request, fineTuneWorkflowId);
   if (!validation.ok) throw invalidInput(`request in schedule ${schedule}`, validation.problems);
   const stateName = `retrain-${schedule}`;

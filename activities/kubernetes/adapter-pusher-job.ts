@@ -20,6 +20,12 @@ export interface PusherJobParams {
   activeDeadlineSeconds: number;
 }
 
+/**
+ * The pusher's identity in each run namespace (deploy/run-namespace): no Kubernetes API access, and
+ * through workload identity AcrPush on the output registry for its DefaultAzureCredential.
+ */
+export const pusherServiceAccount = 'aks-finetune-pusher';
+
 export function adapterPusherJob(p: PusherJobParams): V1Job {
   const labels = { ...runLabels(p.owner), [roleLabel]: roles.adapterPusher };
   return {
@@ -30,9 +36,12 @@ export function adapterPusherJob(p: PusherJobParams): V1Job {
       backoffLimit: 0, // the workflow decides about retries: each attempt is a new Job
       activeDeadlineSeconds: p.activeDeadlineSeconds,
       template: {
-        metadata: { labels },
+        // The AKS workload identity webhook gives pods with this label the service account's Azure identity.
+        metadata: { labels: { ...labels, 'azure.workload.identity/use': 'true' } },
         spec: {
           restartPolicy: 'Never',
+          serviceAccountName: pusherServiceAccount,
+          automountServiceAccountToken: false,
           ...onPool(p.pool, p.taints),
           containers: [
             {

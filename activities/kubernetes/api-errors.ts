@@ -41,11 +41,21 @@ export async function createOrAdoptOwned<T extends { metadata?: { labels?: Recor
   return result;
 }
 
+/**
+ * Checks that the run's namespace exists. The worker may not create namespaces (least privilege,
+ * deploy/worker-rbac.yaml): an operator creates one and lets the worker in (deploy/run-namespace).
+ */
 export async function ensureNamespaceExists(core: CoreV1Api, namespace: string): Promise<void> {
-  await createOrAdopt(
-    () => core.createNamespace({ body: { metadata: { name: namespace } } }),
-    () => core.readNamespace({ name: namespace }),
-  );
+  try {
+    await core.readNamespace({ name: namespace });
+  } catch (err) {
+    if (!hasStatus(err, 404)) throw err;
+    throw ApplicationFailure.nonRetryable(
+      `namespace "${namespace}" does not exist: an operator creates it and lets the worker in with ` +
+        `\`kubectl create namespace ${namespace} && kubectl apply -n ${namespace} -f deploy/run-namespace/run-namespace.yaml\``,
+      failureTypes.invalidRequest,
+    );
+  }
 }
 
 /** Runs a delete; an object that is already gone counts as deleted. Returns whether it existed. */

@@ -9,7 +9,7 @@ import { failureTypes } from '../../domain/failure-types.js';
 import type { TrainingConfig } from '../../domain/training-config.js';
 import { type PusherJobParams, adapterPusherJob } from './adapter-pusher-job.js';
 import type { RunOwner } from '../../domain/run-identity.js';
-import { createOrAdopt, createOrAdoptOwned } from './api-errors.js';
+import { createOrAdopt, createOrAdoptOwned, hasStatus } from './api-errors.js';
 import { type InferenceParams, inferenceObjects } from './inference.js';
 import { ensureJob, type JobProgress, readJobProgress } from './jobs.js';
 import { ownedMetadata } from './labels.js';
@@ -77,7 +77,10 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
       const { progress, pod } = await readJobProgress(batch, core, namespace, name);
       if (pod?.status?.phase === 'Running' && pod.metadata?.name) {
         // The trainer's progress, when its log is readable (a kubelet serves it; simulated nodes have none).
-        const log = await core.readNamespacedPodLog({ name: pod.metadata.name, namespace, tailLines: 50 }).catch(() => '');
+        // A refusal (403) is no unreadable log but a missing RBAC rule (pods/log): that one is raised.
+        const log = await core
+          .readNamespacedPodLog({ name: pod.metadata.name, namespace, tailLines: 50 })
+          .catch((err: unknown) => (hasStatus(err, 403) ? Promise.reject(err) : ''));
         Object.assign(progress, parseTrainerLog(typeof log === 'string' ? log : ''));
       }
       return progress;

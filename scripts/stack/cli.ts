@@ -8,24 +8,25 @@ import { prepareCluster } from '../prepare-cluster.js';
 import { ensureCertificates } from './certs.js';
 import { type Component, type StackContext, stages } from './components.js';
 import { loadStackConfig, portVariable, type StackConfig, stackUsers } from './config.js';
+import { applyWorkerRbac } from './worker-rbac.js';
 import { assertPortFree, runningPid, StackError, startProcess, stopProcess, waitUntilReady } from './processes.js';
 
 /**
- * The identities in kube-apiserver's token file, both cluster-admins (system:masters): the
- * stack's own components, and the worker (and the tests and scripts acting as it), kept apart
- * so the audit log shows the worker's calls alone.
+ * kube-apiserver's token file: the stack's own components as cluster-admin (system:masters), and
+ * the worker (and the tests and scripts acting as it) as deploy/'s worker ServiceAccount, with
+ * deploy/'s RBAC only (worker-rbac.ts); kept apart so the audit log shows the worker's calls alone.
+ * Tokens are kept across restarts; each user's line is rewritten when its groups change.
  */
-function ensureTokens(config: StackConfig): { adminToken: string; workerToken: string; tokenFile: string } {
+function ensureTokens(config: StackConfig): { adminToken: string; workerToken: string; tokenFile: string; changed: boolean } {
   const tokenFile = join(config.certsDir, 'tokens.csv');
+  const previous = existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim().split('\n') : [];
+  const tokenOf = (user: string) => previous.find((l) => l.split(',')[1] === user)?.split(',')[0] ?? randomBytes(24).toString('hex');
   const users = [stackUsers.admin, stackUsers.worker];
-  const lines = existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim().split('\n') : [];
-  const tokenOf = (user: string) => lines.find((l) => l.split(',')[1] === user)?.split(',')[0];
-  const missing = users.filter((u) => !tokenOf(u));
-  if (missing.length > 0) {
-    lines.push(...missing.map((u) => `${randomBytes(24).toString('hex')},${u},${u},"system:masters"`));
-    writeFileSync(tokenFile, lines.join('\n') + '\n', { mode: 0o600 });
-  }
-  return { adminToken: tokenOf(stackUsers.admin)!, workerToken: tokenOf(stackUsers.worker)!, tokenFile };
+  const lines = users.map((u) => `${tokenOf(u.name)},${u.name},${u.name},"${u.groups.join(',')}"`);
+  const changed = lines.join('\n') !== previous.join('\n');
+  if (changed) writeFileSync(tokenFile, lines.join('\n') + '\n', { mode: 0o600 });
+  const token = (line: string) => line.split(',')[0]!;
+  return { adminToken: token(lines[0]!), workerToken: token(lines[1]!), tokenFile, changed };
 }
 
 function writeKubeconfig(ctx: StackContext, file: string, user: string, token: string): void {
@@ -73,17 +74,19 @@ export function stackEnvironment(ctx: StackContext): Record<string, string> {
 async function prepare(config: StackConfig): Promise<StackContext> {
   mkdirSync(config.stateDir, { recursive: true });
   const certs = await ensureCertificates(config.certsDir);
-  const { workerToken, ...tokens } = ensureTokens(config);
+  const { workerToken, changed, ...tokens } = ensureTokens(config);
+  // kube-apiserver reads the token file at start-up only.
+  if (changed) await stopProcess(config, 'kube-apiserver');
   const ctx = { config, certs, ...tokens };
-  writeKubeconfig(ctx, config.kubeconfig, stackUsers.admin, tokens.adminToken);
-  writeKubeconfig(ctx, config.workerKubeconfig, stackUsers.worker, workerToken);
+  writeKubeconfig(ctx, config.kubeconfig, stackUsers.admin.name, tokens.adminToken);
+  writeKubeconfig(ctx, config.workerKubeconfig, stackUsers.worker.name, workerToken);
   writeFileSync(
     config.auditPolicy,
     stringify({
       apiVersion: 'audit.k8s.io/v1',
       kind: 'Policy',
       omitStages: ['RequestReceived'],
-      rules: [{ level: 'Metadata', users: [stackUsers.worker] }, { level: 'None' }],
+      rules: [{ level: 'Metadata', users: [stackUsers.worker.name] }, { level: 'None' }],
     }),
   );
   return ctx;
@@ -127,6 +130,7 @@ export async function startStack(config = loadStackConfig(), log: (line: string)
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(config.kubeconfig);
   log(`  prepare-cluster          ${(await prepareCluster(kubeConfig)).join(', ')}`);
+  log(`  worker RBAC (deploy/)    ${(await applyWorkerRbac(config, kubeConfig)).join(', ')}`);
   const env = stackEnvironment(ctx);
   writeFileSync(config.envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   log(`Local stack ready in ${((Date.now() - began) / 1000).toFixed(1)}s (logs: ${config.logsDir})`);

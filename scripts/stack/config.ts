@@ -67,7 +67,14 @@ function readPort(env: NodeJS.ProcessEnv, component: keyof StackConfig['ports'])
   return port;
 }
 
-export const stackUsers = { admin: 'stack-admin', worker: 'aks-finetune-worker' } as const;
+/**
+ * The identities in kube-apiserver's token file. The worker's is the ServiceAccount that deploy/
+ * binds (a token-file user may carry any name), in that ServiceAccount's groups.
+ */
+export const stackUsers = {
+  admin: { name: 'stack-admin', groups: ['system:masters'] },
+  worker: { name: 'system:serviceaccount:aks-finetune:aks-finetune-worker', groups: ['system:serviceaccounts', 'system:serviceaccounts:aks-finetune'] },
+} as const;
 
 export function loadStackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
   const stateDir = resolve(projectRoot, env.STACK_DIR ?? '.stack');

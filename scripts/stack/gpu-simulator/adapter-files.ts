@@ -1,5 +1,9 @@
 // SIMULATION: what KAITO's trainer leaves in its output folder, made without a GPU: a PEFT
 // adapter_config.json, a valid (tiny) adapter_model.safetensors, and the completion sentinel.
+// Checked against a real trainer's output (test/fixtures/peft-trainer-output/, recorded on a GPU
+// by scripts/gpu-checks/peft-trainer-output.py; test/adapter-fidelity.test.ts): PEFT records the
+// folder the base was loaded from, not a model id; LoRA tensors are float32 even on a bfloat16
+// base; MLP projections sit under `mlp.`, attention ones under `self_attn.`.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -28,12 +32,21 @@ export function safetensors(tensors: Record<string, { shape: number[]; values: F
   return Buffer.concat([length, Buffer.from(json), ...buffers]);
 }
 
-export function writeAdapter(dir: string, baseModel: string, lora: LoraSettings): void {
+/**
+ * Where KAITO's tuning pod mounts the base weights, the folder its trainer loads them from
+ * (activities/kubernetes/tuning-job.ts), and so the `base_model_name_or_path` PEFT writes.
+ */
+export const trainerWeightsFolder = '/workspace/weights';
+
+/** Llama-style MLP projections; every other target module is an attention projection. */
+const mlpModules = new Set(['gate_proj', 'up_proj', 'down_proj', 'gate_up_proj']);
+
+export function writeAdapter(dir: string, lora: LoraSettings): void {
   mkdirSync(dir, { recursive: true });
   const hidden = 16; // a real model's hidden size is thousands; the shape is what matters here
   const tensors: Record<string, { shape: number[]; values: Float32Array }> = {};
   for (const module of lora.targetModules) {
-    const prefix = `base_model.model.model.layers.0.self_attn.${module}`;
+    const prefix = `base_model.model.model.layers.0.${mlpModules.has(module) ? 'mlp' : 'self_attn'}.${module}`;
     tensors[`${prefix}.lora_A.weight`] = { shape: [lora.r, hidden], values: new Float32Array(lora.r * hidden).fill(0.01) };
     tensors[`${prefix}.lora_B.weight`] = { shape: [hidden, lora.r], values: new Float32Array(hidden * lora.r) };
   }
@@ -41,7 +54,7 @@ export function writeAdapter(dir: string, baseModel: string, lora: LoraSettings)
     join(dir, 'adapter_config.json'),
     JSON.stringify(
       {
-        base_model_name_or_path: baseModel,
+        base_model_name_or_path: trainerWeightsFolder,
         peft_type: 'LORA',
         task_type: 'CAUSAL_LM',
         r: lora.r,
@@ -56,4 +69,10 @@ export function writeAdapter(dir: string, baseModel: string, lora: LoraSettings)
   );
   writeFileSync(join(dir, 'adapter_model.safetensors'), safetensors(tensors));
   writeFileSync(join(dir, 'fine_tuning_completed.txt'), 'Fine-Tuning completed (simulated)\n');
+}
+
+/** The JSON header of a safetensors file: tensor names with dtype, shape and offsets, and `__metadata__`. */
+export function safetensorsHeader(file: Buffer): Record<string, unknown> {
+  const length = Number(file.readBigUInt64LE(0));
+  return JSON.parse(file.subarray(8, 8 + length).toString('utf8')) as Record<string, unknown>;
 }

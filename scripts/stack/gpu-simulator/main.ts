@@ -59,7 +59,7 @@ async function simulateTraining(pod: V1Pod): Promise<void> {
   if (!(await cluster.nodeExists(pod))) return log(`trainer ${pod.metadata!.name}: its node is gone, no adapter written`);
   const results = await cluster.hostPathOf(pod, '/mnt/results');
   if (!results) throw new Error(`trainer ${pod.metadata!.name} mounts no results volume at /mnt/results`);
-  writeAdapter(results, pod.metadata?.labels?.[modelLabel] ?? 'unknown', await loraSettings(pod));
+  writeAdapter(results, await loraSettings(pod));
   log(`trainer ${pod.metadata!.name}: adapter written to ${results}`);
   if (!(await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' }))) log(`trainer ${pod.metadata!.name}: its node is gone, not completed`);
 }

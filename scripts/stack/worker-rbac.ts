@@ -1,0 +1,27 @@
+// The local stack's worker identity gets exactly the RBAC of deploy/: the objects that
+// `kubectl kustomize deploy` renders are applied unchanged, and the stack's worker token
+// authenticates as the very ServiceAccount they bind (see stackUsers.worker), so a permission
+// the worker lacks on AKS fails here too.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { applyManifests } from '../prepare-cluster.js';
+import { projectRoot, type StackConfig } from './config.js';
+
+export const identityKinds = ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
+
+/** The base in deploy/, rendered by kubectl's built-in kustomize. */
+export const renderDeploy = (config: StackConfig): string =>
+  execFileSync(join(config.toolsBin, 'kubectl'), ['kustomize', join(projectRoot, 'deploy')], { encoding: 'utf8' });
+
+/** Applies deploy/'s namespace, ServiceAccounts, roles and bindings (admin kubeConfig); returns what it applied. */
+export const applyWorkerRbac = (config: StackConfig, kubeConfig: KubeConfig): Promise<string[]> =>
+  applyManifests(kubeConfig, renderDeploy(config), (o) => identityKinds.includes(o.kind ?? ''));
+
+/** The operator's step that lets runs use another namespace (README, "Deploying to AKS"): deploy/run-namespace there. */
+export const allowRunsIn = (kubeConfig: KubeConfig, namespace: string): Promise<string[]> =>
+  applyManifests(kubeConfig, readFileSync(join(projectRoot, 'deploy/run-namespace/run-namespace.yaml'), 'utf8'), (o: KubernetesObject) => {
+    o.metadata = { ...o.metadata, namespace };
+    return true;
+  });
