@@ -1,11 +1,14 @@
 // SIMULATION: the gpu-simulator's view of the cluster: simulated disks for PVCs, the host
 // folder behind a pod's volume, and completing a pod as its kubelet would.
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
 
 export const storageClassName = 'simulated-disk';
 const provisioner = 'simulation.aks-finetune.io/disk';
+
+/** Where a pod's emptyDir volume lives on this machine (the simulated kubelet's folder). */
+export const emptyDirPath = (volumesDir: string, podUid: string, volume: string) => join(volumesDir, 'pods', podUid, volume);
 
 export class SimulatedCluster {
   readonly core: CoreV1Api;
@@ -67,18 +70,34 @@ export class SimulatedCluster {
       rmSync(join(this.volumesDir, volume.metadata!.name!), { recursive: true, force: true });
       await this.core.deletePersistentVolume({ name: volume.metadata!.name! }).catch(() => undefined);
     }
+    // A deleted pod's emptyDirs go with it, as the kubelet removes them.
+    const podsDir = join(this.volumesDir, 'pods');
+    if (!existsSync(podsDir)) return;
+    const { items: pods } = await this.core.listPodForAllNamespaces();
+    const live = new Set(pods.map((p) => p.metadata!.uid));
+    for (const uid of readdirSync(podsDir)) if (!live.has(uid)) rmSync(join(podsDir, uid), { recursive: true, force: true });
   }
 
-  /** The host folder behind the volume a container of `pod` mounts at `mountPath`. */
-  async hostPathOf(pod: V1Pod, mountPath: string): Promise<string | undefined> {
-    const mount = pod.spec?.containers.flatMap((c) => c.volumeMounts ?? []).find((m) => m.mountPath === mountPath);
+  /**
+   * The host folder behind `podPath` in `pod`: through the volume a container mounts above it.
+   * PVCs resolve to their simulated disk; emptyDirs to a folder per pod uid, as a kubelet keeps
+   * them (/var/lib/kubelet/pods/<uid>/volumes/...), so a replaced pod starts with empty ones.
+   */
+  async hostPathOf(pod: V1Pod, podPath: string): Promise<string | undefined> {
+    const mounts = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].flatMap((c) => c.volumeMounts ?? []);
+    const mount = mounts
+      .filter((m) => podPath === m.mountPath || podPath.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
+      .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
     const volume = pod.spec?.volumes?.find((v) => v.name === mount?.name);
-    const claimName = volume?.persistentVolumeClaim?.claimName;
+    if (!mount || !volume) return undefined;
+    const rest = podPath.slice(mount.mountPath.length).replace(/^\//, '');
+    if (volume.emptyDir) return join(emptyDirPath(this.volumesDir, pod.metadata!.uid!, volume.name), rest);
+    const claimName = volume.persistentVolumeClaim?.claimName;
     if (!claimName) return undefined;
     const claim = await this.core.readNamespacedPersistentVolumeClaim({ name: claimName, namespace: pod.metadata!.namespace! });
     if (!claim.spec?.volumeName) return undefined;
     const pv = await this.core.readPersistentVolume({ name: claim.spec.volumeName });
-    return pv.spec?.hostPath?.path;
+    return pv.spec?.hostPath?.path && join(pv.spec.hostPath.path, rest);
   }
 
   /** Whether the node the pod is bound to still exists: a pod whose node is gone has no kubelet to run it. */

@@ -3,7 +3,7 @@
 // simulated nodes, by pod role (label aks-finetune.io/role):
 //   trainer         writes a small, well-formed adapter into the results volume, then completes the pod
 //   adapter-pusher  runs the project's real push command against the local registry, then completes the pod
-//   inference       answers the OpenAI /v1/models API on loopback for the pod's Service
+//   inference       serves vLLM's HTTP API (simulated, vllm.ts) per pod and per Service, on loopback
 // It also provisions hostPath volumes for PVCs (the cluster's default StorageClass), as Azure
 // Disk would on AKS. Settings and failure injection: /_simulator/settings.
 import { execFile } from 'node:child_process';
@@ -19,6 +19,8 @@ import { writeAdapter } from './adapter-files.js';
 import { SimulatedCluster } from './cluster.js';
 import { reconcileGpuAllocatable } from './device-plugin.js';
 import type { SimulatorSettings } from './settings.js';
+import { SimulatedVllmReplica, serverOptions } from './vllm.js';
+import { adapterExport, exportAdapterImage } from './adapter-pull.js';
 
 const config = loadStackConfig();
 const kubeConfig = new KubeConfig();
@@ -113,24 +115,57 @@ async function reconcilePods(): Promise<void> {
   }
 }
 
-/** OpenAI-compatible /v1/models for the Running inference pods behind a Service. */
-async function models(namespace: string, service: string) {
-  const svc = await cluster.core.readNamespacedService({ name: service, namespace });
-  const selector = Object.entries(svc.spec?.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
-  const { items } = await cluster.core.listNamespacedPod({ namespace, labelSelector: selector });
-  const ready = items.filter((p) => p.status?.phase === 'Running' && p.metadata?.labels?.[roleLabel] === roles.inference);
-  if (ready.length === 0) return undefined;
-  const pod = ready[0]!;
-  const base = pod.metadata?.labels?.[modelLabel] ?? 'unknown';
-  const args = pod.spec!.containers[0]!.args ?? [];
-  const adapters = args.flatMap((a, i) => (args[i - 1] === '--lora-modules' ? [a.split('=')[0]!] : []));
-  return {
-    object: 'list',
-    data: [
-      { id: base, object: 'model', owned_by: 'simulation' },
-      ...adapters.map((id) => ({ id, object: 'model', owned_by: 'simulation', parent: base })),
-    ],
-  };
+/**
+ * One simulated vLLM server per inference pod uid, started on the pod's first request after its
+ * simulated adapter pullers have run: a replaced pod comes back with only its --lora-modules.
+ */
+const replicas = new Map<string, Promise<SimulatedVllmReplica>>();
+let nextReplica = 0;
+
+async function startReplica(pod: V1Pod): Promise<SimulatedVllmReplica> {
+  for (const container of pod.spec?.initContainers ?? []) {
+    const pull = adapterExport(container.command);
+    if (!pull) continue;
+    const dir = await cluster.hostPathOf(pod, pull.podDir);
+    if (!dir) throw new Error(`${container.name}: no volume of the pod holds ${pull.podDir}`);
+    await exportAdapterImage(pull.image, dir);
+    log(`inference ${pod.metadata!.name}: ${container.name} exported ${pull.image} to ${pull.podDir}`);
+  }
+  const options = serverOptions(pod, pod.metadata?.labels?.[modelLabel] ?? 'unknown');
+  return SimulatedVllmReplica.start(options, (path) => cluster.hostPathOf(pod, path));
+}
+
+function replicaOf(pod: V1Pod): Promise<SimulatedVllmReplica> {
+  const uid = pod.metadata!.uid!;
+  let replica = replicas.get(uid);
+  if (!replica) {
+    replica = startReplica(pod);
+    replicas.set(uid, replica);
+    replica.catch(() => replicas.delete(uid)); // the next request tries again
+  }
+  return replica;
+}
+
+const servingPod = (p: V1Pod) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp && p.metadata?.labels?.[roleLabel] === roles.inference;
+
+/** The inference pod a request reaches: the named pod, or one of the Service's ready pods in turn (as kube-proxy spreads them). */
+async function targetPod(kind: string, namespace: string, name: string): Promise<V1Pod | undefined> {
+  if (kind === 'pods') {
+    const pod = await cluster.core.readNamespacedPod({ name, namespace }).catch(() => undefined);
+    return pod && servingPod(pod) ? pod : undefined;
+  }
+  const svc = await cluster.core.readNamespacedService({ name, namespace }).catch(() => undefined);
+  if (!svc?.spec?.selector) return undefined;
+  const selector = Object.entries(svc.spec.selector).map(([k, v]) => `${k}=${v}`).join(',');
+  const ready = (await cluster.core.listNamespacedPod({ namespace, labelSelector: selector })).items.filter(servingPod);
+  nextReplica += 1;
+  return ready[nextReplica % Math.max(ready.length, 1)];
+}
+
+async function forgetGoneReplicas(): Promise<void> {
+  const { items } = await cluster.core.listPodForAllNamespaces({ labelSelector: `${roleLabel}=${roles.inference}` });
+  const live = new Set(items.map((p) => p.metadata!.uid!));
+  for (const uid of replicas.keys()) if (!live.has(uid)) replicas.delete(uid);
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -148,10 +183,24 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     }
     return send(200, settings);
   }
-  const match = /^\/services\/([^/]+)\/([^/]+)\/v1\/models$/.exec(url.pathname);
+  const match = /^\/(services|pods)\/([^/]+)\/([^/]+)(\/.*)$/.exec(url.pathname);
   if (match) {
-    const list = await models(match[1]!, match[2]!).catch(() => undefined);
-    return list ? send(200, list) : send(503, { error: { message: 'no ready inference pod behind this service' } });
+    const pod = await targetPod(match[1]!, match[2]!, match[3]!);
+    if (!pod) return send(503, { error: { message: `SIMULATION: no ready inference pod for ${match[1]}/${match[2]}/${match[3]}` } });
+    let raw = '';
+    for await (const chunk of req) raw += chunk;
+    let body: unknown;
+    try {
+      body = raw ? JSON.parse(raw) : undefined;
+    } catch {
+      return send(400, { object: 'error', message: 'request body is not JSON', type: 'BadRequestError', param: null, code: 400 });
+    }
+    const replica = await replicaOf(pod).catch((err: unknown) => String(err));
+    if (typeof replica === 'string') return send(503, { error: { message: `SIMULATION: the vLLM server of ${pod.metadata!.name} did not start: ${replica}` } });
+    const answer = await replica.handle(req.method ?? 'GET', match[4]!, body, settings);
+    if (!answer.text) return send(answer.status, answer.body);
+    res.writeHead(answer.status, { 'content-type': 'text/plain; charset=utf-8' });
+    return void res.end(answer.body);
   }
   send(404, { error: { message: `no route ${url.pathname}` } });
 }
@@ -163,7 +212,7 @@ server.listen(config.ports.gpuSimulator, config.host, () => log(`gpu-simulator l
 let stopping = false;
 (async () => {
   while (!stopping) {
-    await Promise.all([cluster.reconcileVolumes(), reconcilePods(), reconcileGpuAllocatable(cluster.core)]).catch((err: unknown) => log(`reconcile failed: ${String(err)}`));
+    await Promise.all([cluster.reconcileVolumes(), reconcilePods(), reconcileGpuAllocatable(cluster.core), forgetGoneReplicas()]).catch((err: unknown) => log(`reconcile failed: ${String(err)}`));
     await new Promise((r) => setTimeout(r, 300));
   }
 })();

@@ -1,4 +1,6 @@
-export interface SimulatorSettings {
+import type { VllmSettings } from './vllm.js';
+
+export interface SimulatorSettings extends VllmSettings {
   /** How long simulated training takes. */
   trainingMs: number;
   /**
