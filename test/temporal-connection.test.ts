@@ -14,7 +14,7 @@ import { loadTemporalSettings } from '../client/temporal-connection.js';
 import { loadStackConfig } from '../scripts/stack/config.js';
 import { loadWorkerConfig } from '../workers/config.js';
 import { fineTuneWorkflowId } from '../workflows/ids.js';
-import { config, testFineTuneRequest, unique } from './support.js';
+import { config, eventually, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
@@ -127,11 +127,18 @@ describe('Temporal connection through envconfig profiles', () => {
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkflowFailedError);
     expect((error as WorkflowFailedError).cause).toMatchObject({ type: 'InvalidRequest' });
-    const polling = readFileSync(logFile, 'utf8')
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .find((entry) => entry.message === 'worker polling');
+    // The worker wrote the line before it polled, but its pipe and the run's result reach this
+    // process as separate events, in either order on a busy machine: wait for the line.
+    const polling = await eventually(
+      async () =>
+        readFileSync(logFile, 'utf8')
+          .split('\n')
+          .filter((line) => line.startsWith('{') && line.endsWith('}'))
+          .map((line) => JSON.parse(line) as Record<string, unknown>)
+          .find((entry) => entry.message === 'worker polling'),
+      "the worker's 'worker polling' log line",
+      10_000,
+    );
     expect(polling).toMatchObject({ address: stackAddress, namespace: 'default', taskQueue, tls: false, apiKey: false });
   }, 120_000);
 
