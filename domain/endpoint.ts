@@ -32,6 +32,8 @@ export interface AdapterVersion { versionName: string; alias: string; digest: st
 export interface EndpointState {
   spec: EndpointSpec;
   versions: AdapterVersion[];
+  /** alias → last version number issued: a name is never reused, since vLLM cannot rebind one. */
+  lastVersion: Record<string, number>;
   /** alias → version name clients are served. */
   aliases: Record<string, string>;
   /** alias → the previous version, kept loaded until expiresAtMs. */
@@ -41,7 +43,7 @@ export interface EndpointState {
 }
 
 export const newEndpointState = (spec: EndpointSpec, nowMs: number): EndpointState => ({
-  spec, versions: [], aliases: {}, rollbackTargets: {},
+  spec, versions: [], lastVersion: {}, aliases: {}, rollbackTargets: {},
   scale: { state: 'running', sinceMs: nowMs },
   counters: { promotions: 0, rollbacks: 0, coldStarts: 0, idleMinutesSaved: 0 },
 });
@@ -52,7 +54,7 @@ const pinned = (s: EndpointState): Set<string> =>
 /** Loads a candidate as `<alias>-v<n>`. At maxLoras it evicts the oldest version that no alias
  * or rollback target pins; when every slot is pinned it refuses. */
 export function loadCandidate(s: EndpointState, alias: string, digest: string): EndpointState {
-  const n = s.versions.filter((v) => v.alias === alias).length + 1;
+  const n = (s.lastVersion[alias] ?? 0) + 1;
   const version = { versionName: `${alias}-v${n}`, alias, digest };
   let versions = s.versions;
   if (versions.length >= s.spec.maxLoras) {
@@ -60,7 +62,7 @@ export function loadCandidate(s: EndpointState, alias: string, digest: string): 
     if (!evictable) throw new Error(`endpoint ${s.spec.name} holds maxLoras=${s.spec.maxLoras} adapters, all served or kept for rollback`);
     versions = versions.filter((v) => v !== evictable);
   }
-  return { ...s, versions: [...versions, version] };
+  return { ...s, versions: [...versions, version], lastVersion: { ...s.lastVersion, [alias]: n } };
 }
 
 export function checkPromote(s: EndpointState, versionName: string): void {

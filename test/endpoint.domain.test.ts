@@ -23,7 +23,9 @@ describe('endpoint', () => {
     const s = promoted(['sha256:a', 'sha256:b']);
     expect(() => checkUnload(s, 'bot-v1')).toThrow(/kept for rollback/);
     expect(expireRollbackWindow(s, 2_000).versions.map((v) => v.versionName)).toEqual(['bot-v2']);
-    expect(unload(loadCandidate(s, 'bot', 'sha256:c'), 'bot-v3').versions).toHaveLength(2);
+    const unloaded = unload(loadCandidate(s, 'bot', 'sha256:c'), 'bot-v3');
+    expect(unloaded.versions).toHaveLength(2);
+    expect(loadCandidate(unloaded, 'bot', 'sha256:d').versions.at(-1)?.versionName).toBe('bot-v4');
   });
   it('evicts an unpinned version at maxLoras, refuses when all are pinned', () => {
     const s = loadCandidate(promoted(['sha256:a', 'sha256:b']), 'bot', 'sha256:c');
