@@ -116,3 +116,29 @@ export function reconcilePlan(desired: { versionName: string; digest: string }[]
   const want = new Set(desired.map((d) => d.versionName));
   return { load: desired.filter((d) => !loadedOnReplica.includes(d.versionName)), unload: loadedOnReplica.filter((n) => !want.has(n)) };
 }
+
+export function checkScaleToZero(s: EndpointState): void {
+  if (s.scale.state === 'scaled-to-zero') throw new Error(`endpoint ${s.spec.name} is already scaled to zero`);
+}
+
+export function scaleToZero(s: EndpointState, nowMs: number): EndpointState {
+  checkScaleToZero(s);
+  return { ...s, scale: { state: 'scaled-to-zero', sinceMs: nowMs } };
+}
+
+/** Brings a scaled-to-zero endpoint back; the idle minutes count as saved. Waking a running one changes nothing. */
+export function wake(s: EndpointState, nowMs: number): EndpointState {
+  if (s.scale.state === 'running') return s;
+  const idleMinutes = Math.max(0, Math.floor((nowMs - s.scale.sinceMs) / 60_000));
+  return { ...s, scale: { state: 'running', sinceMs: nowMs }, counters: { ...s.counters, coldStarts: s.counters.coldStarts + 1, idleMinutesSaved: s.counters.idleMinutesSaved + idleMinutes } };
+}
+
+/** A plain view for the describe query and the CLI. */
+export function describeEndpoint(s: EndpointState) {
+  const digestOf = (name: string) => s.versions.find((v) => v.versionName === name)?.digest;
+  return {
+    name: s.spec.name, baseModel: s.spec.baseModel, scale: s.scale.state, counters: s.counters,
+    aliases: Object.entries(s.aliases).map(([alias, versionName]) => ({ alias, versionName, digest: digestOf(versionName), rollbackTo: s.rollbackTargets[alias]?.versionName })),
+    loaded: s.versions.map((v) => v.versionName),
+  };
+}

@@ -1,7 +1,7 @@
 // The endpoint's pure state machine: spec, transitions and their validators, alias resolution,
 // and the per-replica reconcile plan.
 import { describe, expect, it } from 'vitest';
-import { checkRollback, checkUnload, desiredAdapters, expireRollbackWindow, loadCandidate, newEndpointState, parseEndpointSpec, promote, reconcilePlan, resolveModelName, rollback, unload } from '../domain/endpoint.js';
+import { checkRollback, checkScaleToZero, describeEndpoint, scaleToZero, wake, checkUnload, desiredAdapters, expireRollbackWindow, loadCandidate, newEndpointState, parseEndpointSpec, promote, reconcilePlan, resolveModelName, rollback, unload } from '../domain/endpoint.js';
 
 const spec = parseEndpointSpec({ name: 'support', baseModel: 'phi-3-mini-4k-instruct', vmSize: 'Standard_NC24ads_A100_v4', maxLoras: 3 });
 const promoted = (digests: string[]) => digests.reduce((s, d, i) => promote(loadCandidate(s, 'bot', d), `bot-v${i + 1}`, 1_000), newEndpointState(spec, 0));
@@ -38,5 +38,12 @@ describe('endpoint', () => {
     expect(JSON.parse(JSON.stringify(s))).toEqual(s);
     expect(reconcilePlan(desiredAdapters(s), []).load).toHaveLength(2);
     expect(reconcilePlan(desiredAdapters(expireRollbackWindow(s, 2_000)), ['bot-v1', 'bot-v2'])).toEqual({ load: [], unload: ['bot-v1'] });
+  });
+  it('scales to zero, wakes with a cold start and counts idle minutes saved', () => {
+    const idle = scaleToZero(promoted(['sha256:a']), 0);
+    expect(() => checkScaleToZero(idle)).toThrow(/already scaled to zero/);
+    const woken = wake(idle, 45 * 60_000);
+    expect(woken.counters).toMatchObject({ coldStarts: 1, idleMinutesSaved: 45, promotions: 1 });
+    expect(describeEndpoint(woken).aliases).toEqual([{ alias: 'bot', versionName: 'bot-v1', digest: 'sha256:a', rollbackTo: undefined }]);
   });
 });
