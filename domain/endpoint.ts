@@ -1,0 +1,144 @@
+// An inference endpoint: one base model, one VM size, many LoRA adapters. The long-lived endpoint
+// workflow carries EndpointState across continue-as-new; every change goes through a pure
+// transition here, whose validator (check*) throws and never mutates. vLLM cannot rebind a LoRA
+// name in place, so each version is loaded under its own name (`<alias>-v3`) and the product
+// resolves the stable alias to it (resolveModelName).
+import { z } from 'zod';
+import { modelPresetNames } from './models.js';
+import { checkInput, dnsLabel, number, oneOf, strict } from './schema.js';
+import { vmSizeNames } from './vm-sizes.js';
+
+export const endpointSpecSchema = strict({
+  name: dnsLabel(50, 'endpoint name'),
+  baseModel: oneOf(modelPresetNames as [string, ...string[]]),
+  vmSize: oneOf(vmSizeNames as [string, ...string[]]),
+  replicas: number(1, 16, { integer: true }).default(1),
+  maxLoras: number(1, 64, { integer: true }).default(4),
+  maxLoraRank: number(1, 512, { integer: true }).default(64),
+  idleGraceMinutes: number(1, 10_080, { integer: true }).default(30),
+  rollbackWindowMinutes: number(0, 10_080, { integer: true }).default(60),
+  watchWindowMinutes: number(0, 1_440, { integer: true }).default(10),
+});
+export type EndpointSpec = z.infer<typeof endpointSpecSchema>;
+
+export function parseEndpointSpec(input: unknown): EndpointSpec {
+  const checked = checkInput(endpointSpecSchema, input ?? {}, 'endpoint');
+  if (!checked.ok) throw new Error(checked.problems.join('\n'));
+  return checked.value;
+}
+
+
+export interface AdapterVersion { versionName: string; alias: string; digest: string }
+export interface EndpointState {
+  spec: EndpointSpec;
+  versions: AdapterVersion[];
+  /** alias → last version number issued: a name is never reused, since vLLM cannot rebind one. */
+  lastVersion: Record<string, number>;
+  /** alias → version name clients are served. */
+  aliases: Record<string, string>;
+  /** alias → the previous version, kept loaded until expiresAtMs. */
+  rollbackTargets: Record<string, { versionName: string; expiresAtMs: number }>;
+  scale: { state: 'running' | 'scaled-to-zero'; sinceMs: number };
+  counters: { promotions: number; rollbacks: number; coldStarts: number; idleMinutesSaved: number };
+}
+
+export const newEndpointState = (spec: EndpointSpec, nowMs: number): EndpointState => ({
+  spec, versions: [], lastVersion: {}, aliases: {}, rollbackTargets: {},
+  scale: { state: 'running', sinceMs: nowMs },
+  counters: { promotions: 0, rollbacks: 0, coldStarts: 0, idleMinutesSaved: 0 },
+});
+
+const pinned = (s: EndpointState): Set<string> =>
+  new Set([...Object.values(s.aliases), ...Object.values(s.rollbackTargets).map((t) => t.versionName)]);
+
+/** Loads a candidate as `<alias>-v<n>`. At maxLoras it evicts the oldest version that no alias
+ * or rollback target pins; when every slot is pinned it refuses. */
+export function loadCandidate(s: EndpointState, alias: string, digest: string): EndpointState {
+  const n = (s.lastVersion[alias] ?? 0) + 1;
+  const version = { versionName: `${alias}-v${n}`, alias, digest };
+  let versions = s.versions;
+  if (versions.length >= s.spec.maxLoras) {
+    const evictable = versions.find((v) => !pinned(s).has(v.versionName));
+    if (!evictable) throw new Error(`endpoint ${s.spec.name} holds maxLoras=${s.spec.maxLoras} adapters, all served or kept for rollback`);
+    versions = versions.filter((v) => v !== evictable);
+  }
+  return { ...s, versions: [...versions, version], lastVersion: { ...s.lastVersion, [alias]: n } };
+}
+
+export function checkPromote(s: EndpointState, versionName: string): void {
+  if (!s.versions.some((v) => v.versionName === versionName)) throw new Error(`version ${versionName} is not loaded`);
+}
+
+/** Switches the version's alias to it; the previous version stays loaded until rollbackExpiresAtMs. */
+export function promote(s: EndpointState, versionName: string, rollbackExpiresAtMs: number): EndpointState {
+  checkPromote(s, versionName);
+  const alias = s.versions.find((v) => v.versionName === versionName)!.alias;
+  const previous = s.aliases[alias];
+  const rollbackTargets = { ...s.rollbackTargets };
+  if (previous) rollbackTargets[alias] = { versionName: previous, expiresAtMs: rollbackExpiresAtMs };
+  return { ...s, aliases: { ...s.aliases, [alias]: versionName }, rollbackTargets, counters: { ...s.counters, promotions: s.counters.promotions + 1 } };
+}
+
+/** Rollback is possible only while the previous version is kept (inside the window). */
+export function checkRollback(s: EndpointState, alias: string): void {
+  if (!s.rollbackTargets[alias]) throw new Error(`alias ${alias} has no previous version kept for rollback`);
+}
+
+export function rollback(s: EndpointState, alias: string): EndpointState {
+  checkRollback(s, alias);
+  const { [alias]: target, ...rest } = s.rollbackTargets;
+  return { ...s, aliases: { ...s.aliases, [alias]: target!.versionName }, rollbackTargets: rest, counters: { ...s.counters, rollbacks: s.counters.rollbacks + 1 } };
+}
+
+export function checkUnload(s: EndpointState, versionName: string): void {
+  if (pinned(s).has(versionName)) throw new Error(`version ${versionName} is served by an alias or kept for rollback`);
+}
+
+export function unload(s: EndpointState, versionName: string): EndpointState {
+  checkUnload(s, versionName);
+  return { ...s, versions: s.versions.filter((v) => v.versionName !== versionName) };
+}
+
+export function expireRollbackWindow(s: EndpointState, nowMs: number): EndpointState {
+  const rollbackTargets = Object.fromEntries(Object.entries(s.rollbackTargets).filter(([, t]) => t.expiresAtMs > nowMs));
+  const kept = new Set([...Object.values(s.aliases), ...Object.values(rollbackTargets).map((t) => t.versionName)]);
+  const dropped = new Set(Object.values(s.rollbackTargets).map((t) => t.versionName).filter((v) => !kept.has(v)));
+  return { ...s, rollbackTargets, versions: s.versions.filter((v) => !dropped.has(v.versionName)) };
+}
+
+export function resolveModelName(s: EndpointState, requestedModel: string): string {
+  return s.aliases[requestedModel] ?? requestedModel;
+}
+
+export const desiredAdapters = (s: EndpointState) => s.versions.map(({ versionName, digest }) => ({ versionName, digest }));
+
+export function reconcilePlan(desired: { versionName: string; digest: string }[], loadedOnReplica: string[]) {
+  const want = new Set(desired.map((d) => d.versionName));
+  return { load: desired.filter((d) => !loadedOnReplica.includes(d.versionName)), unload: loadedOnReplica.filter((n) => !want.has(n)) };
+}
+
+export function checkScaleToZero(s: EndpointState): void {
+  if (s.scale.state === 'scaled-to-zero') throw new Error(`endpoint ${s.spec.name} is already scaled to zero`);
+}
+
+export function scaleToZero(s: EndpointState, nowMs: number): EndpointState {
+  checkScaleToZero(s);
+  return { ...s, scale: { state: 'scaled-to-zero', sinceMs: nowMs } };
+}
+
+/** Brings a scaled-to-zero endpoint back; the idle minutes count as saved. Waking a running one changes nothing. */
+export function wake(s: EndpointState, nowMs: number): EndpointState {
+  if (s.scale.state === 'running') return s;
+  const idleMinutes = Math.max(0, Math.floor((nowMs - s.scale.sinceMs) / 60_000));
+  return { ...s, scale: { state: 'running', sinceMs: nowMs }, counters: { ...s.counters, coldStarts: s.counters.coldStarts + 1, idleMinutesSaved: s.counters.idleMinutesSaved + idleMinutes } };
+}
+
+/** A plain view for the describe query and the CLI. */
+export function describeEndpoint(s: EndpointState) {
+  const digestOf = (name: string) => s.versions.find((v) => v.versionName === name)?.digest;
+  return {
+    name: s.spec.name, baseModel: s.spec.baseModel, scale: s.scale.state, counters: s.counters,
+    aliases: Object.entries(s.aliases).map(([alias, versionName]) => ({ alias, versionName, digest: digestOf(versionName), rollbackTo: s.rollbackTargets[alias]?.versionName })),
+    loaded: s.versions.map((v) => v.versionName),
+  };
+}

@@ -1,0 +1,49 @@
+// The endpoint's pure state machine: spec, transitions and their validators, alias resolution,
+// and the per-replica reconcile plan.
+import { describe, expect, it } from 'vitest';
+import { checkRollback, checkScaleToZero, describeEndpoint, scaleToZero, wake, checkUnload, desiredAdapters, expireRollbackWindow, loadCandidate, newEndpointState, parseEndpointSpec, promote, reconcilePlan, resolveModelName, rollback, unload } from '../domain/endpoint.js';
+
+const spec = parseEndpointSpec({ name: 'support', baseModel: 'phi-3-mini-4k-instruct', vmSize: 'Standard_NC24ads_A100_v4', maxLoras: 3 });
+const promoted = (digests: string[]) => digests.reduce((s, d, i) => promote(loadCandidate(s, 'bot', d), `bot-v${i + 1}`, 1_000), newEndpointState(spec, 0));
+
+describe('endpoint', () => {
+  it('fills defaults and refuses a bad name', () => {
+    expect(spec.replicas).toBe(1);
+    expect(() => parseEndpointSpec({ ...spec, name: 'Bad_Name' })).toThrow(/endpoint.name/);
+  });
+  it('promotes under versioned names and resolves the stable alias', () => {
+    const s = promoted(['sha256:a', 'sha256:b']);
+    expect(resolveModelName(s, 'bot')).toBe('bot-v2');
+    expect(s.rollbackTargets.bot).toEqual({ versionName: 'bot-v1', expiresAtMs: 1_000 });
+    const back = rollback(s, 'bot');
+    expect(resolveModelName(back, 'bot')).toBe('bot-v1');
+    expect(() => checkRollback(back, 'bot')).toThrow(/no previous version/);
+  });
+  it('refuses to unload a served version and expires the rollback target', () => {
+    const s = promoted(['sha256:a', 'sha256:b']);
+    expect(() => checkUnload(s, 'bot-v1')).toThrow(/kept for rollback/);
+    expect(expireRollbackWindow(s, 2_000).versions.map((v) => v.versionName)).toEqual(['bot-v2']);
+    const unloaded = unload(loadCandidate(s, 'bot', 'sha256:c'), 'bot-v3');
+    expect(unloaded.versions).toHaveLength(2);
+    expect(loadCandidate(unloaded, 'bot', 'sha256:d').versions.at(-1)?.versionName).toBe('bot-v4');
+  });
+  it('evicts an unpinned version at maxLoras, refuses when all are pinned', () => {
+    const s = loadCandidate(promoted(['sha256:a', 'sha256:b']), 'bot', 'sha256:c');
+    expect(loadCandidate(s, 'bot', 'sha256:d').versions.map((v) => v.versionName)).toEqual(['bot-v1', 'bot-v2', 'bot-v4']);
+    const full = promoted(['sha256:a', 'sha256:b']);
+    expect(() => loadCandidate({ ...full, spec: { ...full.spec, maxLoras: 2 } }, 'bot', 'sha256:c')).toThrow(/maxLoras=2/);
+  });
+  it('survives JSON and plans a replica reconcile', () => {
+    const s = promoted(['sha256:a', 'sha256:b']);
+    expect(JSON.parse(JSON.stringify(s))).toEqual(s);
+    expect(reconcilePlan(desiredAdapters(s), []).load).toHaveLength(2);
+    expect(reconcilePlan(desiredAdapters(expireRollbackWindow(s, 2_000)), ['bot-v1', 'bot-v2'])).toEqual({ load: [], unload: ['bot-v1'] });
+  });
+  it('scales to zero, wakes with a cold start and counts idle minutes saved', () => {
+    const idle = scaleToZero(promoted(['sha256:a']), 0);
+    expect(() => checkScaleToZero(idle)).toThrow(/already scaled to zero/);
+    const woken = wake(idle, 45 * 60_000);
+    expect(woken.counters).toMatchObject({ coldStarts: 1, idleMinutesSaved: 45, promotions: 1 });
+    expect(describeEndpoint(woken).aliases).toEqual([{ alias: 'bot', versionName: 'bot-v1', digest: 'sha256:a', rollbackTo: undefined }]);
+  });
+});
