@@ -27,7 +27,6 @@ export function parseEndpointSpec(input: unknown): EndpointSpec {
   return checked.value;
 }
 
-
 export interface AdapterVersion { versionName: string; alias: string; digest: string }
 export interface EndpointState {
   spec: EndpointSpec;
