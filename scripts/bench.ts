@@ -4,7 +4,7 @@
 // Kubernetes / registry calls per run, the worker's CPU and peak memory, and heartbeat
 // timeouts; and the largest N that completed with none. Results: .stack/bench/*.json.
 // Run through scripts/with-stack-env.sh (npm run bench does). Loopback only, bounded in size.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -12,8 +12,9 @@ import type { Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { connectClient } from '../client/temporal-connection.js';
 import { EmulatorControl } from './stack/aks-emulator/control-client.js';
-import { loadStackConfig, projectRoot } from './stack/config.js';
+import { loadStackConfig } from './stack/config.js';
 import { SimulatorControl } from './stack/gpu-simulator/control-client.js';
+import { startWorkerProcess } from './stack/worker-process.js';
 import { loadWorkerConfig } from '../workers/config.js';
 import { type FineTuneStatus, fineTune } from '../workflows/fine-tune.js';
 import { fineTuneWorkflowId } from '../workflows/ids.js';
@@ -66,19 +67,11 @@ const percentile = (values: number[], p: number) => {
 };
 const span = (from?: string, to?: string) => (from && to ? Date.parse(to) - Date.parse(from) : 0);
 
-async function startWorker(): Promise<ChildProcess> {
-  const log = openSync(join(stack.logsDir, 'bench-worker.log'), 'a');
-  const worker = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'workers/main.ts')], {
-    env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue, ARM_POLL_INTERVAL_MS: '250', KUBE_POLL_INTERVAL_MS: '500' },
-    stdio: ['ignore', 'pipe', log],
-  });
-  closeSync(log);
-  await new Promise<void>((resolve, reject) => {
-    worker.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('Worker polling') && resolve());
-    worker.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
-  });
-  return worker;
-}
+const startWorker = () =>
+  startWorkerProcess(
+    { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue, ARM_POLL_INTERVAL_MS: '250', KUBE_POLL_INTERVAL_MS: '500' },
+    join(stack.logsDir, 'bench-worker.log'),
+  );
 
 interface StepSample {
   wallMs: number;

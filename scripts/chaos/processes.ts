@@ -1,14 +1,14 @@
 // The processes the fault injector kills and restarts: real worker processes (workers/main.ts
 // with the stack's environment, as `npm run worker:local` runs it) and the stack's own
 // components (Temporal, kube-apiserver, the registry), through the stack's pid files.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startStack } from '../stack/cli.js';
-import { projectRoot, type StackConfig } from '../stack/config.js';
+import type { StackConfig } from '../stack/config.js';
 import { stopProcess } from '../stack/processes.js';
+import { startWorkerProcess } from '../stack/worker-process.js';
 
 export interface WorkerSlot {
   slot: number;
@@ -31,29 +31,8 @@ export class WorkerProcesses {
 
   /** Starts the worker of a slot and resolves once it polls (bounded: 2 minutes). */
   async start(slot: number): Promise<void> {
-    const log = createWriteStream(join(this.logsDir, `worker-${slot}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'workers/main.ts')], {
-      cwd: projectRoot,
-      env: this.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
-    const state = this.slots[slot]!;
-    Object.assign(state, { process: child, identity: `${child.pid}@${hostname()}` });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker ${slot} did not poll within 2 minutes (log: ${join(this.logsDir, `worker-${slot}.log`)})`)), 120_000);
-      child.stdout!.on('data', (chunk: Buffer) => {
-        if (/worker polling/i.test(chunk.toString())) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`worker ${slot} exited with ${code} before it polled`));
-      });
-    });
+    const child = await startWorkerProcess(this.env, join(this.logsDir, `worker-${slot}.log`));
+    Object.assign(this.slots[slot]!, { process: child, identity: `${child.pid}@${hostname()}` });
   }
 
   /** SIGKILL: no graceful shutdown, in-flight activities are lost with the process. Returns its identity. */
