@@ -18,6 +18,7 @@ import { startWorkerProcess } from './stack/worker-process.js';
 import { loadWorkerConfig } from '../workers/config.js';
 import { type FineTuneStatus, fineTune } from '../workflows/fine-tune.js';
 import { fineTuneWorkflowId } from '../workflows/ids.js';
+import { percentile } from './percentile.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -60,11 +61,6 @@ function processUsage(pid: number): { cpuSeconds: number; peakRssMiB: number } {
   return { cpuSeconds: ticks / 100, peakRssMiB: Math.round(Number(hwm) / 1024) };
 }
 
-const percentile = (values: number[], p: number) => {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
-};
 const span = (from?: string, to?: string) => (from && to ? Date.parse(to) - Date.parse(from) : 0);
 
 const startWorker = () =>

@@ -8,6 +8,7 @@ import { poolOwner } from '../../domain/pool-tags.js';
 import type { FineTuneStatus } from '../../workflows/fine-tune.js';
 import type { InjectedFault } from './faults.js';
 import type { Recovery, SeenJob } from './observe.js';
+import { percentile } from '../percentile.js';
 
 export type RunKind = 'fine-tune' | 'fine-tune-deploy' | 'retrain';
 
@@ -47,12 +48,6 @@ export interface AuditInput {
 
 /** How long a run may take to move again after a worker kill. */
 export const maxRecoverySeconds = 60;
-
-const percentile = (values: number[], p: number): number | undefined => {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)];
-};
 
 /** Why an execution did not complete, when an injected fault explains it; undefined otherwise. */
 function injectedCause(execution: Execution, faults: InjectedFault[], parent: ChaosRun | undefined, quotaLeft: { n: number }): string | undefined {
