@@ -9,6 +9,7 @@ import type { FineTuneStatus } from '../../workflows/fine-tune.js';
 import type { InjectedFault } from './faults.js';
 import type { Recovery, SeenJob } from './observe.js';
 import { percentile } from '../percentile.js';
+import type { RunFailure } from '../../client/run-failure.js';
 
 export type RunKind = 'fine-tune' | 'fine-tune-deploy' | 'retrain';
 
@@ -18,8 +19,8 @@ export interface Execution {
   /** Temporal's execution status once closed (COMPLETED, FAILED, CANCELLED, TERMINATED, TIMED_OUT), else RUNNING. */
   state: string;
   closedAt?: string;
-  /** The root cause of a failure: the failure type and message at the bottom of its cause chain. */
-  cause?: { type?: string; message: string };
+  /** The root cause of a failure, as the CLI shows it (client/run-failure.ts): its type and message. */
+  cause?: RunFailure;
   status?: FineTuneStatus;
 }
 

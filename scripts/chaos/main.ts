@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { createNodePoolActivities } from '../../activities/azure/node-pools.js';
+import { runFailure } from '../../client/run-failure.js';
 import { connectClient } from '../../client/temporal-connection.js';
 import { ensureNamespaceExists, hasStatus } from '../../activities/kubernetes/api-errors.js';
 import { createRunObjectActivities } from '../../activities/kubernetes/run-objects.js';
@@ -108,17 +109,6 @@ function request(index: number, kind: RunKind, spot: boolean): FineTuneRequest {
   };
 }
 
-/** The failure at the bottom of a cause chain (a retrain's child's, a fineTune's own). */
-function rootCause(err: unknown): { type?: string; message: string } {
-  let found: ApplicationFailure | undefined;
-  let last: unknown = err;
-  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
-    if (e instanceof ApplicationFailure) found = e;
-    last = e;
-  }
-  return found ? { type: found.type ?? undefined, message: found.message } : { message: last instanceof Error ? last.message : String(last) };
-}
-
 /** Retries a Temporal call while the server is down (a fault), for up to 2 minutes. */
 async function patiently<T>(what: () => Promise<T>): Promise<T> {
   for (let i = 0; ; i++) {
@@ -199,7 +189,7 @@ async function openFineTunes(): Promise<OpenFineTune[]> {
 /** Records how an execution ended, its root cause and its last status. */
 async function settle(execution: Execution, description: { status: { name: string }; closeTime?: Date }, isFineTune: boolean): Promise<void> {
   const handle = client.workflow.getHandle(execution.workflowId, execution.runId);
-  if (description.status.name === 'FAILED') execution.cause = await handle.result().then(() => undefined, rootCause);
+  if (description.status.name === 'FAILED') execution.cause = await handle.result().then(() => undefined, runFailure);
   if (isFineTune) execution.status = await handle.query<FineTuneStatus>('status').catch(() => undefined);
   execution.closedAt = (description.closeTime ?? new Date()).toISOString();
   execution.state = description.status.name;
