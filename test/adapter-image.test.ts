@@ -6,27 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { gunzipSync } from 'node:zlib';
-import { extract } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
+import { tarFiles } from '../scripts/stack/gpu-simulator/adapter-pull.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { config, unique } from './support.js';
-
-async function tarEntries(tar: Buffer): Promise<Record<string, Buffer>> {
-  const entries: Record<string, Buffer> = {};
-  const reader = extract();
-  reader.on('entry', (header, stream, next) => {
-    void buffer(stream).then((data) => {
-      if (header.type === 'file') entries[header.name] = data;
-      next();
-    });
-  });
-  const done = new Promise<void>((resolve) => reader.on('finish', () => resolve()));
-  reader.end(tar);
-  await done;
-  return entries;
-}
 
 describe('adapter image', () => {
   const client = () => createRegistryContentClient(config.registry.endpoint, `adapters/layout-${unique()}`, createAzureCredential(config.azure.staticToken));
@@ -45,7 +30,7 @@ describe('adapter image', () => {
     expect(m.annotations['sh.kaito.model.name']).toBe('phi-3-mini-4k-instruct');
 
     const tar = gunzipSync(await buffer((await registry.downloadBlob(m.layers[0]!.digest)).content));
-    const entries = await tarEntries(tar);
+    const entries = await tarFiles(tar);
     expect(Object.keys(entries).sort()).toEqual(['data/adapter_config.json', 'data/adapter_model.safetensors']);
     expect(JSON.parse(entries['data/adapter_config.json']!.toString())).toMatchObject({ peft_type: 'LORA', r: 4, base_model_name_or_path: '/workspace/weights' });
     const imageConfig = JSON.parse((await buffer((await registry.downloadBlob(m.config.digest)).content)).toString());

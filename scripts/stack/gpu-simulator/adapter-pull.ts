@@ -4,7 +4,7 @@
 // the stack's registry (OCI distribution API, no auth on the local stack), lands in the pod's volume.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { gunzipSync } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { mediaTypes } from '../../../activities/registry/adapter-image.js';
@@ -32,21 +32,29 @@ export async function exportAdapterImage(image: string, dir: string): Promise<vo
   };
   mkdirSync(dir, { recursive: true });
   for (const layer of manifest.layers) {
-    const blob = gunzipSync(await get(`/blobs/${layer.digest}`));
-    const tar = extract();
-    tar.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
-      stream.on('end', () => {
-        // --strip-components=1 data: only the data/ folder's files, one level up.
-        if (header.type === 'file' && header.name.startsWith('data/')) writeFileSync(join(dir, basename(header.name)), Buffer.concat(chunks));
-        next();
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      tar.on('finish', resolve);
-      tar.on('error', reject);
-      Readable.from([blob]).pipe(tar);
-    });
+    const files = await tarFiles(gunzipSync(await get(`/blobs/${layer.digest}`)));
+    for (const [name, data] of Object.entries(files)) {
+      // --strip-components=1 data: only the data/ folder's files, one level up.
+      if (name.startsWith('data/')) writeFileSync(join(dir, basename(name)), data);
+    }
   }
+}
+
+/** The regular files of a tar archive, by path. */
+export async function tarFiles(tar: Buffer): Promise<Record<string, Buffer>> {
+  const files: Record<string, Buffer> = {};
+  const reader = extract();
+  reader.on('entry', (header, stream, next) => {
+    void buffer(stream).then((data) => {
+      if (header.type === 'file') files[header.name] = data;
+      next();
+    });
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    reader.on('finish', resolve);
+    reader.on('error', reject);
+  });
+  reader.end(tar);
+  await done;
+  return files;
 }
