@@ -91,9 +91,13 @@ export async function waitUntilReady(
   ready: () => Promise<boolean>,
   timeoutMs: number,
 ): Promise<void> {
+  // Gone only when seen gone twice: right after spawn, /proc/<pid>/cmdline can still be empty
+  // while the kernel finishes exec, which runningPid reads as "not our process" (seen once, a
+  // chaos stack's etcd reported exited while it went on to start).
+  const exited = async () => runningPid(config, name) === undefined && (await sleep(250).then(() => runningPid(config, name) === undefined));
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (runningPid(config, name) === undefined) {
+    if (await exited()) {
       throw new StackError(`${name} exited during start-up. Last lines of ${logFile(config, name)}:\n${logTail(config, name)}`);
     }
     if (await ready().catch(() => false)) return;
