@@ -21,3 +21,10 @@ export const reaperScheduleId = 'idle-gpu-reaper';
 
 /** A reapIdleGpuPools run started by hand: `reaper-<name>`. A Schedule's runs carry the Schedule's id (Temporal appends the scheduled time). */
 export const reapIdleGpuPoolsWorkflowId = (name: string): string => `reaper-${name}`;
+
+/** The long-lived workflow that owns an endpoint: `endpoint-<name>`. Its pool and objects record only this id (no run id): continue-as-new keeps them owned. */
+export const endpointWorkflowId = (endpoint: string): string => `endpoint-${endpoint}`;
+
+/** A promoteAdapter run: `promote-<name>`; the promotion a fineTune run starts is `<its workflow id>-promote`. */
+export const promotionWorkflowId = (name: string): string => `promote-${name}`;
+export const fineTunePromotionWorkflowId = (fineTuneRunWorkflowId: string): string => `${fineTuneRunWorkflowId}-promote`;

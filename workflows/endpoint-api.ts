@@ -1,0 +1,54 @@
+// The endpoint workflow's interface: its Updates (each with a validator that refuses, before
+// anything is recorded, what the endpoint's state does not allow) and its query. Shared by the
+// workflow, the client, the CLI and the promotion workflow's activities.
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { EndpointSpec, EndpointState } from '../domain/endpoint.js';
+
+export interface EndpointInput {
+  /** The endpoint's spec (domain/endpoint.ts endpointSpecSchema), plus the namespace it lives in. */
+  spec: Partial<EndpointSpec> & { name: string; baseModel: string; vmSize: string };
+  namespace: string;
+  /** Carried across continue-as-new; absent on the first run. */
+  carried?: { state: EndpointState; generation: number; coldStartSeconds?: number[] };
+  /** Continue-as-new after this many history events (default: when Temporal suggests it). Tests set it low. */
+  continueAsNewAfterEvents?: number;
+}
+
+export interface LoadCandidateRequest {
+  /** The stable alias the candidate may later serve under. */
+  alias: string;
+  /** The adapter image, by digest. */
+  image: string;
+}
+
+/** Loads an adapter on every replica under a new version name (`<alias>-v<n>`), waking the endpoint if needed. Returns the version name once every replica serves it. */
+export const loadCandidateUpdate = defineUpdate<{ versionName: string }, [LoadCandidateRequest]>('loadCandidate');
+/** Points the version's alias at it on every replica; the previous version stays loaded for the rollback window. */
+export const promoteUpdate = defineUpdate<{ alias: string; versionName: string; previous?: string }, [{ versionName: string }]>('promote');
+/** Points the alias back at the version it served before the last promotion. */
+export const rollbackUpdate = defineUpdate<{ alias: string; versionName: string }, [{ alias: string }]>('rollback');
+/** Unloads a version no alias serves and no rollback keeps. */
+export const unloadUpdate = defineUpdate<void, [{ versionName: string }]>('unload');
+/** Scales the endpoint: to a number of replicas, or to zero (pool released), or wakes it. */
+export const scaleUpdate = defineUpdate<void, [{ replicas: number } | { toZero: true } | { wake: true }]>('scale');
+/** Tears the endpoint down (Deployment, Service, ConfigMap, pool) and ends its workflow. */
+export const retireUpdate = defineUpdate<void, []>('retire');
+
+export interface EndpointDescription {
+  name: string;
+  namespace: string;
+  baseModel: string;
+  vmSize: string;
+  scale: 'running' | 'scaled-to-zero';
+  replicas: number;
+  pool: string;
+  aliases: { alias: string; versionName: string; digest?: string; image?: string; rollbackTo?: string; promotedBy?: string }[];
+  loaded: string[];
+  counters: EndpointState['counters'];
+  /** Seconds from wake to serving, most recent last. */
+  coldStartSeconds: number[];
+  /** GPU-minutes not billed while scaled to zero (idle minutes × nodes). */
+  gpuMinutesSaved: number;
+  generation: number;
+}
+export const describeEndpointQuery = defineQuery<EndpointDescription>('describe');
