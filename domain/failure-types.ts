@@ -18,6 +18,8 @@ export const failureTypes = {
   podNotStarting: 'PodNotStarting',
   /** Nodes went away under a step more often than the run may recover from. */
   nodeLost: 'NodeLost',
+  /** An endpoint's workflow refused an Update (its validator, or a replica that could not load the adapter). */
+  endpointRefused: 'EndpointRefused',
   /** A bug in workflow code (or a value validation let through): the run fails after its cleanup instead of retrying forever. */
   workflowCodeError: 'WorkflowCodeError',
 } as const;

@@ -39,6 +39,8 @@ export interface EndpointDescription {
   namespace: string;
   baseModel: string;
   vmSize: string;
+  /** The highest adapter rank its vLLM accepts (--max-lora-rank): a promotion checks an adapter against it before loading. */
+  maxLoraRank?: number;
   scale: 'running' | 'scaled-to-zero';
   replicas: number;
   pool: string;

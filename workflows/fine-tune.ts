@@ -38,6 +38,7 @@ import { checkedInActivity, invalidInput, withParsedWorkspace } from './input-ch
 import { watchJob } from './job-watch.js';
 import { fineTuneObjectNames, nodePoolName, runTag } from './naming.js';
 import { AdapterRepository, BaseModel, GpuVmSize, TuningMethod } from './search-attributes.js';
+import { rootMessage, rootType } from './root-cause.js';
 import { StepRecorder } from './step-recorder.js';
 
 export { type FineTunePhase, type FineTuneStatus, type FineTuneStep, fineTuneStatusQuery, jobFinishedSignal } from './fine-tune-run.js';
@@ -343,20 +344,3 @@ function asWorkflowFailure(err: unknown): TemporalFailure {
   const e = err instanceof Error ? err : new Error(String(err));
   return ApplicationFailure.nonRetryable(`fineTune workflow code failed: ${e.name}: ${e.message}`, failureTypes.workflowCodeError, e.stack);
 }
-
-/** The innermost cause: the ARM, Kubernetes or validation message, not "Activity task failed". */
-function rootCause(err: unknown): unknown {
-  let cause = err;
-  while (cause instanceof TemporalFailure && cause.cause) cause = cause.cause;
-  return cause;
-}
-
-const rootMessage = (err: unknown): string => {
-  const cause = rootCause(err);
-  return cause instanceof Error ? cause.message : String(cause);
-};
-
-const rootType = (err: unknown): string | undefined => {
-  const cause = rootCause(err);
-  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
-};

@@ -3,3 +3,4 @@ export { gpuCheck } from './gpu-check.js';
 export { fineTune } from './fine-tune.js';
 export { reapIdleGpuPools } from './reap-idle-gpu-pools.js';
 export { retrain } from './retrain.js';
+export { promoteAdapter } from './promote-adapter.js';
