@@ -7,6 +7,7 @@ import type { Client } from '@temporalio/client';
 import { createNodePoolActivities } from './azure/node-pools.js';
 import { createDatasetActivities } from './datasets/fingerprint.js';
 import { createWorkspaceTextActivities } from './kaito/workspace-text.js';
+import { createEndpointKubeActivities } from './kubernetes/endpoint.js';
 import { createFineTuneKubeActivities } from './kubernetes/fine-tune.js';
 import { createJobActivities } from './kubernetes/jobs.js';
 import { createNodeActivities } from './kubernetes/nodes.js';
@@ -29,6 +30,8 @@ export interface ActivityDeps {
   images: ContainerImages;
   workerImage: string;
   inferenceUrlTemplate: string;
+  /** URL of one inference pod's router, with {namespace}, {pod} and {podIP} placeholders. */
+  inferencePodUrlTemplate: string;
   /** Temporal itself, to look up the runs that own pools. */
   temporalClient: Client;
   /** Namespace of the product's own state (ConfigMaps aks-finetune-*). */
@@ -45,6 +48,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createNodeActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createFineTuneKubeActivities(deps),
+    ...createEndpointKubeActivities({ ...deps, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createRunObjectActivities({ kubeConfig: deps.kubeConfig }),
     ...createRegistryActivities({ credential: deps.registryCredential, allowLoopbackRegistry: deps.allowLoopbackRegistry }),
     ...createDatasetActivities({ credential: deps.registryCredential }),

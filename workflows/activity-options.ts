@@ -61,3 +61,19 @@ export const smokeChecks: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 1.5, maximumInterval: '30 seconds', maximumAttempts: 20 },
 };
+
+/**
+ * Waiting until an endpoint's replicas have applied a desired state. An adapter a router could
+ * not load (a rank over max-lora-rank, another base model) will not load on a retry either.
+ */
+export const replicaConvergence: ActivityOptions = {
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: livenessTimeout,
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [failureTypes.adapterLoadFailed],
+  },
+};
