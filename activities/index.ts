@@ -8,6 +8,7 @@ import { createNodePoolActivities } from './azure/node-pools.js';
 import { createDatasetActivities } from './datasets/fingerprint.js';
 import { createEvaluationActivities } from './inference/evaluation.js';
 import { createWorkspaceTextActivities } from './kaito/workspace-text.js';
+import { createEndpointKubeActivities } from './kubernetes/endpoint.js';
 import { createFineTuneKubeActivities } from './kubernetes/fine-tune.js';
 import { createJobActivities } from './kubernetes/jobs.js';
 import { createNodeActivities } from './kubernetes/nodes.js';
@@ -31,7 +32,7 @@ export interface ActivityDeps {
   images: ContainerImages;
   workerImage: string;
   inferenceUrlTemplate: string;
-  /** One inference pod's router, with {namespace}, {pod} and {podIP}: the watch window reads each replica's counters. */
+  /** URL of one inference pod's router, with {namespace}, {pod} and {podIP} placeholders. */
   inferencePodUrlTemplate: string;
   /** Temporal itself, to look up the runs that own pools, and to drive endpoints' workflows. */
   temporalClient: Client;
@@ -49,6 +50,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createNodeActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createFineTuneKubeActivities(deps),
+    ...createEndpointKubeActivities({ ...deps, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createRunObjectActivities({ kubeConfig: deps.kubeConfig }),
     ...createRegistryActivities({ credential: deps.registryCredential, allowLoopbackRegistry: deps.allowLoopbackRegistry }),
     ...createDatasetActivities({ credential: deps.registryCredential }),

@@ -1,4 +1,4 @@
-// `npm run cli -- <command>`: start, follow, list, cancel and plan fineTune runs.
+// `npm run cli -- <command>`: start, follow, list, cancel and plan fineTune runs; retrain schedules; endpoints.
 // Connects through Temporal's environment configuration, like the worker (client/temporal-connection.ts; README, "Configuration").
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
@@ -24,6 +24,15 @@ import {
   unpauseRetrainSchedule,
   updateRetrainSchedule,
 } from '../client/retrain-schedules.js';
+import {
+  createEndpoint,
+  describeEndpoint,
+  renderEndpoint,
+  retireEndpoint,
+  rollbackEndpointAlias,
+  scaleEndpoint,
+  unloadEndpointVersion,
+} from '../client/endpoints.js';
 import { decidePromotion, getPromotionStatus, PromotionRequestError, startPromotion } from '../client/promotion-client.js';
 import { describeRunFailure } from '../client/run-failure.js';
 import { connectClient, loadTemporalSettings } from '../client/temporal-connection.js';
@@ -48,6 +57,15 @@ const usage = `Usage: npm run cli -- <command> [options]
                                                  the schedule's last successful run is skipped
   schedule describe|pause|unpause|trigger|delete <id>
   schedule list
+  endpoint create <name> --model M --vm-size S --namespace NS [--replicas N] [--max-loras N] [--max-lora-rank R]
+                  [--idle-grace-seconds S] [--rollback-window-minutes M]
+                                                 a long-lived inference endpoint (its workflow endpoint-<name>)
+  endpoint describe <name>                       aliases → version → image, rollback targets, loaded versions,
+                                                 scale, cold starts, GPU-minutes saved by scaling to zero
+  endpoint scale <name> <replicas>|zero|wake     replica count; zero releases the GPU pool; wake brings it back
+  endpoint rollback <name> <alias>               the alias back to the version it served before
+  endpoint unload <name> <version>               unload a version no alias serves and no rollback keeps
+  endpoint retire <name>                         delete the endpoint's Deployment, Service, ConfigMap and pool
   promote <request.yaml|.json> [--id NAME] [--follow]
                                                  promote an existing adapter image on an endpoint (promoteAdapter,
                                                  id promote-NAME): load, evaluate, gate, approval, switch, watch
@@ -194,6 +212,56 @@ async function followPromotion(client: Client, id: string): Promise<number> {
   }
 }
 
+async function endpointCommand(client: Client, taskQueue: string, [sub, name, arg]: string[], values: Record<string, string | boolean | undefined>): Promise<number> {
+  if (!name) throw new UsageError('an endpoint name is required');
+  const str = (key: string) => values[key] as string | undefined;
+  const int = (key: string) => (str(key) === undefined ? undefined : Number(str(key)));
+  switch (sub) {
+    case 'create': {
+      const spec = {
+        name,
+        baseModel: str('model') ?? '',
+        vmSize: str('vm-size') ?? '',
+        replicas: int('replicas'),
+        maxLoras: int('max-loras'),
+        maxLoraRank: int('max-lora-rank'),
+        idleGraceSeconds: int('idle-grace-seconds'),
+        rollbackWindowMinutes: int('rollback-window-minutes'),
+      };
+      const definedSpec = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined)) as typeof spec;
+      const { handle, created } = await createEndpoint(client, { spec: definedSpec, namespace: str('namespace') ?? '' }, { taskQueue });
+      console.log(`${created ? 'Created' : 'Exists:'} endpoint ${name} (workflow ${handle.workflowId})`);
+      return 0;
+    }
+    case 'describe':
+      console.log(renderEndpoint(await describeEndpoint(client, name)));
+      return 0;
+    case 'scale': {
+      if (!arg) throw new UsageError('a replica count, zero or wake is required');
+      await scaleEndpoint(client, name, arg === 'zero' || arg === 'wake' ? arg : Number(arg));
+      console.log(renderEndpoint(await describeEndpoint(client, name)));
+      return 0;
+    }
+    case 'rollback': {
+      if (!arg) throw new UsageError('an alias is required');
+      const { versionName } = await rollbackEndpointAlias(client, name, arg);
+      console.log(`${arg} → ${versionName} on ${name}`);
+      return 0;
+    }
+    case 'unload':
+      if (!arg) throw new UsageError('a version name is required');
+      await unloadEndpointVersion(client, name, arg);
+      console.log(`${arg} unloaded from ${name}`);
+      return 0;
+    case 'retire':
+      await retireEndpoint(client, name);
+      console.log(`Endpoint ${name} retired: its Deployment, Service, ConfigMap and pool are gone`);
+      return 0;
+    default:
+      throw new UsageError(`unknown endpoint command "${sub ?? ''}"`);
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const { values, positionals } = parseArgs({
@@ -214,6 +282,13 @@ async function main(argv: string[]): Promise<number> {
       overlap: { type: 'string' },
       'catchup-window': { type: 'string' },
       jitter: { type: 'string' },
+      'vm-size': { type: 'string' },
+      namespace: { type: 'string' },
+      replicas: { type: 'string' },
+      'max-loras': { type: 'string' },
+      'max-lora-rank': { type: 'string' },
+      'idle-grace-seconds': { type: 'string' },
+      'rollback-window-minutes': { type: 'string' },
       by: { type: 'string' },
       reason: { type: 'string' },
     },
@@ -233,7 +308,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
-  if (!['start', 'status', 'list', 'cancel', 'schedule', 'promote', 'promotion', 'approve', 'reject'].includes(command ?? '')) throw new UsageError(command ? `unknown command "${command}"` : 'a command is required');
+  if (!['start', 'status', 'list', 'cancel', 'schedule', 'endpoint', 'promote', 'promotion', 'approve', 'reject'].includes(command ?? '')) throw new UsageError(command ? `unknown command "${command}"` : 'a command is required');
 
   const temporal = loadTemporalSettings();
   const client = await connectClient(temporal);
@@ -252,6 +327,8 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'schedule':
         return await scheduleCommand(client, temporal.taskQueue, positionals, values);
+      case 'endpoint':
+        return await endpointCommand(client, temporal.taskQueue, positionals, values);
       case 'promote': {
         const workflowId = await startPromotion(client, readRequest(positionals[0]) as unknown as PromotionRequest, { name: values.id, taskQueue: temporal.taskQueue });
         console.log(`Started ${workflowId}`);

@@ -63,6 +63,22 @@ export const smokeChecks: ActivityOptions = {
 };
 
 /**
+ * Waiting until an endpoint's replicas have applied a desired state. An adapter a router could
+ * not load (a rank over max-lora-rank, another base model) will not load on a retry either.
+ */
+export const replicaConvergence: ActivityOptions = {
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: livenessTimeout,
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [failureTypes.adapterLoadFailed],
+  },
+};
+
+/**
  * Updates a promotion sends to its endpoint's workflow: a load waits until every replica serves
  * the adapter, and may first wake the endpoint (a node pool to create), so minutes. What the
  * endpoint refuses (its validator, a replica's load error) does not heal by retrying.

@@ -124,7 +124,7 @@ async function inspect(run: Promotion): Promise<void> {
     () => endpoints.ensureEndpoint({ spec: plan.endpoint, namespace: plan.namespace }),
     (e) => `${e.name}: ${e.baseModel} on ${e.vmSize}, ${e.scale}`,
   );
-  const problems = adapterProblems(adapter, { baseModel: run.endpoint.baseModel, maxLoraRank: run.endpoint.maxLoraRank ?? plan.endpoint.maxLoraRank! });
+  const problems = adapterProblems(adapter, { baseModel: run.endpoint.baseModel, maxLoraRank: run.endpoint.maxLoraRank });
   if (problems.length) throw invalidInput(`adapter ${plan.image} for endpoint ${plan.endpoint.name}`, problems);
   run.status.previousVersion = run.endpoint.aliases.find((a) => a.alias === plan.alias)?.versionName;
 }
