@@ -108,26 +108,37 @@ export interface WatchVerdict {
 
 const percent = (rate: number) => `${(rate * 100).toFixed(1)}%`;
 
+/** How much worse than the previous version the watch window lets the new one be. */
+export interface WatchTolerance {
+  /** The error rate may rise by this much (0 to 1). */
+  maxErrorRateIncrease: number;
+  /** The smoke prompts' pass rate may drop by this much (0 to 1): the gate's maxRegression, 0 when it sets none. */
+  maxSmokeRegression: number;
+}
+
 /**
  * Rolls back when the alias fails more requests than the previous version did by more than the
- * allowed increase, or when the new version passes fewer smoke prompts than the previous one on
- * the same server. With no previous version (a first promotion), only the error rate counts.
+ * allowed increase, or when the new version passes the smoke prompts worse than the previous one
+ * on the same server by more than the allowed regression. With no previous version (a first
+ * promotion), only the error rate counts.
  */
-export function watchVerdict(evidence: WatchEvidence, maxErrorRateIncrease: number): WatchVerdict {
+export function watchVerdict(evidence: WatchEvidence, tolerance: WatchTolerance): WatchVerdict {
   const reasons: string[] = [];
   let rollback = false;
+  // Rates are ratios of small integers: compare in whole hundredths of a percent, not raw floats.
+  const exceeds = (rise: number, allowed: number) => Math.round(rise * 10000) > Math.round(allowed * 10000);
   const now = errorRate(evidence.current);
   const before = errorRate(evidence.previous);
-  // Rates are ratios of small integers: compare in whole hundredths of a percent, not raw floats.
-  if (Math.round((now - before) * 10000) > Math.round(maxErrorRateIncrease * 10000)) {
+  if (exceeds(now - before, tolerance.maxErrorRateIncrease)) {
     rollback = true;
-    reasons.push(`error rate ${percent(now)} (${evidence.current.errors}/${evidence.current.requests}) vs previous ${percent(before)}: more than ${percent(maxErrorRateIncrease)} worse`);
-  } else reasons.push(`error rate ${percent(now)} vs previous ${percent(before)}: within ${percent(maxErrorRateIncrease)}`);
+    reasons.push(`error rate ${percent(now)} (${evidence.current.errors}/${evidence.current.requests}) vs previous ${percent(before)}: more than ${percent(tolerance.maxErrorRateIncrease)} worse`);
+  } else reasons.push(`error rate ${percent(now)} vs previous ${percent(before)}: within ${percent(tolerance.maxErrorRateIncrease)}`);
   const { current, previous } = evidence.smoke;
-  if (previous && current.passed < previous.passed) {
-    rollback = true;
-    reasons.push(`smoke prompts ${current.passed}/${current.total} vs previous ${previous.passed}/${previous.total}: worse`);
-  } else if (previous) reasons.push(`smoke prompts ${current.passed}/${current.total} vs previous ${previous.passed}/${previous.total}`);
+  if (previous) {
+    const worse = exceeds(previous.passRate - current.passRate, tolerance.maxSmokeRegression);
+    rollback ||= worse;
+    reasons.push(`smoke prompts ${current.passed}/${current.total} vs previous ${previous.passed}/${previous.total}: ${worse ? 'worse than' : 'within'} the allowed ${percent(tolerance.maxSmokeRegression)} regression`);
+  }
   return { rollback, reasons };
 }
 

@@ -69,10 +69,16 @@ describe('watch window', () => {
     expect(trafficSince({ requests: 2, errors: 0 }, { requests: 4, errors: 1 })).toEqual({ requests: 0, errors: 0 });
   });
 
-  it('rolls back when the error rate rises beyond the allowed increase, or the smoke prompts do worse than the previous version', () => {
-    const calm = { current: { requests: 100, errors: 1 }, previous: { requests: 100, errors: 0 }, smoke: { current: result(5, 5), previous: result(5, 5) } };
-    expect(watchVerdict(calm, 0.01).rollback).toBe(false);
-    expect(watchVerdict({ ...calm, current: { requests: 100, errors: 3 } }, 0.01)).toMatchObject({ rollback: true, reasons: [expect.stringMatching(/^error rate 3.0% \(3\/100\) vs previous 0.0%/), expect.any(String)] });
-    expect(watchVerdict({ ...calm, smoke: { current: result(2, 5), previous: result(5, 5) } }, 0.01)).toMatchObject({ rollback: true, reasons: [expect.any(String), 'smoke prompts 2/5 vs previous 5/5: worse'] });
+  it('rolls back when the error rate rises beyond the allowed increase, or the smoke prompts do worse than the previous version beyond the allowed regression', () => {
+    const tolerance = { maxErrorRateIncrease: 0.01, maxSmokeRegression: 0.2 };
+    const calm = { current: { requests: 100, errors: 1 }, previous: { requests: 100, errors: 0 }, smoke: { current: result(4, 5), previous: result(5, 5) } };
+    expect(watchVerdict(calm, tolerance)).toEqual({ rollback: false, reasons: ['error rate 1.0% vs previous 0.0%: within 1.0%', 'smoke prompts 4/5 vs previous 5/5: within the allowed 20.0% regression'] });
+    expect(watchVerdict({ ...calm, current: { requests: 100, errors: 3 } }, tolerance)).toMatchObject({ rollback: true, reasons: [expect.stringMatching(/^error rate 3.0% \(3\/100\) vs previous 0.0%: more than 1.0% worse/), expect.any(String)] });
+    expect(watchVerdict({ ...calm, smoke: { current: result(3, 5), previous: result(5, 5) } }, tolerance)).toMatchObject({ rollback: true, reasons: [expect.any(String), 'smoke prompts 3/5 vs previous 5/5: worse than the allowed 20.0% regression'] });
+  });
+
+  it('judges a first promotion by its error rate alone', () => {
+    const first = { current: { requests: 10, errors: 0 }, previous: { requests: 0, errors: 0 }, smoke: { current: result(0, 5) } };
+    expect(watchVerdict(first, { maxErrorRateIncrease: 0, maxSmokeRegression: 0 }).rollback).toBe(false);
   });
 });

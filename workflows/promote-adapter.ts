@@ -229,7 +229,7 @@ async function watch(run: Promotion): Promise<WatchVerdict> {
           previous: trafficSince(baseline.traffic[status.previousVersion!], undefined),
           smoke: now.smoke,
         },
-        plan.maxErrorRateIncrease,
+        { maxErrorRateIncrease: plan.maxErrorRateIncrease, maxSmokeRegression: plan.gate.maxRegression ?? 0 },
       );
       if (status.watch.rollback) break;
     }
