@@ -8,6 +8,7 @@ import { failureTypes } from '../../domain/failure-types.js';
 import { parseImageReference } from '../../domain/image-reference.js';
 import { createRegistryContentClient } from '../../workers/clients.js';
 import { mediaTypes } from './adapter-image.js';
+import { type EvaluationArtifact, listEvaluationArtifacts, recordEvaluationArtifact } from './evaluation-artifacts.js';
 
 export interface AdapterImage {
   digest: string;
@@ -16,6 +17,13 @@ export interface AdapterImage {
 }
 
 export function createRegistryActivities({ credential, allowLoopbackRegistry }: { credential: TokenCredential; allowLoopbackRegistry: boolean }) {
+  /** The repository's client and the manifest digest of an image named by digest (lineage refers to exact bytes). */
+  const byDigest = (image: string) => {
+    const ref = parseImageReference(image);
+    if (!ref?.digest) throw ApplicationFailure.nonRetryable(`${image} is not an image reference by digest (registry/repository@sha256:...)`, failureTypes.invalidRequest);
+    return { client: createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential), digest: ref.digest };
+  };
+
   return {
     /**
      * Refuses an output registry on a loopback address before anything is created: the pusher
@@ -49,6 +57,21 @@ export function createRegistryActivities({ credential, allowLoopbackRegistry }: 
         }
         throw err;
       }
+    },
+
+    /**
+     * Records an evaluation in the adapter's lineage: an OCI artifact whose subject is the adapter
+     * image, in the adapter's repository. Idempotent: the same evaluation gives the same artifact.
+     */
+    async recordEvaluationArtifact(p: { adapterImage: string; evaluation: unknown; annotations?: Record<string, string> }): Promise<{ digest: string; referrersTag?: string }> {
+      const { client, digest } = byDigest(p.adapterImage);
+      return recordEvaluationArtifact(client, { subjectDigest: digest, evaluation: p.evaluation, annotations: p.annotations });
+    },
+
+    /** The evaluations recorded for an adapter image, oldest first. */
+    async listEvaluationArtifacts(adapterImage: string): Promise<EvaluationArtifact[]> {
+      const { client, digest } = byDigest(adapterImage);
+      return listEvaluationArtifacts(client, digest);
     },
   };
 }
