@@ -54,13 +54,18 @@ export function trainingConfig(method: TuningMethod, o: TuningOverrides = {}): T
   };
 }
 
-/** FNV-1a of a value's canonical JSON: a stable fingerprint for lineage annotations. */
-export function fingerprint(value: unknown): string {
+/** A value's JSON with object keys sorted: the same value always gives the same bytes. */
+export function canonicalJson(value: unknown): string {
   const canonical = (v: unknown): unknown =>
     Array.isArray(v)
       ? v.map(canonical)
       : v && typeof v === 'object'
         ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]))
         : v;
-  return fnv1a(JSON.stringify(canonical(value))).toString(16).padStart(8, '0');
+  return JSON.stringify(canonical(value));
+}
+
+/** FNV-1a of a value's canonical JSON: a stable fingerprint for lineage annotations. */
+export function fingerprint(value: unknown): string {
+  return fnv1a(canonicalJson(value)).toString(16).padStart(8, '0');
 }

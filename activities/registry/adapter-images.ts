@@ -1,5 +1,7 @@
 // Registry activities: read a pushed adapter image back, so the run records the digest the
 // registry actually holds (not what a pusher claimed).
+import { buffer } from 'node:stream/consumers';
+import { gunzipSync } from 'node:zlib';
 import type { TokenCredential } from '@azure/core-auth';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { ApplicationFailure } from '@temporalio/common';
@@ -7,9 +9,8 @@ import { hostProblem } from '../../domain/dataset-url.js';
 import { failureTypes } from '../../domain/failure-types.js';
 import { parseImageReference } from '../../domain/image-reference.js';
 import { createRegistryContentClient } from '../../workers/clients.js';
-import { buffer } from 'node:stream/consumers';
-import { gunzipSync } from 'node:zlib';
 import { mediaTypes, tarFiles } from './adapter-image.js';
+import { type EvaluationArtifact, listEvaluationArtifacts, recordEvaluationArtifact } from './evaluation-artifacts.js';
 
 export interface AdapterImage {
   digest: string;
@@ -27,6 +28,13 @@ export interface InspectedAdapter {
 }
 
 export function createRegistryActivities({ credential, allowLoopbackRegistry }: { credential: TokenCredential; allowLoopbackRegistry: boolean }) {
+  /** The repository's client and the manifest digest of an image named by digest (lineage refers to exact bytes). */
+  const byDigest = (image: string) => {
+    const ref = parseImageReference(image);
+    if (!ref?.digest) throw ApplicationFailure.nonRetryable(`${image} is not an image reference by digest (registry/repository@sha256:...)`, failureTypes.invalidRequest);
+    return { client: createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential), digest: ref.digest };
+  };
+
   return {
     /**
      * Refuses an output registry on a loopback address before anything is created: the pusher
@@ -43,14 +51,12 @@ export function createRegistryActivities({ credential, allowLoopbackRegistry }: 
       );
     },
 
-
     readAdapterImage,
 
     /** The adapter image's base model annotation and adapter_config.json (KAITO's layout: data/ in the layer), read by digest. */
     async inspectAdapterImage(image: string): Promise<InspectedAdapter> {
+      const { client } = byDigest(image);
       const adapter = await readAdapterImage(image, { type: failureTypes.invalidRequest, hint: '' });
-      const ref = parseImageReference(image)!;
-      const client = createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential);
       const files = await tarFiles(gunzipSync(await buffer((await client.downloadBlob(adapter.layerDigest)).content)));
       const text = files['data/adapter_config.json']?.toString('utf8');
       let config: unknown = text;
@@ -60,6 +66,21 @@ export function createRegistryActivities({ credential, allowLoopbackRegistry }: 
         // kept as text: adapterProblems reports it is not a JSON object
       }
       return { digest: adapter.digest, baseModel: adapter.annotations['sh.kaito.model.name'], config };
+    },
+
+    /**
+     * Records an evaluation in the adapter's lineage: an OCI artifact whose subject is the adapter
+     * image, in the adapter's repository. Idempotent: the same evaluation gives the same artifact.
+     */
+    async recordEvaluationArtifact(p: { adapterImage: string; evaluation: unknown; annotations?: Record<string, string> }): Promise<{ digest: string; referrersTag?: string }> {
+      const { client, digest } = byDigest(p.adapterImage);
+      return recordEvaluationArtifact(client, { subjectDigest: digest, evaluation: p.evaluation, annotations: p.annotations });
+    },
+
+    /** The evaluations recorded for an adapter image, oldest first. */
+    async listEvaluationArtifacts(adapterImage: string): Promise<EvaluationArtifact[]> {
+      const { client, digest } = byDigest(adapterImage);
+      return listEvaluationArtifacts(client, digest);
     },
   };
 
