@@ -8,6 +8,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  isCancellation,
   log,
   proxyActivities,
   setHandler,
@@ -38,7 +39,7 @@ import { StepRecorder } from './step-recorder.js';
 
 export { type PromotionStatus, promotionStatusQuery, approveUpdate, rejectUpdate } from './promotion-api.js';
 
-const registry = proxyActivities<Pick<Activities, 'inspectAdapterImage'>>(apiCalls);
+const registry = proxyActivities<Pick<Activities, 'inspectAdapterImage' | 'recordEvaluationArtifact'>>(apiCalls);
 const endpoints = proxyActivities<Pick<Activities, 'ensureEndpoint' | 'sendEndpointUpdate'>>(endpointUpdates);
 const evaluation = proxyActivities<Pick<Activities, 'evaluateSuite' | 'watchAlias'>>(evaluations);
 
@@ -73,9 +74,9 @@ export async function promoteAdapter(input: PromotionRequest): Promise<Promotion
     const verdict = await watch(run);
     if (verdict.rollback) {
       await rollBack(run, verdict.reasons.join('; '));
-      return finish(run, 'rolled-back');
+      return await finish(run, 'rolled-back');
     }
-    return finish(run, 'promoted');
+    return await finish(run, 'promoted');
   } catch (err) {
     throw await compensate(run, err);
   }
@@ -243,9 +244,30 @@ async function rollBack(run: Promotion, reason: string): Promise<void> {
   run.status.decisions.push({ at: new Date().toISOString(), decision: 'rolled-back', reason });
 }
 
-function finish(run: Promotion, state: 'promoted' | 'rejected' | 'rolled-back'): PromotionStatus {
+async function finish(run: Promotion, state: 'promoted' | 'rejected' | 'rolled-back'): Promise<PromotionStatus> {
+  await recordLineage(run, state);
   enter(run, state);
   return run.status;
+}
+
+/**
+ * The evaluation and its outcome become part of the adapter's lineage (an OCI artifact that
+ * refers to the image). The outcome stands either way: a registry that refuses the artifact
+ * after its retries is reported in the status, and never undoes a promotion.
+ */
+async function recordLineage(run: Promotion, outcome: PromotionState): Promise<void> {
+  const { plan, status } = run;
+  const evaluation = {
+    workflowId: workflowInfo().workflowId, endpoint: plan.endpoint.name, alias: plan.alias, versionName: status.versionName, outcome,
+    scores: status.scores, gate: status.gate, decisions: status.decisions, watch: status.watch,
+  };
+  try {
+    const recorded = await run.recorder.step('record lineage', () => registry.recordEvaluationArtifact({ adapterImage: plan.image, evaluation }), (r) => r.digest);
+    status.lineage = { artifactDigest: recorded.digest, referrersTag: recorded.referrersTag };
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    status.lineage = { error: rootMessage(err) };
+  }
 }
 
 /**

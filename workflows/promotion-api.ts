@@ -38,6 +38,8 @@ export interface PromotionStatus {
   decisions: { at: string; decision: 'approved' | 'rejected' | 'approval-timed-out' | 'gate-rejected' | 'rolled-back'; by?: string; reason?: string }[];
   /** The watch window's last verdict. */
   watch?: WatchVerdict;
+  /** The evaluation recorded in the adapter's lineage: an OCI artifact whose subject is the adapter image. */
+  lineage?: { artifactDigest?: string; referrersTag?: string; error?: string };
   /** The root cause of a failure. */
   error?: string;
 }
