@@ -3,7 +3,7 @@
 // input and decides a rollback with it, so a replay decides the same.
 import { z } from 'zod';
 import { endpointSpecSchema } from './endpoint.js';
-import { parsePromptSuite, type PromptCase, promotionGateSchema, type SuiteResult } from './evaluation.js';
+import { parsePromptSuite, type PromotionGate, type PromptCase, promotionGateSchema, type SuiteResult } from './evaluation.js';
 import { type Checked, checkInput, dnsLabel, number, strict, text } from './schema.js';
 
 /** A suite travels in the workflow's input and history: keep it well under Temporal's 2 MiB payload limit. */
@@ -33,9 +33,11 @@ const promotionShape = {
   alias: dnsLabel(40, 'model alias'),
   /** JSONL, one case a line: {"prompt": ..., "expect": {"exact"|"contains"|"regex"|"json": ...}}. */
   suite: strict({ jsonl: text(`JSONL text of at most ${maxSuiteBytes} bytes`, { max: maxSuiteBytes }) }),
-  gate: promotionGateSchema.default({}),
-  approval: approvalSchema.default('none'),
-  watch: watchSchema.default({}),
+  /** Every criterion must hold (default: none, the candidate passes). */
+  gate: promotionGateSchema.optional(),
+  /** Default "none": switched once the gate passes. */
+  approval: approvalSchema.optional(),
+  watch: watchSchema.optional(),
   /** The run namespace the endpoint lives in (default aks-finetune). */
   namespace: dnsLabel(63, 'namespace').optional(),
 };
@@ -54,6 +56,9 @@ export type PromotionRequest = z.input<typeof promotionRequestSchema>;
 
 export interface PromotionPlan extends z.output<typeof promotionRequestSchema> {
   namespace: string;
+  gate: PromotionGate;
+  approval: NonNullable<z.output<typeof approvalSchema>>;
+  watch: z.output<typeof watchSchema>;
   cases: PromptCase[];
   smokeCases: PromptCase[];
   maxErrorRateIncrease: number;
@@ -79,9 +84,12 @@ export function validatePromotionRequest(input: unknown): Checked<PromotionPlan>
     value: {
       ...request,
       namespace: request.namespace ?? promotionDefaults.namespace,
+      gate: request.gate ?? {},
+      approval: request.approval ?? 'none',
+      watch: request.watch ?? {},
       cases,
-      smokeCases: cases.slice(0, request.watch.smokeCases ?? promotionDefaults.smokeCases),
-      maxErrorRateIncrease: request.watch.maxErrorRateIncrease ?? promotionDefaults.maxErrorRateIncrease,
+      smokeCases: cases.slice(0, request.watch?.smokeCases ?? promotionDefaults.smokeCases),
+      maxErrorRateIncrease: request.watch?.maxErrorRateIncrease ?? promotionDefaults.maxErrorRateIncrease,
     },
   };
 }
