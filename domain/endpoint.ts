@@ -111,7 +111,7 @@ export function resolveModelName(s: EndpointState, requestedModel: string): stri
 
 export const desiredAdapters = (s: EndpointState) => s.versions.map(({ versionName, digest }) => ({ versionName, digest }));
 
-export function reconcilePlan(desired: { versionName: string; digest: string }[], loadedOnReplica: string[]) {
+export function reconcilePlan<T extends { versionName: string }>(desired: T[], loadedOnReplica: string[]) {
   const want = new Set(desired.map((d) => d.versionName));
   return { load: desired.filter((d) => !loadedOnReplica.includes(d.versionName)), unload: loadedOnReplica.filter((n) => !want.has(n)) };
 }
