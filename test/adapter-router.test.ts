@@ -3,7 +3,7 @@
 // per pod (SIMULATION of the sidecar's container) in front of that pod's simulated vLLM. Replicas
 // converge to the desired-state ConfigMap, the alias switches with no failed request and no pod
 // restart, a replaced pod comes back with the endpoint's adapters, an adapter over max-lora-rank
-// is refused and the alias keeps its version.
+// is refused and the alias keeps its version, and an API server restart does not lose the watch.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,8 @@ import { defaultImages } from '../activities/kubernetes/tuning-job.js';
 import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import type { DesiredState, RouterStatus } from '../domain/adapter-router.js';
 import { parseEndpointSpec } from '../domain/endpoint.js';
+import { restartComponent } from '../scripts/chaos/processes.js';
+import { loadStackConfig } from '../scripts/stack/config.js';
 import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { adminKubeConfig, clusterName, config, containerService, core, createRunNamespace, eventually, resourceGroup, unique } from './support.js';
@@ -193,5 +195,12 @@ describe('the adapter-router sidecar (product code, run per simulated pod)', () 
       expect(status.errors).toEqual([{ versionName: 'bot-v3', message: "rank 32 exceeds the endpoint's max-lora-rank 16" }]);
     }
     expect((await complete(service)).json.model).toBe('bot-v2');
+  });
+
+  it('follows the desired state across an API server restart (watch ends, list again)', async () => {
+    await restartComponent(loadStackConfig(), 'kube-apiserver', 1_000);
+    await writeDesired({ generation: 5, adapters: [{ versionName: 'bot-v2', image: images.v2 }, { versionName: 'bot-v4', image: images.v1 }], aliases: { bot: 'bot-v4' } });
+    for (const pod of await converged(5)) expect(await routerStatus(pod)).toMatchObject({ loaded: ['bot-v2', 'bot-v4'], aliases: { bot: 'bot-v4' }, errors: [] });
+    expect((await complete(service)).json.model).toBe('bot-v4');
   });
 });
