@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { buffer } from 'node:stream/consumers';
 import type { TokenCredential } from '@azure/core-auth';
-import { CoreV1Api, KubeConfig, type V1ConfigMap, Watch } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, KubeConfig, type V1ConfigMap, Watch } from '@kubernetes/client-node';
 import { pullAdapterImage, type PulledAdapter } from '../activities/registry/adapter-image.js';
 import {
   aliasProblems, type DesiredState, desiredStateKey, parseDesiredState, type RequestCount, resolveAlias, routerMetrics, routerPaths, routerPort, type RouterStatus, routerReady,
@@ -50,7 +50,17 @@ export interface AdapterRouter {
   stop(): Promise<void>;
 }
 
-const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
+/** A Kubernetes API error as its Status message; any other error's message. */
+function errorMessage(err: unknown): string {
+  if (!(err instanceof ApiException)) return err instanceof Error ? err.message : String(err);
+  let message = String(err.body);
+  try {
+    message = (JSON.parse(message) as { message?: string }).message ?? message;
+  } catch {
+    // not a Status object
+  }
+  return `Kubernetes API ${err.code}: ${message}`;
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** vLLM's answer to a load or unload: plain text on success, an ErrorResponse {message} otherwise. */
