@@ -5,8 +5,9 @@
 import type { V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node';
 import { adapterMountPath, type DesiredState, desiredStateConfigMapName, desiredStateKey, routerPaths, routerPort, vllmPort } from '../../domain/adapter-router.js';
 import type { EndpointSpec } from '../../domain/endpoint.js';
-import { findModelPreset, modelWeightsImage } from '../../domain/models.js';
+import { findModelPreset } from '../../domain/models.js';
 import { vllmServerCommand } from '../../domain/vllm-server.js';
+import { servingService, servingVolumes, weightsInitContainer, weightsPath } from './inference.js';
 import { modelLabel, ownedMetadata, roleLabel, roles, runLabels } from './labels.js';
 import { onPool } from './placement.js';
 import type { ContainerImages } from './tuning-job.js';
@@ -14,7 +15,6 @@ import type { ContainerImages } from './tuning-job.js';
 /** The router's identity in each run namespace (deploy/run-namespace): get/list/watch ConfigMaps, AcrPull through workload identity. */
 export const adapterRouterServiceAccount = 'aks-finetune-adapter-router';
 export const adapterRouterContainer = 'adapter-router';
-const weightsPath = '/workspace/weights';
 
 export interface EndpointObjectsParams {
   endpoint: EndpointSpec;
@@ -67,14 +67,7 @@ export function endpointObjects(p: EndpointObjectsParams, images: ContainerImage
         spec: {
           ...onPool(p.pool, p.taints),
           serviceAccountName: adapterRouterServiceAccount,
-          initContainers: [
-            {
-              name: 'model-weights',
-              image: images.oras,
-              command: ['oras', 'pull', modelWeightsImage(images.kaitoRegistry, model), '-o', weightsPath],
-              volumeMounts: [{ name: 'weights', mountPath: weightsPath }],
-            },
-          ],
+          initContainers: [weightsInitContainer(images, model)],
           containers: [
             {
               // First: the gpu-simulator reads the server's flags from the first container, as from inference.ts's.
@@ -109,20 +102,11 @@ export function endpointObjects(p: EndpointObjectsParams, images: ContainerImage
               volumeMounts: [{ name: 'adapters', mountPath: adapterMountPath }],
             },
           ],
-          volumes: [
-            { name: 'weights', emptyDir: {} },
-            { name: 'adapters', emptyDir: {} },
-            { name: 'dshm', emptyDir: { medium: 'Memory' } },
-          ],
+          volumes: servingVolumes(),
         },
       },
     },
   };
-  const service: V1Service = {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: p.namespace, ...ownedMetadata(p.owner, labels) },
-    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: routerPort }] },
-  };
+  const service = servingService({ name, namespace: p.namespace, ...ownedMetadata(p.owner, labels) }, selector, routerPort);
   return { deployment, service, configMap: desiredStateConfigMap(p) };
 }

@@ -1,7 +1,5 @@
 // Registry activities: read a pushed adapter image back, so the run records the digest the
 // registry actually holds (not what a pusher claimed).
-import { buffer } from 'node:stream/consumers';
-import { gunzipSync } from 'node:zlib';
 import type { TokenCredential } from '@azure/core-auth';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { ApplicationFailure } from '@temporalio/common';
@@ -9,7 +7,7 @@ import { hostProblem } from '../../domain/dataset-url.js';
 import { failureTypes } from '../../domain/failure-types.js';
 import { parseImageReference } from '../../domain/image-reference.js';
 import { createRegistryContentClient } from '../../workers/clients.js';
-import { mediaTypes, tarFiles } from './adapter-image.js';
+import { mediaTypes, readAdapterImageFiles } from './adapter-image.js';
 import { type EvaluationArtifact, listEvaluationArtifacts, recordEvaluationArtifact } from './evaluation-artifacts.js';
 
 export interface AdapterImage {
@@ -23,7 +21,7 @@ export interface InspectedAdapter {
   digest: string;
   /** The sh.kaito.model.name annotation: the base model the adapter was trained on. */
   baseModel: string | undefined;
-  /** data/adapter_config.json, parsed; a string when it is not JSON, undefined when absent. */
+  /** data/adapter_config.json, parsed; undefined when absent or not JSON. */
   config: unknown;
 }
 
@@ -51,21 +49,23 @@ export function createRegistryActivities({ credential, allowLoopbackRegistry }: 
       );
     },
 
-    readAdapterImage,
 
-    /** The adapter image's base model annotation and adapter_config.json (KAITO's layout: data/ in the layer), read by digest. */
-    async inspectAdapterImage(image: string): Promise<InspectedAdapter> {
-      const { client } = byDigest(image);
-      const adapter = await readAdapterImage(image, { type: failureTypes.invalidRequest, hint: '' });
-      const files = await tarFiles(gunzipSync(await buffer((await client.downloadBlob(adapter.layerDigest)).content)));
-      const text = files['data/adapter_config.json']?.toString('utf8');
-      let config: unknown = text;
+    async readAdapterImage(image: string): Promise<AdapterImage> {
+      const ref = parseImageReference(image);
+      if (!ref) throw ApplicationFailure.nonRetryable(`not an image reference: ${image}`, failureTypes.invalidRequest);
+      const client = createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential);
       try {
-        config = text === undefined ? undefined : JSON.parse(text);
-      } catch {
-        // kept as text: adapterProblems reports it is not a JSON object
+        const { digest, manifest } = await client.getManifest(ref.digest ?? ref.tag ?? 'latest');
+        const m = manifest as { layers?: { mediaType: string; digest: string }[]; annotations?: Record<string, string> };
+        const layer = m.layers?.find((l) => l.mediaType === mediaTypes.layer);
+        if (!layer) throw ApplicationFailure.nonRetryable(`${image} has no ${mediaTypes.layer} layer: not an adapter image`, failureTypes.pushFailed);
+        return { digest, annotations: m.annotations ?? {}, layerDigest: layer.digest };
+      } catch (err) {
+        if (isRestError(err) && err.statusCode === 404) {
+          throw ApplicationFailure.nonRetryable(`${image} is not in the registry although the push reported success`, failureTypes.pushFailed);
+        }
+        throw err;
       }
-      return { digest: adapter.digest, baseModel: adapter.annotations['sh.kaito.model.name'], config };
     },
 
     /**
@@ -82,24 +82,18 @@ export function createRegistryActivities({ credential, allowLoopbackRegistry }: 
       const { client, digest } = byDigest(adapterImage);
       return listEvaluationArtifacts(client, digest);
     },
-  };
 
-  /** An adapter image's manifest; absent or not an adapter, it fails non-retryable with `missing`'s type and hint. */
-  async function readAdapterImage(image: string, missing: { type: string; hint: string } = { type: failureTypes.pushFailed, hint: ' although the push reported success' }): Promise<AdapterImage> {
-    const ref = parseImageReference(image);
-    if (!ref) throw ApplicationFailure.nonRetryable(`not an image reference: ${image}`, failureTypes.invalidRequest);
-    const client = createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential);
-    try {
-      const { digest, manifest } = await client.getManifest(ref.digest ?? ref.tag ?? 'latest');
-      const m = manifest as { layers?: { mediaType: string; digest: string }[]; annotations?: Record<string, string> };
-      const layer = m.layers?.find((l) => l.mediaType === mediaTypes.layer);
-      if (!layer) throw ApplicationFailure.nonRetryable(`${image} has no ${mediaTypes.layer} layer: not an adapter image`, missing.type);
-      return { digest, annotations: m.annotations ?? {}, layerDigest: layer.digest };
-    } catch (err) {
-      if (isRestError(err) && err.statusCode === 404) {
-        throw ApplicationFailure.nonRetryable(`${image} is not in the registry${missing.hint}`, missing.type);
+    /** What a promotion checks before anything loads the adapter: its base model annotation and adapter_config.json (KAITO's layout). */
+    async inspectAdapterImage(image: string): Promise<InspectedAdapter> {
+      const { client, digest } = byDigest(image);
+      try {
+        const adapter = await readAdapterImageFiles(client, digest);
+        return { digest, baseModel: adapter.annotations['sh.kaito.model.name'], config: adapter.config };
+      } catch (err) {
+        if (isRestError(err) && err.statusCode === 404) throw ApplicationFailure.nonRetryable(`${image} is not in the registry`, failureTypes.invalidRequest);
+        if (err instanceof Error && /not an adapter image/.test(err.message)) throw ApplicationFailure.nonRetryable(err.message, failureTypes.invalidRequest);
+        throw err;
       }
-      throw err;
-    }
-  }
+    },
+  };
 }
