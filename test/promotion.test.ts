@@ -48,7 +48,8 @@ async function pushAdapter(loraAlpha: number): Promise<string> {
   return `${registryHost}/${repository}@${digest}`;
 }
 
-const request = (image: string, overrides: Partial<PromotionRequest> = {}): PromotionRequest => ({ endpoint, namespace, alias, image, suite, gate, ...overrides });
+/** A promotion into the file's endpoint; not watched unless a test asks (the endpoint's default window is minutes). */
+const request = (image: string, overrides: Partial<PromotionRequest> = {}): PromotionRequest => ({ endpoint, namespace, alias, image, suite, gate, watch: { minutes: 0 }, ...overrides });
 
 const withWorker = <T>(run: () => Promise<T>) => temporal.withWorker(activities, run, taskQueue);
 const client = (): Client => temporal.env.client;
@@ -154,7 +155,7 @@ describe('promoteAdapter', () => {
       }
       expect(await podUids()).toEqual(pods);
     });
-  });
+  }, 300_000);
 
   it('refuses an approval while the run does not wait for one, and rejects the candidate when nobody decides in time', async () => {
     const workflowId = promotionWorkflowId(`approval-${unique()}`);
@@ -170,7 +171,7 @@ describe('promoteAdapter', () => {
       expect((await describeEndpoint(client(), endpointName)).loaded).not.toContain(result.versionName);
       expect(await servedVersion()).toBe(`${alias}-v1`);
     });
-  });
+  }, 120_000);
 
   it('rolls back on its own when the new version regresses in the watch window', async () => {
     await withWorker(async () => {
@@ -186,5 +187,5 @@ describe('promoteAdapter', () => {
       expect(result.decisions.map((d) => d.decision)).toEqual(['rolled-back']);
       expect(await servedVersion()).toBe(`${alias}-v1`);
     });
-  });
+  }, 120_000);
 });
