@@ -124,12 +124,18 @@ describe('promoteAdapter', () => {
       try {
         // 2. A bad adapter (the simulator answers it wrongly): rejected by the gate, unloaded, production untouched.
         await simulator.settings({ badAdapters: [`${alias}-v2`] });
-        const rejected = await (await promote(`second-${unique()}`, request(await pushAdapter(32)))).result();
+        const second = await promote(`second-${unique()}`, request(await pushAdapter(32)));
+        const rejected = await second.result();
         expect(rejected).toMatchObject({ phase: 'rejected', versionName: `${alias}-v2`, previousVersion: `${alias}-v1`, gate: { promote: false } });
         expect(rejected.scores!.candidate.passRate).toBe(0);
         expect(rejected.scores!.production!.passRate).toBeGreaterThanOrEqual(0.5);
         expect(rejected.decisions.map((d) => d.decision)).toEqual(['gate-rejected']);
         expect(rejected.lineage?.artifactDigest).toMatch(/^sha256:/);
+        const query = `WorkflowId = '${second.workflowId}' AND Endpoint = '${endpointName}' AND PromotionState = 'rejected' AND EvalPassRate = 0`;
+        await eventually(async () => {
+          for await (const found of client().workflow.list({ query })) return found.workflowId;
+          return undefined;
+        }, 'the rejected promotion by its search attributes');
         const afterReject = await describeEndpoint(client(), endpointName);
         expect(afterReject.loaded).not.toContain(`${alias}-v2`);
         expect(await servedVersion()).toBe(`${alias}-v1`);
