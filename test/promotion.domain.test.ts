@@ -2,6 +2,7 @@
 // the router counters the watch window reads, and its rollback verdict.
 import { describe, expect, it } from 'vitest';
 import type { SuiteResult } from '../domain/evaluation.js';
+import { promotionIdOf } from '../client/promotion-client.js';
 import { validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { addTraffic, aliasTrafficByVersion, trafficSince, validatePromotionRequest, watchVerdict } from '../domain/promotion.js';
 
@@ -80,5 +81,13 @@ describe('watch window', () => {
   it('judges a first promotion by its error rate alone', () => {
     const first = { current: { requests: 10, errors: 0 }, previous: { requests: 0, errors: 0 }, smoke: { current: result(0, 5) } };
     expect(watchVerdict(first, { maxErrorRateIncrease: 0, maxSmokeRegression: 0 }).rollback).toBe(false);
+  });
+});
+
+describe('promotion ids', () => {
+  it("reaches a fineTune run's promotion through the run's id, and any other id as it is", () => {
+    expect(promotionIdOf('fine-tune-support-2026')).toBe('fine-tune-support-2026-promote');
+    expect(promotionIdOf('fine-tune-support-2026-promote')).toBe('fine-tune-support-2026-promote');
+    expect(promotionIdOf('promote-support-3')).toBe('promote-support-3');
   });
 });

@@ -41,6 +41,8 @@ export interface EndpointDescription {
   vmSize: string;
   /** The highest adapter rank its vLLM accepts (--max-lora-rank): a promotion checks an adapter against it before loading. */
   maxLoraRank: number;
+  /** How long a promotion watches the alias after a switch, unless the promotion says otherwise. */
+  watchWindowMinutes: number;
   scale: 'running' | 'scaled-to-zero';
   replicas: number;
   pool: string;

@@ -339,6 +339,7 @@ function describe(ep: Endpoint): EndpointDescription {
     namespace: ep.namespace,
     vmSize: ep.state.spec.vmSize,
     maxLoraRank: ep.state.spec.maxLoraRank,
+    watchWindowMinutes: ep.state.spec.watchWindowMinutes,
     replicas: wantedReplicas(ep.state),
     pool: ep.pool,
     coldStartSeconds: ep.coldStartSeconds,

@@ -311,6 +311,9 @@ async function promote(run: PlannedRun): Promise<void> {
         args: [{ ...request, image: status.adapter!.reference!, evalLoss: status.evalLoss }],
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+      }).catch((err: unknown) => {
+        status.promotion!.state = 'failed';
+        throw err;
       }),
     (r) => `${r.phase}${r.versionName ? `: ${r.versionName}` : ''}`,
   );

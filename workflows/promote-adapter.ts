@@ -211,7 +211,7 @@ async function switchAlias(run: Promotion): Promise<void> {
  */
 async function watch(run: Promotion): Promise<WatchVerdict> {
   const { plan, status } = run;
-  const minutes = plan.watch.minutes ?? plan.endpoint.watchWindowMinutes ?? 0;
+  const minutes = plan.watch.minutes ?? run.endpoint!.watchWindowMinutes;
   if (!status.previousVersion || minutes === 0) {
     status.watch = { rollback: false, reasons: [status.previousVersion ? 'no watch window' : 'no previous version to compare with or roll back to'] };
     return status.watch;
