@@ -9,6 +9,7 @@
 // a loadCandidate) brings both back. Everything the endpoint owns is tagged with its workflow id
 // alone, so continue-as-new keeps it; retire or a cancel tears it down.
 import {
+  ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
@@ -95,12 +96,17 @@ export async function endpoint(input: EndpointInput): Promise<EndpointDescriptio
     // Queued like a change: an Update that arrives meanwhile runs once the endpoint exists.
     if (!input.carried) await exclusive(ep, () => create(ep));
     await serve(ep, input);
-    return describe(ep);
   } catch (err) {
     // A cancel or a failure tears the endpoint down: nothing it owned keeps billing.
     if (!ep.retired) await CancellationScope.nonCancellable(() => tearDown(ep));
     throw isCancellation(err) || err instanceof TemporalFailure ? err : ApplicationFailure.nonRetryable(`endpoint workflow code failed: ${String(err)}`, failureTypes.workflowCodeError);
   }
+  if (ep.retired) return describe(ep);
+  // Outside the try: continuing is no failure, and what the endpoint owns stays with the next run.
+  return continueAsNew<typeof endpoint>({
+    ...input,
+    carried: { state: ep.state, generation: ep.generation, coldStartSeconds: ep.coldStartSeconds, gpusPerNode: ep.gpusPerNode, traffic: ep.traffic },
+  });
 }
 
 /** Validates the input (a bad one fails before anything is created), then sets up the state, the query and the Updates. */
@@ -267,8 +273,14 @@ async function change(ep: Endpoint, transition: (s: EndpointState) => EndpointSt
     ep.state = previous;
     ep.generation += 1;
     await provisionReplicas(ep);
-    throw err;
+    throw changeFailure(err);
   }
+}
+
+/** What the Update's caller reads: the router's (or ARM's, Kubernetes') own message, not "Activity task failed". */
+function changeFailure(err: unknown): unknown {
+  if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) return err;
+  return ApplicationFailure.create({ message: err.cause.message, type: err.cause.type ?? undefined, nonRetryable: true, cause: err });
 }
 
 /** No traffic for the grace period (or asked to): the Deployment to 0, then the pool deleted. */
@@ -290,7 +302,7 @@ async function wakeUp(ep: Endpoint): Promise<void> {
   ep.coldStartSeconds.push((Date.now() - startedMs) / 1000);
 }
 
-/** Between changes: expire rollback windows, look for idleness, continue-as-new when the history is long, end when retired. */
+/** Between changes: expire rollback windows, look for idleness; returns when retired, or when the history is long enough to continue-as-new (no handler running). */
 async function serve(ep: Endpoint, input: EndpointInput): Promise<void> {
   const historyLong = () =>
     workflowInfo().continueAsNewSuggested || (input.continueAsNewAfterEvents !== undefined && workflowInfo().historyLength >= input.continueAsNewAfterEvents);
@@ -305,11 +317,6 @@ async function serve(ep: Endpoint, input: EndpointInput): Promise<void> {
     });
   }
   await condition(allHandlersFinished);
-  if (ep.retired) return;
-  await continueAsNew<typeof endpoint>({
-    ...input,
-    carried: { state: ep.state, generation: ep.generation, coldStartSeconds: ep.coldStartSeconds, gpusPerNode: ep.gpusPerNode, traffic: ep.traffic },
-  });
 }
 
 /** A quarter of the grace, between 2 s and a minute: idleness is noticed within about 1.25 × the grace. */
