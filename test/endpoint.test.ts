@@ -15,7 +15,7 @@ import { poolOwner } from '../domain/pool-tags.js';
 import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { createWorkerActivities } from '../workers/worker.js';
-import { describeEndpointQuery, type EndpointDescription, loadCandidateUpdate, promoteUpdate, retireUpdate, rollbackUpdate, unloadUpdate } from '../workflows/endpoint-api.js';
+import { describeEndpointQuery, type EndpointDescription, loadCandidateUpdate, promoteUpdate, retireUpdate, rollbackUpdate, scaleUpdate, unloadUpdate } from '../workflows/endpoint-api.js';
 import { endpoint } from '../workflows/endpoint.js';
 import { endpointWorkflowId } from '../workflows/ids.js';
 import { endpointPoolName } from '../workflows/naming.js';
@@ -162,10 +162,14 @@ describe('endpoint', () => {
       const { handle } = await startEndpoint(taskQueue, {}, { continueAsNewAfterEvents: 10 });
       const { versionName } = await handle.executeUpdate(loadCandidateUpdate, { args: [{ alias: 'bot', image: images.first }] });
       await handle.executeUpdate(promoteUpdate, { args: [{ versionName }] });
-      // The run that answered last, and what it held; its history is over the limit, so it continues-as-new.
+      // The run open now, and what it holds. Each wake of a running endpoint changes nothing but adds history events,
+      // so that run soon continues-as-new.
       const { runId } = await handle.describe();
       const before = await temporal.env.client.workflow.getHandle(handle.workflowId, runId).query(describeEndpointQuery);
-      await eventually(async () => ((await handle.describe()).runId !== runId ? true : undefined), 'a new run');
+      await eventually(async () => {
+        await handle.executeUpdate(scaleUpdate, { args: [{ wake: true }] });
+        return (await handle.describe()).runId !== runId ? true : undefined;
+      }, 'a new run');
       expect(runId).not.toBe(handle.firstExecutionRunId);
       expect(await describeOf(handle)).toEqual(before);
       expect(before.aliases.map((a) => `${a.alias}→${a.versionName}`)).toEqual(['bot→bot-v1']);
