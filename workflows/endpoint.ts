@@ -34,6 +34,7 @@ import {
   type EndpointSpec,
   type EndpointState,
   expireRollbackWindow,
+  idleCheck,
   loadCandidate,
   newEndpointState,
   parseEndpointInput,
@@ -41,6 +42,7 @@ import {
   rollback,
   scaleToZero,
   setReplicas,
+  type TrafficMark,
   unload,
   wake,
   wantedReplicas,
@@ -84,7 +86,7 @@ interface Endpoint {
   /** Nodes the pool has now (0 while scaled to zero). */
   poolNodes: number;
   /** The replicas' request counters last read, and since when they have not moved. */
-  traffic?: { fingerprint: string; sinceMs: number };
+  traffic?: TrafficMark;
   retired: boolean;
   /** The tail of the queue of changes: they run one at a time, in the order they arrived. */
   changes: Promise<unknown>;
@@ -311,10 +313,16 @@ async function serve(ep: Endpoint, input: EndpointInput): Promise<void> {
     const wakeInMs = Math.max(1_000, Math.min(idleCheckIntervalMs(ep.state.spec), nextExpiry - Date.now()));
     await condition(() => ep.retired || historyLong(), wakeInMs);
     if (ep.retired || historyLong()) break;
-    await exclusive(ep, async () => {
-      if (Object.values(ep.state.rollbackTargets).some((t) => t.expiresAtMs <= Date.now())) await change(ep, (s) => expireRollbackWindow(s, Date.now()));
-      if (ep.state.scale.state === 'running') await checkIdle(ep);
-    });
+    try {
+      await exclusive(ep, async () => {
+        if (Object.values(ep.state.rollbackTargets).some((t) => t.expiresAtMs <= Date.now())) await change(ep, (s) => expireRollbackWindow(s, Date.now()));
+        if (ep.state.scale.state === 'running') await checkIdle(ep);
+      });
+    } catch (err) {
+      // Housekeeping that failed (its activity out of retries) is tried again next time; the endpoint keeps serving.
+      if (isCancellation(err)) throw err;
+      log.warn('endpoint housekeeping failed; trying again at the next check', { error: String(err) });
+    }
   }
   await condition(allHandlersFinished);
 }
@@ -325,13 +333,9 @@ const idleCheckIntervalMs = (spec: EndpointSpec) => Math.min(60_000, Math.max(2_
 /** Any change of a replica's counters, or of the set of replicas, is traffic; none for the grace → scale to zero. */
 async function checkIdle(ep: Endpoint): Promise<void> {
   const replicas = await kube.readEndpointTraffic({ namespace: ep.namespace, name: ep.state.spec.name, owner: ep.owner });
-  const fingerprint = replicas.map((r) => `${r.uid}=${r.requests}`).sort().join(',');
-  const now = Date.now();
-  if (ep.traffic?.fingerprint !== fingerprint) {
-    ep.traffic = { fingerprint, sinceMs: now };
-    return;
-  }
-  if (now - ep.traffic.sinceMs >= ep.state.spec.idleGraceSeconds * 1000) await scaleDown(ep, `no requests for ${ep.state.spec.idleGraceSeconds}s`);
+  const { mark, idle } = idleCheck(ep.traffic, replicas, Date.now(), ep.state.spec.idleGraceSeconds);
+  ep.traffic = mark;
+  if (idle) await scaleDown(ep, `no requests for ${ep.state.spec.idleGraceSeconds}s`);
 }
 
 /** Deletes the endpoint's Deployment, Service and ConfigMap, then its pool: only what carries its workflow id. */
