@@ -20,7 +20,7 @@ import { endpoint } from '../workflows/endpoint.js';
 import { endpointWorkflowId } from '../workflows/ids.js';
 import { endpointPoolName } from '../workflows/naming.js';
 import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
-import { adminKubeConfig, config, createRunNamespace, emulator, eventually, objectsLabelled, poolOf, unique } from './support.js';
+import { adminKubeConfig, config, core, createRunNamespace, emulator, eventually, objectsLabelled, poolOf, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
@@ -196,6 +196,19 @@ describe('endpoint', () => {
         return result.decisions.some((d) => d.pool === pool && d.action === 'released') || (await poolOf(pool)) === undefined ? true : undefined;
       }, 'the pool released', 60_000);
       expect(await poolOf(pool)).toBeUndefined();
+    });
+  });
+
+  it('a cancelled endpoint tears down its objects and pool before it ends', async () => {
+    await temporal.withWorker(activities, async (taskQueue) => {
+      const { name, handle, pool } = await startEndpoint(taskQueue);
+      await handle.executeUpdate(loadCandidateUpdate, { args: [{ alias: 'bot', image: images.first }] });
+      expect(await poolOf(pool)).toBeDefined();
+      await handle.cancel();
+      await expect(handle.result()).rejects.toThrow();
+      expect(await poolOf(pool)).toBeUndefined();
+      expect(await objectsLabelled(namespace, `app=${name}`)).toEqual([]);
+      expect((await core.listNamespacedConfigMap({ namespace })).items.map((c) => c.metadata?.name)).not.toContain(desiredStateConfigMapName(name));
     });
   });
 });
