@@ -4,18 +4,8 @@
 import { type Client, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import { parseEndpointInput } from '../domain/endpoint.js';
 import { endpoint } from '../workflows/endpoint.js';
-import {
-  describeEndpointQuery,
-  type EndpointDescription,
-  type EndpointInput,
-  type LoadCandidateRequest,
-  loadCandidateUpdate,
-  promoteUpdate,
-  retireUpdate,
-  rollbackUpdate,
-  scaleUpdate,
-  unloadUpdate,
-} from '../workflows/endpoint-api.js';
+import * as api from '../workflows/endpoint-api.js';
+import type { EndpointDescription, EndpointInput, LoadCandidateRequest } from '../workflows/endpoint-api.js';
 import { defaultTaskQueue, endpointWorkflowId } from '../workflows/ids.js';
 
 export const endpointHandle = (client: Client, name: string): WorkflowHandle<typeof endpoint> => client.workflow.getHandle<typeof endpoint>(endpointWorkflowId(name));
@@ -41,31 +31,31 @@ export async function createEndpoint(
   }
 }
 
-export const describeEndpoint = (client: Client, name: string): Promise<EndpointDescription> => endpointHandle(client, name).query(describeEndpointQuery);
+export const describeEndpoint = (client: Client, name: string): Promise<EndpointDescription> => endpointHandle(client, name).query(api.describeEndpointQuery);
 
 /** Loads an adapter image (by digest) on every replica; the id makes a retried call load it once. */
 export const loadEndpointCandidate = (client: Client, name: string, request: LoadCandidateRequest, updateId?: string) =>
-  endpointHandle(client, name).executeUpdate(loadCandidateUpdate, { args: [request], updateId });
+  endpointHandle(client, name).executeUpdate(api.loadCandidateUpdate, { args: [request], updateId });
 
 export const promoteEndpointVersion = (client: Client, name: string, versionName: string, updateId?: string) =>
-  endpointHandle(client, name).executeUpdate(promoteUpdate, { args: [{ versionName }], updateId });
+  endpointHandle(client, name).executeUpdate(api.promoteUpdate, { args: [{ versionName }], updateId });
 
 export const rollbackEndpointAlias = (client: Client, name: string, alias: string, updateId?: string) =>
-  endpointHandle(client, name).executeUpdate(rollbackUpdate, { args: [{ alias }], updateId });
+  endpointHandle(client, name).executeUpdate(api.rollbackUpdate, { args: [{ alias }], updateId });
 
 export const unloadEndpointVersion = (client: Client, name: string, versionName: string, updateId?: string) =>
-  endpointHandle(client, name).executeUpdate(unloadUpdate, { args: [{ versionName }], updateId });
+  endpointHandle(client, name).executeUpdate(api.unloadUpdate, { args: [{ versionName }], updateId });
 
 /** A replica count, `zero` (Deployment to 0, pool released) or `wake`. */
 export function scaleEndpoint(client: Client, name: string, to: number | 'zero' | 'wake'): Promise<void> {
   const request = to === 'zero' ? { toZero: true as const } : to === 'wake' ? { wake: true as const } : { replicas: to };
-  return endpointHandle(client, name).executeUpdate(scaleUpdate, { args: [request] });
+  return endpointHandle(client, name).executeUpdate(api.scaleUpdate, { args: [request] });
 }
 
 /** Tears the endpoint down and waits until its workflow has ended. */
 export async function retireEndpoint(client: Client, name: string): Promise<void> {
   const handle = endpointHandle(client, name);
-  await handle.executeUpdate(retireUpdate, { args: [] });
+  await handle.executeUpdate(api.retireUpdate, { args: [] });
   await handle.result();
 }
 

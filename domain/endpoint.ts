@@ -205,3 +205,31 @@ export function describeEndpoint(s: EndpointState) {
     loaded: s.versions.map((v) => v.versionName),
   };
 }
+
+/** The counters that move with every client request: vLLM's own (docs.vllm.ai, "Production Metrics") and the router's. */
+export const requestCounters = ['vllm:request_success_total', 'adapter_router_requests_total'];
+
+/** The sum of every sample of the request counters in one Prometheus text exposition (a replica's /metrics). */
+export function requestCount(metrics: string): number {
+  let total = 0;
+  for (const line of metrics.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (match && requestCounters.includes(match[1]!)) total += Number(match[3]) || 0;
+  }
+  return total;
+}
+
+/** The replicas' counters last read, and since when they have not moved. */
+export interface TrafficMark { fingerprint: string; sinceMs: number }
+
+/**
+ * Whether the endpoint is idle: any change of a replica's count, or of the set of replicas (a
+ * new pod, a restart), is traffic and starts the grace again; counts unchanged for the whole
+ * grace mean idle.
+ */
+export function idleCheck(previous: TrafficMark | undefined, replicas: { uid: string; requests: number }[], nowMs: number, graceSeconds: number): { mark: TrafficMark; idle: boolean } {
+  const fingerprint = replicas.map((r) => `${r.uid}=${r.requests}`).sort().join(',');
+  if (previous?.fingerprint !== fingerprint) return { mark: { fingerprint, sinceMs: nowMs }, idle: false };
+  return { mark: previous, idle: nowMs - previous.sinceMs >= graceSeconds * 1000 };
+}

@@ -11,7 +11,7 @@ import { createWorkerActivities } from '../workers/worker.js';
 import { FineTuneFailedError, fineTuneResult, getFineTuneStatus } from '../client/fine-tune-client.js';
 import { fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { nodePoolName } from '../workflows/naming.js';
-import { config, emulator, eventually, simulator, testFineTuneRequest, unique } from './support.js';
+import { config, createRunNamespace, emulator, eventually, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 import { fineTuneWorkflowId } from '../workflows/ids.js';
 
@@ -121,6 +121,23 @@ describe('CLI', () => {
       expect(cancelled.out).toContain(`Cancellation requested for ${id}`);
       await expect(handle.result()).rejects.toThrow();
       expect((await handle.query(fineTuneStatusQuery)).phase).toBe('cancelled');
+    });
+  });
+
+  it('creates an endpoint, describes it, scales it to zero and back, and retires it', async () => {
+    const namespace = `cli-ep-${unique()}`;
+    await createRunNamespace(namespace);
+    const name = `cli-${unique()}`;
+    await temporal.withWorker(activities, async (taskQueue) => {
+      const bad = await cli(['endpoint', 'create', name, '--model', 'phi-3-mini-4k-instruct', '--vm-size', 'Standard_NC24ads_A100_v4', '--namespace', namespace, '--idle-grace-seconds', '5'], taskQueue);
+      expect(bad).toMatchObject({ code: 1, out: expect.stringMatching(/idleGraceSeconds/) });
+      const created = await cli(['endpoint', 'create', name, '--model', 'phi-3-mini-4k-instruct', '--vm-size', 'Standard_NC24ads_A100_v4', '--namespace', namespace], taskQueue);
+      expect(created).toMatchObject({ code: 0, out: expect.stringContaining(`Created endpoint ${name}`) });
+      expect((await cli(['endpoint', 'scale', name, 'zero'], taskQueue)).out).toMatch(/scaled to zero/);
+      const woken = await cli(['endpoint', 'scale', name, 'wake'], taskQueue);
+      expect(woken.out).toMatch(/1 replica\(s\)[\s\S]*no alias served yet[\s\S]*cold starts 1 \(last [0-9.]+ s\)/);
+      expect((await cli(['endpoint', 'describe', name], taskQueue)).out).toMatch(new RegExp(`${name} \\(${namespace}\\): phi-3-mini-4k-instruct on Standard_NC24ads_A100_v4`));
+      expect((await cli(['endpoint', 'retire', name], taskQueue))).toMatchObject({ code: 0, out: expect.stringContaining('retired') });
     });
   });
 });

@@ -1,7 +1,7 @@
 // The endpoint's pure state machine: spec, transitions and their validators, alias resolution,
 // and the per-replica reconcile plan.
 import { describe, expect, it } from 'vitest';
-import { checkLoadCandidate, checkScale, desiredState, parseEndpointInput, setReplicas, wantedReplicas, checkRollback, checkScaleToZero, describeEndpoint, scaleToZero, wake, checkUnload, desiredAdapters, expireRollbackWindow, loadCandidate, newEndpointState, parseEndpointSpec, promote, reconcilePlan, resolveModelName, rollback, unload } from '../domain/endpoint.js';
+import { idleCheck, requestCount, checkLoadCandidate, checkScale, desiredState, parseEndpointInput, setReplicas, wantedReplicas, checkRollback, checkScaleToZero, describeEndpoint, scaleToZero, wake, checkUnload, desiredAdapters, expireRollbackWindow, loadCandidate, newEndpointState, parseEndpointSpec, promote, reconcilePlan, resolveModelName, rollback, unload } from '../domain/endpoint.js';
 
 const spec = parseEndpointSpec({ name: 'support', baseModel: 'phi-3-mini-4k-instruct', vmSize: 'Standard_NC24ads_A100_v4', maxLoras: 3 });
 const promoted = (digests: string[]) => digests.reduce((s, d, i) => promote(loadCandidate(s, 'bot', d), `bot-v${i + 1}`, 1_000), newEndpointState(spec, 0));
@@ -69,5 +69,21 @@ describe('endpoint', () => {
   it('reads the spec and namespace together, every problem at once', () => {
     expect(parseEndpointInput({ ...spec }, 'team-a').namespace).toBe('team-a');
     expect(() => parseEndpointInput({ ...spec, idleGraceSeconds: 5 }, 'Team A')).toThrow(/idleGraceSeconds[\s\S]*namespace/);
+  });
+  it('counts requests from a replica\'s metrics and calls the endpoint idle only after a whole grace without change', () => {
+    const metrics = [
+      '# TYPE vllm:request_success_total counter',
+      'vllm:request_success_total{finished_reason="stop",model_name="bot-v1"} 3.0',
+      'vllm:request_success_total{finished_reason="length",model_name="bot-v1"} 2',
+      'vllm:num_requests_running{model_name="bot-v1"} 7',
+      'adapter_router_requests_total{model="bot",version="bot-v1",code="200"} 5',
+    ].join('\n');
+    expect(requestCount(metrics)).toBe(10);
+    const first = idleCheck(undefined, [{ uid: 'a', requests: 10 }], 0, 10);
+    expect(first.idle).toBe(false);
+    expect(idleCheck(first.mark, [{ uid: 'a', requests: 10 }], 9_999, 10).idle).toBe(false);
+    expect(idleCheck(first.mark, [{ uid: 'a', requests: 10 }], 10_000, 10).idle).toBe(true);
+    expect(idleCheck(first.mark, [{ uid: 'a', requests: 11 }], 10_000, 10)).toEqual({ mark: { fingerprint: 'a=11', sinceMs: 10_000 }, idle: false });
+    expect(idleCheck(first.mark, [{ uid: 'b', requests: 10 }], 10_000, 10).idle).toBe(false);
   });
 });

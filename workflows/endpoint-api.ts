@@ -2,14 +2,21 @@
 // anything is recorded, what the endpoint's state does not allow) and its query. Shared by the
 // workflow, the client, the CLI and the promotion workflow's activities.
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { EndpointSpec, EndpointState } from '../domain/endpoint.js';
+import type { EndpointSpec, EndpointState, TrafficMark } from '../domain/endpoint.js';
 
 export interface EndpointInput {
   /** The endpoint's spec (domain/endpoint.ts endpointSpecSchema), plus the namespace it lives in. */
   spec: Partial<EndpointSpec> & { name: string; baseModel: string; vmSize: string };
   namespace: string;
   /** Carried across continue-as-new; absent on the first run. */
-  carried?: { state: EndpointState; generation: number; coldStartSeconds?: number[]; gpusPerNode?: number };
+  carried?: {
+    state: EndpointState;
+    generation: number;
+    coldStartSeconds?: number[];
+    gpusPerNode?: number;
+    /** The replicas' request counters last read, and since when unchanged: idleness spans runs. */
+    traffic?: TrafficMark;
+  };
   /** Continue-as-new after this many history events (default: when Temporal suggests it). Tests set it low. */
   continueAsNewAfterEvents?: number;
 }

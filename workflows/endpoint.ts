@@ -9,6 +9,7 @@
 // a loadCandidate) brings both back. Everything the endpoint owns is tagged with its workflow id
 // alone, so continue-as-new keeps it; retire or a cancel tears it down.
 import {
+  ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
@@ -33,6 +34,7 @@ import {
   type EndpointSpec,
   type EndpointState,
   expireRollbackWindow,
+  idleCheck,
   loadCandidate,
   newEndpointState,
   parseEndpointInput,
@@ -40,6 +42,7 @@ import {
   rollback,
   scaleToZero,
   setReplicas,
+  type TrafficMark,
   unload,
   wake,
   wantedReplicas,
@@ -83,7 +86,7 @@ interface Endpoint {
   /** Nodes the pool has now (0 while scaled to zero). */
   poolNodes: number;
   /** The replicas' request counters last read, and since when they have not moved. */
-  traffic?: { fingerprint: string; sinceMs: number };
+  traffic?: TrafficMark;
   retired: boolean;
   /** The tail of the queue of changes: they run one at a time, in the order they arrived. */
   changes: Promise<unknown>;
@@ -92,14 +95,20 @@ interface Endpoint {
 export async function endpoint(input: EndpointInput): Promise<EndpointDescription> {
   const ep = open(input);
   try {
-    if (!input.carried) await create(ep);
+    // Queued like a change: an Update that arrives meanwhile runs once the endpoint exists.
+    if (!input.carried) await exclusive(ep, () => create(ep));
     await serve(ep, input);
-    return describe(ep);
   } catch (err) {
     // A cancel or a failure tears the endpoint down: nothing it owned keeps billing.
     if (!ep.retired) await CancellationScope.nonCancellable(() => tearDown(ep));
     throw isCancellation(err) || err instanceof TemporalFailure ? err : ApplicationFailure.nonRetryable(`endpoint workflow code failed: ${String(err)}`, failureTypes.workflowCodeError);
   }
+  if (ep.retired) return describe(ep);
+  // Outside the try: continuing is no failure, and what the endpoint owns stays with the next run.
+  return continueAsNew<typeof endpoint>({
+    ...input,
+    carried: { state: ep.state, generation: ep.generation, coldStartSeconds: ep.coldStartSeconds, gpusPerNode: ep.gpusPerNode, traffic: ep.traffic },
+  });
 }
 
 /** Validates the input (a bad one fails before anything is created), then sets up the state, the query and the Updates. */
@@ -120,6 +129,7 @@ function open(input: EndpointInput): Endpoint {
     generation: carried?.generation ?? 1,
     coldStartSeconds: carried?.coldStartSeconds ?? [],
     gpusPerNode: carried?.gpusPerNode ?? 0,
+    traffic: carried?.traffic,
     poolNodes: carried?.state.scale.state === 'scaled-to-zero' ? 0 : (carried?.state.spec.replicas ?? 0),
     retired: false,
     changes: Promise.resolve(),
@@ -265,8 +275,14 @@ async function change(ep: Endpoint, transition: (s: EndpointState) => EndpointSt
     ep.state = previous;
     ep.generation += 1;
     await provisionReplicas(ep);
-    throw err;
+    throw changeFailure(err);
   }
+}
+
+/** What the Update's caller reads: the router's (or ARM's, Kubernetes') own message, not "Activity task failed". */
+function changeFailure(err: unknown): unknown {
+  if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) return err;
+  return ApplicationFailure.create({ message: err.cause.message, type: err.cause.type ?? undefined, nonRetryable: true, cause: err });
 }
 
 /** No traffic for the grace period (or asked to): the Deployment to 0, then the pool deleted. */
@@ -288,7 +304,7 @@ async function wakeUp(ep: Endpoint): Promise<void> {
   ep.coldStartSeconds.push((Date.now() - startedMs) / 1000);
 }
 
-/** Between changes: expire rollback windows, look for idleness, continue-as-new when the history is long, end when retired. */
+/** Between changes: expire rollback windows, look for idleness; returns when retired, or when the history is long enough to continue-as-new (no handler running). */
 async function serve(ep: Endpoint, input: EndpointInput): Promise<void> {
   const historyLong = () =>
     workflowInfo().continueAsNewSuggested || (input.continueAsNewAfterEvents !== undefined && workflowInfo().historyLength >= input.continueAsNewAfterEvents);
@@ -297,17 +313,18 @@ async function serve(ep: Endpoint, input: EndpointInput): Promise<void> {
     const wakeInMs = Math.max(1_000, Math.min(idleCheckIntervalMs(ep.state.spec), nextExpiry - Date.now()));
     await condition(() => ep.retired || historyLong(), wakeInMs);
     if (ep.retired || historyLong()) break;
-    await exclusive(ep, async () => {
-      if (Object.values(ep.state.rollbackTargets).some((t) => t.expiresAtMs <= Date.now())) await change(ep, (s) => expireRollbackWindow(s, Date.now()));
-      if (ep.state.scale.state === 'running') await checkIdle(ep);
-    });
+    try {
+      await exclusive(ep, async () => {
+        if (Object.values(ep.state.rollbackTargets).some((t) => t.expiresAtMs <= Date.now())) await change(ep, (s) => expireRollbackWindow(s, Date.now()));
+        if (ep.state.scale.state === 'running') await checkIdle(ep);
+      });
+    } catch (err) {
+      // Housekeeping that failed (its activity out of retries) is tried again next time; the endpoint keeps serving.
+      if (isCancellation(err)) throw err;
+      log.warn('endpoint housekeeping failed; trying again at the next check', { error: String(err) });
+    }
   }
   await condition(allHandlersFinished);
-  if (ep.retired) return;
-  await continueAsNew<typeof endpoint>({
-    ...input,
-    carried: { state: ep.state, generation: ep.generation, coldStartSeconds: ep.coldStartSeconds, gpusPerNode: ep.gpusPerNode },
-  });
 }
 
 /** A quarter of the grace, between 2 s and a minute: idleness is noticed within about 1.25 × the grace. */
@@ -316,13 +333,9 @@ const idleCheckIntervalMs = (spec: EndpointSpec) => Math.min(60_000, Math.max(2_
 /** Any change of a replica's counters, or of the set of replicas, is traffic; none for the grace → scale to zero. */
 async function checkIdle(ep: Endpoint): Promise<void> {
   const replicas = await kube.readEndpointTraffic({ namespace: ep.namespace, name: ep.state.spec.name, owner: ep.owner });
-  const fingerprint = replicas.map((r) => `${r.uid}=${r.requests}`).sort().join(',');
-  const now = Date.now();
-  if (ep.traffic?.fingerprint !== fingerprint) {
-    ep.traffic = { fingerprint, sinceMs: now };
-    return;
-  }
-  if (now - ep.traffic.sinceMs >= ep.state.spec.idleGraceSeconds * 1000) await scaleDown(ep, `no requests for ${ep.state.spec.idleGraceSeconds}s`);
+  const { mark, idle } = idleCheck(ep.traffic, replicas, Date.now(), ep.state.spec.idleGraceSeconds);
+  ep.traffic = mark;
+  if (idle) await scaleDown(ep, `no requests for ${ep.state.spec.idleGraceSeconds}s`);
 }
 
 /** Deletes the endpoint's Deployment, Service and ConfigMap, then its pool: only what carries its workflow id. */

@@ -6,7 +6,7 @@ import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/c
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { type DesiredState, type RouterStatus, desiredStateConfigMapName, desiredStateKey, routerPaths } from '../../domain/adapter-router.js';
-import type { EndpointSpec } from '../../domain/endpoint.js';
+import { type EndpointSpec, requestCount } from '../../domain/endpoint.js';
 import { failureTypes } from '../../domain/failure-types.js';
 import { createOrAdoptOwned, ensureNamespaceExists } from './api-errors.js';
 import { endpointObjects } from './endpoint-objects.js';
@@ -41,23 +41,9 @@ export interface ApplyEndpointParams extends EndpointTarget {
 export interface ReplicaTraffic {
   pod: string;
   uid: string;
-  /** vLLM's vllm:request_success_total plus the router's adapter_router_requests_total, all label sets summed. */
+  /** vLLM's vllm:request_success_total plus the router's adapter_router_requests_total, all label sets summed; -1 when the replica did not answer. */
   requests: number;
 }
-
-/** The sum of every sample of the named counters in a Prometheus text exposition. */
-export function sumCounters(metrics: string, names: string[]): number {
-  let total = 0;
-  for (const line of metrics.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (match && names.includes(match[1]!)) total += Number(match[3]) || 0;
-  }
-  return total;
-}
-
-/** The counters that move with every client request: vLLM's own (docs.vllm.ai, "Production Metrics") and the router's. */
-export const requestCounters = ['vllm:request_success_total', 'adapter_router_requests_total'];
 
 const serving = (p: V1Pod) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp;
 
@@ -130,14 +116,18 @@ export function createEndpointKubeActivities({ kubeConfig, images, workerImage, 
       }
     },
 
-    /** Each running replica's request count, from its one /metrics scrape (the router re-exports vLLM's lines). */
+    /**
+     * Each running replica's request count, from its one /metrics scrape (the router re-exports
+     * vLLM's lines). A replica that does not answer (starting, restarting) reads -1: a change the
+     * workflow counts as activity, never a failure that would stop the endpoint.
+     */
     async readEndpointTraffic(p: { namespace: string; name: string; owner: { workflowId: string } }): Promise<ReplicaTraffic[]> {
       const pods = await replicaPods(p);
       return Promise.all(
         pods.map(async (pod) => ({
           pod: pod.metadata?.name ?? '',
           uid: pod.metadata?.uid ?? '',
-          requests: sumCounters(await getText(`${podUrl(p.namespace, pod)}${routerPaths.metrics}`), requestCounters),
+          requests: await getText(`${podUrl(p.namespace, pod)}${routerPaths.metrics}`).then(requestCount, () => -1),
         })),
       );
     },
