@@ -28,7 +28,7 @@ const listen = (server: Server) =>
   });
 
 /** A kubeconfig for the pod's ServiceAccount: the API server of `admin`, a token bound to the pod. */
-async function podServiceAccountKubeConfig(admin: KubeConfig, pod: V1Pod): Promise<KubeConfig> {
+export async function podServiceAccountKubeConfig(admin: KubeConfig, pod: V1Pod): Promise<KubeConfig> {
   const { name, namespace, uid } = pod.metadata!;
   const request = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
     name: pod.spec?.serviceAccountName ?? 'default',
