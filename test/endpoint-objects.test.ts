@@ -35,6 +35,8 @@ describe('endpointObjects', () => {
     expect(router!.env).toContainEqual({ name: 'ADAPTER_ROUTER_CONFIGMAP', value: 'support-adapters' });
     expect(pod.serviceAccountName).toBe('aks-finetune-adapter-router');
     expect(deployment.spec!.replicas).toBe(2);
+    // A pool holds exactly one node per replica: a rollout must not need a surge pod.
+    expect(deployment.spec!.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
   });
 
   it('serves port 80 through the router and carries the desired state in <endpoint>-adapters', () => {

@@ -60,6 +60,9 @@ export function endpointObjects(p: EndpointObjectsParams, images: ContainerImage
     metadata: { name, namespace: p.namespace, ...ownedMetadata(p.owner, labels) },
     spec: {
       replicas: p.replicas,
+      // The pool has a node per replica and no more: a surge pod would never schedule, so a new pod
+      // template (e.g. a new worker image) replaces one replica at a time instead.
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
       selector: { matchLabels: selector },
       template: {
         // The AKS workload identity webhook gives the router its service account's Azure identity (AcrPull).
