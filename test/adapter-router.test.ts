@@ -173,13 +173,15 @@ describe('the adapter-router sidecar (product code, run per simulated pod)', () 
     const before = new Set(pods.map((p) => p.metadata!.uid));
     await core.deleteNamespacedPod({ name: pods[0]!.metadata!.name!, namespace });
     const replacement = await eventually(async () => (await runningPods()).find((p) => !before.has(p.metadata!.uid)), 'a replacement pod');
-    // Each time the replacement answers ready, it already serves the endpoint's adapters.
+    // Each time the replacement is Ready (its router's readiness, as the probe reports it), it already serves the endpoint's adapters.
+    const podReady = async () => (await core.readNamespacedPod({ name: replacement.metadata!.name!, namespace })).status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
     await eventually(async () => {
-      const ready = (await call(`${podPath(replacement)}/_router/ready`)).status === 200;
+      const ready = (await call(`${podPath(replacement)}/_router/ready`)).status === 200 && (await podReady());
       const status = await routerStatus(replacement);
       if (ready) expect(status).toMatchObject({ appliedGeneration: 3, loaded: ['bot-v2'], aliases: { bot: 'bot-v2' } });
       return ready ? true : undefined;
     }, 'the replacement ready');
+    await eventually(async () => ((await apps.readNamespacedDeployment({ name: endpoint.name, namespace })).status?.readyReplicas === endpoint.replicas ? true : undefined), 'the Deployment counting both replicas ready');
     expect((await complete(podPath(replacement))).json.model).toBe('bot-v2');
   });
 
