@@ -144,7 +144,11 @@ class Reconciler {
 
   private async apply(desired: DesiredState): Promise<void> {
     const s = this.status;
-    s.seenGeneration = desired.generation;
+    if (desired.generation !== s.seenGeneration) {
+      // errors are the seen generation's: a new one starts clean (a retry of the same one keeps them until redone).
+      s.seenGeneration = desired.generation;
+      s.errors = [];
+    }
     let loaded = await this.vllmLoaded();
     const errors = aliasProblems(desired, this.o.baseModel);
     for (const { versionName, image } of reconcilePlan(desired.adapters, loaded).load) {
