@@ -29,7 +29,8 @@ describe('endpointObjects', () => {
       image: 'reg.example/worker:1',
       command: ['node', '--import', 'tsx', 'workers/main.ts', 'adapter-router'],
       readinessProbe: { httpGet: { path: '/_router/ready', port: 8000 } },
-      volumeMounts: [{ name: 'adapters', mountPath: '/mnt/adapters' }],
+      volumeMounts: [{ name: 'adapters', mountPath: '/mnt/adapters' }, { name: 'router-tmp', mountPath: '/tmp' }],
+      securityContext: { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false },
     });
     expect(router!.env).toContainEqual({ name: 'ADAPTER_ROUTER_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
     expect(router!.env).toContainEqual({ name: 'ADAPTER_ROUTER_CONFIGMAP', value: 'support-adapters' });
