@@ -139,13 +139,16 @@ describe('the adapter-router sidecar (product code, run per simulated pod)', () 
     const served: string[] = [];
     const failures: string[] = [];
     let stop = false;
-    const load = (async () => {
-      while (!stop) {
-        const { status, json, text } = await complete(service);
-        if (status === 200) served.push(json.model as string);
-        else failures.push(`${status} ${text}`);
-      }
-    })();
+    // Four clients calling the alias back to back, through the Service (both replicas in turn).
+    const load = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (!stop) {
+          const { status, json, text } = await complete(service);
+          if (status === 200) served.push(json.model as string);
+          else failures.push(`${status} ${text}`);
+        }
+      }),
+    );
     try {
       await writeDesired({ generation: 2, adapters: [{ versionName: 'bot-v1', image: images.v1 }, { versionName: 'bot-v2', image: images.v2 }], aliases: { bot: 'bot-v2' } });
       await converged(2);
