@@ -60,6 +60,9 @@ export function endpointObjects(p: EndpointObjectsParams, images: ContainerImage
     metadata: { name, namespace: p.namespace, ...ownedMetadata(p.owner, labels) },
     spec: {
       replicas: p.replicas,
+      // The pool has a node per replica and no more: a surge pod would never schedule, so a new pod
+      // template (e.g. a new worker image) replaces one replica at a time instead.
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
       selector: { matchLabels: selector },
       template: {
         // The AKS workload identity webhook gives the router its service account's Azure identity (AcrPull).
@@ -73,7 +76,8 @@ export function endpointObjects(p: EndpointObjectsParams, images: ContainerImage
               // First: the gpu-simulator reads the server's flags from the first container, as from inference.ts's.
               name: 'vllm',
               image: images.vllm,
-              // --host: only the router (same pod, same network namespace) reaches vLLM; the load/unload routes stay private.
+              // --host (vllm/entrypoints/openai/cli_args.py): only the router, in the same pod's network namespace,
+              // reaches vLLM, so its load/unload routes stay private.
               args: [...vllm.args, '--host', '127.0.0.1'],
               env: vllm.env,
               // No probes here: the kubelet probes the pod IP, which vLLM does not listen on; the router's readiness implies vLLM's.
@@ -99,10 +103,15 @@ export function endpointObjects(p: EndpointObjectsParams, images: ContainerImage
               ],
               ports: [{ name: 'http', containerPort: routerPort }],
               readinessProbe: { httpGet: { path: routerPaths.ready, port: routerPort }, periodSeconds: 2, failureThreshold: 1 },
-              volumeMounts: [{ name: 'adapters', mountPath: adapterMountPath }],
+              // As the worker runs (deploy/worker-deployment.yaml): the image's `node` user, nothing writable but its volumes.
+              securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              volumeMounts: [
+                { name: 'adapters', mountPath: adapterMountPath },
+                { name: 'router-tmp', mountPath: '/tmp' }, // tsx's compile cache
+              ],
             },
           ],
-          volumes: servingVolumes(),
+          volumes: [...servingVolumes(), { name: 'router-tmp', emptyDir: {} }],
         },
       },
     },
