@@ -54,6 +54,8 @@ export interface FineTuneStatus {
   /** Each time a node went away under the trainer or the pusher and the step started again on fresh capacity. */
   capacityRecoveries: { at: string; step: string; reason: string }[];
   training?: JobProgress & { job: string };
+  /** The trainer's last eval_loss on the held-out split (request evaluation.testSplit), read from its log. */
+  evalLoss?: number;
   pushAttempts: number;
   /** The last pusher Job. */
   push?: JobProgress & { job: string };
