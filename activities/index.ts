@@ -6,7 +6,9 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Client } from '@temporalio/client';
 import { createNodePoolActivities } from './azure/node-pools.js';
 import { createDatasetActivities } from './datasets/fingerprint.js';
+import { createEvaluationActivities } from './inference/evaluation.js';
 import { createWorkspaceTextActivities } from './kaito/workspace-text.js';
+import { createEndpointKubeActivities } from './kubernetes/endpoint.js';
 import { createFineTuneKubeActivities } from './kubernetes/fine-tune.js';
 import { createJobActivities } from './kubernetes/jobs.js';
 import { createNodeActivities } from './kubernetes/nodes.js';
@@ -14,6 +16,7 @@ import { createProductStateActivities } from './kubernetes/product-state.js';
 import { createRunObjectActivities } from './kubernetes/run-objects.js';
 import type { ContainerImages } from './kubernetes/tuning-job.js';
 import { createRegistryActivities } from './registry/adapter-images.js';
+import { createEndpointClientActivities } from './temporal/endpoints.js';
 import { createRunActivities } from './temporal/runs.js';
 import { withLivenessHeartbeats } from './liveness.js';
 
@@ -29,7 +32,9 @@ export interface ActivityDeps {
   images: ContainerImages;
   workerImage: string;
   inferenceUrlTemplate: string;
-  /** Temporal itself, to look up the runs that own pools. */
+  /** URL of one inference pod's router, with {namespace}, {pod} and {podIP} placeholders. */
+  inferencePodUrlTemplate: string;
+  /** Temporal itself, to look up the runs that own pools, and to drive endpoints' workflows. */
   temporalClient: Client;
   /** Namespace of the product's own state (ConfigMaps aks-finetune-*). */
   stateNamespace: string;
@@ -45,11 +50,14 @@ export function createActivities(deps: ActivityDeps) {
     ...createNodeActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createFineTuneKubeActivities(deps),
+    ...createEndpointKubeActivities({ ...deps, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createRunObjectActivities({ kubeConfig: deps.kubeConfig }),
     ...createRegistryActivities({ credential: deps.registryCredential, allowLoopbackRegistry: deps.allowLoopbackRegistry }),
     ...createDatasetActivities({ credential: deps.registryCredential }),
     ...createProductStateActivities({ kubeConfig: deps.kubeConfig, namespace: deps.stateNamespace }),
     ...createRunActivities({ client: deps.temporalClient }),
+    ...createEndpointClientActivities({ client: deps.temporalClient }),
+    ...createEvaluationActivities(deps),
     ...createWorkspaceTextActivities(),
   });
 }

@@ -5,7 +5,7 @@
 // resolves the stable alias to it (resolveModelName).
 import { z } from 'zod';
 import { modelPresetNames } from './models.js';
-import { checkInput, dnsLabel, number, oneOf, strict } from './schema.js';
+import { checkInput, dnsLabel, dnsLabelPattern, number, oneOf, strict } from './schema.js';
 import { vmSizeNames } from './vm-sizes.js';
 
 export const endpointSpecSchema = strict({
@@ -15,7 +15,8 @@ export const endpointSpecSchema = strict({
   replicas: number(1, 16, { integer: true }).default(1),
   maxLoras: number(1, 64, { integer: true }).default(4),
   maxLoraRank: number(1, 512, { integer: true }).default(64),
-  idleGraceMinutes: number(1, 10_080, { integer: true }).default(30),
+  /** Seconds without a request before the endpoint scales to zero (seconds, not minutes: tests need short ones). */
+  idleGraceSeconds: number(10, 604_800, { integer: true }).default(1_800),
   rollbackWindowMinutes: number(0, 10_080, { integer: true }).default(60),
   watchWindowMinutes: number(0, 1_440, { integer: true }).default(10),
 });
@@ -27,7 +28,31 @@ export function parseEndpointSpec(input: unknown): EndpointSpec {
   return checked.value;
 }
 
-export interface AdapterVersion { versionName: string; alias: string; digest: string }
+/** The spec and the namespace the endpoint lives in, every problem at once. */
+export function parseEndpointInput(spec: unknown, namespace: unknown): { spec: EndpointSpec; namespace: string } {
+  const problems: string[] = [];
+  let parsed: EndpointSpec | undefined;
+  try {
+    parsed = parseEndpointSpec(spec);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  if (typeof namespace !== 'string' || !dnsLabelPattern.test(namespace) || namespace.length > 63) {
+    problems.push(`endpoint.namespace: a namespace name: a DNS label of at most 63 characters (got ${JSON.stringify(namespace ?? null)})`);
+  }
+  if (problems.length > 0 || !parsed) throw new Error(problems.join('\n'));
+  return { spec: parsed, namespace: namespace as string };
+}
+
+/** An adapter loaded under a version name: its image by digest (repo@sha256:...), and that digest. */
+export interface AdapterVersion { versionName: string; alias: string; image: string; digest: string }
+
+/** An alias becomes part of vLLM model names (`<alias>-v<n>`): a DNS label keeps it a safe name everywhere. */
+const aliasPattern = /^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/;
+const imageByDigest = /^[^\s@]+@sha256:[0-9a-f]{64}$/;
+
+/** The digest part of an image reference by digest. */
+export const digestOf = (image: string): string => image.slice(image.lastIndexOf('@') + 1);
 export interface EndpointState {
   spec: EndpointSpec;
   versions: AdapterVersion[];
@@ -50,17 +75,28 @@ export const newEndpointState = (spec: EndpointSpec, nowMs: number): EndpointSta
 const pinned = (s: EndpointState): Set<string> =>
   new Set([...Object.values(s.aliases), ...Object.values(s.rollbackTargets).map((t) => t.versionName)]);
 
-/** Loads a candidate as `<alias>-v<n>`. At maxLoras it evicts the oldest version that no alias
+/** The loadCandidate validator: a well-formed alias, an image by digest, and a free (or evictable) slot. */
+export function checkLoadCandidate(s: EndpointState, alias: string, image: string): void {
+  if (!aliasPattern.test(alias)) throw new Error(`alias ${JSON.stringify(alias)} must be a DNS label of at most 40 characters (lowercase letters, digits, '-')`);
+  if (!imageByDigest.test(image)) throw new Error(`image ${JSON.stringify(image)} must be an image by digest (registry/repository@sha256:<64 hex>)`);
+  evictionFor(s);
+}
+
+/** The version to evict to make room, or undefined when there is room; refuses when every slot is pinned. */
+function evictionFor(s: EndpointState): AdapterVersion | undefined {
+  if (s.versions.length < s.spec.maxLoras) return undefined;
+  const evictable = s.versions.find((v) => !pinned(s).has(v.versionName));
+  if (!evictable) throw new Error(`endpoint ${s.spec.name} holds maxLoras=${s.spec.maxLoras} adapters, all served or kept for rollback`);
+  return evictable;
+}
+
+/** Loads a candidate (an image by digest) as `<alias>-v<n>`. At maxLoras it evicts the oldest version that no alias
  * or rollback target pins; when every slot is pinned it refuses. */
-export function loadCandidate(s: EndpointState, alias: string, digest: string): EndpointState {
+export function loadCandidate(s: EndpointState, alias: string, image: string): EndpointState {
   const n = (s.lastVersion[alias] ?? 0) + 1;
-  const version = { versionName: `${alias}-v${n}`, alias, digest };
-  let versions = s.versions;
-  if (versions.length >= s.spec.maxLoras) {
-    const evictable = versions.find((v) => !pinned(s).has(v.versionName));
-    if (!evictable) throw new Error(`endpoint ${s.spec.name} holds maxLoras=${s.spec.maxLoras} adapters, all served or kept for rollback`);
-    versions = versions.filter((v) => v !== evictable);
-  }
+  const version = { versionName: `${alias}-v${n}`, alias, image, digest: digestOf(image) };
+  const evicted = evictionFor(s);
+  const versions = s.versions.filter((v) => v !== evicted);
   return { ...s, versions: [...versions, version], lastVersion: { ...s.lastVersion, [alias]: n } };
 }
 
@@ -111,6 +147,30 @@ export function resolveModelName(s: EndpointState, requestedModel: string): stri
 
 export const desiredAdapters = (s: EndpointState) => s.versions.map(({ versionName, digest }) => ({ versionName, digest }));
 
+/** What every replica's router must serve (domain/adapter-router.ts DesiredState), at a generation. */
+export const desiredState = (s: EndpointState, generation: number) => ({
+  generation,
+  adapters: s.versions.map(({ versionName, image }) => ({ versionName, image })),
+  aliases: { ...s.aliases },
+});
+
+/** Replicas the Deployment should run: the spec's while running, none while scaled to zero. */
+export const wantedReplicas = (s: EndpointState): number => (s.scale.state === 'running' ? s.spec.replicas : 0);
+
+/** The scale validator: a replica count within the spec's bounds, or to zero / wake. */
+export function checkScale(s: EndpointState, request: { replicas: number } | { toZero: true } | { wake: true }): void {
+  if ('toZero' in request) return checkScaleToZero(s);
+  if ('wake' in request) return;
+  const { replicas } = request;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 16) throw new Error(`replicas ${JSON.stringify(replicas)} must be an integer from 1 to 16 (scale to zero with toZero)`);
+}
+
+/** Sets the replica count of a running endpoint (a scaled-to-zero one keeps it for its wake). */
+export function setReplicas(s: EndpointState, replicas: number): EndpointState {
+  checkScale(s, { replicas });
+  return { ...s, spec: { ...s.spec, replicas } };
+}
+
 export function reconcilePlan(desired: { versionName: string; digest: string }[], loadedOnReplica: string[]) {
   const want = new Set(desired.map((d) => d.versionName));
   return { load: desired.filter((d) => !loadedOnReplica.includes(d.versionName)), unload: loadedOnReplica.filter((n) => !want.has(n)) };
@@ -128,16 +188,20 @@ export function scaleToZero(s: EndpointState, nowMs: number): EndpointState {
 /** Brings a scaled-to-zero endpoint back; the idle minutes count as saved. Waking a running one changes nothing. */
 export function wake(s: EndpointState, nowMs: number): EndpointState {
   if (s.scale.state === 'running') return s;
-  const idleMinutes = Math.max(0, Math.floor((nowMs - s.scale.sinceMs) / 60_000));
+  // Fractional: an idle grace is seconds long in tests, and saved GPU time adds up across many short idle spells.
+  const idleMinutes = Math.max(0, (nowMs - s.scale.sinceMs) / 60_000);
   return { ...s, scale: { state: 'running', sinceMs: nowMs }, counters: { ...s.counters, coldStarts: s.counters.coldStarts + 1, idleMinutesSaved: s.counters.idleMinutesSaved + idleMinutes } };
 }
 
 /** A plain view for the describe query and the CLI. */
 export function describeEndpoint(s: EndpointState) {
-  const digestOf = (name: string) => s.versions.find((v) => v.versionName === name)?.digest;
+  const versionOf = (name: string) => {
+    const v = s.versions.find((version) => version.versionName === name);
+    return { digest: v?.digest, image: v?.image };
+  };
   return {
     name: s.spec.name, baseModel: s.spec.baseModel, scale: s.scale.state, counters: s.counters,
-    aliases: Object.entries(s.aliases).map(([alias, versionName]) => ({ alias, versionName, digest: digestOf(versionName), rollbackTo: s.rollbackTargets[alias]?.versionName })),
+    aliases: Object.entries(s.aliases).map(([alias, versionName]) => ({ alias, versionName, ...versionOf(versionName), rollbackTo: s.rollbackTargets[alias]?.versionName })),
     loaded: s.versions.map((v) => v.versionName),
   };
 }

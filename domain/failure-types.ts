@@ -18,6 +18,10 @@ export const failureTypes = {
   podNotStarting: 'PodNotStarting',
   /** Nodes went away under a step more often than the run may recover from. */
   nodeLost: 'NodeLost',
+  /** An endpoint's workflow refused an Update (its validator, or a replica that could not load the adapter). */
+  endpointRefused: 'EndpointRefused',
+  /** An endpoint replica's adapter-router could not pull, check or load an adapter (e.g. a rank over max-lora-rank). */
+  adapterLoadFailed: 'AdapterLoadFailed',
   /** A bug in workflow code (or a value validation let through): the run fails after its cleanup instead of retrying forever. */
   workflowCodeError: 'WorkflowCodeError',
 } as const;

@@ -10,6 +10,7 @@ import { defaultPriceTable, type PriceTable } from './prices.js';
 import { type EvaluationSplit, type TrainingConfig, trainingConfig } from './training-config.js';
 import { findVmSize, type VmSize, vmSizeNames } from './vm-sizes.js';
 import { type KaitoWorkspace, kaitoWorkspaceSchema, pushSecretReason } from './kaito-workspace.js';
+import { type FineTunePromote, fineTunePromoteSchema, parseRequestSuite } from './promotion.js';
 import { boolean, checkInput, dnsLabel, dnsLabelPattern, dnsSubdomain, list, number, oneOf, refused, strict, text } from './schema.js';
 
 const secretName = dnsSubdomain('Secret');
@@ -88,6 +89,11 @@ export const fineTuneRequestSchema = strict({
   /** Serve the base model with the adapter after training. Off when absent. */
   deploy: strict({ name: dnsLabel(50, 'Deployment name').optional(), replicas: number(1, 10, { integer: true }).optional() }).optional(),
   release: strict({ policy: oneOf(releasePolicies).optional(), idleGraceMinutes: number(0, 10_080).optional() }).optional(),
+  /**
+   * After the push, promote the adapter on a long-lived endpoint (promoteAdapter, as a child run):
+   * loaded as a candidate, evaluated, gated, approved if asked, switched, watched. Not with deploy.
+   */
+  promote: fineTunePromoteSchema.optional(),
   namespace: dnsLabel(63, 'namespace').optional(),
   /** A KAITO tuning Workspace; its fields fill what the request leaves out. Text is parsed before validation. */
   workspace: kaitoWorkspaceSchema.optional(),
@@ -122,6 +128,8 @@ export interface FineTunePlan {
   existingPool?: string;
   reuseWarmPool: boolean;
   deploy?: { name: string; replicas: number };
+  /** The promotion after the push; its endpoint's base model is the run's, its VM size and namespace the run's unless given. */
+  promote?: FineTunePromote & { endpoint: { baseModel: string; vmSize: string } };
   release: { policy: ReleasePolicy; idleGraceMinutes: number };
   namespace: string;
   runName: string;
@@ -280,6 +288,14 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
   const deploy = request.deploy ? { name: request.deploy.name ?? runName, replicas: request.deploy.replicas ?? 1 } : undefined;
   if (deploy && deploy.name.length > 50) problems.push(`deploy.name "${deploy.name}" must be a DNS label of at most 50 characters`);
   const release = { policy: request.release?.policy ?? 'delete', idleGraceMinutes: request.release?.idleGraceMinutes ?? 0 };
+  const promote = request.promote;
+  if (promote) {
+    if (deploy) problems.push('deploy and promote exclude each other: deploy gives the run its own Deployment, promote serves the adapter on a shared endpoint');
+    problems.push(...parseRequestSuite(promote.suite.jsonl).problems.map((p) => `promote.${p}`));
+    if (promote.endpoint.baseModel !== undefined && model && promote.endpoint.baseModel !== model.name) {
+      problems.push(`promote.endpoint.baseModel ${promote.endpoint.baseModel} is not the run's model ${model.name}: an adapter serves only on its base model`);
+    }
+  }
 
   const budget = request.budget;
   if (budget?.maxCost !== undefined && vmSize && (request.prices ?? defaultPriceTable).perHour[vmSize.name] === undefined) {
@@ -301,6 +317,7 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
       existingPool: request.gpu?.nodePool,
       reuseWarmPool: request.gpu?.reuseWarmPool ?? true,
       deploy,
+      promote: promote && { ...promote, namespace: promote.namespace ?? namespace, endpoint: { ...promote.endpoint, baseModel: model!.name, vmSize: promote.endpoint.vmSize ?? vmSize!.name } },
       release,
       namespace,
       runName,

@@ -11,11 +11,12 @@ export const poolTags = {
   idleGraceMinutes: 'aks-finetune.io/idle-grace-minutes',
 } as const;
 
-export function managedPoolTags(owner: RunOwner, release: { policy: ReleasePolicy; idleGraceMinutes?: number }): Record<string, string> {
+/** The owner is one run, or a workflow id alone (a long-lived workflow, e.g. an endpoint, whose pool outlives continue-as-new). */
+export function managedPoolTags(owner: Pick<RunOwner, 'workflowId'> & Partial<RunOwner>, release: { policy: ReleasePolicy; idleGraceMinutes?: number }): Record<string, string> {
   return {
     [poolTags.managed]: 'true',
     [poolTags.workflowId]: owner.workflowId,
-    [poolTags.runId]: owner.runId,
+    ...(owner.runId !== undefined ? { [poolTags.runId]: owner.runId } : {}),
     [poolTags.releasePolicy]: release.policy,
     ...(release.idleGraceMinutes !== undefined ? { [poolTags.idleGraceMinutes]: String(release.idleGraceMinutes) } : {}),
   };

@@ -1,4 +1,4 @@
-// `npm run cli -- <command>`: start, follow, list, cancel and plan fineTune runs.
+// `npm run cli -- <command>`: start, follow, list, cancel and plan fineTune runs; retrain schedules; endpoints.
 // Connects through Temporal's environment configuration, like the worker (client/temporal-connection.ts; README, "Configuration").
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
@@ -24,9 +24,21 @@ import {
   unpauseRetrainSchedule,
   updateRetrainSchedule,
 } from '../client/retrain-schedules.js';
+import {
+  createEndpoint,
+  describeEndpoint,
+  renderEndpoint,
+  retireEndpoint,
+  rollbackEndpointAlias,
+  scaleEndpoint,
+  unloadEndpointVersion,
+} from '../client/endpoints.js';
+import { decidePromotion, getPromotionStatus, PromotionRequestError, startPromotion } from '../client/promotion-client.js';
 import { describeRunFailure } from '../client/run-failure.js';
 import { connectClient, loadTemporalSettings } from '../client/temporal-connection.js';
 import type { FineTuneInput } from '../domain/fine-tune-request.js';
+import type { PromotionRequest } from '../domain/promotion.js';
+import type { PromotionStatus } from '../workflows/promotion-api.js';
 
 const usage = `Usage: npm run cli -- <command> [options]
 
@@ -45,6 +57,21 @@ const usage = `Usage: npm run cli -- <command> [options]
                                                  the schedule's last successful run is skipped
   schedule describe|pause|unpause|trigger|delete <id>
   schedule list
+  endpoint create <name> --model M --vm-size S --namespace NS [--replicas N] [--max-loras N] [--max-lora-rank R]
+                  [--idle-grace-seconds S] [--rollback-window-minutes M]
+                                                 a long-lived inference endpoint (its workflow endpoint-<name>)
+  endpoint describe <name>                       aliases → version → image, rollback targets, loaded versions,
+                                                 scale, cold starts, GPU-minutes saved by scaling to zero
+  endpoint scale <name> <replicas>|zero|wake     replica count; zero releases the GPU pool; wake brings it back
+  endpoint rollback <name> <alias>               the alias back to the version it served before
+  endpoint unload <name> <version>               unload a version no alias serves and no rollback keeps
+  endpoint retire <name>                         delete the endpoint's Deployment, Service, ConfigMap and pool
+  promote <request.yaml|.json> [--id NAME] [--follow]
+                                                 promote an existing adapter image on an endpoint (promoteAdapter,
+                                                 id promote-NAME): load, evaluate, gate, approval, switch, watch
+  promotion <id> [--follow]                      a promotion's state, scores, gate and decisions
+  approve|reject <id> [--by WHO] [--reason TEXT] decide a promotion that awaits approval; <id> is the
+                                                 promotion's id or the fineTune run that started it
 
 Environment: Temporal's environment configuration, as the worker reads it: a profile
 (TEMPORAL_PROFILE, default "default") of the TOML file TEMPORAL_CONFIG_FILE (default
@@ -161,6 +188,80 @@ async function scheduleCommand(client: Client, taskQueue: string, [sub, id, spec
   }
 }
 
+function renderPromotion(workflowId: string, execution: string, s: PromotionStatus): string {
+  const rate = (r?: { passed: number; total: number }) => (r ? `${r.passed}/${r.total}` : '-');
+  const lines = [
+    `${workflowId}: ${execution}, ${s.phase}: ${s.alias} on endpoint ${s.endpoint}${s.versionName ? `, candidate ${s.versionName}` : ''}${s.previousVersion ? `, previous ${s.previousVersion}` : ''}`,
+  ];
+  if (s.scores) lines.push(`  scores: candidate ${rate(s.scores.candidate)}, production ${rate(s.scores.production)}${s.scores.evalLoss !== undefined ? `, eval loss ${s.scores.evalLoss}` : ''}`);
+  if (s.gate) lines.push(`  gate: ${s.gate.promote ? 'passed' : 'failed'}: ${s.gate.reasons.join('; ')}`);
+  for (const d of s.decisions) lines.push(`  ${d.at} ${d.decision}${d.by ? ` by ${d.by}` : ''}${d.reason ? `: ${d.reason}` : ''}`);
+  if (s.watch) lines.push(`  watch: ${s.watch.reasons.join('; ')}`);
+  if (s.error) lines.push(`  error: ${s.error}`);
+  return lines.join('\n');
+}
+
+async function followPromotion(client: Client, id: string): Promise<number> {
+  let previous = '';
+  for (;;) {
+    const { workflowId, execution, status } = await getPromotionStatus(client, id);
+    const text = renderPromotion(workflowId, execution, status);
+    if (text !== previous) console.log((previous = text));
+    if (execution !== 'RUNNING') return execution === 'COMPLETED' ? 0 : 1;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+async function endpointCommand(client: Client, taskQueue: string, [sub, name, arg]: string[], values: Record<string, string | boolean | undefined>): Promise<number> {
+  if (!name) throw new UsageError('an endpoint name is required');
+  const str = (key: string) => values[key] as string | undefined;
+  const int = (key: string) => (str(key) === undefined ? undefined : Number(str(key)));
+  switch (sub) {
+    case 'create': {
+      const spec = {
+        name,
+        baseModel: str('model') ?? '',
+        vmSize: str('vm-size') ?? '',
+        replicas: int('replicas'),
+        maxLoras: int('max-loras'),
+        maxLoraRank: int('max-lora-rank'),
+        idleGraceSeconds: int('idle-grace-seconds'),
+        rollbackWindowMinutes: int('rollback-window-minutes'),
+      };
+      const definedSpec = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined)) as typeof spec;
+      const { handle, created } = await createEndpoint(client, { spec: definedSpec, namespace: str('namespace') ?? '' }, { taskQueue });
+      console.log(`${created ? 'Created' : 'Exists:'} endpoint ${name} (workflow ${handle.workflowId})`);
+      return 0;
+    }
+    case 'describe':
+      console.log(renderEndpoint(await describeEndpoint(client, name)));
+      return 0;
+    case 'scale': {
+      if (!arg) throw new UsageError('a replica count, zero or wake is required');
+      await scaleEndpoint(client, name, arg === 'zero' || arg === 'wake' ? arg : Number(arg));
+      console.log(renderEndpoint(await describeEndpoint(client, name)));
+      return 0;
+    }
+    case 'rollback': {
+      if (!arg) throw new UsageError('an alias is required');
+      const { versionName } = await rollbackEndpointAlias(client, name, arg);
+      console.log(`${arg} → ${versionName} on ${name}`);
+      return 0;
+    }
+    case 'unload':
+      if (!arg) throw new UsageError('a version name is required');
+      await unloadEndpointVersion(client, name, arg);
+      console.log(`${arg} unloaded from ${name}`);
+      return 0;
+    case 'retire':
+      await retireEndpoint(client, name);
+      console.log(`Endpoint ${name} retired: its Deployment, Service, ConfigMap and pool are gone`);
+      return 0;
+    default:
+      throw new UsageError(`unknown endpoint command "${sub ?? ''}"`);
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const { values, positionals } = parseArgs({
@@ -181,6 +282,15 @@ async function main(argv: string[]): Promise<number> {
       overlap: { type: 'string' },
       'catchup-window': { type: 'string' },
       jitter: { type: 'string' },
+      'vm-size': { type: 'string' },
+      namespace: { type: 'string' },
+      replicas: { type: 'string' },
+      'max-loras': { type: 'string' },
+      'max-lora-rank': { type: 'string' },
+      'idle-grace-seconds': { type: 'string' },
+      'rollback-window-minutes': { type: 'string' },
+      by: { type: 'string' },
+      reason: { type: 'string' },
     },
   });
   if (command === 'plan') {
@@ -198,7 +308,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
-  if (!['start', 'status', 'list', 'cancel', 'schedule'].includes(command ?? '')) throw new UsageError(command ? `unknown command "${command}"` : 'a command is required');
+  if (!['start', 'status', 'list', 'cancel', 'schedule', 'endpoint', 'promote', 'promotion', 'approve', 'reject'].includes(command ?? '')) throw new UsageError(command ? `unknown command "${command}"` : 'a command is required');
 
   const temporal = loadTemporalSettings();
   const client = await connectClient(temporal);
@@ -217,6 +327,27 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'schedule':
         return await scheduleCommand(client, temporal.taskQueue, positionals, values);
+      case 'endpoint':
+        return await endpointCommand(client, temporal.taskQueue, positionals, values);
+      case 'promote': {
+        const workflowId = await startPromotion(client, readRequest(positionals[0]) as unknown as PromotionRequest, { name: values.id, taskQueue: temporal.taskQueue });
+        console.log(`Started ${workflowId}`);
+        return values.follow ? await followPromotion(client, workflowId) : 0;
+      }
+      case 'promotion': {
+        if (!positionals[0]) throw new UsageError('a promotion id is required');
+        if (values.follow) return await followPromotion(client, positionals[0]);
+        const { workflowId, execution, status } = await getPromotionStatus(client, positionals[0]);
+        console.log(renderPromotion(workflowId, execution, status));
+        return 0;
+      }
+      case 'approve':
+      case 'reject': {
+        if (!positionals[0]) throw new UsageError('a promotion id (or the fineTune run id that started it) is required');
+        const workflowId = await decidePromotion(client, positionals[0], command === 'approve', { by: values.by, reason: values.reason });
+        console.log(`${command === 'approve' ? 'Approved' : 'Rejected'} ${workflowId}`);
+        return 0;
+      }
       case 'list': {
         const runs = await listFineTunes(client, values, Number(values.limit));
         console.log(`${'WORKFLOW ID'.padEnd(48)} ${'STATUS'.padEnd(10)} ${'PHASE'.padEnd(14)} ${'MODEL'.padEnd(28)} METHOD  STARTED`);
@@ -241,8 +372,8 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof UsageError) console.error(`${err.message}\n\n${usage}`);
-    else if (err instanceof FineTuneRequestError) console.error(err.message);
+    else if (err instanceof FineTuneRequestError || err instanceof PromotionRequestError) console.error(err.message);
     else console.error(err instanceof Error ? err.message : err);
-    process.exit(err instanceof UsageError || err instanceof FineTuneRequestError ? 2 : 1);
+    process.exit(err instanceof UsageError || err instanceof FineTuneRequestError || err instanceof PromotionRequestError ? 2 : 1);
   },
 );

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { fineTuneRequestSchema } from '../domain/fine-tune-request.js';
 import { kaitoWorkspaceSchema } from '../domain/kaito-workspace.js';
+import { promotionRequestSchema } from '../domain/promotion.js';
 import { gpuCheckRequestSchema, reaperInputSchema, retrainInputSchema } from '../domain/workflow-inputs.js';
 
 export const schemasDir = fileURLToPath(new URL('../schemas/', import.meta.url));
@@ -17,6 +18,7 @@ const inputs: Record<string, [z.ZodType, string]> = {
   'retrain-input.json': [retrainInputSchema, 'retrain workflow input'],
   'reap-idle-gpu-pools-input.json': [reaperInputSchema, 'reapIdleGpuPools workflow input'],
   'gpu-check-request.json': [gpuCheckRequestSchema, 'gpuCheck workflow input'],
+  'promotion-request.json': [promotionRequestSchema, 'promoteAdapter workflow input'],
 };
 
 /** File name -> its JSON text. */

@@ -7,9 +7,8 @@ import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { pushAdapterImage } from '../activities/registry/adapter-image.js';
+import { pushAdapterImage, tarFiles } from '../activities/registry/adapter-image.js';
 import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
-import { tarFiles } from '../scripts/stack/gpu-simulator/adapter-pull.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { config, unique } from './support.js';
 

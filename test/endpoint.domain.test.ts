@@ -1,7 +1,7 @@
 // The endpoint's pure state machine: spec, transitions and their validators, alias resolution,
 // and the per-replica reconcile plan.
 import { describe, expect, it } from 'vitest';
-import { checkRollback, checkScaleToZero, describeEndpoint, scaleToZero, wake, checkUnload, desiredAdapters, expireRollbackWindow, loadCandidate, newEndpointState, parseEndpointSpec, promote, reconcilePlan, resolveModelName, rollback, unload } from '../domain/endpoint.js';
+import { checkLoadCandidate, checkScale, desiredState, parseEndpointInput, setReplicas, wantedReplicas, checkRollback, checkScaleToZero, describeEndpoint, scaleToZero, wake, checkUnload, desiredAdapters, expireRollbackWindow, loadCandidate, newEndpointState, parseEndpointSpec, promote, reconcilePlan, resolveModelName, rollback, unload } from '../domain/endpoint.js';
 
 const spec = parseEndpointSpec({ name: 'support', baseModel: 'phi-3-mini-4k-instruct', vmSize: 'Standard_NC24ads_A100_v4', maxLoras: 3 });
 const promoted = (digests: string[]) => digests.reduce((s, d, i) => promote(loadCandidate(s, 'bot', d), `bot-v${i + 1}`, 1_000), newEndpointState(spec, 0));
@@ -44,6 +44,30 @@ describe('endpoint', () => {
     expect(() => checkScaleToZero(idle)).toThrow(/already scaled to zero/);
     const woken = wake(idle, 45 * 60_000);
     expect(woken.counters).toMatchObject({ coldStarts: 1, idleMinutesSaved: 45, promotions: 1 });
-    expect(describeEndpoint(woken).aliases).toEqual([{ alias: 'bot', versionName: 'bot-v1', digest: 'sha256:a', rollbackTo: undefined }]);
+    expect(describeEndpoint(woken).aliases).toEqual([{ alias: 'bot', versionName: 'bot-v1', digest: 'sha256:a', image: 'sha256:a', rollbackTo: undefined }]);
+  });
+  it('validates a candidate: alias, image by digest, a free slot', () => {
+    const image = `registry.example/adapters/bot@sha256:${'a'.repeat(64)}`;
+    const s = newEndpointState(spec, 0);
+    expect(() => checkLoadCandidate(s, 'bot', image)).not.toThrow();
+    expect(() => checkLoadCandidate(s, 'Bad Alias', image)).toThrow(/alias/);
+    expect(() => checkLoadCandidate(s, 'bot', 'registry.example/adapters/bot:v1')).toThrow(/by digest/);
+    const full = promoted(['sha256:a', 'sha256:b']);
+    expect(() => checkLoadCandidate({ ...full, spec: { ...full.spec, maxLoras: 2 } }, 'bot', image)).toThrow(/maxLoras=2/);
+    const loaded = loadCandidate(s, 'bot', image);
+    expect(loaded.versions[0]).toEqual({ versionName: 'bot-v1', alias: 'bot', image, digest: `sha256:${'a'.repeat(64)}` });
+    expect(desiredState(promote(loaded, 'bot-v1', 0), 7)).toEqual({ generation: 7, adapters: [{ versionName: 'bot-v1', image }], aliases: { bot: 'bot-v1' } });
+  });
+  it('bounds the replica count and runs none while scaled to zero', () => {
+    const s = newEndpointState(spec, 0);
+    expect(() => checkScale(s, { replicas: 0 })).toThrow(/from 1 to 16/);
+    expect(() => checkScale(s, { replicas: 17 })).toThrow(/from 1 to 16/);
+    expect(wantedReplicas(setReplicas(s, 3))).toBe(3);
+    expect(wantedReplicas(scaleToZero(setReplicas(s, 3), 0))).toBe(0);
+    expect(() => checkScale(scaleToZero(s, 0), { toZero: true })).toThrow(/already scaled to zero/);
+  });
+  it('reads the spec and namespace together, every problem at once', () => {
+    expect(parseEndpointInput({ ...spec }, 'team-a').namespace).toBe('team-a');
+    expect(() => parseEndpointInput({ ...spec, idleGraceSeconds: 5 }, 'Team A')).toThrow(/idleGraceSeconds[\s\S]*namespace/);
   });
 });

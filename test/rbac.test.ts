@@ -105,11 +105,14 @@ describe('deploy/ (kustomize base)', () => {
       'Job/aks-finetune-setup-temporal',
       'Namespace/aks-finetune',
       'Namespace/gpu-resources',
+      'Role/aks-finetune-adapter-router',
+      'RoleBinding/aks-finetune-adapter-router',
       'RoleBinding/aks-finetune-worker-runs',
+      'ServiceAccount/aks-finetune-adapter-router',
       'ServiceAccount/aks-finetune-pusher',
       'ServiceAccount/aks-finetune-worker',
     ]);
-    for (const account of ['aks-finetune-worker', 'aks-finetune-pusher']) {
+    for (const account of ['aks-finetune-worker', 'aks-finetune-pusher', 'aks-finetune-adapter-router']) {
       expect(find('ServiceAccount', account)?.metadata.annotations).toHaveProperty(['azure.workload.identity/client-id']);
     }
     expect(find('Deployment', 'aks-finetune-worker')).toMatchObject({

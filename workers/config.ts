@@ -1,6 +1,7 @@
 // Worker configuration from environment variables (documented in README, "Configuration").
 // The same variables point the worker at the local stack (.stack/env) or at real Azure.
 import type { LogLevel } from '@temporalio/worker';
+import { routerPort } from '../domain/adapter-router.js';
 import { loadTemporalSettings, type TemporalSettings } from '../client/temporal-connection.js';
 import { type LogFormat, logFormats, logLevels, type TelemetryConfig } from './telemetry.js';
 
@@ -24,6 +25,8 @@ export interface WorkerConfig {
   workerImage: string;
   /** URL of an inference Service's API, with {namespace} and {service} placeholders. */
   inferenceUrlTemplate: string;
+  /** URL of one inference pod's router, with {namespace}, {pod} and {podIP} placeholders. */
+  inferencePodUrlTemplate: string;
   /** Registry of KAITO's trainer and weights images. */
   kaitoRegistry: string;
   polling: { armMs: number; kubeMs: number };
@@ -55,6 +58,7 @@ export const workerVariables: Record<string, string> = {
   ALLOW_LOOPBACK_REGISTRY: 'true accepts output registries on loopback addresses (the local stack sets it); otherwise such runs fail at once as invalid',
   WORKER_IMAGE: 'image of this worker (built from Dockerfile), run by the adapter pusher Job',
   INFERENCE_URL_TEMPLATE: 'URL of an inference Service with {namespace} and {service} placeholders (default in-cluster DNS)',
+  INFERENCE_POD_URL_TEMPLATE: "URL of one inference pod's adapter-router with {namespace}, {pod} and {podIP} placeholders (default http://{podIP}:8000): the endpoint workflow reads each replica's status and counters there",
   KAITO_REGISTRY: "registry of KAITO's trainer and model weight images (default mcr.microsoft.com/aks/kaito)",
   ARM_POLL_INTERVAL_MS: 'how often ARM long-running operations are polled (default 5000)',
   KUBE_POLL_INTERVAL_MS: 'how often activities that wait on the cluster look again (default 2000)',
@@ -125,6 +129,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     registry: { endpoint: registryEndpoint, allowLoopback: env.ALLOW_LOOPBACK_REGISTRY === 'true' },
     workerImage: env.WORKER_IMAGE ?? 'aks-finetune/worker:0.1.0',
     inferenceUrlTemplate: env.INFERENCE_URL_TEMPLATE ?? 'http://{service}.{namespace}.svc.cluster.local',
+    inferencePodUrlTemplate: env.INFERENCE_POD_URL_TEMPLATE ?? `http://{podIP}:${routerPort}`,
     kaitoRegistry: env.KAITO_REGISTRY ?? 'mcr.microsoft.com/aks/kaito',
     polling: { armMs: milliseconds(env, 'ARM_POLL_INTERVAL_MS', 5000), kubeMs: milliseconds(env, 'KUBE_POLL_INTERVAL_MS', 2000) },
     workflowBundle: env.WORKFLOW_BUNDLE || undefined,

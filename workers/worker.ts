@@ -53,6 +53,7 @@ export function createWorkerActivities(
     images: { ...defaultImages, kaitoRegistry: config.kaitoRegistry, datasetDownloader: config.workerImage },
     workerImage: config.workerImage,
     inferenceUrlTemplate: config.inferenceUrlTemplate,
+    inferencePodUrlTemplate: config.inferencePodUrlTemplate,
     // Connects on first use: only the reaper asks Temporal about runs.
     temporalClient: new Client({ connection: Connection.lazy(config.temporal.connection), namespace: config.temporal.namespace }),
     stateNamespace: 'aks-finetune',

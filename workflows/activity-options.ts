@@ -61,3 +61,43 @@ export const smokeChecks: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 1.5, maximumInterval: '30 seconds', maximumAttempts: 20 },
 };
+
+/**
+ * Waiting until an endpoint's replicas have applied a desired state. An adapter a router could
+ * not load (a rank over max-lora-rank, another base model) will not load on a retry either.
+ */
+export const replicaConvergence: ActivityOptions = {
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: livenessTimeout,
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [failureTypes.adapterLoadFailed],
+  },
+};
+
+/**
+ * Updates a promotion sends to its endpoint's workflow: a load waits until every replica serves
+ * the adapter, and may first wake the endpoint (a node pool to create), so minutes. What the
+ * endpoint refuses (its validator, a replica's load error) does not heal by retrying.
+ */
+export const endpointUpdates: ActivityOptions = {
+  startToCloseTimeout: '45 minutes',
+  heartbeatTimeout: livenessTimeout,
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: [failureTypes.invalidRequest, failureTypes.endpointRefused],
+  },
+};
+
+/** A prompt suite through an endpoint (a request per case and model), or one reading of a watch window. */
+export const evaluations: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: livenessTimeout,
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+};

@@ -9,7 +9,7 @@ export interface EndpointInput {
   spec: Partial<EndpointSpec> & { name: string; baseModel: string; vmSize: string };
   namespace: string;
   /** Carried across continue-as-new; absent on the first run. */
-  carried?: { state: EndpointState; generation: number; coldStartSeconds?: number[] };
+  carried?: { state: EndpointState; generation: number; coldStartSeconds?: number[]; gpusPerNode?: number };
   /** Continue-as-new after this many history events (default: when Temporal suggests it). Tests set it low. */
   continueAsNewAfterEvents?: number;
 }
@@ -39,6 +39,8 @@ export interface EndpointDescription {
   namespace: string;
   baseModel: string;
   vmSize: string;
+  /** The highest adapter rank its vLLM accepts (--max-lora-rank): a promotion checks an adapter against it before loading. */
+  maxLoraRank: number;
   scale: 'running' | 'scaled-to-zero';
   replicas: number;
   pool: string;

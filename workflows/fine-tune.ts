@@ -7,6 +7,9 @@ import {
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
+  ChildWorkflowCancellationType,
+  executeChild,
+  ParentClosePolicy,
   isCancellation,
   log,
   proxyActivities,
@@ -36,8 +39,11 @@ import {
 } from './fine-tune-run.js';
 import { checkedInActivity, invalidInput, withParsedWorkspace } from './input-checks.js';
 import { watchJob } from './job-watch.js';
+import { fineTunePromotionWorkflowId } from './ids.js';
 import { fineTuneObjectNames, nodePoolName, runTag } from './naming.js';
+import { promoteAdapter } from './promote-adapter.js';
 import { AdapterRepository, BaseModel, GpuVmSize, TuningMethod } from './search-attributes.js';
+import { rootMessage, rootType } from './root-cause.js';
 import { StepRecorder } from './step-recorder.js';
 
 export { type FineTunePhase, type FineTuneStatus, type FineTuneStep, fineTuneStatusQuery, jobFinishedSignal } from './fine-tune-run.js';
@@ -66,6 +72,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneStatus> {
     await train(planned);
     await pushAdapterImage(planned);
     await (planned.plan.deploy ? deployInference(planned) : releaseGpus(planned));
+    if (planned.plan.promote) await promote(planned);
     await removeRunObjects(planned);
     run.recorder.enter('succeeded');
     return run.status;
@@ -117,6 +124,7 @@ async function plan(run: FineTuneRun, request: FineTuneInput): Promise<PlannedRu
       vmSize: plan.vmSize.name,
       spot: plan.spot,
       deploy: plan.deploy ?? false,
+      ...(plan.promote ? { promote: { endpoint: plan.promote.endpoint.name, alias: plan.promote.alias } } : {}),
       release: plan.release,
     },
   });
@@ -284,6 +292,32 @@ async function deployInference(run: PlannedRun): Promise<void> {
   status.inference = { service: deploy.name, models };
 }
 
+/**
+ * With promote: the adapter, by digest, goes through promoteAdapter on the endpoint, as a child
+ * run with a deterministic id (a replayed or retried parent adopts it; `approve` and `reject`
+ * reach it through this run's id). A cancelled run cancels it, and it unloads its candidate.
+ * Rejected or rolled back is an outcome the status reports, not a failure.
+ */
+async function promote(run: PlannedRun): Promise<void> {
+  const { plan, status } = run;
+  const request = plan.promote!;
+  const workflowId = fineTunePromotionWorkflowId(run.owner.workflowId);
+  run.recorder.enter('promoting');
+  status.promotion = { workflowId, endpoint: request.endpoint.name, alias: request.alias };
+  const result = await run.recorder.step(
+    'promote',
+    () =>
+      executeChild(promoteAdapter, {
+        workflowId,
+        args: [{ ...request, image: status.adapter!.reference!, evalLoss: status.evalLoss }],
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+      }),
+    (r) => `${r.phase}${r.versionName ? `: ${r.versionName}` : ''}`,
+  );
+  Object.assign(status.promotion, { state: result.phase, versionName: result.versionName, passRate: result.scores?.candidate.passRate, gate: result.gate?.reasons });
+}
+
 /** After success: the Jobs, ConfigMap and PVC go; deployed inference stays. */
 async function removeRunObjects(run: PlannedRun): Promise<void> {
   run.recorder.enter('cleaning-up');
@@ -344,20 +378,3 @@ function asWorkflowFailure(err: unknown): TemporalFailure {
   const e = err instanceof Error ? err : new Error(String(err));
   return ApplicationFailure.nonRetryable(`fineTune workflow code failed: ${e.name}: ${e.message}`, failureTypes.workflowCodeError, e.stack);
 }
-
-/** The innermost cause: the ARM, Kubernetes or validation message, not "Activity task failed". */
-function rootCause(err: unknown): unknown {
-  let cause = err;
-  while (cause instanceof TemporalFailure && cause.cause) cause = cause.cause;
-  return cause;
-}
-
-const rootMessage = (err: unknown): string => {
-  const cause = rootCause(err);
-  return cause instanceof Error ? cause.message : String(cause);
-};
-
-const rootType = (err: unknown): string | undefined => {
-  const cause = rootCause(err);
-  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
-};

@@ -14,6 +14,11 @@ export function nodePoolName(prefix: string, owner: RunOwner): string {
   return prefix + base36Digest(`${owner.workflowId}\n${owner.runId}`, poolNameLength - prefix.length);
 }
 
+/** An endpoint's pool: `ep`, then a hash of its workflow id alone, so every run of the endpoint (continue-as-new) names the same pool. */
+export function endpointPoolName(workflowId: string): string {
+  return 'ep' + base36Digest(workflowId, poolNameLength - 2);
+}
+
 /** A short tag of the run id that keeps the object names of two runs under one workflow id apart. */
 export function runTag(owner: RunOwner): string {
   return base36Digest(owner.runId, 5);

@@ -7,5 +7,11 @@ export const BaseModel = defineSearchAttributeKey('BaseModel', SearchAttributeTy
 export const TuningMethod = defineSearchAttributeKey('TuningMethod', SearchAttributeType.KEYWORD);
 export const GpuVmSize = defineSearchAttributeKey('GpuVmSize', SearchAttributeType.KEYWORD);
 export const AdapterRepository = defineSearchAttributeKey('AdapterRepository', SearchAttributeType.KEYWORD);
+/** A promotion's candidate pass rate on its suite (0 to 1). */
+export const EvalPassRate = defineSearchAttributeKey('EvalPassRate', SearchAttributeType.DOUBLE);
+/** The endpoint a promotion (or an endpoint's own workflow) is about. */
+export const Endpoint = defineSearchAttributeKey('Endpoint', SearchAttributeType.KEYWORD);
+/** A promotion's state: loading, evaluating, awaiting-approval, ..., promoted, rejected, rolled-back, failed. */
+export const PromotionState = defineSearchAttributeKey('PromotionState', SearchAttributeType.KEYWORD);
 
-export const projectSearchAttributes = [PipelinePhase, BaseModel, TuningMethod, GpuVmSize, AdapterRepository];
+export const projectSearchAttributes = [PipelinePhase, BaseModel, TuningMethod, GpuVmSize, AdapterRepository, EvalPassRate, Endpoint, PromotionState];

@@ -43,8 +43,8 @@ export interface ManagedPool {
 
 /** Conditions on releasing a pool: still owned by this run, and/or unchanged since it was looked at. */
 export interface ReleaseGuard {
-  /** Release only while the pool's owner tags name this run (workflow id and run id). */
-  ownedBy?: RunOwner;
+  /** Release only while the pool's owner tags name this run (workflow id and run id), or this workflow id alone (an endpoint's pool). */
+  ownedBy?: Pick<RunOwner, 'workflowId'> & Partial<RunOwner>;
   ifMatch?: string;
 }
 

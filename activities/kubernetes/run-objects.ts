@@ -2,9 +2,9 @@
 // one namespace (a run's own cleanup) or in all of them (the reaper's orphan sweep), and deleted
 // exactly as listed (a UID precondition), so a newer object of the same name is never removed.
 import { type KubeConfig, type KubernetesObject, KubernetesObjectApi } from '@kubernetes/client-node';
-import type { RecordedOwner, RunOwner, SweepKind } from '../../domain/run-identity.js';
+import type { RecordedOwner, SweepKind } from '../../domain/run-identity.js';
 import { deleteIfPresent, objectOwner } from './api-errors.js';
-import { runIdLabel, runSelector } from './labels.js';
+import { type ObjectOwner, runIdLabel, runSelector } from './labels.js';
 
 const apiVersions: Record<SweepKind, string> = {
   Job: 'batch/v1',
@@ -57,7 +57,7 @@ export function createRunObjectActivities({ kubeConfig }: { kubeConfig: KubeConf
      * missed even when the workflow's own record is incomplete, and nothing of another run,
      * an earlier run under the same workflow id included, is touched). Returns "Kind/name" of each.
      */
-    async deleteRunObjects(namespace: string, owner: RunOwner, options: { includeInference: boolean }): Promise<string[]> {
+    async deleteRunObjects(namespace: string, owner: ObjectOwner, options: { includeInference: boolean }): Promise<string[]> {
       const deleted: string[] = [];
       for (const kind of kinds) {
         if (!options.includeInference && inferenceKinds.includes(kind)) continue;

@@ -5,9 +5,10 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { gzipSync } from 'node:zlib';
 import type { ContainerRegistryContentClient } from '@azure/container-registry';
-import { pack } from 'tar-stream';
+import { extract, pack } from 'tar-stream';
 
 export const adapterFiles = ['adapter_config.json', 'adapter_model.safetensors'] as const;
 export const mediaTypes = {
@@ -71,4 +72,23 @@ export async function pushAdapterImage(
     { tag },
   );
   return { digest, layerDigest: layerBlob.digest, sizeBytes: layer.length };
+}
+
+/** The regular files of a tar archive, by path. */
+export async function tarFiles(tar: Buffer): Promise<Record<string, Buffer>> {
+  const files: Record<string, Buffer> = {};
+  const reader = extract();
+  reader.on('entry', (header, stream, next) => {
+    void buffer(stream).then((data) => {
+      if (header.type === 'file') files[header.name] = data;
+      next();
+    });
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    reader.on('finish', resolve);
+    reader.on('error', reject);
+  });
+  reader.end(tar);
+  await done;
+  return files;
 }

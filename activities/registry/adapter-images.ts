@@ -1,5 +1,7 @@
 // Registry activities: read a pushed adapter image back, so the run records the digest the
 // registry actually holds (not what a pusher claimed).
+import { buffer } from 'node:stream/consumers';
+import { gunzipSync } from 'node:zlib';
 import type { TokenCredential } from '@azure/core-auth';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { ApplicationFailure } from '@temporalio/common';
@@ -7,13 +9,22 @@ import { hostProblem } from '../../domain/dataset-url.js';
 import { failureTypes } from '../../domain/failure-types.js';
 import { parseImageReference } from '../../domain/image-reference.js';
 import { createRegistryContentClient } from '../../workers/clients.js';
-import { mediaTypes } from './adapter-image.js';
+import { mediaTypes, tarFiles } from './adapter-image.js';
 import { type EvaluationArtifact, listEvaluationArtifacts, recordEvaluationArtifact } from './evaluation-artifacts.js';
 
 export interface AdapterImage {
   digest: string;
   annotations: Record<string, string>;
   layerDigest: string;
+}
+
+/** What a promotion checks of an adapter image before anything loads it. */
+export interface InspectedAdapter {
+  digest: string;
+  /** The sh.kaito.model.name annotation: the base model the adapter was trained on. */
+  baseModel: string | undefined;
+  /** data/adapter_config.json, parsed; a string when it is not JSON, undefined when absent. */
+  config: unknown;
 }
 
 export function createRegistryActivities({ credential, allowLoopbackRegistry }: { credential: TokenCredential; allowLoopbackRegistry: boolean }) {
@@ -40,23 +51,21 @@ export function createRegistryActivities({ credential, allowLoopbackRegistry }: 
       );
     },
 
+    readAdapterImage,
 
-    async readAdapterImage(image: string): Promise<AdapterImage> {
-      const ref = parseImageReference(image);
-      if (!ref) throw ApplicationFailure.nonRetryable(`not an image reference: ${image}`, failureTypes.invalidRequest);
-      const client = createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential);
+    /** The adapter image's base model annotation and adapter_config.json (KAITO's layout: data/ in the layer), read by digest. */
+    async inspectAdapterImage(image: string): Promise<InspectedAdapter> {
+      const { client } = byDigest(image);
+      const adapter = await readAdapterImage(image, { type: failureTypes.invalidRequest, hint: '' });
+      const files = await tarFiles(gunzipSync(await buffer((await client.downloadBlob(adapter.layerDigest)).content)));
+      const text = files['data/adapter_config.json']?.toString('utf8');
+      let config: unknown = text;
       try {
-        const { digest, manifest } = await client.getManifest(ref.digest ?? ref.tag ?? 'latest');
-        const m = manifest as { layers?: { mediaType: string; digest: string }[]; annotations?: Record<string, string> };
-        const layer = m.layers?.find((l) => l.mediaType === mediaTypes.layer);
-        if (!layer) throw ApplicationFailure.nonRetryable(`${image} has no ${mediaTypes.layer} layer: not an adapter image`, failureTypes.pushFailed);
-        return { digest, annotations: m.annotations ?? {}, layerDigest: layer.digest };
-      } catch (err) {
-        if (isRestError(err) && err.statusCode === 404) {
-          throw ApplicationFailure.nonRetryable(`${image} is not in the registry although the push reported success`, failureTypes.pushFailed);
-        }
-        throw err;
+        config = text === undefined ? undefined : JSON.parse(text);
+      } catch {
+        // kept as text: adapterProblems reports it is not a JSON object
       }
+      return { digest: adapter.digest, baseModel: adapter.annotations['sh.kaito.model.name'], config };
     },
 
     /**
@@ -74,4 +83,23 @@ export function createRegistryActivities({ credential, allowLoopbackRegistry }: 
       return listEvaluationArtifacts(client, digest);
     },
   };
+
+  /** An adapter image's manifest; absent or not an adapter, it fails non-retryable with `missing`'s type and hint. */
+  async function readAdapterImage(image: string, missing: { type: string; hint: string } = { type: failureTypes.pushFailed, hint: ' although the push reported success' }): Promise<AdapterImage> {
+    const ref = parseImageReference(image);
+    if (!ref) throw ApplicationFailure.nonRetryable(`not an image reference: ${image}`, failureTypes.invalidRequest);
+    const client = createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential);
+    try {
+      const { digest, manifest } = await client.getManifest(ref.digest ?? ref.tag ?? 'latest');
+      const m = manifest as { layers?: { mediaType: string; digest: string }[]; annotations?: Record<string, string> };
+      const layer = m.layers?.find((l) => l.mediaType === mediaTypes.layer);
+      if (!layer) throw ApplicationFailure.nonRetryable(`${image} has no ${mediaTypes.layer} layer: not an adapter image`, missing.type);
+      return { digest, annotations: m.annotations ?? {}, layerDigest: layer.digest };
+    } catch (err) {
+      if (isRestError(err) && err.statusCode === 404) {
+        throw ApplicationFailure.nonRetryable(`${image} is not in the registry${missing.hint}`, missing.type);
+      }
+      throw err;
+    }
+  }
 }

@@ -61,6 +61,7 @@ export function stackEnvironment(ctx: StackContext): Record<string, string> {
     AZURE_ARM_ENDPOINT: `https://${config.host}:${config.ports.arm}`,
     // Inference Services answer through the gpu-simulator here; in a cluster, at their DNS name.
     INFERENCE_URL_TEMPLATE: `http://${config.host}:${config.ports.gpuSimulator}/services/{namespace}/{service}`,
+    INFERENCE_POD_URL_TEMPLATE: `http://${config.host}:${config.ports.gpuSimulator}/pods/{namespace}/{pod}`,
     GPU_SIMULATOR_URL: `http://${config.host}:${config.ports.gpuSimulator}`,
     AZURE_SUBSCRIPTION_ID: config.azure.subscriptionId,
     AZURE_RESOURCE_GROUP: config.azure.resourceGroup,

@@ -4,10 +4,8 @@
 // the stack's registry (OCI distribution API, no auth on the local stack), lands in the pod's volume.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { buffer } from 'node:stream/consumers';
 import { gunzipSync } from 'node:zlib';
-import { extract } from 'tar-stream';
-import { mediaTypes } from '../../../activities/registry/adapter-image.js';
+import { mediaTypes, tarFiles } from '../../../activities/registry/adapter-image.js';
 import { parseImageReference } from '../../../domain/image-reference.js';
 
 const exportCommand = /crane export (\S+) - \| tar -xf - -C (\S+) --strip-components=1 data/;
@@ -38,23 +36,4 @@ export async function exportAdapterImage(image: string, dir: string): Promise<vo
       if (name.startsWith('data/')) writeFileSync(join(dir, basename(name)), data);
     }
   }
-}
-
-/** The regular files of a tar archive, by path. */
-export async function tarFiles(tar: Buffer): Promise<Record<string, Buffer>> {
-  const files: Record<string, Buffer> = {};
-  const reader = extract();
-  reader.on('entry', (header, stream, next) => {
-    void buffer(stream).then((data) => {
-      if (header.type === 'file') files[header.name] = data;
-      next();
-    });
-  });
-  const done = new Promise<void>((resolve, reject) => {
-    reader.on('finish', resolve);
-    reader.on('error', reject);
-  });
-  reader.end(tar);
-  await done;
-  return files;
 }

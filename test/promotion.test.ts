@@ -1,0 +1,190 @@
+// Gated promotion end to end on the local stack (real endpoint workflow, adapter-router per
+// simulated replica, simulated vLLM, registry): fineTune promotes its adapter into an endpoint;
+// a second adapter fails its gate and is unloaded while the first keeps serving; a third passes,
+// is approved and switched; a rollback restores the previous one; pods are never restarted and a
+// client calling the alias throughout sees no failed request. Approval is refused while the run
+// does not wait and times out into a rejection; a regression in the watch window rolls back.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api } from '@kubernetes/client-node';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushAdapterImage } from '../activities/registry/adapter-image.js';
+import { decidePromotion, getPromotionStatus } from '../client/promotion-client.js';
+import { describeEndpoint, retireEndpoint, rollbackEndpointAlias } from '../client/endpoints.js';
+import type { PromotionRequest } from '../domain/promotion.js';
+import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
+import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
+import { createWorkerActivities } from '../workers/worker.js';
+import { fineTune } from '../workflows/fine-tune.js';
+import { fineTunePromotionWorkflowId, fineTuneWorkflowId, promotionWorkflowId } from '../workflows/ids.js';
+import { promoteAdapter } from '../workflows/promote-adapter.js';
+import { adminKubeConfig, config, createRunNamespace, emulator, eventually, simulator, testFineTuneRequest, unique } from './support.js';
+import { useTemporal } from './temporal.js';
+
+const temporal = useTemporal();
+const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
+const core = adminKubeConfig.makeApiClient(CoreV1Api);
+const registryHost = new URL(config.registry.endpoint).host;
+const baseModel = 'phi-3-mini-4k-instruct';
+const namespace = `promo-${unique()}`;
+const endpointName = `support-${unique()}`;
+const alias = 'support';
+/** One task queue for the file: the endpoint's workflow, started by the first promotion, lives across the tests. */
+const taskQueue = `test-${unique()}`;
+const endpoint = { name: endpointName, baseModel, vmSize: 'Standard_NC24ads_A100_v4', replicas: 2 };
+/** Eight prompts the simulated model answers by echoing them when it answers well (scripts/stack/gpu-simulator/vllm.ts). */
+const suite = { jsonl: Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `support question ${i}`, expect: { contains: `support question ${i}` } })).join('\n') };
+const gate = { minPassRate: 0.5 };
+
+/** Pushes a distinct adapter (its alpha makes its digest, so the simulator's answers) and returns it by digest. */
+async function pushAdapter(loraAlpha: number): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
+  writeAdapter(dir, { r: 8, loraAlpha, loraDropout: 0.05, targetModules: ['q_proj', 'v_proj'] });
+  const repository = `adapters/promotion-${unique()}`;
+  const client = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
+  const { digest } = await pushAdapterImage(client, dir, 'v1', { 'sh.kaito.model.name': baseModel });
+  return `${registryHost}/${repository}@${digest}`;
+}
+
+const request = (image: string, overrides: Partial<PromotionRequest> = {}): PromotionRequest => ({ endpoint, namespace, alias, image, suite, gate, ...overrides });
+
+const withWorker = <T>(run: () => Promise<T>) => temporal.withWorker(activities, run, taskQueue);
+const client = (): Client => temporal.env.client;
+
+async function promote(name: string, body: PromotionRequest) {
+  return client().workflow.start(promoteAdapter, { taskQueue, workflowId: promotionWorkflowId(name), args: [body] });
+}
+
+const servedVersion = async () => (await describeEndpoint(client(), endpointName)).aliases.find((a) => a.alias === alias)?.versionName;
+const podUids = async () => (await core.listNamespacedPod({ namespace, labelSelector: `app=${endpointName}` })).items.map((p) => p.metadata!.uid!).sort();
+const serviceUrl = config.inferenceUrlTemplate.replace('{namespace}', namespace).replace('{service}', endpointName);
+
+/** The answer a model name gets through the endpoint's Service. */
+async function answer(model: string, prompt = 'support question 0'): Promise<string> {
+  const res = await fetch(`${serviceUrl}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt, max_tokens: 32 }) });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { choices: { text: string }[] }).choices[0]!.text;
+}
+
+/** A client calling the alias back to back until stopped: every non-200 answer or failed connection counts. */
+function loadGenerator() {
+  let stopped = false;
+  const counts = { requests: 0, failed: 0, failures: [] as string[] };
+  const loop = (async () => {
+    while (!stopped) {
+      counts.requests++;
+      try {
+        const res = await fetch(`${serviceUrl}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: alias, prompt: 'hello', max_tokens: 8 }) });
+        if (res.status !== 200) {
+          counts.failed++;
+          counts.failures.push(`${res.status} ${await res.text()}`);
+        } else await res.arrayBuffer();
+      } catch (err) {
+        counts.failed++;
+        counts.failures.push(String(err));
+      }
+    }
+  })();
+  return { counts, stop: async () => ((stopped = true), await loop, counts) };
+}
+
+beforeAll(async () => {
+  await createRunNamespace(namespace);
+  await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
+  await simulator.settings({ trainingMs: 500, badAdapters: [] });
+});
+
+afterAll(async () => {
+  await simulator.settings({ badAdapters: [] });
+  await withWorker(() => retireEndpoint(client(), endpointName).catch(() => undefined));
+});
+
+describe('promoteAdapter', () => {
+  it('a fineTune run promotes into a new endpoint; a second adapter fails its gate and is unloaded while the first keeps serving; a third passes, is approved and switched; rollback restores the first; no pod restarts, no failed request', async () => {
+    await withWorker(async () => {
+      // 1. A fineTune run with promote: the endpoint is created by this first promotion.
+      const runId = fineTuneWorkflowId(`promote-${unique()}`);
+      const run = await client().workflow.start(fineTune, {
+        taskQueue, workflowId: runId,
+        args: [testFineTuneRequest({ namespace, promote: { endpoint: { name: endpointName, replicas: 2 }, alias, suite, gate } })],
+      });
+      const trained = await run.result();
+      expect(trained.phase).toBe('succeeded');
+      expect(trained.promotion).toMatchObject({ workflowId: fineTunePromotionWorkflowId(runId), state: 'promoted', versionName: `${alias}-v1` });
+      expect(await servedVersion()).toBe(`${alias}-v1`);
+      const firstAnswer = await answer(alias);
+      expect(firstAnswer).toBe(await answer(`${alias}-v1`));
+      const pods = await podUids();
+      expect(pods).toHaveLength(2);
+
+      const load = loadGenerator();
+      try {
+        // 2. A bad adapter (the simulator answers it wrongly): rejected by the gate, unloaded, production untouched.
+        await simulator.settings({ badAdapters: [`${alias}-v2`] });
+        const rejected = await (await promote(`second-${unique()}`, request(await pushAdapter(32)))).result();
+        expect(rejected).toMatchObject({ phase: 'rejected', versionName: `${alias}-v2`, previousVersion: `${alias}-v1`, gate: { promote: false } });
+        expect(rejected.scores!.candidate.passRate).toBe(0);
+        expect(rejected.scores!.production!.passRate).toBeGreaterThanOrEqual(0.5);
+        expect(rejected.decisions.map((d) => d.decision)).toEqual(['gate-rejected']);
+        expect(rejected.lineage?.artifactDigest).toMatch(/^sha256:/);
+        const afterReject = await describeEndpoint(client(), endpointName);
+        expect(afterReject.loaded).not.toContain(`${alias}-v2`);
+        expect(await servedVersion()).toBe(`${alias}-v1`);
+
+        // 3. A good adapter with approval required: waits, is approved, switched; the first stays loaded for rollback.
+        const third = await promote(`third-${unique()}`, request(await pushAdapter(48), { approval: { required: true, timeoutMinutes: 60 } }));
+        await eventually(async () => ((await getPromotionStatus(client(), third.workflowId)).status.phase === 'awaiting-approval' ? true : undefined), 'the third promotion to await approval');
+        await decidePromotion(client(), third.workflowId, true, { by: 'test', reason: 'scores look right' });
+        const promoted = await third.result();
+        expect(promoted).toMatchObject({ phase: 'promoted', versionName: `${alias}-v3`, previousVersion: `${alias}-v1`, gate: { promote: true } });
+        expect(promoted.decisions).toEqual([expect.objectContaining({ decision: 'approved', by: 'test', reason: 'scores look right' })]);
+        expect(await servedVersion()).toBe(`${alias}-v3`);
+        expect(await answer(alias)).toBe(await answer(`${alias}-v3`));
+
+        // 4. Rollback on request: the alias answers as the first adapter again.
+        await rollbackEndpointAlias(client(), endpointName, alias);
+        expect(await servedVersion()).toBe(`${alias}-v1`);
+        expect(await answer(alias)).toBe(firstAnswer);
+      } finally {
+        const counts = await load.stop();
+        expect(counts.failures).toEqual([]);
+        expect(counts.requests).toBeGreaterThan(0);
+      }
+      expect(await podUids()).toEqual(pods);
+    });
+  });
+
+  it('refuses an approval while the run does not wait for one, and rejects the candidate when nobody decides in time', async () => {
+    const workflowId = promotionWorkflowId(`approval-${unique()}`);
+    const image = await pushAdapter(64);
+    // Started before any worker polls: the Update reaches the run in its first task, while it inspects.
+    const handle = await client().workflow.start(promoteAdapter, { taskQueue, workflowId, args: [request(image, { approval: { required: true, timeoutMinutes: 0.05 } })] });
+    const early = decidePromotion(client(), workflowId, true, { by: 'too-early' });
+    await withWorker(async () => {
+      await expect(early).rejects.toThrow(/is inspecting, not awaiting approval/);
+      const result = await handle.result();
+      expect(result).toMatchObject({ phase: 'rejected', gate: { promote: true } });
+      expect(result.decisions.map((d) => d.decision)).toEqual(['approval-timed-out']);
+      expect((await describeEndpoint(client(), endpointName)).loaded).not.toContain(result.versionName);
+      expect(await servedVersion()).toBe(`${alias}-v1`);
+    });
+  });
+
+  it('rolls back on its own when the new version regresses in the watch window', async () => {
+    await withWorker(async () => {
+      const handle = await promote(`watched-${unique()}`, request(await pushAdapter(80), { watch: { minutes: 0.2, smokeCases: 4 } }));
+      const watching = await eventually(async () => {
+        const { status } = await getPromotionStatus(client(), handle.workflowId);
+        return status.phase === 'watching' ? status : undefined;
+      }, 'the promotion to watch its switch');
+      // The switched version starts answering badly: the smoke prompts on the alias fall behind the previous version's.
+      await simulator.settings({ badAdapters: [watching.versionName!] });
+      const result = await handle.result();
+      expect(result).toMatchObject({ phase: 'rolled-back', previousVersion: `${alias}-v1`, watch: { rollback: true } });
+      expect(result.decisions.map((d) => d.decision)).toEqual(['rolled-back']);
+      expect(await servedVersion()).toBe(`${alias}-v1`);
+    });
+  });
+});
