@@ -48,3 +48,49 @@ export interface RouterStatus {
 /** Ready (GET /_router/ready answers 200, the pod's readiness probe) once it has applied a desired state: a replica that
  * starts or restarts takes no traffic until it serves every adapter the endpoint serves. Generations start at 1. */
 export const routerReady = (s: RouterStatus): boolean => s.appliedGeneration >= 1;
+
+/** The desired state in the ConfigMap's text, or an error saying what is wrong with it. */
+export function parseDesiredState(text: string | undefined): DesiredState {
+  let json: unknown;
+  try {
+    json = JSON.parse(text ?? '');
+  } catch {
+    throw new Error(`${desiredStateKey} is not JSON`);
+  }
+  const parsed = desiredStateSchema.safeParse(json);
+  if (!parsed.success) throw new Error(`${desiredStateKey} is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
+/** Aliases that resolve to neither a desired adapter nor the base model: switching to them would break the alias. */
+export function aliasProblems(desired: DesiredState, baseModel: string): { versionName: string; message: string }[] {
+  const served = new Set([baseModel, ...desired.adapters.map((a) => a.versionName)]);
+  return Object.entries(desired.aliases)
+    .filter(([, target]) => !served.has(target))
+    .map(([alias, target]) => ({ versionName: target, message: `alias ${alias} resolves to ${target}, which is not among the desired adapters` }));
+}
+
+/** The name vLLM serves for a requested `model`: an alias's version; a version name or the base model passes through. */
+export const resolveAlias = (aliases: Record<string, string>, model: string): string => (Object.hasOwn(aliases, model) ? aliases[model]! : model);
+
+/** One line of adapter_router_requests_total. `model` is what the client asked for, `version` what served it. */
+export interface RequestCount {
+  model: string;
+  version: string;
+  code: number;
+  count: number;
+}
+
+const labelValue = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/** The router's own Prometheus lines (text exposition format 0.0.4). */
+export function routerMetrics(counts: RequestCount[], status: RouterStatus): string[] {
+  return [
+    '# HELP adapter_router_requests_total Requests the adapter-router proxied, by requested model, the version it resolved to, and status code.',
+    '# TYPE adapter_router_requests_total counter',
+    ...counts.map((c) => `adapter_router_requests_total{model="${labelValue(c.model)}",version="${labelValue(c.version)}",code="${c.code}"} ${c.count}`),
+    '# HELP adapter_router_applied_generation The last desired-state generation this replica fully applied.',
+    '# TYPE adapter_router_applied_generation gauge',
+    `adapter_router_applied_generation ${status.appliedGeneration}`,
+  ];
+}

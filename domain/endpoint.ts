@@ -171,7 +171,7 @@ export function setReplicas(s: EndpointState, replicas: number): EndpointState {
   return { ...s, spec: { ...s.spec, replicas } };
 }
 
-export function reconcilePlan(desired: { versionName: string; digest: string }[], loadedOnReplica: string[]) {
+export function reconcilePlan<T extends { versionName: string }>(desired: T[], loadedOnReplica: string[]) {
   const want = new Set(desired.map((d) => d.versionName));
   return { load: desired.filter((d) => !loadedOnReplica.includes(d.versionName)), unload: loadedOnReplica.filter((n) => !want.has(n)) };
 }

@@ -2,9 +2,11 @@
 //   worker         (default) poll the task queue and run workflows and activities
 //   push-adapter   package an adapter from a results folder and push it (the pusher Job runs this)
 //   download-dataset  fetch dataset URLs, checking every resolved address and redirect (the tuning pod runs this)
+//   adapter-router  keep a vLLM replica's adapters equal to its endpoint's desired state and proxy its API (the endpoint pod's sidecar)
 // Configuration comes from the environment (README, "Configuration").
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { connectClient } from '../client/temporal-connection.js';
+import { adapterRouterCommand } from './adapter-router.js';
 import { createKubeConfig } from './clients.js';
 import { startJobWatcher } from './job-watcher.js';
 import { ConfigError, loadWorkerConfig } from './config.js';
@@ -38,6 +40,7 @@ const commands: Record<string, () => Promise<void>> = {
   worker: runWorker,
   'push-adapter': () => pushAdapterCommand(args),
   'download-dataset': () => downloadDatasetCommand(args),
+  'adapter-router': adapterRouterCommand,
 };
 const run = commands[command];
 if (!run) {

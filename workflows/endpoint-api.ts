@@ -9,7 +9,14 @@ export interface EndpointInput {
   spec: Partial<EndpointSpec> & { name: string; baseModel: string; vmSize: string };
   namespace: string;
   /** Carried across continue-as-new; absent on the first run. */
-  carried?: { state: EndpointState; generation: number; coldStartSeconds?: number[]; gpusPerNode?: number };
+  carried?: {
+    state: EndpointState;
+    generation: number;
+    coldStartSeconds?: number[];
+    gpusPerNode?: number;
+    /** The replicas' request counters last read, and since when unchanged: idleness spans runs. */
+    traffic?: { fingerprint: string; sinceMs: number };
+  };
   /** Continue-as-new after this many history events (default: when Temporal suggests it). Tests set it low. */
   continueAsNewAfterEvents?: number;
 }

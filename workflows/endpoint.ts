@@ -92,7 +92,8 @@ interface Endpoint {
 export async function endpoint(input: EndpointInput): Promise<EndpointDescription> {
   const ep = open(input);
   try {
-    if (!input.carried) await create(ep);
+    // Queued like a change: an Update that arrives meanwhile runs once the endpoint exists.
+    if (!input.carried) await exclusive(ep, () => create(ep));
     await serve(ep, input);
     return describe(ep);
   } catch (err) {
@@ -120,6 +121,7 @@ function open(input: EndpointInput): Endpoint {
     generation: carried?.generation ?? 1,
     coldStartSeconds: carried?.coldStartSeconds ?? [],
     gpusPerNode: carried?.gpusPerNode ?? 0,
+    traffic: carried?.traffic,
     poolNodes: carried?.state.scale.state === 'scaled-to-zero' ? 0 : (carried?.state.spec.replicas ?? 0),
     retired: false,
     changes: Promise.resolve(),
@@ -306,7 +308,7 @@ async function serve(ep: Endpoint, input: EndpointInput): Promise<void> {
   if (ep.retired) return;
   await continueAsNew<typeof endpoint>({
     ...input,
-    carried: { state: ep.state, generation: ep.generation, coldStartSeconds: ep.coldStartSeconds, gpusPerNode: ep.gpusPerNode },
+    carried: { state: ep.state, generation: ep.generation, coldStartSeconds: ep.coldStartSeconds, gpusPerNode: ep.gpusPerNode, traffic: ep.traffic },
   });
 }
 

@@ -62,8 +62,6 @@ export interface FineTuneStatus {
   push?: JobProgress & { job: string };
   adapter?: { image: string; digest?: string; reference?: string };
   inference?: { service: string; models: string[] };
-  /** The trainer's last eval_loss on the held-out split, read from its log. */
-  evalLoss?: number;
   /** With promote: the promotion child run and how it ended (promoted, rejected, rolled-back). */
   promotion?: { workflowId: string; endpoint: string; alias: string; state?: string; versionName?: string; passRate?: number; gate?: string[] };
   /** The root cause of a failure: the ARM, Kubernetes or validation message, with advice. */

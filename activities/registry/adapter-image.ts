@@ -3,10 +3,10 @@
 // and the base model in the annotation sh.kaito.model.name. The tar is byte-for-byte
 // reproducible (fixed times and owners), so pushing the same adapter twice gives one digest.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { ContainerRegistryContentClient } from '@azure/container-registry';
 import { extract, pack } from 'tar-stream';
 
@@ -91,4 +91,39 @@ export async function tarFiles(tar: Buffer): Promise<Record<string, Buffer>> {
   reader.end(tar);
   await done;
   return files;
+}
+
+export interface PulledAdapter {
+  /** The manifest's annotations: sh.kaito.model.name names the base model. */
+  annotations: Record<string, string>;
+  /** adapter_config.json, parsed; undefined when the image has none or it is not JSON. */
+  config: unknown;
+}
+
+/**
+ * Pulls an adapter image by digest and writes its data/ files into `dir` (as `crane export | tar
+ * --strip-components=1 data` would). The files land in a sibling folder first and are renamed into
+ * place, so `dir` never holds half an adapter. The client checks the manifest's and blob's digests.
+ */
+export async function pullAdapterImage(client: ContainerRegistryContentClient, digest: string, dir: string): Promise<PulledAdapter> {
+  const { manifest } = await client.getManifest(digest);
+  const m = manifest as { layers?: { mediaType: string; digest: string }[]; annotations?: Record<string, string> };
+  const layer = m.layers?.find((l) => l.mediaType === mediaTypes.layer);
+  if (!layer) throw new Error(`${digest} has no ${mediaTypes.layer} layer: not an adapter image`);
+  const files = await tarFiles(gunzipSync(await buffer((await client.downloadBlob(layer.digest)).content)));
+  const partial = `${dir}.partial`;
+  await rm(partial, { recursive: true, force: true });
+  await mkdir(partial, { recursive: true });
+  for (const [name, data] of Object.entries(files)) {
+    if (name.startsWith('data/') && basename(name) === name.slice('data/'.length)) await writeFile(join(partial, basename(name)), data);
+  }
+  await rm(dir, { recursive: true, force: true });
+  await rename(partial, dir);
+  let config: unknown;
+  try {
+    config = JSON.parse(files['data/adapter_config.json']?.toString() ?? '');
+  } catch {
+    config = undefined;
+  }
+  return { annotations: m.annotations ?? {}, config };
 }

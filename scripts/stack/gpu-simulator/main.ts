@@ -3,17 +3,22 @@
 // simulated nodes, by pod role (label aks-finetune.io/role):
 //   trainer         writes a small, well-formed adapter into the results volume, then completes the pod
 //   adapter-pusher  runs the project's real push command against the local registry, then completes the pod
-//   inference       serves vLLM's HTTP API (simulated, vllm.ts) per pod and per Service, on loopback
+//   inference       serves vLLM's HTTP API (simulated, vllm.ts) per pod and per Service, on loopback;
+//                   a pod with an adapter-router container (an endpoint's) also runs the product's
+//                   router in front of it (router-replica.ts), and a Service reaches only pods whose
+//                   router is ready, as the router's readiness probe decides on a cluster
 // It also provisions hostPath volumes for PVCs (the cluster's default StorageClass), as Azure
 // Disk would on AKS. Settings and failure injection: /_simulator/settings.
 import { execFile } from 'node:child_process';
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { promisify } from 'node:util';
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { modelLabel, roleLabel, roles, temporalRunIdLabel } from '../../../activities/kubernetes/labels.js';
+import { adapterMountPath, routerReady } from '../../../domain/adapter-router.js';
 import { loadStackConfig, projectRoot } from '../config.js';
 import { writeAdapter } from './adapter-files.js';
 import { emptyDirPath, SimulatedCluster } from './cluster.js';
@@ -22,6 +27,7 @@ import type { SimulatorSettings } from './settings.js';
 import { publishContainerLog, simulatedEvalLoss, simulatedTrainerLog, type TrainingConfigSections } from './trainer-log.js';
 import { SimulatedVllmReplica, serverOptions } from './vllm.js';
 import { adapterExport, exportAdapterImage } from './adapter-pull.js';
+import { hasAdapterRouter, type RoutedReplica, startRoutedReplica } from './router-replica.js';
 
 const config = loadStackConfig();
 const kubeConfig = new KubeConfig();
@@ -125,11 +131,18 @@ async function reconcilePods(): Promise<void> {
 /**
  * One simulated vLLM server per inference pod uid, started on the pod's first request after its
  * simulated adapter pullers have run: a replaced pod comes back with only its --lora-modules.
+ * An endpoint pod's starts at once with its router, which loads the endpoint's adapters.
  */
-const replicas = new Map<string, Promise<SimulatedVllmReplica>>();
+interface Replica {
+  vllm: SimulatedVllmReplica;
+  routed?: RoutedReplica;
+}
+const replicas = new Map<string, Promise<Replica>>();
+/** The started routers by pod uid, for the Service's readiness check. */
+const routers = new Map<string, RoutedReplica>();
 let nextReplica = 0;
 
-async function startReplica(pod: V1Pod): Promise<SimulatedVllmReplica> {
+async function startReplica(pod: V1Pod): Promise<Replica> {
   for (const container of pod.spec?.initContainers ?? []) {
     const pull = adapterExport(container.command);
     if (!pull) continue;
@@ -139,10 +152,17 @@ async function startReplica(pod: V1Pod): Promise<SimulatedVllmReplica> {
     log(`inference ${pod.metadata!.name}: ${container.name} exported ${pull.image} to ${pull.podDir}`);
   }
   const options = serverOptions(pod, pod.metadata?.labels?.[modelLabel] ?? 'unknown');
-  return SimulatedVllmReplica.start(options, (path) => cluster.hostPathOf(pod, path));
+  const vllm = await SimulatedVllmReplica.start(options, (path) => cluster.hostPathOf(pod, path));
+  if (!hasAdapterRouter(pod)) return { vllm };
+  const adapterHostDir = await cluster.hostPathOf(pod, adapterMountPath);
+  if (!adapterHostDir) throw new Error(`no volume of the pod holds ${adapterMountPath}`);
+  const routed = await startRoutedReplica({ pod, admin: kubeConfig, adapterHostDir, log, serveVllm: (req, res) => void serveVllm(vllm, req, res, req.url ?? '/') });
+  routers.set(pod.metadata!.uid!, routed);
+  log(`inference ${pod.metadata!.name}: adapter-router on 127.0.0.1:${routed.router.port}`);
+  return { vllm, routed };
 }
 
-function replicaOf(pod: V1Pod): Promise<SimulatedVllmReplica> {
+function replicaOf(pod: V1Pod): Promise<Replica> {
   const uid = pod.metadata!.uid!;
   let replica = replicas.get(uid);
   if (!replica) {
@@ -154,32 +174,79 @@ function replicaOf(pod: V1Pod): Promise<SimulatedVllmReplica> {
 }
 
 const servingPod = (p: V1Pod) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp && p.metadata?.labels?.[roleLabel] === roles.inference;
+/** What a Service sends traffic to: a serving pod, and for an endpoint pod only once its router is ready (its readiness probe). */
+const readyPod = (p: V1Pod) => {
+  if (!servingPod(p)) return false;
+  if (!hasAdapterRouter(p)) return true;
+  const routed = routers.get(p.metadata!.uid!);
+  return !!routed && routerReady(routed.router.status());
+};
 
 /** The inference pod a request reaches: the named pod, or one of the Service's ready pods in turn (as kube-proxy spreads them). */
 async function targetPod(kind: string, namespace: string, name: string): Promise<V1Pod | undefined> {
-  if (kind === 'pods') {
+  if (kind !== 'services') {
     const pod = await cluster.core.readNamespacedPod({ name, namespace }).catch(() => undefined);
     return pod && servingPod(pod) ? pod : undefined;
   }
   const svc = await cluster.core.readNamespacedService({ name, namespace }).catch(() => undefined);
   if (!svc?.spec?.selector) return undefined;
   const selector = Object.entries(svc.spec.selector).map(([k, v]) => `${k}=${v}`).join(',');
-  const ready = (await cluster.core.listNamespacedPod({ namespace, labelSelector: selector })).items.filter(servingPod);
+  const ready = (await cluster.core.listNamespacedPod({ namespace, labelSelector: selector })).items.filter(readyPod);
   nextReplica += 1;
   return ready[nextReplica % Math.max(ready.length, 1)];
 }
 
-async function forgetGoneReplicas(): Promise<void> {
+/** Starts endpoint pods' routers as their pods run (they load adapters before any request), stops those of pods gone. */
+async function reconcileReplicas(): Promise<void> {
   const { items } = await cluster.core.listPodForAllNamespaces({ labelSelector: `${roleLabel}=${roles.inference}` });
-  const live = new Set(items.map((p) => p.metadata!.uid!));
-  for (const uid of replicas.keys()) if (!live.has(uid)) replicas.delete(uid);
+  for (const pod of items) {
+    if (!hasAdapterRouter(pod) || !servingPod(pod) || replicas.has(pod.metadata!.uid!) || !(await cluster.nodeExists(pod))) continue;
+    void replicaOf(pod).catch((err: unknown) => log(`inference ${pod.metadata!.name}: ${String(err)}`));
+  }
+  const live = new Set(items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata!.uid!));
+  for (const [uid, replica] of replicas) {
+    if (live.has(uid)) continue;
+    replicas.delete(uid);
+    routers.delete(uid);
+    void replica.then((r) => r.routed?.stop(), () => undefined);
+  }
+}
+
+/** One request to a simulated vLLM server. */
+async function serveVllm(vllm: SimulatedVllmReplica, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  let raw = '';
+  for await (const chunk of req) raw += chunk;
+  let body: unknown;
+  try {
+    body = raw ? JSON.parse(raw) : undefined;
+  } catch {
+    return sendJson(res, 400, { object: 'error', message: 'request body is not JSON', type: 'BadRequestError', param: null, code: 400 });
+  }
+  const answer = await vllm.handle(req.method ?? 'GET', new URL(path, 'http://vllm').pathname, body, settings);
+  if (!answer.text) return sendJson(res, answer.status, answer.body);
+  res.writeHead(answer.status, { 'content-type': 'text/plain; charset=utf-8' });
+  res.end(answer.body);
+}
+
+/** Relays a request to a pod's router as the pod network would, its answer streamed back. */
+async function relay(port: number, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  const body = await buffer(req);
+  const upstream = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method: req.method,
+    headers: Object.fromEntries(['content-type', 'accept'].flatMap((h) => (req.headers[h] ? [[h, String(req.headers[h])]] : []))),
+    body: body.length > 0 ? body : undefined,
+  });
+  res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/octet-stream' });
+  res.end(Buffer.from(await upstream.arrayBuffer()));
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const send = (status: number, body: unknown) => {
-    res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(body));
-  };
+  const send = (status: number, body: unknown) => sendJson(res, status, body);
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (url.pathname === '/_simulator/health') return send(200, { status: 'ok' });
   if (url.pathname === '/_simulator/settings') {
@@ -190,24 +257,16 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     }
     return send(200, settings);
   }
-  const match = /^\/(services|pods)\/([^/]+)\/([^/]+)(\/.*)$/.exec(url.pathname);
+  // /pods-vllm/: a pod's vLLM itself, past its router (in a cluster only the pod reaches it).
+  const match = /^\/(services|pods|pods-vllm)\/([^/]+)\/([^/]+)(\/.*)$/.exec(url.pathname);
   if (match) {
     const pod = await targetPod(match[1]!, match[2]!, match[3]!);
     if (!pod) return send(503, { error: { message: `SIMULATION: no ready inference pod for ${match[1]}/${match[2]}/${match[3]}` } });
-    let raw = '';
-    for await (const chunk of req) raw += chunk;
-    let body: unknown;
-    try {
-      body = raw ? JSON.parse(raw) : undefined;
-    } catch {
-      return send(400, { object: 'error', message: 'request body is not JSON', type: 'BadRequestError', param: null, code: 400 });
-    }
     const replica = await replicaOf(pod).catch((err: unknown) => String(err));
     if (typeof replica === 'string') return send(503, { error: { message: `SIMULATION: the vLLM server of ${pod.metadata!.name} did not start: ${replica}` } });
-    const answer = await replica.handle(req.method ?? 'GET', match[4]!, body, settings);
-    if (!answer.text) return send(answer.status, answer.body);
-    res.writeHead(answer.status, { 'content-type': 'text/plain; charset=utf-8' });
-    return void res.end(answer.body);
+    const path = `${match[4]!}${url.search}`;
+    if (replica.routed && match[1] !== 'pods-vllm') return relay(replica.routed.router.port, req, res, path);
+    return serveVllm(replica.vllm, req, res, path);
   }
   send(404, { error: { message: `no route ${url.pathname}` } });
 }
@@ -219,7 +278,7 @@ server.listen(config.ports.gpuSimulator, config.host, () => log(`gpu-simulator l
 let stopping = false;
 (async () => {
   while (!stopping) {
-    await Promise.all([cluster.reconcileVolumes(), reconcilePods(), reconcileGpuAllocatable(cluster.core), forgetGoneReplicas()]).catch((err: unknown) => log(`reconcile failed: ${String(err)}`));
+    await Promise.all([cluster.reconcileVolumes(), reconcilePods(), reconcileGpuAllocatable(cluster.core), reconcileReplicas()]).catch((err: unknown) => log(`reconcile failed: ${String(err)}`));
     await new Promise((r) => setTimeout(r, 300));
   }
 })();
