@@ -39,7 +39,7 @@ export interface LoadReport {
 export interface LoadGenerator {
   /** Counts of the requests that started at or after `sinceMs` (default: all). */
   report(sinceMs?: number): LoadReport;
-  /** When `model` first answered a request that started at or after `sinceMs`. */
+  /** When (epoch ms) the first answer from `model` arrived, among requests that started at or after `sinceMs`. */
   firstServedBy(model: string, sinceMs?: number): number | undefined;
   /** Ends every caller after its request in flight; the final report. */
   stop(): Promise<LoadReport>;
@@ -104,7 +104,8 @@ export function startLoad(options: LoadOptions): LoadGenerator {
 
   return {
     report: (sinceMs = 0) => summarize(samples.filter((s) => s.startedAt >= sinceMs), failures.filter((f) => Date.parse(f.at) >= sinceMs)),
-    firstServedBy: (model, sinceMs = 0) => samples.filter((s) => s.startedAt >= sinceMs && isOk(s) && s.servedModel === model).reduce<number | undefined>((first, s) => Math.min(first ?? Infinity, s.startedAt), undefined),
+    firstServedBy: (model, sinceMs = 0) =>
+      samples.filter((s) => s.startedAt >= sinceMs && isOk(s) && s.servedModel === model).reduce<number | undefined>((first, s) => Math.min(first ?? Infinity, s.startedAt + s.latencyMs), undefined),
     async stop() {
       running = false;
       await Promise.all(callers);
