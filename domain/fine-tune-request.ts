@@ -7,7 +7,7 @@ import { fnv1a } from './hash.js';
 import { type ImageReference, parseImageReference } from './image-reference.js';
 import { estimateTrainingMemoryGiB, findModelPreset, type ModelPreset, modelPresetNames, type TuningMethod } from './models.js';
 import { defaultPriceTable, type PriceTable } from './prices.js';
-import { type TrainingConfig, trainingConfig } from './training-config.js';
+import { type EvaluationSplit, type TrainingConfig, trainingConfig } from './training-config.js';
 import { findVmSize, type VmSize, vmSizeNames } from './vm-sizes.js';
 import { type KaitoWorkspace, kaitoWorkspaceSchema, pushSecretReason } from './kaito-workspace.js';
 import { type FineTunePromote, fineTunePromoteSchema, parseRequestSuite } from './promotion.js';
@@ -84,6 +84,8 @@ export const fineTuneRequestSchema = strict({
     /** Use an idle pool of this product with the same VM size and spot setting when there is one (default true). */
     reuseWarmPool: boolean().optional(),
   }).optional(),
+  /** Hold out this fraction of the dataset; the trainer evaluates on it and the run reports its eval_loss (status.evalLoss). */
+  evaluation: strict({ testSplit: number(0.01, 0.5) }).optional(),
   /** Serve the base model with the adapter after training. Off when absent. */
   deploy: strict({ name: dnsLabel(50, 'Deployment name').optional(), replicas: number(1, 10, { integer: true }).optional() }).optional(),
   release: strict({ policy: oneOf(releasePolicies).optional(), idleGraceMinutes: number(0, 10_080).optional() }).optional(),
@@ -117,6 +119,8 @@ export interface FineTunePlan {
   method: TuningMethod;
   dataset: DatasetSource;
   config: TrainingConfig;
+  /** The held-out split the trainer evaluates on, when asked. */
+  evaluation?: EvaluationSplit;
   output: ImageReference & { tag: string };
   vmSize: VmSize;
   spot: boolean;
@@ -305,7 +309,8 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
       model: model!,
       method,
       dataset,
-      config: trainingConfig(method, tuning),
+      config: trainingConfig(method, tuning, request.evaluation),
+      evaluation: request.evaluation,
       output: { ...output!, tag: output!.tag ?? runName },
       vmSize: vmSize!,
       spot: request.gpu?.spot ?? false,

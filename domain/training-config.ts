@@ -17,11 +17,25 @@ export interface TuningOverrides {
   loadIn8bit?: boolean;
 }
 
+/** A held-out split the trainer evaluates on: its loss (eval_loss) is the run's training-time score. */
+export interface EvaluationSplit {
+  /** The fraction of the dataset held out, e.g. 0.1. */
+  testSplit: number;
+}
+
 export type TrainingConfig = { training_config: Record<string, Record<string, unknown>> };
 
 const defined = (entries: Record<string, unknown>) => Object.fromEntries(Object.entries(entries).filter(([, v]) => v !== undefined));
 
-export function trainingConfig(method: TuningMethod, o: TuningOverrides = {}): TrainingConfig {
+/**
+ * KAITO's training_config.yaml. With `evaluation`, DatasetConfig.train_test_split is the TRAIN
+ * fraction (KAITO's dataset.py: train_test_split < 1 → datasets' train_test_split(test_size =
+ * 1 - value), the test part becomes the Trainer's eval_dataset) and TrainingArguments.eval_strategy
+ * "epoch" makes the Trainer evaluate on it after each epoch and print eval_loss. KAITO passes
+ * TrainingArguments through to transformers unchecked (api/v1beta1/tuning_config_validation.go
+ * checks only output_dir and the sections' names).
+ */
+export function trainingConfig(method: TuningMethod, o: TuningOverrides = {}, evaluation?: EvaluationSplit): TrainingConfig {
   const quantized = method === 'qlora';
   const loadIn8bit = o.loadIn8bit ?? false;
   const loadIn4bit = o.loadIn4bit ?? (quantized && !loadIn8bit);
@@ -47,9 +61,11 @@ export function trainingConfig(method: TuningMethod, o: TuningOverrides = {}): T
         learning_rate: o.learningRate,
         gradient_accumulation_steps: o.gradientAccumulationSteps,
         max_steps: o.maxSteps,
+        eval_strategy: evaluation ? 'epoch' : undefined,
       }),
       DataCollator: { mlm: true },
-      DatasetConfig: { shuffle_dataset: true, train_test_split: 1 },
+      // Rounded: 1 - 0.1 is 0.9 in the YAML, not 0.9000000000000000222.
+      DatasetConfig: { shuffle_dataset: true, train_test_split: evaluation ? Number((1 - evaluation.testSplit).toFixed(6)) : 1 },
     },
   };
 }

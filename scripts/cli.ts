@@ -36,6 +36,8 @@ import {
 import { decidePromotion, getPromotionStatus, PromotionRequestError, startPromotion } from '../client/promotion-client.js';
 import { describeRunFailure } from '../client/run-failure.js';
 import { connectClient, loadTemporalSettings } from '../client/temporal-connection.js';
+import { readEvaluationLineage } from '../activities/registry/evaluation-artifacts.js';
+import { createAzureCredential } from '../workers/clients.js';
 import type { FineTuneInput } from '../domain/fine-tune-request.js';
 import type { PromotionRequest } from '../domain/promotion.js';
 import type { PromotionStatus } from '../workflows/promotion-api.js';
@@ -57,6 +59,8 @@ const usage = `Usage: npm run cli -- <command> [options]
                                                  the schedule's last successful run is skipped
   schedule describe|pause|unpause|trigger|delete <id>
   schedule list
+  lineage <registry/repository@sha256:...>      the evaluations recorded for an adapter image (OCI artifacts
+                                                 whose subject it is; the referrers API, else the referrers tag)
   endpoint create <name> --model M --vm-size S --namespace NS [--replicas N] [--max-loras N] [--max-lora-rank R]
                   [--idle-grace-seconds S] [--rollback-window-minutes M]
                                                  a long-lived inference endpoint (its workflow endpoint-<name>)
@@ -306,6 +310,13 @@ async function main(argv: string[]): Promise<number> {
     if (plan.budget) {
       console.log(`  budget     ${[plan.budget.maxGpuHours && `${plan.budget.maxGpuHours} GPU-hours`, plan.budget.maxCost && `${plan.budget.maxCost} ${estimate.currency}`].filter(Boolean).join(', ')}: training stops when spent`);
     }
+    return 0;
+  }
+  if (command === 'lineage') {
+    if (!positionals[0]) throw new UsageError('an adapter image by digest is required (registry/repository@sha256:...)');
+    const artifacts = await readEvaluationLineage(positionals[0], createAzureCredential(process.env.AZURE_STATIC_TOKEN || undefined));
+    if (artifacts.length === 0) console.log(`No evaluation recorded for ${positionals[0]}`);
+    for (const a of artifacts) console.log(`${a.digest}\n${JSON.stringify(a.evaluation, null, 2)}`);
     return 0;
   }
   if (!['start', 'status', 'list', 'cancel', 'schedule', 'endpoint', 'promote', 'promotion', 'approve', 'reject'].includes(command ?? '')) throw new UsageError(command ? `unknown command "${command}"` : 'a command is required');

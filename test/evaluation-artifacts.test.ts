@@ -1,9 +1,11 @@
 // The evaluation lineage artifact against the stack's real registry (distribution 2.8.2, which has
 // no referrers API): pushed with `subject`, listed in the referrers tag, read back, idempotent.
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import { createRegistryActivities } from '../activities/registry/adapter-images.js';
@@ -79,5 +81,13 @@ describe('evaluation lineage artifact', () => {
   it('lists nothing for an adapter with no evaluation', async () => {
     const adapter = await pushedAdapter();
     expect(await registry.listEvaluationArtifacts(adapter.image)).toEqual([]);
+  });
+
+  it('answers `npm run cli -- lineage <image@digest>` with the recorded evaluations', async () => {
+    const adapter = await pushedAdapter();
+    const { digest } = await registry.recordEvaluationArtifact({ adapterImage: adapter.image, evaluation: { alias: 'support-bot', passRate: 0.75 } });
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', 'lineage', adapter.image]);
+    expect(stdout).toContain(digest);
+    expect(stdout).toContain('"passRate": 0.75');
   });
 });

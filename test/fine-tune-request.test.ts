@@ -2,7 +2,7 @@
 // reported at once with a message that says what to do.
 import { describe, expect, it } from 'vitest';
 import { runLabelValue } from '../domain/hash.js';
-import { type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { type FineTunePlan, type FineTuneRequest, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { parseImageReference } from '../domain/image-reference.js';
 import { parseSpecText } from '../domain/spec-text.js';
 import { trainingConfig } from '../domain/training-config.js';
@@ -159,5 +159,13 @@ tuning:
       DataCollator: { mlm: true },
       DatasetConfig: { shuffle_dataset: true, train_test_split: 1 },
     });
+    expect(trainingConfig('qlora').training_config.TrainingArguments).not.toHaveProperty('eval_strategy');
+  });
+
+  it("holds out evaluation.testSplit through KAITO's DatasetConfig (train_test_split is the train fraction) and evaluates each epoch", () => {
+    const { plan } = validateFineTuneRequest({ ...valid, evaluation: { testSplit: 0.1 } }, 'wf') as { plan: FineTunePlan };
+    expect(plan.evaluation).toEqual({ testSplit: 0.1 });
+    expect(plan.config.training_config).toMatchObject({ DatasetConfig: { train_test_split: 0.9 }, TrainingArguments: { eval_strategy: 'epoch' } });
+    expect(problems({ ...valid, evaluation: { testSplit: 0.9 } })).toEqual([expect.stringContaining('evaluation.testSplit')]);
   });
 });

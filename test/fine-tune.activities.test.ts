@@ -6,7 +6,6 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { BatchV1Api, NetworkingV1Api } from '@kubernetes/client-node';
-import { parseTrainerLog } from '../activities/kubernetes/fine-tune.js';
 import { findModelPreset } from '../domain/models.js';
 import { trainingConfig } from '../domain/training-config.js';
 import { createWorkerActivities } from '../workers/worker.js';
@@ -110,9 +109,4 @@ describe('fineTune Kubernetes activities', () => {
     expect(earlier.sort()).toEqual(['ConfigMap/r0-params', 'PersistentVolumeClaim/r0-results']);
   });
 
-  it("parse step and loss from the Hugging Face trainer's log", () => {
-    const log = " 40%|████      | 4/10 [00:02<00:03,  1.9it/s]\n{'loss': 1.734, 'grad_norm': 0.51, 'learning_rate': 0.0002, 'epoch': 0.4}\n 50%|█████     | 5/10 [00:03<00:02,  1.9it/s]";
-    expect(parseTrainerLog(log)).toEqual({ step: 5, loss: 1.734 });
-    expect(parseTrainerLog('')).toEqual({ step: undefined, loss: undefined });
-  });
 });

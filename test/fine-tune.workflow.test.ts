@@ -64,6 +64,7 @@ describe('fineTune', () => {
     expect(status.phase).toBe('succeeded');
     expect(status.steps.map((s) => s.name)).toEqual(['GPU capacity', 'wait for GPU nodes', 'tuning inputs', 'train', 'push adapter image', 'release GPUs']);
     expect(status.training).toMatchObject({ state: 'succeeded', attempts: 1 });
+    expect(status.evalLoss).toBeUndefined(); // no held-out split asked for: the trainer evaluates nothing
     expect(status.pushAttempts).toBe(1);
     expect(status.released).toContain(`AgentPool/${status.gpu!.pool} (deleted)`);
     expect(status.gpu).toMatchObject({ vmSize: 'Standard_NC24ads_A100_v4', gpusPerNode: 1, currency: 'USD', pricesAsOf: '2025-06-01' });

@@ -13,6 +13,7 @@ import { emptyDirPath } from '../scripts/stack/gpu-simulator/cluster.js';
 import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import { kwokNodeAnnotation } from '../scripts/stack/components.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
+import { startLoad } from '../scripts/load-generator.js';
 import { config, core, eventually, simulator, unique } from './support.js';
 
 const stack = loadStackConfig();
@@ -227,5 +228,25 @@ describe("the gpu-simulator's vLLM server (SIMULATION)", () => {
     // Loaded again at runtime under another name from the same files: the same adapter, the same answers.
     expect((await call('pulled', '/v1/load_lora_adapter', { lora_name: 'again', lora_path: '/mnt/adapters/pulled' })).status).toBe(200);
     expect(await answers('pulled', 'again')).toEqual(await answers('pulled', 'static'));
+  });
+
+  it('answers a load generator: every request counted by status and by the model that answered', async () => {
+    await startPod('load');
+    const url = `${simulatorUrl}/pods/${namespace}/load`;
+    const started = Date.now();
+    const good = startLoad({ url, model: base, concurrency: 3 });
+    const unknown = startLoad({ url, model: 'no-such-adapter', concurrency: 1 });
+    await eventually(async () => (good.report().requests >= 30 && unknown.report().requests >= 5 ? true : undefined), 'the callers to make requests');
+    const [served, refused] = await Promise.all([good.stop(), unknown.stop()]);
+
+    expect(served).toMatchObject({ failed: 0, byServedModel: { [base]: served.requests }, failures: [] });
+    expect(served.byStatus).toEqual({ 200: served.requests });
+    expect(served.latencyMs.p50).toBeLessThanOrEqual(served.latencyMs.p99!);
+    expect(good.firstServedBy(base)).toBeGreaterThanOrEqual(started);
+    expect(refused).toMatchObject({ ok: 0, failed: refused.requests, byStatus: { 404: refused.requests }, byServedModel: {} });
+    expect(refused.failures[0]!.body).toContain('no-such-adapter');
+    // stop() waited for every caller: nothing starts afterwards, and report(since) counts only what started since.
+    expect(good.report(Date.now() + 1).requests).toBe(0);
+    expect(good.report(started).requests).toBe(served.requests);
   });
 });

@@ -55,13 +55,13 @@ export interface FineTuneStatus {
   /** Each time a node went away under the trainer or the pusher and the step started again on fresh capacity. */
   capacityRecoveries: { at: string; step: string; reason: string }[];
   training?: JobProgress & { job: string };
+  /** The trainer's last eval_loss on the held-out split (request evaluation.testSplit), read from its log. */
+  evalLoss?: number;
   pushAttempts: number;
   /** The last pusher Job. */
   push?: JobProgress & { job: string };
   adapter?: { image: string; digest?: string; reference?: string };
   inference?: { service: string; models: string[] };
-  /** The trainer's last eval_loss on the held-out split, read from its log. */
-  evalLoss?: number;
   /** With promote: the promotion child run and how it ended (promoted, rejected, rolled-back). */
   promotion?: { workflowId: string; endpoint: string; alias: string; state?: string; versionName?: string; passRate?: number; gate?: string[] };
   /** The root cause of a failure: the ARM, Kubernetes or validation message, with advice. */

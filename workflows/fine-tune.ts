@@ -172,6 +172,7 @@ async function train(run: PlannedRun): Promise<void> {
         what: 'trainer',
         onProgress: (progress) => {
           status.training = { ...progress, job };
+          if (progress.evalLoss !== undefined) status.evalLoss = progress.evalLoss;
           accountGpu(run);
           if (progress.state !== 'succeeded') enforceBudget(run);
         },
@@ -191,7 +192,7 @@ async function train(run: PlannedRun): Promise<void> {
       await kube.deleteJob(plan.namespace, job);
       await recoverCapacity(run, 'train', outcome.reason);
     }
-  }, (done) => `${done.attempts} attempt(s) on ${done.node}`);
+  }, (done) => `${done.attempts} attempt(s) on ${done.node}${status.evalLoss === undefined ? '' : `, eval loss ${status.evalLoss}`}`);
 }
 
 const budgetLeft = (run: PlannedRun): number | undefined => {

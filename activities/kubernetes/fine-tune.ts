@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { stringify } from 'yaml';
 import { failureTypes } from '../../domain/failure-types.js';
 import type { TrainingConfig } from '../../domain/training-config.js';
+import { parseTrainerLog } from '../../domain/trainer-log.js';
 import { type PusherJobParams, adapterPusherJob } from './adapter-pusher-job.js';
 import type { RunOwner } from '../../domain/run-identity.js';
 import { createOrAdopt, createOrAdoptOwned, hasStatus } from './api-errors.js';
@@ -23,15 +24,6 @@ export interface FineTuneKubeDeps {
   workerImage: string;
   /** URL of an inference Service's API, with {namespace} and {service} placeholders. */
   inferenceUrlTemplate: string;
-}
-
-/** Hugging Face Trainer logs dicts like {'loss': 1.23, 'learning_rate': ..., 'epoch': 0.5} and "step N/M" bars. */
-export function parseTrainerLog(log: string): { step?: number; loss?: number } {
-  const losses = [...log.matchAll(/'loss':\s*([0-9.eE+-]+)/g)];
-  const steps = [...log.matchAll(/\b(\d+)\/(\d+)\s*\[/g)];
-  const loss = losses.at(-1)?.[1];
-  const step = steps.at(-1)?.[1];
-  return { loss: loss ? Number(loss) : undefined, step: step ? Number(step) : undefined };
 }
 
 export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, inferenceUrlTemplate }: FineTuneKubeDeps) {
@@ -75,11 +67,12 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
     /** One look at a Job and its latest pod: the workflow calls this between durable timers. */
     async checkJob(namespace: string, name: string): Promise<JobProgress> {
       const { progress, pod } = await readJobProgress(batch, core, namespace, name);
-      if (pod?.status?.phase === 'Running' && pod.metadata?.name) {
-        // The trainer's progress, when its log is readable (a kubelet serves it; simulated nodes have none).
+      if ((pod?.status?.phase === 'Running' || pod?.status?.phase === 'Succeeded') && pod.metadata?.name) {
+        // The trainer's progress, when its log is readable (a kubelet serves it), and once it has
+        // succeeded its final eval_loss, which only its log holds (KAITO saves no trainer_state.json).
         // A refusal (403) is no unreadable log but a missing RBAC rule (pods/log): that one is raised.
         const log = await core
-          .readNamespacedPodLog({ name: pod.metadata.name, namespace, tailLines: 50 })
+          .readNamespacedPodLog({ name: pod.metadata.name, namespace, tailLines: 100 })
           .catch((err: unknown) => (hasStatus(err, 403) ? Promise.reject(err) : ''));
         Object.assign(progress, parseTrainerLog(typeof log === 'string' ? log : ''));
       }

@@ -8,7 +8,7 @@ import { failureTypes } from '../../domain/failure-types.js';
 import { parseImageReference } from '../../domain/image-reference.js';
 import { createRegistryContentClient } from '../../workers/clients.js';
 import { mediaTypes, readAdapterImageFiles } from './adapter-image.js';
-import { type EvaluationArtifact, listEvaluationArtifacts, recordEvaluationArtifact } from './evaluation-artifacts.js';
+import { adapterByDigest, type EvaluationArtifact, listEvaluationArtifacts, recordEvaluationArtifact } from './evaluation-artifacts.js';
 
 export interface AdapterImage {
   digest: string;
@@ -26,11 +26,13 @@ export interface InspectedAdapter {
 }
 
 export function createRegistryActivities({ credential, allowLoopbackRegistry }: { credential: TokenCredential; allowLoopbackRegistry: boolean }) {
-  /** The repository's client and the manifest digest of an image named by digest (lineage refers to exact bytes). */
+  /** The adapter's repository and digest; a reference without a digest is a bad request, not worth a retry. */
   const byDigest = (image: string) => {
-    const ref = parseImageReference(image);
-    if (!ref?.digest) throw ApplicationFailure.nonRetryable(`${image} is not an image reference by digest (registry/repository@sha256:...)`, failureTypes.invalidRequest);
-    return { client: createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential), digest: ref.digest };
+    try {
+      return adapterByDigest(image, credential);
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable((err as Error).message, failureTypes.invalidRequest);
+    }
   };
 
   return {

@@ -7,6 +7,7 @@
 // and #referrers-tag-schema, #pushing-manifests-with-subject.
 import { text } from 'node:stream/consumers';
 import type { ContainerRegistryContentClient } from '@azure/container-registry';
+import type { TokenCredential } from '@azure/core-auth';
 import { createHttpHeaders, createPipelineRequest, isRestError, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
 import {
   artifactManifest,
@@ -20,7 +21,9 @@ import {
   referrersTag,
   withReferrer,
 } from '../../domain/oci-referrers.js';
+import { parseImageReference } from '../../domain/image-reference.js';
 import { canonicalJson } from '../../domain/training-config.js';
+import { createRegistryContentClient } from '../../workers/clients.js';
 
 export const evaluationArtifactType = 'application/vnd.aks-finetune.evaluation.v1+json';
 
@@ -98,4 +101,17 @@ export async function listEvaluationArtifacts(client: ContainerRegistryContentCl
       return { digest, annotations: m.annotations ?? {}, evaluation: JSON.parse(await text(content)) as unknown };
     }),
   );
+}
+
+/** The repository's client and the manifest digest of an image named by digest (lineage refers to exact bytes). */
+export function adapterByDigest(image: string, credential: TokenCredential): { client: ContainerRegistryContentClient; digest: string } {
+  const ref = parseImageReference(image);
+  if (!ref?.digest) throw new Error(`${image} is not an image reference by digest (registry/repository@sha256:...)`);
+  return { client: createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential), digest: ref.digest };
+}
+
+/** listEvaluationArtifacts for an image reference by digest: what the CLI's `lineage` prints. */
+export function readEvaluationLineage(image: string, credential: TokenCredential): Promise<EvaluationArtifact[]> {
+  const { client, digest } = adapterByDigest(image, credential);
+  return listEvaluationArtifacts(client, digest);
 }

@@ -123,6 +123,7 @@ export async function startStack(config = loadStackConfig(), log: (line: string)
         const t0 = Date.now();
         const outcome = await startComponent(ctx, component);
         if (outcome === 'started') started.push(component.name);
+        await component.afterReady?.(ctx);
         log(`  ${component.name.padEnd(24)} ${outcome} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
       }),
     );

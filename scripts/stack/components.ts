@@ -1,6 +1,8 @@
 // The stack's components: how each is started, where it listens, and how we know it is ready.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { applyManifests } from '../prepare-cluster.js';
 import { projectSearchAttributes } from '../../workflows/search-attributes.js';
 import type { StackCertificates } from './certs.js';
 import { projectRoot, type StackConfig } from './config.js';
@@ -20,6 +22,8 @@ export interface Component {
   ports: (keyof StackConfig['ports'])[];
   process(ctx: StackContext): ProcessSpec;
   ready(ctx: StackContext): Promise<boolean>;
+  /** What the next stage needs from this component once it is ready (started or reused). */
+  afterReady?(ctx: StackContext): Promise<void>;
   startupTimeoutMs: number;
 }
 
@@ -83,6 +87,8 @@ const kubeApiserver: Component = {
       `--service-account-key-file=${certs.serviceAccountKey}`,
       `--service-account-signing-key-file=${certs.serviceAccountKey}`,
       '--authorization-mode=RBAC',
+      // Reach a node's kubelet API (pods/log) at its InternalIP: simulated nodes' names resolve nowhere.
+      '--kubelet-preferred-address-types=InternalIP',
       '--allow-privileged=true',
       // The kubernetes Service would point at 127.0.0.1, which endpoint validation rejects.
       '--endpoint-reconciler-type=none',
@@ -97,6 +103,12 @@ const kubeApiserver: Component = {
   }),
   ready: async ({ config, certs, adminToken }) =>
     httpOk(`https://${config.host}:${config.ports.apiserver}/readyz`, { caFile: certs.caCert, token: adminToken }),
+  // kwok watches its Logs resource from its start, so the resource exists before kwok starts.
+  afterReady: async ({ config }) => {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(config.kubeconfig);
+    await applyManifests(kubeConfig, readFileSync(join(projectRoot, 'scripts/stack/kwok-logs-crd.yaml'), 'utf8'));
+  },
 };
 
 /** Flags controller-manager and scheduler share: how they reach the API server and where they serve. */
@@ -145,19 +157,27 @@ const kwok: Component = {
   name: 'kwok',
   ports: ['kwok'],
   startupTimeoutMs: 30_000,
-  process: ({ config }) => ({
+  process: ({ config, certs }) => ({
     name: 'kwok',
     command: bin(config, 'kwok'),
     args: [
       `--kubeconfig=${config.kubeconfig}`,
       '--manage-all-nodes=false',
       `--manage-nodes-with-annotation-selector=${kwokNodeAnnotation.key}=${kwokNodeAnnotation.value}`,
+      // kwok's server is the simulated nodes' kubelet API (HTTPS, as a kubelet's): the nodes it
+      // initializes get this address and port, so the API server's pods/log reaches it.
       `--server-address=${config.host}:${config.ports.kwok}`,
+      `--node-ip=${config.host}`,
+      `--node-port=${config.ports.kwok}`,
+      `--tls-cert-file=${certs.serverCert}`,
+      `--tls-private-key-file=${certs.serverKey}`,
+      // Container logs: the gpu-simulator writes a simulated trainer's log and names the file in a Logs object.
+      '--enable-crds=Logs',
       // Pod stages: kwok's defaults, except that the gpu-simulator completes GPU work.
       `--config=${join(projectRoot, 'scripts/stack/kwok-stages.yaml')}`,
     ],
   }),
-  ready: ({ config }) => httpOk(`http://${config.host}:${config.ports.kwok}/healthz`),
+  ready: ({ config, certs }) => httpOk(`https://${config.host}:${config.ports.kwok}/healthz`, { caFile: certs.caCert }),
 };
 
 const registry: Component = {

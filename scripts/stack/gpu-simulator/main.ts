@@ -21,9 +21,10 @@ import { modelLabel, roleLabel, roles, temporalRunIdLabel } from '../../../activ
 import { adapterMountPath, routerReady } from '../../../domain/adapter-router.js';
 import { loadStackConfig, projectRoot } from '../config.js';
 import { writeAdapter } from './adapter-files.js';
-import { SimulatedCluster } from './cluster.js';
+import { emptyDirPath, SimulatedCluster } from './cluster.js';
 import { reconcileGpuAllocatable } from './device-plugin.js';
 import type { SimulatorSettings } from './settings.js';
+import { publishContainerLog, simulatedEvalLoss, simulatedTrainerLog, type TrainingConfigSections } from './trainer-log.js';
 import { SimulatedVllmReplica, serverOptions } from './vllm.js';
 import { adapterExport, exportAdapterImage } from './adapter-pull.js';
 import { hasAdapterRouter, reflectReadiness, type RoutedReplica, startRoutedReplica } from './router-replica.js';
@@ -31,26 +32,29 @@ import { hasAdapterRouter, reflectReadiness, type RoutedReplica, startRoutedRepl
 const config = loadStackConfig();
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromFile(config.kubeconfig);
-const cluster = new SimulatedCluster(kubeConfig, join(config.stateDir, 'data', 'volumes'));
+const volumesDir = join(config.stateDir, 'data', 'volumes');
+const cluster = new SimulatedCluster(kubeConfig, volumesDir);
 const run = promisify(execFile);
 
 const settings: SimulatorSettings = { trainingMs: Number(process.env.GPU_SIMULATOR_TRAINING_MS ?? 2000) };
 const handled = new Set<string>();
 const log = (line: string) => console.log(`${new Date().toISOString()} SIMULATION ${line}`);
 
-async function loraSettings(pod: V1Pod) {
+/** The training_config the trainer pod mounts at /mnt/config (KAITO's parameters ConfigMap). */
+async function trainingConfigOf(pod: V1Pod): Promise<TrainingConfigSections & { LoraConfig?: Record<string, number> }> {
   const trainer = pod.spec!.containers[0]!;
   const configVolume = pod.spec?.volumes?.find((v) => v.name === trainer.volumeMounts?.find((m) => m.mountPath === '/mnt/config')?.name);
+  if (!configVolume?.configMap?.name) return {};
+  const map = await cluster.core.readNamespacedConfigMap({ name: configVolume.configMap.name, namespace: pod.metadata!.namespace! });
+  return (parse(map.data?.['training_config.yaml'] ?? '') as { training_config?: TrainingConfigSections })?.training_config ?? {};
+}
+
+function loraSettings(pod: V1Pod, config: { LoraConfig?: Record<string, number> }) {
   const lora = { r: 8, loraAlpha: 8, loraDropout: 0, targetModules: ['q_proj', 'v_proj'] };
-  const modules = trainer.env?.find((e) => e.name === 'DEFAULT_TARGET_MODULES')?.value;
+  const modules = pod.spec!.containers[0]!.env?.find((e) => e.name === 'DEFAULT_TARGET_MODULES')?.value;
   if (modules) lora.targetModules = modules.split(',');
-  if (configVolume?.configMap?.name) {
-    const map = await cluster.core.readNamespacedConfigMap({ name: configVolume.configMap.name, namespace: pod.metadata!.namespace! });
-    const parsed = parse(map.data?.['training_config.yaml'] ?? '') as { training_config?: { LoraConfig?: Record<string, number> } };
-    const c = parsed?.training_config?.LoraConfig ?? {};
-    Object.assign(lora, { r: c.r ?? lora.r, loraAlpha: c.lora_alpha ?? lora.loraAlpha, loraDropout: c.lora_dropout ?? lora.loraDropout });
-  }
-  return lora;
+  const c = config.LoraConfig ?? {};
+  return { ...lora, r: c.r ?? lora.r, loraAlpha: c.lora_alpha ?? lora.loraAlpha, loraDropout: c.lora_dropout ?? lora.loraDropout };
 }
 
 async function simulateTraining(pod: V1Pod): Promise<void> {
@@ -65,7 +69,10 @@ async function simulateTraining(pod: V1Pod): Promise<void> {
   if (!(await cluster.nodeExists(pod))) return log(`trainer ${pod.metadata!.name}: its node is gone, no adapter written`);
   const results = await cluster.hostPathOf(pod, '/mnt/results');
   if (!results) throw new Error(`trainer ${pod.metadata!.name} mounts no results volume at /mnt/results`);
-  writeAdapter(results, await loraSettings(pod));
+  const trainingConfig = await trainingConfigOf(pod);
+  writeAdapter(results, loraSettings(pod, trainingConfig));
+  const evalLoss = simulatedEvalLoss(pod.metadata?.labels?.['job-name'] ?? pod.metadata!.name!, settings.evalLoss);
+  await publishContainerLog(kubeConfig, pod, pod.spec!.containers[0]!.name, simulatedTrainerLog(trainingConfig, evalLoss), emptyDirPath(volumesDir, pod.metadata!.uid!, '_logs'));
   log(`trainer ${pod.metadata!.name}: adapter written to ${results}`);
   if (!(await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' }))) log(`trainer ${pod.metadata!.name}: its node is gone, not completed`);
 }

@@ -8,4 +8,6 @@ export interface SimulatorSettings extends VllmSettings {
    * OOMKilled, 137); with `runId`, only the trainer pods of that run (label aks-finetune.io/run-id).
    */
   failTraining?: { reason: string; exitCode: number; times: number; runId?: string };
+  /** The final eval_loss simulated trainers print (when the run holds out a split); default: a value in [0.5, 1.5) per Job name. */
+  evalLoss?: number;
 }
