@@ -14,6 +14,7 @@ import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import { decidePromotion, getPromotionStatus } from '../client/promotion-client.js';
 import { describeEndpoint, retireEndpoint, rollbackEndpointAlias } from '../client/endpoints.js';
 import type { PromotionRequest } from '../domain/promotion.js';
+import { startLoad } from '../scripts/load-generator.js';
 import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { createWorkerActivities } from '../workers/worker.js';
@@ -69,28 +70,6 @@ async function answer(model: string, prompt = 'support question 0'): Promise<str
   return ((await res.json()) as { choices: { text: string }[] }).choices[0]!.text;
 }
 
-/** A client calling the alias back to back until stopped: every non-200 answer or failed connection counts. */
-function loadGenerator() {
-  let stopped = false;
-  const counts = { requests: 0, failed: 0, failures: [] as string[] };
-  const loop = (async () => {
-    while (!stopped) {
-      counts.requests++;
-      try {
-        const res = await fetch(`${serviceUrl}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: alias, prompt: 'hello', max_tokens: 8 }) });
-        if (res.status !== 200) {
-          counts.failed++;
-          counts.failures.push(`${res.status} ${await res.text()}`);
-        } else await res.arrayBuffer();
-      } catch (err) {
-        counts.failed++;
-        counts.failures.push(String(err));
-      }
-    }
-  })();
-  return { counts, stop: async () => ((stopped = true), await loop, counts) };
-}
-
 beforeAll(async () => {
   await createRunNamespace(namespace);
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
@@ -120,7 +99,7 @@ describe('promoteAdapter', () => {
       const pods = await podUids();
       expect(pods).toHaveLength(2);
 
-      const load = loadGenerator();
+      const load = startLoad({ url: serviceUrl, model: alias, concurrency: 4 });
       try {
         // 2. A bad adapter (the simulator answers it wrongly): rejected by the gate, unloaded, production untouched.
         await simulator.settings({ badAdapters: [`${alias}-v2`] });
@@ -155,9 +134,12 @@ describe('promoteAdapter', () => {
         expect(await servedVersion()).toBe(`${alias}-v1`);
         expect(await answer(alias)).toBe(firstAnswer);
       } finally {
-        const counts = await load.stop();
-        expect(counts.failures).toEqual([]);
-        expect(counts.requests).toBeGreaterThan(0);
+        const report = await load.stop();
+        expect(report.failures).toEqual([]);
+        expect(report.failed).toBe(0);
+        // The alias was served by the first version, the third after its switch, and the first again after the rollback.
+        expect(Object.keys(report.byServedModel).sort()).toEqual([`${alias}-v1`, `${alias}-v3`]);
+        console.log(`load on the alias during gate rejection, approval, switch and rollback: ${report.requests} requests, ${report.failed} failed, p50 ${report.latencyMs.p50} ms, p99 ${report.latencyMs.p99} ms`);
       }
       expect(await podUids()).toEqual(pods);
     });
