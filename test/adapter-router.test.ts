@@ -3,8 +3,9 @@
 // per pod (SIMULATION of the sidecar's container) in front of that pod's simulated vLLM. Replicas
 // converge to the desired-state ConfigMap, the alias switches with no failed request and no pod
 // restart, a replaced pod comes back with the endpoint's adapters, an adapter over max-lora-rank
-// is refused and the alias keeps its version.
-import { mkdtempSync } from 'node:fs';
+// is refused and the alias keeps its version, and an API server restart does not lose the watch.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppsV1Api, AuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
@@ -14,6 +15,9 @@ import { defaultImages } from '../activities/kubernetes/tuning-job.js';
 import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import type { DesiredState, RouterStatus } from '../domain/adapter-router.js';
 import { parseEndpointSpec } from '../domain/endpoint.js';
+import { restartComponent } from '../scripts/chaos/processes.js';
+import { loadStackConfig, projectRoot } from '../scripts/stack/config.js';
+import { podServiceAccountKubeConfig } from '../scripts/stack/gpu-simulator/router-replica.js';
 import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { adminKubeConfig, clusterName, config, containerService, core, createRunNamespace, eventually, resourceGroup, unique } from './support.js';
@@ -135,13 +139,16 @@ describe('the adapter-router sidecar (product code, run per simulated pod)', () 
     const served: string[] = [];
     const failures: string[] = [];
     let stop = false;
-    const load = (async () => {
-      while (!stop) {
-        const { status, json, text } = await complete(service);
-        if (status === 200) served.push(json.model as string);
-        else failures.push(`${status} ${text}`);
-      }
-    })();
+    // Four clients calling the alias back to back, through the Service (both replicas in turn).
+    const load = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (!stop) {
+          const { status, json, text } = await complete(service);
+          if (status === 200) served.push(json.model as string);
+          else failures.push(`${status} ${text}`);
+        }
+      }),
+    );
     try {
       await writeDesired({ generation: 2, adapters: [{ versionName: 'bot-v1', image: images.v1 }, { versionName: 'bot-v2', image: images.v2 }], aliases: { bot: 'bot-v2' } });
       await converged(2);
@@ -169,13 +176,15 @@ describe('the adapter-router sidecar (product code, run per simulated pod)', () 
     const before = new Set(pods.map((p) => p.metadata!.uid));
     await core.deleteNamespacedPod({ name: pods[0]!.metadata!.name!, namespace });
     const replacement = await eventually(async () => (await runningPods()).find((p) => !before.has(p.metadata!.uid)), 'a replacement pod');
-    // Each time the replacement answers ready, it already serves the endpoint's adapters.
+    // Each time the replacement is Ready (its router's readiness, as the probe reports it), it already serves the endpoint's adapters.
+    const podReady = async () => (await core.readNamespacedPod({ name: replacement.metadata!.name!, namespace })).status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
     await eventually(async () => {
-      const ready = (await call(`${podPath(replacement)}/_router/ready`)).status === 200;
+      const ready = (await call(`${podPath(replacement)}/_router/ready`)).status === 200 && (await podReady());
       const status = await routerStatus(replacement);
       if (ready) expect(status).toMatchObject({ appliedGeneration: 3, loaded: ['bot-v2'], aliases: { bot: 'bot-v2' } });
       return ready ? true : undefined;
     }, 'the replacement ready');
+    await eventually(async () => ((await apps.readNamespacedDeployment({ name: endpoint.name, namespace })).status?.readyReplicas === endpoint.replicas ? true : undefined), 'the Deployment counting both replicas ready');
     expect((await complete(podPath(replacement))).json.model).toBe('bot-v2');
   });
 
@@ -193,5 +202,41 @@ describe('the adapter-router sidecar (product code, run per simulated pod)', () 
       expect(status.errors).toEqual([{ versionName: 'bot-v3', message: "rank 32 exceeds the endpoint's max-lora-rank 16" }]);
     }
     expect((await complete(service)).json.model).toBe('bot-v2');
+  });
+
+  it('follows the desired state across an API server restart (watch ends, list again)', async () => {
+    await restartComponent(loadStackConfig(), 'kube-apiserver', 1_000);
+    await writeDesired({ generation: 5, adapters: [{ versionName: 'bot-v2', image: images.v2 }, { versionName: 'bot-v4', image: images.v1 }], aliases: { bot: 'bot-v4' } });
+    for (const pod of await converged(5)) expect(await routerStatus(pod)).toMatchObject({ loaded: ['bot-v2', 'bot-v4'], aliases: { bot: 'bot-v4' }, errors: [] });
+    expect((await complete(service)).json.model).toBe('bot-v4');
+  });
+
+  it('adopts what vLLM already serves when the router restarts: the adapter-router command loads nothing again', async () => {
+    const [pod] = await converged(5);
+    const vllm = `/pods-vllm/${namespace}/${pod!.metadata!.name}`;
+    const loadCalls = async () => [...(await call(`${vllm}/metrics`)).text.matchAll(/^http_requests_total\{handler="\/v1\/load_lora_adapter".*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    const loadsBefore = await loadCalls();
+    expect(loadsBefore).toBeGreaterThan(0); // the first router loaded them
+    // The worker image's command, as the sidecar container runs it, with the pod's ServiceAccount token.
+    const dir = mkdtempSync(join(tmpdir(), 'router-restart-'));
+    writeFileSync(join(dir, 'kubeconfig'), (await podServiceAccountKubeConfig(adminKubeConfig, pod!)).exportConfig());
+    const env = {
+      ...process.env, KUBECONFIG: join(dir, 'kubeconfig'), ADAPTER_ROUTER_NAMESPACE: namespace, ADAPTER_ROUTER_CONFIGMAP: 'support-adapters', ADAPTER_ROUTER_PORT: '0',
+      ADAPTER_ROUTER_VLLM_URL: `${simulatorUrl}${vllm}`, ADAPTER_ROUTER_ADAPTER_DIR: dir, ADAPTER_ROUTER_BASE_MODEL: endpoint.baseModel, ADAPTER_ROUTER_MAX_LORA_RANK: '16',
+    };
+    const router = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts', 'adapter-router'], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      let output = '';
+      router.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const port = await eventually(async () => /listening on :(\d+)/.exec(output)?.[1], 'the router listening');
+      const status = await eventually(async () => {
+        const s = (await fetch(`http://127.0.0.1:${port}/_router/status`).then((r) => r.json())) as RouterStatus;
+        return s.appliedGeneration === 5 ? s : undefined;
+      }, 'the restarted router to apply generation 5');
+      expect(status).toMatchObject({ loaded: ['bot-v2', 'bot-v4'], aliases: { bot: 'bot-v4' }, errors: [] });
+      expect(await loadCalls()).toBe(loadsBefore);
+    } finally {
+      router.kill('SIGTERM');
+    }
   });
 });

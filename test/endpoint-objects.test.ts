@@ -29,12 +29,15 @@ describe('endpointObjects', () => {
       image: 'reg.example/worker:1',
       command: ['node', '--import', 'tsx', 'workers/main.ts', 'adapter-router'],
       readinessProbe: { httpGet: { path: '/_router/ready', port: 8000 } },
-      volumeMounts: [{ name: 'adapters', mountPath: '/mnt/adapters' }],
+      volumeMounts: [{ name: 'adapters', mountPath: '/mnt/adapters' }, { name: 'router-tmp', mountPath: '/tmp' }],
+      securityContext: { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false },
     });
     expect(router!.env).toContainEqual({ name: 'ADAPTER_ROUTER_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
     expect(router!.env).toContainEqual({ name: 'ADAPTER_ROUTER_CONFIGMAP', value: 'support-adapters' });
     expect(pod.serviceAccountName).toBe('aks-finetune-adapter-router');
     expect(deployment.spec!.replicas).toBe(2);
+    // A pool holds exactly one node per replica: a rollout must not need a surge pod.
+    expect(deployment.spec!.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
   });
 
   it('serves port 80 through the router and carries the desired state in <endpoint>-adapters', () => {

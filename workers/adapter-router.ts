@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { buffer } from 'node:stream/consumers';
 import type { TokenCredential } from '@azure/core-auth';
-import { CoreV1Api, KubeConfig, type V1ConfigMap, Watch } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, KubeConfig, type V1ConfigMap, Watch } from '@kubernetes/client-node';
 import { pullAdapterImage, type PulledAdapter } from '../activities/registry/adapter-image.js';
 import {
   aliasProblems, type DesiredState, desiredStateKey, parseDesiredState, type RequestCount, resolveAlias, routerMetrics, routerPaths, routerPort, type RouterStatus, routerReady,
@@ -50,7 +50,17 @@ export interface AdapterRouter {
   stop(): Promise<void>;
 }
 
-const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
+/** A Kubernetes API error as its Status message; any other error's message. */
+function errorMessage(err: unknown): string {
+  if (!(err instanceof ApiException)) return err instanceof Error ? err.message : String(err);
+  let message = String(err.body);
+  try {
+    message = (JSON.parse(message) as { message?: string }).message ?? message;
+  } catch {
+    // not a Status object
+  }
+  return `Kubernetes API ${err.code}: ${message}`;
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** vLLM's answer to a load or unload: plain text on success, an ErrorResponse {message} otherwise. */
@@ -134,7 +144,11 @@ class Reconciler {
 
   private async apply(desired: DesiredState): Promise<void> {
     const s = this.status;
-    s.seenGeneration = desired.generation;
+    if (desired.generation !== s.seenGeneration) {
+      // errors are the seen generation's: a new one starts clean (a retry of the same one keeps them until redone).
+      s.seenGeneration = desired.generation;
+      s.errors = [];
+    }
     let loaded = await this.vllmLoaded();
     const errors = aliasProblems(desired, this.o.baseModel);
     for (const { versionName, image } of reconcilePlan(desired.adapters, loaded).load) {
@@ -205,6 +219,8 @@ function followDesiredState(o: AdapterRouterOptions, onConfigMap: (cm: V1ConfigM
 
 /** Requests the router keeps to itself: the adapter set is the endpoint's, changed through its desired state. */
 const privatePaths = new Set(['/v1/load_lora_adapter', '/v1/unload_lora_adapter']);
+/** vLLM's client API outside /v1 (vllm/entrypoints/openai/api_server.py); its other routes (e.g. the dev-mode /sleep) stay private. */
+const publicPaths = new Set(['/health', '/ping', '/version', '/tokenize', '/detokenize']);
 
 export async function startAdapterRouter(o: AdapterRouterOptions): Promise<AdapterRouter> {
   const reconciler = new Reconciler(o);
@@ -279,6 +295,7 @@ export async function startAdapterRouter(o: AdapterRouterOptions): Promise<Adapt
     if (privatePaths.has(path)) {
       return json(res, 403, { object: 'error', message: `${path} is the adapter-router's: change the endpoint's adapters through the endpoint`, type: 'Forbidden', param: null, code: 403 });
     }
+    if (!path.startsWith('/v1/') && !publicPaths.has(path)) return json(res, 404, { detail: 'Not Found' });
     return proxy(req, res, `${path}${url.search}`);
   }
 
@@ -307,8 +324,11 @@ export async function startAdapterRouter(o: AdapterRouterOptions): Promise<Adapt
     stop: async () => {
       clearInterval(resync);
       stopFollowing();
+      // Requests in flight finish (Kubernetes takes the pod out of the Service as it signals it); idle connections close now.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await Promise.race([closed, sleep(10_000)]);
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
       await reconciler.idle();
     },
   };

@@ -5,8 +5,9 @@
 import type { V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node';
 import { adapterMountPath, type DesiredState, desiredStateConfigMapName, desiredStateKey, routerPaths, routerPort, vllmPort } from '../../domain/adapter-router.js';
 import type { EndpointSpec } from '../../domain/endpoint.js';
-import { findModelPreset, modelWeightsImage } from '../../domain/models.js';
+import { findModelPreset } from '../../domain/models.js';
 import { vllmServerCommand } from '../../domain/vllm-server.js';
+import { servingService, servingVolumes, weightsInitContainer, weightsPath } from './inference.js';
 import { modelLabel, ownedMetadata, roleLabel, roles, runLabels } from './labels.js';
 import { onPool } from './placement.js';
 import type { ContainerImages } from './tuning-job.js';
@@ -14,7 +15,6 @@ import type { ContainerImages } from './tuning-job.js';
 /** The router's identity in each run namespace (deploy/run-namespace): get/list/watch ConfigMaps, AcrPull through workload identity. */
 export const adapterRouterServiceAccount = 'aks-finetune-adapter-router';
 export const adapterRouterContainer = 'adapter-router';
-const weightsPath = '/workspace/weights';
 
 export interface EndpointObjectsParams {
   endpoint: EndpointSpec;
@@ -60,6 +60,9 @@ export function endpointObjects(p: EndpointObjectsParams, images: ContainerImage
     metadata: { name, namespace: p.namespace, ...ownedMetadata(p.owner, labels) },
     spec: {
       replicas: p.replicas,
+      // The pool has a node per replica and no more: a surge pod would never schedule, so a new pod
+      // template (e.g. a new worker image) replaces one replica at a time instead.
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
       selector: { matchLabels: selector },
       template: {
         // The AKS workload identity webhook gives the router its service account's Azure identity (AcrPull).
@@ -67,20 +70,14 @@ export function endpointObjects(p: EndpointObjectsParams, images: ContainerImage
         spec: {
           ...onPool(p.pool, p.taints),
           serviceAccountName: adapterRouterServiceAccount,
-          initContainers: [
-            {
-              name: 'model-weights',
-              image: images.oras,
-              command: ['oras', 'pull', modelWeightsImage(images.kaitoRegistry, model), '-o', weightsPath],
-              volumeMounts: [{ name: 'weights', mountPath: weightsPath }],
-            },
-          ],
+          initContainers: [weightsInitContainer(images, model)],
           containers: [
             {
               // First: the gpu-simulator reads the server's flags from the first container, as from inference.ts's.
               name: 'vllm',
               image: images.vllm,
-              // --host: only the router (same pod, same network namespace) reaches vLLM; the load/unload routes stay private.
+              // --host (vllm/entrypoints/openai/cli_args.py): only the router, in the same pod's network namespace,
+              // reaches vLLM, so its load/unload routes stay private.
               args: [...vllm.args, '--host', '127.0.0.1'],
               env: vllm.env,
               // No probes here: the kubelet probes the pod IP, which vLLM does not listen on; the router's readiness implies vLLM's.
@@ -106,23 +103,19 @@ export function endpointObjects(p: EndpointObjectsParams, images: ContainerImage
               ],
               ports: [{ name: 'http', containerPort: routerPort }],
               readinessProbe: { httpGet: { path: routerPaths.ready, port: routerPort }, periodSeconds: 2, failureThreshold: 1 },
-              volumeMounts: [{ name: 'adapters', mountPath: adapterMountPath }],
+              // As the worker runs (deploy/worker-deployment.yaml): the image's `node` user, nothing writable but its volumes.
+              securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              volumeMounts: [
+                { name: 'adapters', mountPath: adapterMountPath },
+                { name: 'router-tmp', mountPath: '/tmp' }, // tsx's compile cache
+              ],
             },
           ],
-          volumes: [
-            { name: 'weights', emptyDir: {} },
-            { name: 'adapters', emptyDir: {} },
-            { name: 'dshm', emptyDir: { medium: 'Memory' } },
-          ],
+          volumes: [...servingVolumes(), { name: 'router-tmp', emptyDir: {} }],
         },
       },
     },
   };
-  const service: V1Service = {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: p.namespace, ...ownedMetadata(p.owner, labels) },
-    spec: { selector, ports: [{ name: 'http', port: 80, targetPort: routerPort }] },
-  };
+  const service = servingService({ name, namespace: p.namespace, ...ownedMetadata(p.owner, labels) }, selector, routerPort);
   return { deployment, service, configMap: desiredStateConfigMap(p) };
 }

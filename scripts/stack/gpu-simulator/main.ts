@@ -26,7 +26,7 @@ import { reconcileGpuAllocatable } from './device-plugin.js';
 import type { SimulatorSettings } from './settings.js';
 import { SimulatedVllmReplica, serverOptions } from './vllm.js';
 import { adapterExport, exportAdapterImage } from './adapter-pull.js';
-import { hasAdapterRouter, type RoutedReplica, startRoutedReplica } from './router-replica.js';
+import { hasAdapterRouter, reflectReadiness, type RoutedReplica, startRoutedReplica } from './router-replica.js';
 
 const config = loadStackConfig();
 const kubeConfig = new KubeConfig();
@@ -193,7 +193,9 @@ async function targetPod(kind: string, namespace: string, name: string): Promise
 async function reconcileReplicas(): Promise<void> {
   const { items } = await cluster.core.listPodForAllNamespaces({ labelSelector: `${roleLabel}=${roles.inference}` });
   for (const pod of items) {
-    if (!hasAdapterRouter(pod) || !servingPod(pod) || replicas.has(pod.metadata!.uid!) || !(await cluster.nodeExists(pod))) continue;
+    if (!hasAdapterRouter(pod) || !servingPod(pod)) continue;
+    await reflectReadiness(cluster.core, pod, routers.get(pod.metadata!.uid!));
+    if (replicas.has(pod.metadata!.uid!) || !(await cluster.nodeExists(pod))) continue;
     void replicaOf(pod).catch((err: unknown) => log(`inference ${pod.metadata!.name}: ${String(err)}`));
   }
   const live = new Set(items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata!.uid!));

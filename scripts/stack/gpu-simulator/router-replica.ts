@@ -8,9 +8,9 @@
 // and bound to the pod (as the kubelet's projected token is), so deploy/run-namespace's Role is
 // what it may do.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { adapterRouterContainer } from '../../../activities/kubernetes/endpoint-objects.js';
-import { adapterMountPath } from '../../../domain/adapter-router.js';
+import { adapterMountPath, routerReady } from '../../../domain/adapter-router.js';
 import { type AdapterRouter, startAdapterRouter } from '../../../workers/adapter-router.js';
 import { createAzureCredential } from '../../../workers/clients.js';
 
@@ -28,7 +28,7 @@ const listen = (server: Server) =>
   });
 
 /** A kubeconfig for the pod's ServiceAccount: the API server of `admin`, a token bound to the pod. */
-async function podServiceAccountKubeConfig(admin: KubeConfig, pod: V1Pod): Promise<KubeConfig> {
+export async function podServiceAccountKubeConfig(admin: KubeConfig, pod: V1Pod): Promise<KubeConfig> {
   const { name, namespace, uid } = pod.metadata!;
   const request = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
     name: pod.spec?.serviceAccountName ?? 'default',
@@ -88,4 +88,21 @@ export async function startRoutedReplica(args: {
     vllm.close();
     throw err;
   }
+}
+
+const mergePatch = setHeaderOptions('Content-Type', 'application/merge-patch+json');
+
+/**
+ * Writes the router's readiness into the pod's Ready condition, as the kubelet does from the
+ * readiness probe (kwok reports every pod Ready once, at start): the Deployment's readyReplicas
+ * and a rollout then wait for routers that serve every adapter. Changes nothing when it agrees.
+ */
+export async function reflectReadiness(core: CoreV1Api, pod: V1Pod, routed: RoutedReplica | undefined): Promise<void> {
+  const ready = !!routed && routerReady(routed.router.status());
+  const conditions = pod.status?.conditions ?? [];
+  if (conditions.find((c) => c.type === 'Ready')?.status === (ready ? 'True' : 'False')) return;
+  const now = new Date();
+  const flip = (c: (typeof conditions)[number]) => (c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: ready ? 'True' : 'False', lastTransitionTime: now } : c);
+  const containerStatuses = (pod.status?.containerStatuses ?? []).map((c) => (c.name === adapterRouterContainer ? { ...c, ready } : c));
+  await core.patchNamespacedPodStatus({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { status: { conditions: conditions.map(flip), containerStatuses } } }, mergePatch);
 }
