@@ -3,12 +3,14 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { ApiextensionsV1Api, KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { loadStackConfig } from '../scripts/stack/config.js';
 import { Client, Connection } from '@temporalio/client';
 import { startStack } from '../scripts/stack/cli.js';
 import { assertPortFree, startProcess, stopProcess, waitUntilReady } from '../scripts/stack/processes.js';
 import { gpuCheckWorkflowId } from '../workflows/ids.js';
+import { projectSearchAttributes } from '../workflows/search-attributes.js';
 
 const config = loadStackConfig();
 /** A throw-away state folder for processes these tests start on purpose. */
@@ -22,6 +24,22 @@ describe('local stack CLI', () => {
     expect(lines.filter((l) => l.includes('reused'))).toHaveLength(9);
     const file = readFileSync(config.envFile, 'utf8');
     for (const [key, value] of Object.entries(env)) expect(file).toContain(`${key}=${value}\n`);
+  });
+
+  it("registers a project search attribute that a stack's older Temporal database lacks, and the kwok Logs resource", async () => {
+    const connection = await Connection.connect({ address: `${config.host}:${config.ports.temporal}` });
+    try {
+      await connection.operatorService.removeSearchAttributes({ namespace: 'default', searchAttributes: ['PromotionState'] });
+      await startStack(config, () => undefined);
+      const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
+      expect(Object.keys(customAttributes ?? {})).toEqual(expect.arrayContaining(projectSearchAttributes.map((k) => k.name)));
+    } finally {
+      await connection.close();
+    }
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(config.kubeconfig);
+    const crd = await kubeConfig.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: 'logs.kwok.x-k8s.io' });
+    expect(crd.spec.versions.map((v) => v.name)).toEqual(['v1alpha1']);
   });
 
   it('restarts only a component that stopped, and Temporal keeps its runs across the restart (SQLite)', async () => {

@@ -2,7 +2,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { Connection } from '@temporalio/client';
 import { applyManifests } from '../prepare-cluster.js';
+import { registerSearchAttributes } from '../setup-temporal.js';
 import { projectSearchAttributes } from '../../workflows/search-attributes.js';
 import type { StackCertificates } from './certs.js';
 import { projectRoot, type StackConfig } from './config.js';
@@ -275,6 +277,12 @@ const temporal: Component = {
   ready: async ({ config }) =>
     (await tcpOpen(config.host, config.ports.temporal)) &&
     httpOk(`http://${config.host}:${config.ports.temporalUi}/`),
+  // --search-attribute registers attributes only in a new database: a stack made before an
+  // attribute was added gets it here (e.g. Endpoint, then workflows setting it fail their task).
+  afterReady: async ({ config }) => {
+    const connection = await Connection.connect({ address: `${config.host}:${config.ports.temporal}` });
+    await registerSearchAttributes(connection, 'default').finally(() => connection.close());
+  },
 };
 
 /** Start order, in stages: a stage starts once every component of the previous one is ready. */
