@@ -9,7 +9,7 @@
 // reaches it through kwok's kubelet API.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { fnv1a } from '../../../domain/hash.js';
 
 export interface TrainingConfigSections {
@@ -61,4 +61,13 @@ export async function publishContainerLog(kubeConfig: KubeConfig, pod: V1Pod, co
   await custom.createNamespacedCustomObject({ group: 'kwok.x-k8s.io', version: 'v1alpha1', namespace: namespace!, plural: 'logs', body }).catch((err: { code?: number }) => {
     if (err.code !== 409) throw err;
   });
+  // A kubelet serves a container's log as soon as it is written; kwok serves it once its informer
+  // has the Logs object. Wait for that, so a reader that looks right after the pod ends finds it.
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const served = await core.readNamespacedPodLog({ name: name!, namespace: namespace!, container, tailLines: 1 }).catch(() => '');
+    if (served) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`kwok does not serve the log of ${namespace}/${name}/${container}`);
 }
