@@ -3,6 +3,9 @@
 //   switch    a load generator calls the alias throughout --switches promotions (loadCandidate,
 //             then promote); per promotion, the time from the promote request to the first
 //             answer from the new version, and the requests that failed during the switches
+//   promotion one whole promoteAdapter run (load, suite against candidate and production on the same
+//             server, gate, switch; no approval, no watch) under the same load: from its start to
+//             the first answer from the new version, and its failed requests
 //   rollback  the time from a rollback request to the first answer from the previous version
 //   cold      scale to zero, then wake: the time from the wake request to the alias answering,
 //             and the endpoint's own record of it (describe's coldStartSeconds)
@@ -27,8 +30,9 @@ import { findVmSize } from '../domain/vm-sizes.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { loadWorkerConfig } from '../workers/config.js';
 import { createWorker } from '../workers/worker.js';
-import { endpointWorkflowId } from '../workflows/ids.js';
+import { endpointWorkflowId, promotionWorkflowId } from '../workflows/ids.js';
 import { endpointPoolName } from '../workflows/naming.js';
+import { promoteAdapter } from '../workflows/promote-adapter.js';
 import { type LoadGenerator, startLoad } from './load-generator.js';
 import { percentile } from './percentile.js';
 import { EmulatorControl } from './stack/aks-emulator/control-client.js';
@@ -133,10 +137,10 @@ async function promoteImage(name: string, image: string, load?: LoadGenerator): 
 }
 
 try {
-  const images = await adapterImages(switches + 1);
+  const images = await adapterImages(switches + 2);
   console.log(`Serving bench on the local stack: ${switches} switches under ${concurrency} concurrent callers; then rollback, cold start, and scale-to-zero vs always-on`);
 
-  // --- switch, rollback, cold start: one endpoint ---
+  // --- switch, whole promotion, rollback, cold start: one endpoint ---
   const main = `bench-${stamp.slice(11, 19)}`;
   await newEndpoint(main, { idleGraceSeconds: 3600 });
   const first = await promoteImage(main, images[0]!);
@@ -165,6 +169,28 @@ try {
     failures: during.failures.slice(0, 5),
   };
   console.log(`switch    promote → serving p50 ${seconds(percentile(toServing, 0.5))} s, p99 ${seconds(percentile(toServing, 0.99))} s; ${during.failed} of ${during.requests} requests failed during ${switches} switches`);
+
+  // A whole promotion: what `promote` in a fineTune request or `npm run cli -- promote` runs.
+  const suite = { jsonl: Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `bench question ${i}`, expect: { contains: `bench question ${i}` } })).join('\n') };
+  const promotionAt = Date.now();
+  const promotion = await client.workflow.execute(promoteAdapter, {
+    taskQueue,
+    workflowId: promotionWorkflowId(`bench-${stamp}`),
+    args: [{ endpoint: { name: main }, namespace, alias, image: images[switches + 1]!, suite, gate: { minPassRate: 0.5 }, watch: { minutes: 0 } }],
+  });
+  const promotionMs = Date.now() - promotionAt;
+  const promotionToServingMs = promotion.versionName && (await untilServedBy(load, promotion.versionName, promotionAt));
+  const duringPromotion = load.report(promotionAt);
+  report.promotion = {
+    phase: promotion.phase,
+    passRate: promotion.scores?.candidate.passRate,
+    startToServingSeconds: seconds(promotionToServingMs || undefined),
+    startToResultSeconds: seconds(promotionMs),
+    steps: promotion.steps.map((st) => ({ name: st.name, seconds: st.endedAt && st.startedAt ? seconds(Date.parse(st.endedAt) - Date.parse(st.startedAt)) : undefined })),
+    requests: duringPromotion.requests,
+    failedRequests: duringPromotion.failed,
+  };
+  console.log(`promotion promoteAdapter start → serving ${promotion.versionName}: ${seconds(promotionToServingMs || undefined)} s (${promotion.phase} after ${seconds(promotionMs)} s); ${duringPromotion.failed} of ${duringPromotion.requests} requests failed`);
 
   const rollbackAt = Date.now();
   const rolledBack = await rollbackEndpointAlias(client, main, alias);
