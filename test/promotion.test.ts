@@ -4,30 +4,23 @@
 // is approved and switched; a rollback restores the previous one; pods are never restarted and a
 // client calling the alias throughout sees no failed request. Approval is refused while the run
 // does not wait and times out into a rejection; a regression in the watch window rolls back.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import type { Client } from '@temporalio/client';
+import { type Client, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import { decidePromotion, getPromotionStatus } from '../client/promotion-client.js';
 import { describeEndpoint, retireEndpoint, rollbackEndpointAlias } from '../client/endpoints.js';
 import type { PromotionRequest } from '../domain/promotion.js';
 import { startLoad } from '../scripts/load-generator.js';
-import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
-import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { fineTune } from '../workflows/fine-tune.js';
 import { fineTunePromotionWorkflowId, fineTuneWorkflowId, promotionWorkflowId } from '../workflows/ids.js';
 import { promoteAdapter } from '../workflows/promote-adapter.js';
-import { adminKubeConfig, config, createRunNamespace, emulator, eventually, simulator, testFineTuneRequest, unique } from './support.js';
+import { adminKubeConfig, config, createRunNamespace, emulator, eventually, pushTestAdapter, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 const core = adminKubeConfig.makeApiClient(CoreV1Api);
-const registryHost = new URL(config.registry.endpoint).host;
 const baseModel = 'phi-3-mini-4k-instruct';
 const namespace = `promo-${unique()}`;
 const endpointName = `support-${unique()}`;
@@ -39,17 +32,6 @@ const endpoint = { name: endpointName, baseModel, vmSize: 'Standard_NC24ads_A100
 const suite = { jsonl: Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `support question ${i}`, expect: { contains: `support question ${i}` } })).join('\n') };
 const gate = { minPassRate: 0.5 };
 
-/** Pushes a distinct adapter (its alpha makes its digest, so the simulator's answers) and returns it by digest. */
-async function pushAdapter(loraAlpha: number): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
-  writeAdapter(dir, { r: 8, loraAlpha, loraDropout: 0.05, targetModules: ['q_proj', 'v_proj'] });
-  const repository = `adapters/promotion-${unique()}`;
-  const client = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
-  const { digest } = await pushAdapterImage(client, dir, 'v1', { 'sh.kaito.model.name': baseModel });
-  return `${registryHost}/${repository}@${digest}`;
-}
-
-/** A promotion into the file's endpoint; not watched unless a test asks (the endpoint's default window is minutes). */
 const request = (image: string, overrides: Partial<PromotionRequest> = {}): PromotionRequest => ({ endpoint, namespace, alias, image, suite, gate, watch: { minutes: 0 }, ...overrides });
 
 const withWorker = <T>(run: () => Promise<T>) => temporal.withWorker(activities, run, taskQueue);
@@ -103,7 +85,7 @@ describe('promoteAdapter', () => {
       try {
         // 2. A bad adapter (the simulator answers it wrongly): rejected by the gate, unloaded, production untouched.
         await simulator.settings({ badAdapters: [`${alias}-v2`] });
-        const second = await promote(`second-${unique()}`, request(await pushAdapter(32)));
+        const second = await promote(`second-${unique()}`, request(await pushTestAdapter(32)));
         const rejected = await second.result();
         expect(rejected).toMatchObject({ phase: 'rejected', versionName: `${alias}-v2`, previousVersion: `${alias}-v1`, gate: { promote: false } });
         expect(rejected.scores!.candidate.passRate).toBe(0);
@@ -120,7 +102,7 @@ describe('promoteAdapter', () => {
         expect(await servedVersion()).toBe(`${alias}-v1`);
 
         // 3. A good adapter with approval required: waits, is approved, switched; the first stays loaded for rollback.
-        const third = await promote(`third-${unique()}`, request(await pushAdapter(48), { approval: { required: true, timeoutMinutes: 60 } }));
+        const third = await promote(`third-${unique()}`, request(await pushTestAdapter(48), { approval: { required: true, timeoutMinutes: 60 } }));
         await eventually(async () => ((await getPromotionStatus(client(), third.workflowId)).status.phase === 'awaiting-approval' ? true : undefined), 'the third promotion to await approval');
         await decidePromotion(client(), third.workflowId, true, { by: 'test', reason: 'scores look right' });
         const promoted = await third.result();
@@ -147,7 +129,7 @@ describe('promoteAdapter', () => {
 
   it('refuses an approval while the run does not wait for one, and rejects the candidate when nobody decides in time', async () => {
     const workflowId = promotionWorkflowId(`approval-${unique()}`);
-    const image = await pushAdapter(64);
+    const image = await pushTestAdapter(64);
     // Started before any worker polls: the Update reaches the run in its first task, while it inspects.
     const handle = await client().workflow.start(promoteAdapter, { taskQueue, workflowId, args: [request(image, { approval: { required: true, timeoutMinutes: 0.05 } })] });
     const early = decidePromotion(client(), workflowId, true, { by: 'too-early' });
@@ -161,9 +143,25 @@ describe('promoteAdapter', () => {
     });
   }, 120_000);
 
+  it('a cancelled promotion unloads its candidate and leaves the alias as it was', async () => {
+    await withWorker(async () => {
+      const handle = await promote(`cancelled-${unique()}`, request(await pushTestAdapter(96), { approval: { required: true, timeoutMinutes: 60 } }));
+      const waiting = await eventually(async () => {
+        const { status } = await getPromotionStatus(client(), handle.workflowId);
+        return status.phase === 'awaiting-approval' ? status : undefined;
+      }, 'the promotion to await approval');
+      expect((await describeEndpoint(client(), endpointName)).loaded).toContain(waiting.versionName);
+      await handle.cancel();
+      await expect(handle.result()).rejects.toThrow(WorkflowFailedError);
+      expect((await getPromotionStatus(client(), handle.workflowId)).status.steps.map((s) => s.name)).toContain('unload candidate');
+      expect((await describeEndpoint(client(), endpointName)).loaded).not.toContain(waiting.versionName);
+      expect(await servedVersion()).toBe(`${alias}-v1`);
+    });
+  }, 120_000);
+
   it('rolls back on its own when the new version regresses in the watch window', async () => {
     await withWorker(async () => {
-      const handle = await promote(`watched-${unique()}`, request(await pushAdapter(80), { watch: { minutes: 0.2, smokeCases: 4 } }));
+      const handle = await promote(`watched-${unique()}`, request(await pushTestAdapter(80), { watch: { minutes: 0.2, smokeCases: 4 } }));
       const watching = await eventually(async () => {
         const { status } = await getPromotionStatus(client(), handle.workflowId);
         return status.phase === 'watching' ? status : undefined;
