@@ -5,12 +5,16 @@
 // client calling the alias throughout sees no failed request. Approval is refused while the run
 // does not wait and times out into a rejection; a regression in the watch window rolls back.
 import { CoreV1Api } from '@kubernetes/client-node';
+import { buffer } from 'node:stream/consumers';
+import { gzipSync } from 'node:zlib';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
+import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decidePromotion, getPromotionStatus } from '../client/promotion-client.js';
 import { describeEndpoint, retireEndpoint, rollbackEndpointAlias } from '../client/endpoints.js';
 import type { PromotionRequest } from '../domain/promotion.js';
 import { startLoad } from '../scripts/load-generator.js';
+import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { fineTune } from '../workflows/fine-tune.js';
 import { fineTunePromotionWorkflowId, fineTuneWorkflowId, promotionWorkflowId } from '../workflows/ids.js';
@@ -31,6 +35,24 @@ const endpoint = { name: endpointName, baseModel, vmSize: 'Standard_NC24ads_A100
 /** Eight prompts the simulated model answers by echoing them when it answers well (scripts/stack/gpu-simulator/vllm.ts). */
 const suite = { jsonl: Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `support question ${i}`, expect: { contains: `support question ${i}` } })).join('\n') };
 const gate = { minPassRate: 0.5 };
+
+/** A dataset image (KAITO's layout: one gzipped tar layer, files under data/) holding the suite. */
+async function pushSuiteImage(jsonl: string): Promise<string> {
+  const tar = pack();
+  tar.entry({ name: 'data/suite.jsonl', mtime: new Date(0) }, jsonl);
+  tar.finalize();
+  const layer = gzipSync(await buffer(tar));
+  const repository = `suites/support-${unique()}`;
+  const registry = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
+  const [layerBlob, configBlob] = [await registry.uploadBlob(layer), await registry.uploadBlob(Buffer.from('{}'))];
+  const { digest } = await registry.setManifest({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configBlob.digest, size: configBlob.sizeInBytes },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerBlob.digest, size: layerBlob.sizeInBytes }],
+  });
+  return `${new URL(config.registry.endpoint).host}/${repository}@${digest}`;
+}
 
 const request = (image: string, overrides: Partial<PromotionRequest> = {}): PromotionRequest => ({ endpoint, namespace, alias, image, suite, gate, watch: { minutes: 0 }, ...overrides });
 
@@ -161,7 +183,8 @@ describe('promoteAdapter', () => {
 
   it('rolls back on its own when the new version regresses in the watch window', async () => {
     await withWorker(async () => {
-      const handle = await promote(`watched-${unique()}`, request(await pushTestAdapter(80), { watch: { minutes: 0.2, smokeCases: 4 } }));
+      // The suite comes as a dataset image this time: the gate passes only if its cases were read.
+      const handle = await promote(`watched-${unique()}`, request(await pushTestAdapter(80), { suite: { image: await pushSuiteImage(suite.jsonl) }, watch: { minutes: 0.2, smokeCases: 4 } }));
       const watching = await eventually(async () => {
         const { status } = await getPromotionStatus(client(), handle.workflowId);
         return status.phase === 'watching' ? status : undefined;
@@ -169,7 +192,7 @@ describe('promoteAdapter', () => {
       // The switched version starts answering badly: the smoke prompts on the alias fall behind the previous version's.
       await simulator.settings({ badAdapters: [watching.versionName!] });
       const result = await handle.result();
-      expect(result).toMatchObject({ phase: 'rolled-back', previousVersion: `${alias}-v1`, watch: { rollback: true } });
+      expect(result).toMatchObject({ phase: 'rolled-back', previousVersion: `${alias}-v1`, watch: { rollback: true }, scores: { candidate: { total: 8 } } });
       expect(result.decisions.map((d) => d.decision)).toEqual(['rolled-back']);
       expect(await servedVersion()).toBe(`${alias}-v1`);
     });

@@ -19,11 +19,11 @@ import {
 import type { Activities } from '../activities/index.js';
 import { type GateDecision, gateDecision, type SuiteResult } from '../domain/evaluation.js';
 import { failureTypes } from '../domain/failure-types.js';
-import { type PromotionPlan, type PromotionRequest, trafficSince, validatePromotionRequest, type WatchVerdict, watchVerdict } from '../domain/promotion.js';
+import { type PromotionPlan, type PromotionRequest, trafficSince, validatePromotionRequest, type WatchVerdict, watchVerdict, withSuiteCases } from '../domain/promotion.js';
 import { adapterProblems } from '../domain/vllm-server.js';
 import { apiCalls, endpointUpdates, evaluations } from './activity-options.js';
 import type { EndpointDescription } from './endpoint-api.js';
-import { invalidInput } from './input-checks.js';
+import { checkedInActivity, invalidInput } from './input-checks.js';
 import {
   type ApprovalDecision,
   approveUpdate,
@@ -39,7 +39,7 @@ import { StepRecorder } from './step-recorder.js';
 
 export { type PromotionStatus, promotionStatusQuery, approveUpdate, rejectUpdate } from './promotion-api.js';
 
-const registry = proxyActivities<Pick<Activities, 'inspectAdapterImage' | 'recordEvaluationArtifact'>>(apiCalls);
+const registry = proxyActivities<Pick<Activities, 'inspectAdapterImage' | 'readSuiteImage' | 'recordEvaluationArtifact'>>(apiCalls);
 const endpoints = proxyActivities<Pick<Activities, 'ensureEndpoint' | 'sendEndpointUpdate'>>(endpointUpdates);
 const evaluation = proxyActivities<Pick<Activities, 'evaluateSuite' | 'watchAlias'>>(evaluations);
 
@@ -119,6 +119,7 @@ function enter(run: Promotion, state: PromotionState): void {
 /** The image and the endpoint, checked against each other before anything loads: base model, rank, LoRA. */
 async function inspect(run: Promotion): Promise<void> {
   const { plan } = run;
+  if ('image' in plan.suite) await readSuite(run, plan.suite.image);
   const adapter = await run.recorder.step('inspect adapter image', () => registry.inspectAdapterImage(plan.image), (a) => `base model ${a.baseModel ?? 'unknown'}`);
   run.endpoint = await run.recorder.step(
     'ensure endpoint',
@@ -128,6 +129,14 @@ async function inspect(run: Promotion): Promise<void> {
   const problems = adapterProblems(adapter, { baseModel: run.endpoint.baseModel, maxLoraRank: run.endpoint.maxLoraRank });
   if (problems.length) throw invalidInput(`adapter ${plan.image} for endpoint ${plan.endpoint.name}`, problems);
   run.status.previousVersion = run.endpoint.aliases.find((a) => a.alias === plan.alias)?.versionName;
+}
+
+/** A suite given as a dataset image: read, then checked by line like one given in the request. */
+async function readSuite(run: Promotion, image: string): Promise<void> {
+  const jsonl = await checkedInActivity('promoteAdapter request', run.recorder.step('read suite image', () => registry.readSuiteImage(image)));
+  const withCases = withSuiteCases(run.plan, jsonl);
+  if (!withCases.ok) throw invalidInput('promoteAdapter request', withCases.problems);
+  run.plan = withCases.value;
 }
 
 const sendUpdate = (run: Promotion, step: string, update: Parameters<Activities['sendEndpointUpdate']>[1], args: [unknown]) =>
