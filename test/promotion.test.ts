@@ -92,11 +92,16 @@ describe('promoteAdapter', () => {
       const runId = fineTuneWorkflowId(`promote-${unique()}`);
       const run = await client().workflow.start(fineTune, {
         taskQueue, workflowId: runId,
-        args: [testFineTuneRequest({ namespace, promote: { endpoint: { name: endpointName, replicas: 2 }, alias, suite, gate } })],
+        // A held-out split: the trainer's eval_loss reaches the gate.
+        args: [testFineTuneRequest({ namespace, evaluation: { testSplit: 0.1 }, promote: { endpoint: { name: endpointName, replicas: 2 }, alias, suite, gate: { ...gate, maxEvalLoss: 100 } } })],
       });
       const trained = await run.result();
       expect(trained.phase).toBe('succeeded');
       expect(trained.promotion).toMatchObject({ workflowId: fineTunePromotionWorkflowId(runId), state: 'promoted', versionName: `${alias}-v1` });
+      expect(trained.evalLoss).toBeGreaterThan(0);
+      const { status: first } = await getPromotionStatus(client(), runId);
+      expect(first.scores?.evalLoss).toBe(trained.evalLoss);
+      expect(first.gate?.reasons).toContain(`eval loss ${trained.evalLoss} ≤ allowed 100`);
       expect(await servedVersion()).toBe(`${alias}-v1`);
       const firstAnswer = await answer(alias);
       expect(firstAnswer).toBe(await answer(`${alias}-v1`));
