@@ -229,10 +229,10 @@ async function watch(run: Promotion): Promise<WatchVerdict> {
   const read = () =>
     evaluation.watchAlias({ namespace: plan.namespace, endpoint: plan.endpoint.name, alias: plan.alias, previousVersion: status.previousVersion, smokeCases: plan.smokeCases });
   return run.recorder.step('watch', async () => {
+    // The first reading, just after the switch, is the baseline of the counters, and its smoke prompts already count.
     const baseline = await read();
-    for (let reading = 1; reading <= watchReadings; reading++) {
-      await sleep((minutes * 60_000) / watchReadings);
-      const now = await read();
+    let now = baseline;
+    for (let reading = 0; ; reading++) {
       status.watch = watchVerdict(
         {
           current: trafficSince(now.traffic[status.versionName!], baseline.traffic[status.versionName!]),
@@ -241,9 +241,10 @@ async function watch(run: Promotion): Promise<WatchVerdict> {
         },
         { maxErrorRateIncrease: plan.maxErrorRateIncrease, maxSmokeRegression: plan.gate.maxRegression ?? 0 },
       );
-      if (status.watch.rollback) break;
+      if (status.watch.rollback || reading === watchReadings) return status.watch;
+      await sleep((minutes * 60_000) / watchReadings);
+      now = await read();
     }
-    return status.watch!;
   }, (v) => v.reasons.join('; '));
 }
 
