@@ -211,4 +211,24 @@ describe('endpoint', () => {
       expect((await core.listNamespacedConfigMap({ namespace })).items.map((c) => c.metadata?.name)).not.toContain(desiredStateConfigMapName(name));
     });
   });
+
+  it('a wake that ARM refuses fails its Update with ARM\'s message and leaves the endpoint at zero, without a pool', async () => {
+    await temporal.withWorker(activities, async (taskQueue) => {
+      const { name, handle, pool } = await startEndpoint(taskQueue);
+      await handle.executeUpdate(loadCandidateUpdate, { args: [{ alias: 'bot', image: images.first }] });
+      await handle.executeUpdate(scaleUpdate, { args: [{ toZero: true }] });
+      expect(await poolOf(pool)).toBeUndefined();
+      await emulator.addFault({ kind: 'quota', method: 'PUT', pool, times: 1 });
+      const refused = await handle.executeUpdate(scaleUpdate, { args: [{ wake: true }] }).then(() => undefined, (err: WorkflowUpdateFailedError) => err);
+      expect(String((refused?.cause as Error | undefined)?.message)).toMatch(/quota/);
+      expect(await describeOf(handle)).toMatchObject({ scale: 'scaled-to-zero', counters: { coldStarts: 0 } });
+      expect(await poolOf(pool)).toBeUndefined();
+      expect(await replicasOf(name)).toBe(0);
+      // The next wake goes through.
+      await handle.executeUpdate(scaleUpdate, { args: [{ wake: true }] });
+      expect(await describeOf(handle)).toMatchObject({ scale: 'running', counters: { coldStarts: 1 } });
+      await handle.executeUpdate(retireUpdate, { args: [] });
+      await handle.result();
+    });
+  });
 });

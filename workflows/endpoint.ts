@@ -289,18 +289,35 @@ function changeFailure(err: unknown): unknown {
 async function scaleDown(ep: Endpoint, why: string): Promise<void> {
   ep.state = transitioned(ep, (s) => scaleToZero(s, Date.now()));
   log.info('endpoint scales to zero', { endpoint: ep.state.spec.name, why });
-  await apply(ep);
-  await arm.deleteNodePool(ep.pool, { ownedBy: ep.owner });
-  ep.poolNodes = 0;
   ep.traffic = undefined;
+  await apply(ep);
+  await releasePool(ep);
 }
 
-/** Brings a scaled-to-zero endpoint back (pool, nodes, replicas serving every adapter) and records the cold start. */
+/** Deletes the pool while its tags still name this endpoint; a failure leaves poolNodes set, so the next check tries again. */
+async function releasePool(ep: Endpoint): Promise<void> {
+  await arm.deleteNodePool(ep.pool, { ownedBy: ep.owner });
+  ep.poolNodes = 0;
+}
+
+/**
+ * Brings a scaled-to-zero endpoint back (pool, nodes, replicas serving every adapter) and records
+ * the cold start. When it cannot (no capacity, an adapter that no longer loads), the endpoint goes
+ * back to zero (no replicas, no pool) and the caller's Update fails with why.
+ */
 async function wakeUp(ep: Endpoint): Promise<void> {
   if (ep.state.scale.state === 'running') return;
+  const asleep = ep.state;
   const startedMs = Date.now();
   ep.state = wake(ep.state, startedMs);
-  await provisionReplicas(ep);
+  try {
+    await provisionReplicas(ep);
+  } catch (err) {
+    ep.state = asleep;
+    await apply(ep);
+    await releasePool(ep);
+    throw changeFailure(err);
+  }
   ep.coldStartSeconds.push((Date.now() - startedMs) / 1000);
 }
 
@@ -317,6 +334,7 @@ async function serve(ep: Endpoint, input: EndpointInput): Promise<void> {
       await exclusive(ep, async () => {
         if (Object.values(ep.state.rollbackTargets).some((t) => t.expiresAtMs <= Date.now())) await change(ep, (s) => expireRollbackWindow(s, Date.now()));
         if (ep.state.scale.state === 'running') await checkIdle(ep);
+        else if (ep.poolNodes > 0) await releasePool(ep); // a release that failed before
       });
     } catch (err) {
       // Housekeeping that failed (its activity out of retries) is tried again next time; the endpoint keeps serving.
@@ -341,8 +359,7 @@ async function checkIdle(ep: Endpoint): Promise<void> {
 /** Deletes the endpoint's Deployment, Service and ConfigMap, then its pool: only what carries its workflow id. */
 async function tearDown(ep: Endpoint): Promise<void> {
   await kube.deleteRunObjects(ep.namespace, ep.owner, { includeInference: true });
-  await arm.deleteNodePool(ep.pool, { ownedBy: ep.owner });
-  ep.poolNodes = 0;
+  await releasePool(ep);
 }
 
 function describe(ep: Endpoint): EndpointDescription {
