@@ -7,7 +7,7 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { buffer } from 'node:stream/consumers';
 import { gzipSync } from 'node:zlib';
-import { type Client, WorkflowFailedError } from '@temporalio/client';
+import { type Client, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decidePromotion, getPromotionStatus } from '../client/promotion-client.js';
@@ -17,7 +17,7 @@ import { startLoad } from '../scripts/load-generator.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { fineTune } from '../workflows/fine-tune.js';
-import { fineTunePromotionWorkflowId, fineTuneWorkflowId, promotionWorkflowId } from '../workflows/ids.js';
+import { endpointWorkflowId, fineTunePromotionWorkflowId, fineTuneWorkflowId, promotionWorkflowId } from '../workflows/ids.js';
 import { promoteAdapter } from '../workflows/promote-adapter.js';
 import { adminKubeConfig, config, createRunNamespace, emulator, eventually, pushTestAdapter, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
@@ -167,6 +167,23 @@ describe('promoteAdapter', () => {
       expect(result.decisions.map((d) => d.decision)).toEqual(['approval-timed-out']);
       expect((await describeEndpoint(client(), endpointName)).loaded).not.toContain(result.versionName);
       expect(await servedVersion()).toBe(`${alias}-v1`);
+    });
+  }, 120_000);
+
+  it('refuses an adapter for another base model before anything loads, and creates no endpoint for it', async () => {
+    await withWorker(async () => {
+      const image = await pushTestAdapter(16, 'mistral-7b');
+      const failure = async (target: PromotionRequest['endpoint']) => {
+        const error = await (await promote(`mismatch-${unique()}`, request(image, { endpoint: target }))).result().then(() => undefined, (e: unknown) => e);
+        expect(error).toBeInstanceOf(WorkflowFailedError);
+        return (error as WorkflowFailedError).cause;
+      };
+      const loadedBefore = (await describeEndpoint(client(), endpointName)).loaded;
+      expect(await failure(endpoint)).toMatchObject({ type: 'InvalidRequest', message: expect.stringContaining('base model "mistral-7b" is not the endpoint\'s "phi-3-mini-4k-instruct"') });
+      expect((await describeEndpoint(client(), endpointName)).loaded).toEqual(loadedBefore);
+      const fresh = `fresh-${unique()}`;
+      expect(await failure({ ...endpoint, name: fresh })).toMatchObject({ type: 'InvalidRequest' });
+      await expect(client().workflow.getHandle(endpointWorkflowId(fresh)).describe()).rejects.toThrow(WorkflowNotFoundError);
     });
   }, 120_000);
 

@@ -40,7 +40,7 @@ import { StepRecorder } from './step-recorder.js';
 export { type PromotionStatus, promotionStatusQuery, approveUpdate, rejectUpdate } from './promotion-api.js';
 
 const registry = proxyActivities<Pick<Activities, 'inspectAdapterImage' | 'readSuiteImage' | 'recordEvaluationArtifact'>>(apiCalls);
-const endpoints = proxyActivities<Pick<Activities, 'ensureEndpoint' | 'sendEndpointUpdate'>>(endpointUpdates);
+const endpoints = proxyActivities<Pick<Activities, 'findEndpoint' | 'ensureEndpoint' | 'sendEndpointUpdate'>>(endpointUpdates);
 const evaluation = proxyActivities<Pick<Activities, 'evaluateSuite' | 'watchAlias'>>(evaluations);
 
 /** Readings of the alias per watch window: often enough to roll back well before the window ends. */
@@ -116,18 +116,23 @@ function enter(run: Promotion, state: PromotionState): void {
   upsertSearchAttributes([{ key: PromotionStateKey, value: state }]);
 }
 
-/** The image and the endpoint, checked against each other before anything loads: base model, rank, LoRA. */
+/**
+ * The image and the endpoint, checked against each other before anything is created or loaded
+ * (base model, LoRA, rank): against the running endpoint, or the spec that will create it.
+ */
 async function inspect(run: Promotion): Promise<void> {
   const { plan } = run;
   if ('image' in plan.suite) await readSuite(run, plan.suite.image);
   const adapter = await run.recorder.step('inspect adapter image', () => registry.inspectAdapterImage(plan.image), (a) => `base model ${a.baseModel ?? 'unknown'}`);
+  const running = await run.recorder.step('find endpoint', () => endpoints.findEndpoint(plan.endpoint.name), (e) => (e ? `${e.name}: ${e.baseModel} on ${e.vmSize}, ${e.scale}` : 'none yet'));
+  const target = running ?? (plan.endpoint.baseModel ? { baseModel: plan.endpoint.baseModel, maxLoraRank: plan.endpoint.maxLoraRank! } : undefined);
+  const problems = target ? adapterProblems(adapter, target) : [];
+  if (problems.length) throw invalidInput(`adapter ${plan.image} for endpoint ${plan.endpoint.name}`, problems);
   run.endpoint = await run.recorder.step(
-    'ensure endpoint',
+    running ? 'check endpoint' : 'create endpoint',
     () => endpoints.ensureEndpoint({ spec: plan.endpoint, namespace: plan.namespace }),
     (e) => `${e.name}: ${e.baseModel} on ${e.vmSize}, ${e.scale}`,
   );
-  const problems = adapterProblems(adapter, { baseModel: run.endpoint.baseModel, maxLoraRank: run.endpoint.maxLoraRank });
-  if (problems.length) throw invalidInput(`adapter ${plan.image} for endpoint ${plan.endpoint.name}`, problems);
   run.status.previousVersion = run.endpoint.aliases.find((a) => a.alias === plan.alias)?.versionName;
 }
 
