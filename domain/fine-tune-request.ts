@@ -10,7 +10,7 @@ import { defaultPriceTable, type PriceTable } from './prices.js';
 import { type EvaluationSplit, type TrainingConfig, trainingConfig } from './training-config.js';
 import { findVmSize, type VmSize, vmSizeNames } from './vm-sizes.js';
 import { type KaitoWorkspace, kaitoWorkspaceSchema, pushSecretReason } from './kaito-workspace.js';
-import { type FineTunePromote, fineTunePromoteSchema, parseRequestSuite } from './promotion.js';
+import { type FineTunePromote, fineTunePromoteSchema, suiteProblems } from './promotion.js';
 import { boolean, checkInput, dnsLabel, dnsLabelPattern, dnsSubdomain, list, number, oneOf, refused, strict, text } from './schema.js';
 
 const secretName = dnsSubdomain('Secret');
@@ -291,7 +291,7 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
   const promote = request.promote;
   if (promote) {
     if (deploy) problems.push('deploy and promote exclude each other: deploy gives the run its own Deployment, promote serves the adapter on a shared endpoint');
-    problems.push(...parseRequestSuite(promote.suite.jsonl).problems.map((p) => `promote.${p}`));
+    problems.push(...suiteProblems(promote.suite).map((p) => `promote.${p}`));
     if (promote.endpoint.baseModel !== undefined && model && promote.endpoint.baseModel !== model.name) {
       problems.push(`promote.endpoint.baseModel ${promote.endpoint.baseModel} is not the run's model ${model.name}: an adapter serves only on its base model`);
     }

@@ -26,13 +26,20 @@ export const watchSchema = strict({
   maxErrorRateIncrease: number(0, 1).optional(),
 });
 
+const suiteImage = text('an image reference (registry/repository[:tag|@digest]) of at most 255 characters', { pattern: /^[^\s]+$/ });
+
 /** What fineTune's `promote` option and promoteAdapter share: where, under which alias, judged how. */
 const promotionShape = {
   endpoint: endpointReferenceSchema,
   /** The stable model name clients call; versions load as `<alias>-v<n>`. */
   alias: dnsLabel(40, 'model alias'),
-  /** JSONL, one case a line: {"prompt": ..., "expect": {"exact"|"contains"|"regex"|"json": ...}}. */
-  suite: strict({ jsonl: text(`JSONL text of at most ${maxSuiteBytes} bytes`, { max: maxSuiteBytes }) }),
+  /**
+   * JSONL, one case a line: {"prompt": ..., "expect": {"exact"|"contains"|"regex"|"json": ...}};
+   * in the request, or as a dataset image whose /data folder holds one .jsonl file.
+   */
+  suite: z.union([strict({ jsonl: text(`JSONL text of at most ${maxSuiteBytes} bytes`, { max: maxSuiteBytes }) }), strict({ image: suiteImage })], {
+    error: `{"jsonl": JSONL text of at most ${maxSuiteBytes} bytes}, or {"image": a dataset image whose /data holds one .jsonl file}`,
+  }),
   /** Every criterion must hold (default: none, the candidate passes). */
   gate: promotionGateSchema.optional(),
   /** Default "none": switched once the gate passes. */
@@ -56,6 +63,7 @@ export type PromotionRequest = z.input<typeof promotionRequestSchema>;
 
 export interface PromotionPlan extends z.output<typeof promotionRequestSchema> {
   namespace: string;
+  /** Empty until a suite given as an image is read (withSuiteCases). */
   gate: PromotionGate;
   approval: NonNullable<z.output<typeof approvalSchema>>;
   watch: z.output<typeof watchSchema>;
@@ -72,26 +80,32 @@ export function parseRequestSuite(jsonl: string): { cases: PromptCase[]; problem
   return { cases, problems: problems.map((p) => `suite.jsonl ${p}`) };
 }
 
+/** The suite's problems as a request's (none for a suite given as an image: it is read later). */
+export const suiteProblems = (suite: { jsonl: string } | { image: string }): string[] => ('jsonl' in suite ? parseRequestSuite(suite.jsonl).problems : []);
+
 /** Checks a promotion request (any JSON value: runs also start from the Temporal UI), every problem at once. */
 export function validatePromotionRequest(input: unknown): Checked<PromotionPlan> {
   const checked = checkInput(promotionRequestSchema, input ?? {}, 'request');
   if (!checked.ok) return checked;
   const request = checked.value;
-  const { cases, problems } = parseRequestSuite(request.suite.jsonl);
-  if (problems.length) return { ok: false, problems };
-  return {
-    ok: true,
-    value: {
-      ...request,
-      namespace: request.namespace ?? promotionDefaults.namespace,
-      gate: request.gate ?? {},
-      approval: request.approval ?? 'none',
-      watch: request.watch ?? {},
-      cases,
-      smokeCases: cases.slice(0, request.watch?.smokeCases ?? promotionDefaults.smokeCases),
-      maxErrorRateIncrease: request.watch?.maxErrorRateIncrease ?? promotionDefaults.maxErrorRateIncrease,
-    },
+  const plan: PromotionPlan = {
+    ...request,
+    namespace: request.namespace ?? promotionDefaults.namespace,
+    gate: request.gate ?? {},
+    approval: request.approval ?? 'none',
+    watch: request.watch ?? {},
+    cases: [],
+    smokeCases: [],
+    maxErrorRateIncrease: request.watch?.maxErrorRateIncrease ?? promotionDefaults.maxErrorRateIncrease,
   };
+  return 'jsonl' in request.suite ? withSuiteCases(plan, request.suite.jsonl) : { ok: true, value: plan };
+}
+
+/** The plan with the suite's cases (and the smoke prompts, its first ones), or the suite's problems by line. */
+export function withSuiteCases(plan: PromotionPlan, jsonl: string): Checked<PromotionPlan> {
+  const { cases, problems } = parseRequestSuite(jsonl);
+  if (problems.length) return { ok: false, problems };
+  return { ok: true, value: { ...plan, cases, smokeCases: cases.slice(0, plan.watch.smokeCases ?? promotionDefaults.smokeCases) } };
 }
 
 /** Requests and server errors (5xx) a version answered through an alias, summed over the replicas. */

@@ -13,11 +13,14 @@ import { connectClient } from '../client/temporal-connection.js';
 import { runIdLabel } from '../activities/kubernetes/labels.js';
 import { poolTags } from '../domain/pool-tags.js';
 import { historiesDir, type RecordedHistory } from '../test/recorded-histories.js';
-import { adminKubeConfig, clusterName, config, containerService, core, emulator, eventually, pushDataset, resourceGroup, simulator, testFineTuneRequest, unique } from '../test/support.js';
+import { adminKubeConfig, clusterName, config, containerService, core, emulator, eventually, pushDataset, pushTestAdapter, resourceGroup, simulator, testFineTuneRequest, unique } from '../test/support.js';
+import { decidePromotion, getPromotionStatus } from '../client/promotion-client.js';
+import { retireEndpoint } from '../client/endpoints.js';
 import { createWorker } from '../workers/worker.js';
 import { fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { retrainChildWorkflowId } from '../workflows/ids.js';
 import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
+import { promoteAdapter } from '../workflows/promote-adapter.js';
 import { retrain } from '../workflows/retrain.js';
 
 
@@ -87,6 +90,28 @@ const scenarios: Record<string, Scenario> = {
       args: [{ schedule: workflowId, request: testFineTuneRequest({ dataset: { image: `${registryHost}/${dataset}:v1` } }) }],
     });
     expectThat((await handle.result()).trained, 'trained');
+    return handle;
+  },
+
+  promotion: async ({ client, taskQueue, workflowId }) => {
+    // Into a new endpoint (created by the promotion, retired after), evaluated, gated, approved, switched.
+    const endpoint = `history-${unique()}`;
+    const suite = { jsonl: ['one', 'two', 'three'].map((p) => JSON.stringify({ prompt: `question ${p}`, expect: { contains: `question ${p}` } })).join('\n') };
+    const handle = await client.workflow.start(promoteAdapter, {
+      taskQueue,
+      workflowId,
+      args: [{
+        endpoint: { name: endpoint, baseModel: 'phi-3-mini-4k-instruct', vmSize: 'Standard_NC24ads_A100_v4' }, namespace, alias: 'support',
+        image: await pushTestAdapter(16), suite, gate: { minPassRate: 0.3 }, approval: { required: true, timeoutMinutes: 60 }, watch: { minutes: 0 },
+      }],
+    });
+    try {
+      await eventually(async () => ((await getPromotionStatus(client, workflowId)).status.phase === 'awaiting-approval' ? true : undefined), 'the promotion to await approval');
+      await decidePromotion(client, workflowId, true, { by: 'history recorder' });
+      expectThat((await handle.result()).phase === 'promoted', 'promoted');
+    } finally {
+      await retireEndpoint(client, endpoint);
+    }
     return handle;
   },
 

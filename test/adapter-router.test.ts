@@ -5,7 +5,7 @@
 // restart, a replaced pod comes back with the endpoint's adapters, an adapter over max-lora-rank
 // is refused and the alias keeps its version, and an API server restart does not lose the watch.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppsV1Api, AuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
@@ -19,6 +19,7 @@ import { restartComponent } from '../scripts/chaos/processes.js';
 import { loadStackConfig, projectRoot } from '../scripts/stack/config.js';
 import { podServiceAccountKubeConfig } from '../scripts/stack/gpu-simulator/router-replica.js';
 import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
+import { emptyDirPath } from '../scripts/stack/gpu-simulator/cluster.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { adminKubeConfig, clusterName, config, containerService, core, createRunNamespace, eventually, resourceGroup, unique } from './support.js';
 
@@ -167,7 +168,8 @@ describe('the adapter-router sidecar (product code, run per simulated pod)', () 
     expect(after.map((p) => p.metadata!.uid).sort()).toEqual(before);
     for (const pod of after) {
       const vllmModels = (await call(`/pods-vllm/${namespace}/${pod.metadata!.name}/v1/models`)).json.data as { id: string }[];
-      expect(vllmModels.map((m) => m.id)).toEqual([endpoint.baseModel, 'bot-v2']); // the leftover was unloaded
+      expect(vllmModels.map((m) => m.id)).toEqual([endpoint.baseModel, 'bot-v2']); // the leftover was unloaded, its files removed
+      expect(readdirSync(emptyDirPath(join(loadStackConfig().stateDir, 'data', 'volumes'), pod.metadata!.uid!, 'adapters')).sort()).toEqual(['bot-v2']);
     }
   });
 

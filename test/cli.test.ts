@@ -11,7 +11,7 @@ import { createWorkerActivities } from '../workers/worker.js';
 import { FineTuneFailedError, fineTuneResult, getFineTuneStatus } from '../client/fine-tune-client.js';
 import { fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { nodePoolName } from '../workflows/naming.js';
-import { config, createRunNamespace, emulator, eventually, simulator, testFineTuneRequest, unique } from './support.js';
+import { config, createRunNamespace, emulator, eventually, pushTestAdapter, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 import { fineTuneWorkflowId } from '../workflows/ids.js';
 
@@ -138,6 +138,31 @@ describe('CLI', () => {
       expect(woken.out).toMatch(/1 replica\(s\)[\s\S]*no alias served yet[\s\S]*cold starts 1 \(last [0-9.]+ s\)/);
       expect((await cli(['endpoint', 'describe', name], taskQueue)).out).toMatch(new RegExp(`${name} \\(${namespace}\\): phi-3-mini-4k-instruct on Standard_NC24ads_A100_v4`));
       expect((await cli(['endpoint', 'retire', name], taskQueue))).toMatchObject({ code: 0, out: expect.stringContaining('retired') });
+    });
+  });
+
+  it('promotes an existing adapter image, shows the promotion awaiting approval, and rejects it with who and why', async () => {
+    const namespace = `cli-promo-${unique()}`;
+    await createRunNamespace(namespace);
+    const name = `cli-${unique()}`;
+    const promotion = (request: Record<string, unknown>) => {
+      const file = join(dir, `promotion-${unique()}.yaml`);
+      writeFileSync(file, stringify(request));
+      return file;
+    };
+    const bad = await cli(['promote', promotion({ endpoint: { name }, alias: 'Bot', suite: { jsonl: 'x' } })]);
+    expect(bad).toMatchObject({ code: 2, out: expect.stringMatching(/alias must be[\s\S]*image is required/) });
+    const request = {
+      endpoint: { name, baseModel: 'phi-3-mini-4k-instruct', vmSize: 'Standard_NC24ads_A100_v4' }, namespace, alias: 'bot',
+      image: await pushTestAdapter(40), suite: { jsonl: '{"prompt":"hello bot","expect":{"contains":"hello"}}' }, approval: { required: true, timeoutMinutes: 60 },
+    };
+    await temporal.withWorker(activities, async (taskQueue) => {
+      expect(await cli(['promote', promotion(request), '--id', name], taskQueue)).toMatchObject({ code: 0, out: `Started promote-${name}\n` });
+      await eventually(async () => ((await cli(['promotion', `promote-${name}`], taskQueue)).out.includes('awaiting-approval') ? true : undefined), 'the promotion to await approval');
+      expect(await cli(['reject', `promote-${name}`, '--by', 'alice', '--reason', 'tone is off'], taskQueue)).toMatchObject({ code: 0, out: `Rejected promote-${name}\n` });
+      const followed = await cli(['promotion', `promote-${name}`, '--follow'], taskQueue);
+      expect(followed).toMatchObject({ code: 0, out: expect.stringMatching(/COMPLETED, rejected: bot on endpoint[\s\S]*rejected by alice: tone is off/) });
+      expect((await cli(['endpoint', 'retire', name], taskQueue)).code).toBe(0);
     });
   });
 });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { SuiteResult } from '../domain/evaluation.js';
 import { promotionIdOf } from '../client/promotion-client.js';
 import { validateFineTuneRequest } from '../domain/fine-tune-request.js';
-import { addTraffic, aliasTrafficByVersion, trafficSince, validatePromotionRequest, watchVerdict } from '../domain/promotion.js';
+import { addTraffic, aliasTrafficByVersion, trafficSince, validatePromotionRequest, watchVerdict, withSuiteCases } from '../domain/promotion.js';
 
 const image = `registry.example.com/adapters/support@sha256:${'a'.repeat(64)}`;
 const suite = { jsonl: ['{"prompt":"refund policy?","expect":{"contains":"refund"}}', '{"prompt":"as json","expect":{"json":true}}'].join('\n') };
@@ -28,6 +28,14 @@ describe('promotion requests', () => {
     expect(checked.problems).toHaveLength(4);
     expect(checked.problems.join('\n')).toMatch(/image must be an adapter image by digest/);
     expect(checked.problems.join('\n')).toMatch(/approval must be "none", or \{"required": true, "timeoutMinutes"/);
+  });
+
+  it('takes a suite given as a dataset image, whose cases are read later and checked the same way', () => {
+    const checked = validatePromotionRequest({ ...request, suite: { image: 'registry.example.com/suites/support:v3' } });
+    expect(checked.ok && checked.value.cases).toEqual([]);
+    if (!checked.ok) return;
+    expect(withSuiteCases(checked.value, suite.jsonl)).toMatchObject({ ok: true, value: { cases: [expect.anything(), expect.anything()], smokeCases: [expect.anything(), expect.anything()] } });
+    expect(withSuiteCases(checked.value, 'nope')).toEqual({ ok: false, problems: ['suite.jsonl line 1: not JSON'] });
   });
 
   it('reports the suite by line', () => {

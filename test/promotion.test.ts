@@ -4,30 +4,27 @@
 // is approved and switched; a rollback restores the previous one; pods are never restarted and a
 // client calling the alias throughout sees no failed request. Approval is refused while the run
 // does not wait and times out into a rejection; a regression in the watch window rolls back.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import type { Client } from '@temporalio/client';
+import { buffer } from 'node:stream/consumers';
+import { gzipSync } from 'node:zlib';
+import { type Client, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import { decidePromotion, getPromotionStatus } from '../client/promotion-client.js';
 import { describeEndpoint, retireEndpoint, rollbackEndpointAlias } from '../client/endpoints.js';
 import type { PromotionRequest } from '../domain/promotion.js';
 import { startLoad } from '../scripts/load-generator.js';
-import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { fineTune } from '../workflows/fine-tune.js';
-import { fineTunePromotionWorkflowId, fineTuneWorkflowId, promotionWorkflowId } from '../workflows/ids.js';
+import { endpointWorkflowId, fineTunePromotionWorkflowId, fineTuneWorkflowId, promotionWorkflowId } from '../workflows/ids.js';
 import { promoteAdapter } from '../workflows/promote-adapter.js';
-import { adminKubeConfig, config, createRunNamespace, emulator, eventually, simulator, testFineTuneRequest, unique } from './support.js';
+import { adminKubeConfig, config, createRunNamespace, emulator, eventually, pushTestAdapter, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
 const core = adminKubeConfig.makeApiClient(CoreV1Api);
-const registryHost = new URL(config.registry.endpoint).host;
 const baseModel = 'phi-3-mini-4k-instruct';
 const namespace = `promo-${unique()}`;
 const endpointName = `support-${unique()}`;
@@ -39,17 +36,24 @@ const endpoint = { name: endpointName, baseModel, vmSize: 'Standard_NC24ads_A100
 const suite = { jsonl: Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `support question ${i}`, expect: { contains: `support question ${i}` } })).join('\n') };
 const gate = { minPassRate: 0.5 };
 
-/** Pushes a distinct adapter (its alpha makes its digest, so the simulator's answers) and returns it by digest. */
-async function pushAdapter(loraAlpha: number): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
-  writeAdapter(dir, { r: 8, loraAlpha, loraDropout: 0.05, targetModules: ['q_proj', 'v_proj'] });
-  const repository = `adapters/promotion-${unique()}`;
-  const client = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
-  const { digest } = await pushAdapterImage(client, dir, 'v1', { 'sh.kaito.model.name': baseModel });
-  return `${registryHost}/${repository}@${digest}`;
+/** A dataset image (KAITO's layout: one gzipped tar layer, files under data/) holding the suite. */
+async function pushSuiteImage(jsonl: string): Promise<string> {
+  const tar = pack();
+  tar.entry({ name: 'data/suite.jsonl', mtime: new Date(0) }, jsonl);
+  tar.finalize();
+  const layer = gzipSync(await buffer(tar));
+  const repository = `suites/support-${unique()}`;
+  const registry = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
+  const [layerBlob, configBlob] = [await registry.uploadBlob(layer), await registry.uploadBlob(Buffer.from('{}'))];
+  const { digest } = await registry.setManifest({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configBlob.digest, size: configBlob.sizeInBytes },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerBlob.digest, size: layerBlob.sizeInBytes }],
+  });
+  return `${new URL(config.registry.endpoint).host}/${repository}@${digest}`;
 }
 
-/** A promotion into the file's endpoint; not watched unless a test asks (the endpoint's default window is minutes). */
 const request = (image: string, overrides: Partial<PromotionRequest> = {}): PromotionRequest => ({ endpoint, namespace, alias, image, suite, gate, watch: { minutes: 0 }, ...overrides });
 
 const withWorker = <T>(run: () => Promise<T>) => temporal.withWorker(activities, run, taskQueue);
@@ -88,11 +92,16 @@ describe('promoteAdapter', () => {
       const runId = fineTuneWorkflowId(`promote-${unique()}`);
       const run = await client().workflow.start(fineTune, {
         taskQueue, workflowId: runId,
-        args: [testFineTuneRequest({ namespace, promote: { endpoint: { name: endpointName, replicas: 2 }, alias, suite, gate } })],
+        // A held-out split: the trainer's eval_loss reaches the gate.
+        args: [testFineTuneRequest({ namespace, evaluation: { testSplit: 0.1 }, promote: { endpoint: { name: endpointName, replicas: 2 }, alias, suite, gate: { ...gate, maxEvalLoss: 100 } } })],
       });
       const trained = await run.result();
       expect(trained.phase).toBe('succeeded');
       expect(trained.promotion).toMatchObject({ workflowId: fineTunePromotionWorkflowId(runId), state: 'promoted', versionName: `${alias}-v1` });
+      expect(trained.evalLoss).toBeGreaterThan(0);
+      const { status: first } = await getPromotionStatus(client(), runId);
+      expect(first.scores?.evalLoss).toBe(trained.evalLoss);
+      expect(first.gate?.reasons).toContain(`eval loss ${trained.evalLoss} ≤ allowed 100`);
       expect(await servedVersion()).toBe(`${alias}-v1`);
       const firstAnswer = await answer(alias);
       expect(firstAnswer).toBe(await answer(`${alias}-v1`));
@@ -103,7 +112,7 @@ describe('promoteAdapter', () => {
       try {
         // 2. A bad adapter (the simulator answers it wrongly): rejected by the gate, unloaded, production untouched.
         await simulator.settings({ badAdapters: [`${alias}-v2`] });
-        const second = await promote(`second-${unique()}`, request(await pushAdapter(32)));
+        const second = await promote(`second-${unique()}`, request(await pushTestAdapter(32)));
         const rejected = await second.result();
         expect(rejected).toMatchObject({ phase: 'rejected', versionName: `${alias}-v2`, previousVersion: `${alias}-v1`, gate: { promote: false } });
         expect(rejected.scores!.candidate.passRate).toBe(0);
@@ -120,7 +129,7 @@ describe('promoteAdapter', () => {
         expect(await servedVersion()).toBe(`${alias}-v1`);
 
         // 3. A good adapter with approval required: waits, is approved, switched; the first stays loaded for rollback.
-        const third = await promote(`third-${unique()}`, request(await pushAdapter(48), { approval: { required: true, timeoutMinutes: 60 } }));
+        const third = await promote(`third-${unique()}`, request(await pushTestAdapter(48), { approval: { required: true, timeoutMinutes: 60 } }));
         await eventually(async () => ((await getPromotionStatus(client(), third.workflowId)).status.phase === 'awaiting-approval' ? true : undefined), 'the third promotion to await approval');
         await decidePromotion(client(), third.workflowId, true, { by: 'test', reason: 'scores look right' });
         const promoted = await third.result();
@@ -147,7 +156,7 @@ describe('promoteAdapter', () => {
 
   it('refuses an approval while the run does not wait for one, and rejects the candidate when nobody decides in time', async () => {
     const workflowId = promotionWorkflowId(`approval-${unique()}`);
-    const image = await pushAdapter(64);
+    const image = await pushTestAdapter(64);
     // Started before any worker polls: the Update reaches the run in its first task, while it inspects.
     const handle = await client().workflow.start(promoteAdapter, { taskQueue, workflowId, args: [request(image, { approval: { required: true, timeoutMinutes: 0.05 } })] });
     const early = decidePromotion(client(), workflowId, true, { by: 'too-early' });
@@ -161,9 +170,43 @@ describe('promoteAdapter', () => {
     });
   }, 120_000);
 
+  it('refuses an adapter for another base model before anything loads, and creates no endpoint for it', async () => {
+    await withWorker(async () => {
+      const image = await pushTestAdapter(16, 'mistral-7b');
+      const failure = async (target: PromotionRequest['endpoint']) => {
+        const error = await (await promote(`mismatch-${unique()}`, request(image, { endpoint: target }))).result().then(() => undefined, (e: unknown) => e);
+        expect(error).toBeInstanceOf(WorkflowFailedError);
+        return (error as WorkflowFailedError).cause;
+      };
+      const loadedBefore = (await describeEndpoint(client(), endpointName)).loaded;
+      expect(await failure(endpoint)).toMatchObject({ type: 'InvalidRequest', message: expect.stringContaining('base model "mistral-7b" is not the endpoint\'s "phi-3-mini-4k-instruct"') });
+      expect((await describeEndpoint(client(), endpointName)).loaded).toEqual(loadedBefore);
+      const fresh = `fresh-${unique()}`;
+      expect(await failure({ ...endpoint, name: fresh })).toMatchObject({ type: 'InvalidRequest' });
+      await expect(client().workflow.getHandle(endpointWorkflowId(fresh)).describe()).rejects.toThrow(WorkflowNotFoundError);
+    });
+  }, 120_000);
+
+  it('a cancelled promotion unloads its candidate and leaves the alias as it was', async () => {
+    await withWorker(async () => {
+      const handle = await promote(`cancelled-${unique()}`, request(await pushTestAdapter(96), { approval: { required: true, timeoutMinutes: 60 } }));
+      const waiting = await eventually(async () => {
+        const { status } = await getPromotionStatus(client(), handle.workflowId);
+        return status.phase === 'awaiting-approval' ? status : undefined;
+      }, 'the promotion to await approval');
+      expect((await describeEndpoint(client(), endpointName)).loaded).toContain(waiting.versionName);
+      await handle.cancel();
+      await expect(handle.result()).rejects.toThrow(WorkflowFailedError);
+      expect((await getPromotionStatus(client(), handle.workflowId)).status.steps.map((s) => s.name)).toContain('unload candidate');
+      expect((await describeEndpoint(client(), endpointName)).loaded).not.toContain(waiting.versionName);
+      expect(await servedVersion()).toBe(`${alias}-v1`);
+    });
+  }, 120_000);
+
   it('rolls back on its own when the new version regresses in the watch window', async () => {
     await withWorker(async () => {
-      const handle = await promote(`watched-${unique()}`, request(await pushAdapter(80), { watch: { minutes: 0.2, smokeCases: 4 } }));
+      // The suite comes as a dataset image this time: the gate passes only if its cases were read.
+      const handle = await promote(`watched-${unique()}`, request(await pushTestAdapter(80), { suite: { image: await pushSuiteImage(suite.jsonl) }, watch: { minutes: 0.2, smokeCases: 4 } }));
       const watching = await eventually(async () => {
         const { status } = await getPromotionStatus(client(), handle.workflowId);
         return status.phase === 'watching' ? status : undefined;
@@ -171,7 +214,7 @@ describe('promoteAdapter', () => {
       // The switched version starts answering badly: the smoke prompts on the alias fall behind the previous version's.
       await simulator.settings({ badAdapters: [watching.versionName!] });
       const result = await handle.result();
-      expect(result).toMatchObject({ phase: 'rolled-back', previousVersion: `${alias}-v1`, watch: { rollback: true } });
+      expect(result).toMatchObject({ phase: 'rolled-back', previousVersion: `${alias}-v1`, watch: { rollback: true }, scores: { candidate: { total: 8 } } });
       expect(result.decisions.map((d) => d.decision)).toEqual(['rolled-back']);
       expect(await servedVersion()).toBe(`${alias}-v1`);
     });

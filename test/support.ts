@@ -1,7 +1,12 @@
 // Shared test setup: real clients pointed at the local stack that global-setup started.
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AppsV1Api, BatchV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import { EmulatorControl } from '../scripts/stack/aks-emulator/control-client.js';
+import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
 import { loadStackConfig } from '../scripts/stack/config.js';
 import { SimulatorControl } from '../scripts/stack/gpu-simulator/control-client.js';
 import { allowRunsIn } from '../scripts/stack/worker-rbac.js';
@@ -72,6 +77,19 @@ export async function pushDataset(repository: string, content: string): Promise<
     },
     { tag: 'v1' },
   );
+}
+
+/**
+ * Pushes a distinct phi-3 adapter image in KAITO's layout to a repository of its own and returns
+ * it by digest; its alpha makes its digest, and so the simulated vLLM's answers to it.
+ */
+export async function pushTestAdapter(loraAlpha: number, baseModel = 'phi-3-mini-4k-instruct'): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
+  writeAdapter(dir, { r: 8, loraAlpha, loraDropout: 0.05, targetModules: ['q_proj', 'v_proj'] });
+  const repository = `adapters/promotion-${unique()}`;
+  const client = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
+  const { digest } = await pushAdapterImage(client, dir, 'v1', { 'sh.kaito.model.name': baseModel });
+  return `${new URL(config.registry.endpoint).host}/${repository}@${digest}`;
 }
 
 /** The agent pool, or undefined when ARM has none of that name. */

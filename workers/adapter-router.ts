@@ -6,6 +6,7 @@
 // then unload leftovers, then report the generation applied. Clients reach vLLM through it: a
 // stable alias becomes the version it resolves to, since vLLM cannot rebind a LoRA name. Both
 // versions are loaded while the table switches, so the switch fails no request.
+import { rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -165,8 +166,14 @@ class Reconciler {
     s.aliases = { ...desired.aliases };
     for (const versionName of reconcilePlan(desired.adapters, loaded).unload) {
       const { status, message } = await vllmCall(this.o.vllmUrl, '/v1/unload_lora_adapter', { lora_name: versionName });
-      if (status !== 200 && status !== 404) errors.push({ versionName, message: `vLLM /v1/unload_lora_adapter answered ${status}: ${message}` });
-      else loaded = loaded.filter((n) => n !== versionName);
+      if (status !== 200 && status !== 404) {
+        errors.push({ versionName, message: `vLLM /v1/unload_lora_adapter answered ${status}: ${message}` });
+        continue;
+      }
+      loaded = loaded.filter((n) => n !== versionName);
+      // Its files go too: a long-lived endpoint would otherwise fill the emptyDir with every version it ever served.
+      this.pulled.delete(versionName);
+      await rm(join(this.o.adapterDir, versionName), { recursive: true, force: true });
     }
     s.loaded = loaded;
     s.errors = errors;

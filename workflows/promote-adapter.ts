@@ -19,11 +19,11 @@ import {
 import type { Activities } from '../activities/index.js';
 import { type GateDecision, gateDecision, type SuiteResult } from '../domain/evaluation.js';
 import { failureTypes } from '../domain/failure-types.js';
-import { type PromotionPlan, type PromotionRequest, trafficSince, validatePromotionRequest, type WatchVerdict, watchVerdict } from '../domain/promotion.js';
+import { type PromotionPlan, type PromotionRequest, trafficSince, validatePromotionRequest, type WatchVerdict, watchVerdict, withSuiteCases } from '../domain/promotion.js';
 import { adapterProblems } from '../domain/vllm-server.js';
 import { apiCalls, endpointUpdates, evaluations } from './activity-options.js';
 import type { EndpointDescription } from './endpoint-api.js';
-import { invalidInput } from './input-checks.js';
+import { checkedInActivity, invalidInput } from './input-checks.js';
 import {
   type ApprovalDecision,
   approveUpdate,
@@ -39,8 +39,8 @@ import { StepRecorder } from './step-recorder.js';
 
 export { type PromotionStatus, promotionStatusQuery, approveUpdate, rejectUpdate } from './promotion-api.js';
 
-const registry = proxyActivities<Pick<Activities, 'inspectAdapterImage' | 'recordEvaluationArtifact'>>(apiCalls);
-const endpoints = proxyActivities<Pick<Activities, 'ensureEndpoint' | 'sendEndpointUpdate'>>(endpointUpdates);
+const registry = proxyActivities<Pick<Activities, 'inspectAdapterImage' | 'readSuiteImage' | 'recordEvaluationArtifact'>>(apiCalls);
+const endpoints = proxyActivities<Pick<Activities, 'findEndpoint' | 'ensureEndpoint' | 'sendEndpointUpdate'>>(endpointUpdates);
 const evaluation = proxyActivities<Pick<Activities, 'evaluateSuite' | 'watchAlias'>>(evaluations);
 
 /** Readings of the alias per watch window: often enough to roll back well before the window ends. */
@@ -116,18 +116,32 @@ function enter(run: Promotion, state: PromotionState): void {
   upsertSearchAttributes([{ key: PromotionStateKey, value: state }]);
 }
 
-/** The image and the endpoint, checked against each other before anything loads: base model, rank, LoRA. */
+/**
+ * The image and the endpoint, checked against each other before anything is created or loaded
+ * (base model, LoRA, rank): against the running endpoint, or the spec that will create it.
+ */
 async function inspect(run: Promotion): Promise<void> {
   const { plan } = run;
+  if ('image' in plan.suite) await readSuite(run, plan.suite.image);
   const adapter = await run.recorder.step('inspect adapter image', () => registry.inspectAdapterImage(plan.image), (a) => `base model ${a.baseModel ?? 'unknown'}`);
+  const running = await run.recorder.step('find endpoint', () => endpoints.findEndpoint(plan.endpoint.name), (e) => (e ? `${e.name}: ${e.baseModel} on ${e.vmSize}, ${e.scale}` : 'none yet'));
+  const target = running ?? (plan.endpoint.baseModel ? { baseModel: plan.endpoint.baseModel, maxLoraRank: plan.endpoint.maxLoraRank! } : undefined);
+  const problems = target ? adapterProblems(adapter, target) : [];
+  if (problems.length) throw invalidInput(`adapter ${plan.image} for endpoint ${plan.endpoint.name}`, problems);
   run.endpoint = await run.recorder.step(
-    'ensure endpoint',
+    running ? 'check endpoint' : 'create endpoint',
     () => endpoints.ensureEndpoint({ spec: plan.endpoint, namespace: plan.namespace }),
     (e) => `${e.name}: ${e.baseModel} on ${e.vmSize}, ${e.scale}`,
   );
-  const problems = adapterProblems(adapter, { baseModel: run.endpoint.baseModel, maxLoraRank: run.endpoint.maxLoraRank });
-  if (problems.length) throw invalidInput(`adapter ${plan.image} for endpoint ${plan.endpoint.name}`, problems);
   run.status.previousVersion = run.endpoint.aliases.find((a) => a.alias === plan.alias)?.versionName;
+}
+
+/** A suite given as a dataset image: read, then checked by line like one given in the request. */
+async function readSuite(run: Promotion, image: string): Promise<void> {
+  const jsonl = await checkedInActivity('promoteAdapter request', run.recorder.step('read suite image', () => registry.readSuiteImage(image)));
+  const withCases = withSuiteCases(run.plan, jsonl);
+  if (!withCases.ok) throw invalidInput('promoteAdapter request', withCases.problems);
+  run.plan = withCases.value;
 }
 
 const sendUpdate = (run: Promotion, step: string, update: Parameters<Activities['sendEndpointUpdate']>[1], args: [unknown]) =>
@@ -220,10 +234,10 @@ async function watch(run: Promotion): Promise<WatchVerdict> {
   const read = () =>
     evaluation.watchAlias({ namespace: plan.namespace, endpoint: plan.endpoint.name, alias: plan.alias, previousVersion: status.previousVersion, smokeCases: plan.smokeCases });
   return run.recorder.step('watch', async () => {
+    // The first reading, just after the switch, is the baseline of the counters, and its smoke prompts already count.
     const baseline = await read();
-    for (let reading = 1; reading <= watchReadings; reading++) {
-      await sleep((minutes * 60_000) / watchReadings);
-      const now = await read();
+    let now = baseline;
+    for (let reading = 0; ; reading++) {
       status.watch = watchVerdict(
         {
           current: trafficSince(now.traffic[status.versionName!], baseline.traffic[status.versionName!]),
@@ -232,9 +246,10 @@ async function watch(run: Promotion): Promise<WatchVerdict> {
         },
         { maxErrorRateIncrease: plan.maxErrorRateIncrease, maxSmokeRegression: plan.gate.maxRegression ?? 0 },
       );
-      if (status.watch.rollback) break;
+      if (status.watch.rollback || reading === watchReadings) return status.watch;
+      await sleep((minutes * 60_000) / watchReadings);
+      now = await read();
     }
-    return status.watch!;
   }, (v) => v.reasons.join('; '));
 }
 

@@ -9,7 +9,7 @@ export const GpuVmSize = defineSearchAttributeKey('GpuVmSize', SearchAttributeTy
 export const AdapterRepository = defineSearchAttributeKey('AdapterRepository', SearchAttributeType.KEYWORD);
 /** A promotion's candidate pass rate on its suite (0 to 1). */
 export const EvalPassRate = defineSearchAttributeKey('EvalPassRate', SearchAttributeType.DOUBLE);
-/** The endpoint a promotion (or an endpoint's own workflow) is about. */
+/** The endpoint a promotion is about. */
 export const Endpoint = defineSearchAttributeKey('Endpoint', SearchAttributeType.KEYWORD);
 /** A promotion's state: loading, evaluating, awaiting-approval, ..., promoted, rejected, rolled-back, failed. */
 export const PromotionState = defineSearchAttributeKey('PromotionState', SearchAttributeType.KEYWORD);

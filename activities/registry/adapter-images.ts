@@ -1,13 +1,16 @@
 // Registry activities: read a pushed adapter image back, so the run records the digest the
 // registry actually holds (not what a pusher claimed).
+import { buffer } from 'node:stream/consumers';
+import { gunzipSync } from 'node:zlib';
 import type { TokenCredential } from '@azure/core-auth';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { ApplicationFailure } from '@temporalio/common';
 import { hostProblem } from '../../domain/dataset-url.js';
 import { failureTypes } from '../../domain/failure-types.js';
 import { parseImageReference } from '../../domain/image-reference.js';
+import { maxSuiteBytes } from '../../domain/promotion.js';
 import { createRegistryContentClient } from '../../workers/clients.js';
-import { mediaTypes, readAdapterImageFiles } from './adapter-image.js';
+import { mediaTypes, readAdapterImageFiles, tarFiles } from './adapter-image.js';
 import { adapterByDigest, type EvaluationArtifact, listEvaluationArtifacts, recordEvaluationArtifact } from './evaluation-artifacts.js';
 
 export interface AdapterImage {
@@ -83,6 +86,31 @@ export function createRegistryActivities({ credential, allowLoopbackRegistry }: 
     async listEvaluationArtifacts(adapterImage: string): Promise<EvaluationArtifact[]> {
       const { client, digest } = byDigest(adapterImage);
       return listEvaluationArtifacts(client, digest);
+    },
+
+    /**
+     * A prompt suite given as a dataset image (KAITO's dataset layout: files under /data): the
+     * one .jsonl file its layers hold there, as text. Absent, several, or too large is a bad
+     * request.
+     */
+    async readSuiteImage(image: string): Promise<string> {
+      const ref = parseImageReference(image);
+      if (!ref) throw ApplicationFailure.nonRetryable(`suite.image ${image} is not an image reference`, failureTypes.invalidRequest);
+      const client = createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential);
+      const bad = (why: string) => ApplicationFailure.nonRetryable(`suite.image ${image} ${why}`, failureTypes.invalidRequest);
+      const { manifest } = await client.getManifest(ref.digest ?? ref.tag ?? 'latest').catch((err: unknown) => {
+        throw isRestError(err) && err.statusCode === 404 ? bad('is not in the registry') : err;
+      });
+      const suites: [string, Buffer][] = [];
+      for (const layer of (manifest as { layers?: { digest: string }[] }).layers ?? []) {
+        const blob = await buffer((await client.downloadBlob(layer.digest)).content);
+        const tar = blob[0] === 0x1f && blob[1] === 0x8b ? gunzipSync(blob) : blob;
+        suites.push(...Object.entries(await tarFiles(tar)).filter(([name]) => /^\/?data\/[^/]+\.jsonl$/.test(name)));
+      }
+      if (suites.length !== 1) throw bad(`holds ${suites.length} .jsonl files in /data: put the suite there as the only one`);
+      const [[, text]] = suites as [[string, Buffer]];
+      if (text.length > maxSuiteBytes) throw bad(`holds a suite of ${text.length} bytes: at most ${maxSuiteBytes}`);
+      return text.toString('utf8');
     },
 
     /** What a promotion checks before anything loads the adapter: its base model annotation and adapter_config.json (KAITO's layout). */

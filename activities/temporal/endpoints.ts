@@ -25,6 +25,9 @@ export function createEndpointClientActivities({ client }: { client: Client }) {
   };
 
   return {
+    /** The endpoint's description when its workflow runs, else undefined: what a promotion checks an adapter against before it creates anything. */
+    findEndpoint: describe,
+
     /**
      * The endpoint's description, after starting its workflow (on this activity's task queue)
      * when none runs. A running endpoint must serve the base model and VM size asked for: an
