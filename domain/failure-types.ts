@@ -22,6 +22,8 @@ export const failureTypes = {
   endpointRefused: 'EndpointRefused',
   /** An endpoint replica's adapter-router could not pull, check or load an adapter (e.g. a rank over max-lora-rank). */
   adapterLoadFailed: 'AdapterLoadFailed',
+  /** Tearing something down left parts of it (each part's error in the message); trying again may finish it. */
+  teardownIncomplete: 'TeardownIncomplete',
   /** A bug in workflow code (or a value validation let through): the run fails after its cleanup instead of retrying forever. */
   workflowCodeError: 'WorkflowCodeError',
 } as const;

@@ -100,7 +100,8 @@ export async function endpoint(input: EndpointInput): Promise<EndpointDescriptio
     await serve(ep, input);
   } catch (err) {
     // A cancel or a failure tears the endpoint down: nothing it owned keeps billing.
-    if (!ep.retired) await CancellationScope.nonCancellable(() => tearDown(ep));
+    // Its own failures are logged step by step; the run fails with what ended it.
+    if (!ep.retired) await CancellationScope.nonCancellable(() => tearDown(ep)).catch(() => undefined);
     throw isCancellation(err) || err instanceof TemporalFailure ? err : ApplicationFailure.nonRetryable(`endpoint workflow code failed: ${String(err)}`, failureTypes.workflowCodeError);
   }
   if (ep.retired) return describe(ep);
@@ -356,10 +357,24 @@ async function checkIdle(ep: Endpoint): Promise<void> {
   if (idle) await scaleDown(ep, `no requests for ${ep.state.spec.idleGraceSeconds}s`);
 }
 
-/** Deletes the endpoint's Deployment, Service and ConfigMap, then its pool: only what carries its workflow id. */
+/**
+ * Deletes the endpoint's Deployment, Service and ConfigMap, then its pool: only what carries its
+ * workflow id. Each step runs on its own: objects that cannot be deleted never keep the pool
+ * billing (the reaper's sweep removes them once this run has ended). Fails with every step's error.
+ */
 async function tearDown(ep: Endpoint): Promise<void> {
-  await kube.deleteRunObjects(ep.namespace, ep.owner, { includeInference: true });
-  await releasePool(ep);
+  const failed: string[] = [];
+  const attempt = async (what: string, step: () => Promise<unknown>) => {
+    try {
+      await step();
+    } catch (err) {
+      failed.push(`${what}: ${String(err)}`);
+      log.error('endpoint teardown step failed', { step: what, error: String(err) });
+    }
+  };
+  await attempt('delete objects', () => kube.deleteRunObjects(ep.namespace, ep.owner, { includeInference: true }));
+  await attempt('delete pool', () => releasePool(ep));
+  if (failed.length > 0) throw ApplicationFailure.nonRetryable(`endpoint teardown incomplete: ${failed.join('; ')}`, failureTypes.teardownIncomplete);
 }
 
 function describe(ep: Endpoint): EndpointDescription {

@@ -16,7 +16,8 @@ import { connectClient } from '../../client/temporal-connection.js';
 import { ensureNamespaceExists, hasStatus } from '../../activities/kubernetes/api-errors.js';
 import { createRunObjectActivities } from '../../activities/kubernetes/run-objects.js';
 import type { FineTuneRequest } from '../../domain/fine-tune-request.js';
-import type { RunOwner } from '../../domain/run-identity.js';
+import { ownerIsOpen, type RunOwner, type RunRecord } from '../../domain/run-identity.js';
+import { poolOwner } from '../../domain/pool-tags.js';
 import { createContainerServiceClient } from '../../workers/clients.js';
 import { loadWorkerConfig } from '../../workers/config.js';
 import { writeWorkflowBundle } from '../../workers/worker.js';
@@ -274,10 +275,12 @@ for (const run of runs.filter((r) => r.kind === 'fine-tune-deploy' && r.state ==
   await runObjects.deleteRunObjects(namespace, { workflowId: run.workflowId, runId: run.runId }, { includeInference: true });
   teardownAt.set(run.runId, Date.now());
 }
-const openRunIds = new Set(openExecutions().map((e) => e.runId));
+// Ownership as the reaper reads it: the recorded run, or any open run of a workflow id recorded
+// alone (an endpoint's, which continue-as-new keeps).
+const openRuns: RunRecord[] = openExecutions().map((e) => ({ workflowId: e.workflowId, runId: e.runId!, status: 'RUNNING' }));
 const leftovers = async () => ({
-  pools: (await pools.listManagedPools()).filter((p) => !openRunIds.has(p.tags['aks-finetune.io/run-id'] ?? '')),
-  objects: (await runObjects.listRunObjects()).filter((o) => !openRunIds.has(o.owner.runId ?? '')),
+  pools: (await pools.listManagedPools()).filter((p) => !ownerIsOpen(poolOwner(p.tags), openRuns)),
+  objects: (await runObjects.listRunObjects()).filter((o) => !ownerIsOpen(o.owner, openRuns)),
 });
 const sweepDeadline = Date.now() + sweepBoundMs;
 let left = await leftovers();
