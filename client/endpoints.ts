@@ -60,11 +60,14 @@ export async function retireEndpoint(client: Client, name: string): Promise<void
 }
 
 /** The describe query as lines for a terminal: aliases → version → image, rollback targets, loaded versions, scale, cold starts, savings. */
-export function renderEndpoint(d: EndpointDescription): string {
+export function renderEndpoint(d: EndpointDescription, lineageByAlias: Record<string, string[]> = {}): string {
   const lines = [
     `${d.name} (${d.namespace}): ${d.baseModel} on ${d.vmSize}, ${d.scale === 'running' ? `${d.replicas} replica(s)` : 'scaled to zero'}, pool ${d.pool}, generation ${d.generation}`,
   ];
-  for (const a of d.aliases) lines.push(`  ${a.alias} → ${a.versionName} ${a.image ?? a.digest ?? ''}${a.rollbackTo ? ` (rollback to ${a.rollbackTo})` : ''}`);
+  for (const a of d.aliases) {
+    lines.push(`  ${a.alias} → ${a.versionName} ${a.image ?? a.digest ?? ''}${a.rollbackTo ? ` (rollback to ${a.rollbackTo})` : ''}`);
+    for (const line of lineageByAlias[a.alias] ?? []) lines.push(`      ${line}`);
+  }
   if (d.aliases.length === 0) lines.push('  no alias served yet');
   lines.push(`  loaded: ${d.loaded.join(', ') || 'none'}`);
   lines.push(`  promotions ${d.counters.promotions}, rollbacks ${d.counters.rollbacks}, cold starts ${d.counters.coldStarts}${d.coldStartSeconds.length ? ` (last ${d.coldStartSeconds.at(-1)!.toFixed(1)} s)` : ''}`);

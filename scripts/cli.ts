@@ -38,6 +38,8 @@ import { describeRunFailure } from '../client/run-failure.js';
 import { connectClient, loadTemporalSettings } from '../client/temporal-connection.js';
 import { readEvaluationLineage } from '../activities/registry/evaluation-artifacts.js';
 import { createAzureCredential } from '../workers/clients.js';
+import { readAdapterLineage } from '../client/adapter-lineage.js';
+import { lineageSummary } from '../domain/lineage.js';
 import type { FineTuneInput } from '../domain/fine-tune-request.js';
 import type { PromotionRequest } from '../domain/promotion.js';
 import type { PromotionStatus } from '../workflows/promotion-api.js';
@@ -237,9 +239,22 @@ async function endpointCommand(client: Client, taskQueue: string, [sub, name, ar
       console.log(`${created ? 'Created' : 'Exists:'} endpoint ${name} (workflow ${handle.workflowId})`);
       return 0;
     }
-    case 'describe':
-      console.log(renderEndpoint(await describeEndpoint(client, name)));
+    case 'describe': {
+      // "Which adapter serves this alias, trained on what, scoring what": the endpoint's state, then each served image's lineage from the registry.
+      const described = await describeEndpoint(client, name);
+      const credential = createAzureCredential(process.env.AZURE_STATIC_TOKEN || undefined);
+      const lineage = Object.fromEntries(
+        await Promise.all(
+          described.aliases.map(async (a) => {
+            if (!a.image) return [a.alias, []];
+            const read = await readAdapterLineage(a.image, credential).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+            return [a.alias, read instanceof Error ? [`lineage not readable: ${read.message}`] : lineageSummary(read.annotations, read.evaluations, { endpoint: name, versionName: a.versionName })];
+          }),
+        ),
+      ) as Record<string, string[]>;
+      console.log(renderEndpoint(described, lineage));
       return 0;
+    }
     case 'scale': {
       if (!arg) throw new UsageError('a replica count, zero or wake is required');
       await scaleEndpoint(client, name, arg === 'zero' || arg === 'wake' ? arg : Number(arg));

@@ -141,7 +141,7 @@ describe('CLI', () => {
     });
   });
 
-  it('promotes an existing adapter image, shows the promotion awaiting approval, and rejects it with who and why', async () => {
+  it('promotes an existing adapter image, shows the promotion awaiting approval, rejects it with who and why; a second promotion serves it, and describe says trained on what, scoring what', async () => {
     const namespace = `cli-promo-${unique()}`;
     await createRunNamespace(namespace);
     const name = `cli-${unique()}`;
@@ -154,7 +154,8 @@ describe('CLI', () => {
     expect(bad).toMatchObject({ code: 2, out: expect.stringMatching(/alias must be[\s\S]*image is required/) });
     const request = {
       endpoint: { name, baseModel: 'phi-3-mini-4k-instruct', vmSize: 'Standard_NC24ads_A100_v4' }, namespace, alias: 'bot',
-      image: await pushTestAdapter(40), suite: { jsonl: '{"prompt":"hello bot","expect":{"contains":"hello"}}' }, approval: { required: true, timeoutMinutes: 60 },
+      image: await pushTestAdapter(40, 'phi-3-mini-4k-instruct', { 'aks-finetune.io/workflow-id': 'fine-tune-support', 'aks-finetune.io/method': 'qlora', 'aks-finetune.io/dataset': 'https://example.com/support.jsonl' }),
+      suite: { jsonl: '{"prompt":"hello bot","expect":{"contains":"hello"}}' }, approval: { required: true, timeoutMinutes: 60 },
     };
     await temporal.withWorker(activities, async (taskQueue) => {
       expect(await cli(['promote', promotion(request), '--id', name], taskQueue)).toMatchObject({ code: 0, out: `Started promote-${name}\n` });
@@ -162,6 +163,11 @@ describe('CLI', () => {
       expect(await cli(['reject', `promote-${name}`, '--by', 'alice', '--reason', 'tone is off'], taskQueue)).toMatchObject({ code: 0, out: `Rejected promote-${name}\n` });
       const followed = await cli(['promotion', `promote-${name}`, '--follow'], taskQueue);
       expect(followed).toMatchObject({ code: 0, out: expect.stringMatching(/COMPLETED, rejected: bot on endpoint[\s\S]*rejected by alice: tone is off/) });
+      expect(await cli(['promote', promotion({ ...request, approval: 'none' }), '--id', `${name}-again`, '--follow'], taskQueue)).toMatchObject({ code: 0, out: expect.stringMatching(/promoted/) });
+      const described = (await cli(['endpoint', 'describe', name], taskQueue)).out;
+      expect(described).toMatch(/bot → bot-v2 /);
+      expect(described).toMatch(/trained by fine-tune-support: qlora on phi-3-mini-4k-instruct, dataset https:\/\/example.com\/support.jsonl/);
+      expect(described).toMatch(new RegExp(`scored: \\d/1 \\([\\d.]+%\\), promoted by promote-${name}-again`));
       expect((await cli(['endpoint', 'retire', name], taskQueue)).code).toBe(0);
     });
   });

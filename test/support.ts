@@ -83,12 +83,12 @@ export async function pushDataset(repository: string, content: string): Promise<
  * Pushes a distinct phi-3 adapter image in KAITO's layout to a repository of its own and returns
  * it by digest; its alpha makes its digest, and so the simulated vLLM's answers to it.
  */
-export async function pushTestAdapter(loraAlpha: number, baseModel = 'phi-3-mini-4k-instruct'): Promise<string> {
+export async function pushTestAdapter(loraAlpha: number, baseModel = 'phi-3-mini-4k-instruct', lineage: Record<string, string> = {}): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
   writeAdapter(dir, { r: 8, loraAlpha, loraDropout: 0.05, targetModules: ['q_proj', 'v_proj'] });
   const repository = `adapters/promotion-${unique()}`;
   const client = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
-  const { digest } = await pushAdapterImage(client, dir, 'v1', { 'sh.kaito.model.name': baseModel });
+  const { digest } = await pushAdapterImage(client, dir, 'v1', { ...lineage, 'sh.kaito.model.name': baseModel });
   return `${new URL(config.registry.endpoint).host}/${repository}@${digest}`;
 }
 
