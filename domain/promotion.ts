@@ -8,6 +8,8 @@ import { type Checked, checkInput, dnsLabel, number, strict, text } from './sche
 
 /** A suite travels in the workflow's input and history: keep it well under Temporal's 2 MiB payload limit. */
 export const maxSuiteBytes = 256 * 1024;
+/** Cases a suite may hold: at a few seconds a prompt on a real GPU, twice (candidate and production), they fit the evaluation's 30 minutes. */
+export const maxSuiteCases = 200;
 
 /** An endpoint by name; its base model and VM size are needed only to create it (they are checked against a running one). */
 export const endpointReferenceSchema = endpointSpecSchema.partial().required({ name: true });
@@ -77,7 +79,8 @@ export const promotionDefaults = { namespace: 'aks-finetune', smokeCases: 5, max
 /** The suite's cases, and its problems by line as a request's problems, for both fineTune's validation and promoteAdapter's. */
 export function parseRequestSuite(jsonl: string): { cases: PromptCase[]; problems: string[] } {
   const { cases, problems } = parsePromptSuite(jsonl);
-  return { cases, problems: problems.map((p) => `suite.jsonl ${p}`) };
+  const tooMany = cases.length > maxSuiteCases ? [`suite has ${cases.length} cases: at most ${maxSuiteCases} (each is asked of the candidate and of production within one 30-minute evaluation)`] : [];
+  return { cases, problems: [...problems.map((p) => `suite.jsonl ${p}`), ...tooMany] };
 }
 
 /** The suite's problems as a request's (none for a suite given as an image: it is read later). */

@@ -212,6 +212,28 @@ describe('endpoint', () => {
     });
   });
 
+  it('a promote approved after the endpoint went to zero wakes it and serves the alias; once retiring it takes no more changes', async () => {
+    await temporal.withWorker(activities, async (taskQueue) => {
+      const { name, handle, pool } = await startEndpoint(taskQueue);
+      const { versionName } = await handle.executeUpdate(loadCandidateUpdate, { args: [{ alias: 'bot', image: images.first }] });
+      await handle.executeUpdate(scaleUpdate, { args: [{ toZero: true }] });
+      expect(await poolOf(pool)).toBeUndefined();
+      await handle.executeUpdate(promoteUpdate, { args: [{ versionName }] });
+      expect(await describeOf(handle)).toMatchObject({ scale: 'running', counters: { coldStarts: 1 } });
+      expect((await complete(name, 'bot')).status).toBe(200);
+      // Sent together: whichever of the two runs second must not bring the pool back after the teardown.
+      const [retired, late] = await Promise.allSettled([
+        handle.executeUpdate(retireUpdate, { args: [] }),
+        handle.executeUpdate(loadCandidateUpdate, { args: [{ alias: 'bot', image: images.second }] }),
+      ]);
+      expect(retired.status).toBe('fulfilled');
+      await handle.result();
+      expect(await poolOf(pool)).toBeUndefined();
+      expect(await objectsLabelled(namespace, `app=${name}`)).toEqual([]);
+      if (late.status === 'rejected') expect(String(late.reason)).toMatch(/retired|Update|workflow/i);
+    });
+  });
+
   it('a wake that ARM refuses fails its Update with ARM\'s message and leaves the endpoint at zero, without a pool', async () => {
     await temporal.withWorker(activities, async (taskQueue) => {
       const { name, handle, pool } = await startEndpoint(taskQueue);

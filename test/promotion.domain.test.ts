@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { SuiteResult } from '../domain/evaluation.js';
 import { promotionIdOf } from '../client/promotion-client.js';
 import { validateFineTuneRequest } from '../domain/fine-tune-request.js';
-import { addTraffic, aliasTrafficByVersion, trafficSince, validatePromotionRequest, watchVerdict, withSuiteCases } from '../domain/promotion.js';
+import { addTraffic, aliasTrafficByVersion, maxSuiteCases, parseRequestSuite, trafficSince, validatePromotionRequest, watchVerdict, withSuiteCases } from '../domain/promotion.js';
 
 const image = `registry.example.com/adapters/support@sha256:${'a'.repeat(64)}`;
 const suite = { jsonl: ['{"prompt":"refund policy?","expect":{"contains":"refund"}}', '{"prompt":"as json","expect":{"json":true}}'].join('\n') };
@@ -97,5 +97,13 @@ describe('promotion ids', () => {
     expect(promotionIdOf('fine-tune-support-2026')).toBe('fine-tune-support-2026-promote');
     expect(promotionIdOf('fine-tune-support-2026-promote')).toBe('fine-tune-support-2026-promote');
     expect(promotionIdOf('promote-support-3')).toBe('promote-support-3');
+  });
+});
+
+describe('suite size', () => {
+  it('refuses a suite with more cases than one evaluation can ask twice', () => {
+    const jsonl = Array.from({ length: maxSuiteCases + 1 }, (_, i) => JSON.stringify({ prompt: `p${i}`, expect: { contains: 'x' } })).join('\n');
+    expect(parseRequestSuite(jsonl).problems).toEqual([`suite has ${maxSuiteCases + 1} cases: at most ${maxSuiteCases} (each is asked of the candidate and of production within one 30-minute evaluation)`]);
+    expect(parseRequestSuite(jsonl.split('\n').slice(1).join('\n')).problems).toEqual([]);
   });
 });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { buffer } from 'node:stream/consumers';
+import { pipeline } from 'node:stream/promises';
 import type { TokenCredential } from '@azure/core-auth';
 import { ApiException, CoreV1Api, KubeConfig, type V1ConfigMap, Watch } from '@kubernetes/client-node';
 import { pullAdapterImage, type PulledAdapter } from '../activities/registry/adapter-image.js';
@@ -260,10 +261,14 @@ export async function startAdapterRouter(o: AdapterRouterOptions): Promise<Adapt
         // not JSON after all: vLLM answers it
       }
     }
+    // A client that goes away stops vLLM's generation for it.
+    const abandoned = new AbortController();
+    res.on('close', () => abandoned.abort());
     const upstream = await fetch(`${o.vllmUrl}${path}`, {
       method: req.method,
       headers: { 'content-type': req.headers['content-type'] ?? 'application/json', accept: req.headers.accept ?? '*/*' },
       body,
+      signal: abandoned.signal,
     });
     if (requested !== undefined) {
       // Names nobody serves are counted as one series: clients cannot grow the metric without bound.
@@ -271,7 +276,8 @@ export async function startAdapterRouter(o: AdapterRouterOptions): Promise<Adapt
       count(known ? requested : '(unknown)', known ? version! : '(unknown)', upstream.status);
     }
     res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/octet-stream' });
-    if (upstream.body) Readable.fromWeb(upstream.body as WebReadableStream).pipe(res);
+    // pipeline, not pipe: a stream that breaks (vLLM restarted mid-answer) fails this request only, never the router.
+    if (upstream.body) await pipeline(Readable.fromWeb(upstream.body as WebReadableStream), res).catch((err: unknown) => o.log(`${path}: answer stream broke: ${errorMessage(err)}`));
     else res.end();
   }
 

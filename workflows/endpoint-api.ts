@@ -16,6 +16,8 @@ export interface EndpointInput {
     gpusPerNode?: number;
     /** The replicas' request counters last read, and since when unchanged: idleness spans runs. */
     traffic?: TrafficMark;
+    /** Nodes the pool has (0 while scaled to zero), so a release that failed is tried again after continue-as-new. */
+    poolNodes?: number;
   };
   /** Continue-as-new after this many history events (default: when Temporal suggests it). Tests set it low. */
   continueAsNewAfterEvents?: number;

@@ -64,6 +64,7 @@ import {
 import { gpuTaint } from './fine-tune-gpus.js';
 import { invalidInput } from './input-checks.js';
 import { endpointPoolName } from './naming.js';
+import { undoSteps } from './undo-steps.js';
 
 export type { EndpointInput } from './endpoint-api.js';
 
@@ -88,6 +89,8 @@ interface Endpoint {
   /** The replicas' request counters last read, and since when they have not moved. */
   traffic?: TrafficMark;
   retired: boolean;
+  /** Set before any teardown: no change starts after it (one would bring the pool back). */
+  closing: boolean;
   /** The tail of the queue of changes: they run one at a time, in the order they arrived. */
   changes: Promise<unknown>;
 }
@@ -101,14 +104,14 @@ export async function endpoint(input: EndpointInput): Promise<EndpointDescriptio
   } catch (err) {
     // A cancel or a failure tears the endpoint down: nothing it owned keeps billing.
     // Its own failures are logged step by step; the run fails with what ended it.
-    if (!ep.retired) await CancellationScope.nonCancellable(() => tearDown(ep)).catch(() => undefined);
+    if (!ep.retired) await closeDown(ep).catch(() => undefined);
     throw isCancellation(err) || err instanceof TemporalFailure ? err : ApplicationFailure.nonRetryable(`endpoint workflow code failed: ${String(err)}`, failureTypes.workflowCodeError);
   }
   if (ep.retired) return describe(ep);
   // Outside the try: continuing is no failure, and what the endpoint owns stays with the next run.
   return continueAsNew<typeof endpoint>({
     ...input,
-    carried: { state: ep.state, generation: ep.generation, coldStartSeconds: ep.coldStartSeconds, gpusPerNode: ep.gpusPerNode, traffic: ep.traffic },
+    carried: { state: ep.state, generation: ep.generation, coldStartSeconds: ep.coldStartSeconds, gpusPerNode: ep.gpusPerNode, traffic: ep.traffic, poolNodes: ep.poolNodes },
   });
 }
 
@@ -131,8 +134,10 @@ function open(input: EndpointInput): Endpoint {
     coldStartSeconds: carried?.coldStartSeconds ?? [],
     gpusPerNode: carried?.gpusPerNode ?? 0,
     traffic: carried?.traffic,
-    poolNodes: carried?.state.scale.state === 'scaled-to-zero' ? 0 : (carried?.state.spec.replicas ?? 0),
+    // Carried: a pool whose release failed before continue-as-new is still released at the next check.
+    poolNodes: carried?.poolNodes ?? (carried?.state.scale.state === 'scaled-to-zero' ? 0 : (carried?.state.spec.replicas ?? 0)),
     retired: false,
+    closing: false,
     changes: Promise.resolve(),
   };
   setHandlers(ep);
@@ -141,9 +146,26 @@ function open(input: EndpointInput): Endpoint {
 
 /** Runs a change after the ones queued before it: each sees the state the previous one left. */
 function exclusive<T>(ep: Endpoint, change: () => Promise<T>): Promise<T> {
-  const run = ep.changes.then(change, change);
+  const unlessClosing = () => (ep.closing ? Promise.reject(ApplicationFailure.nonRetryable(closingMessage(ep), failureTypes.invalidRequest)) : change());
+  const run = ep.changes.then(unlessClosing, unlessClosing);
   ep.changes = run.catch(() => undefined);
   return run;
+}
+
+const closingMessage = (ep: Endpoint) => `endpoint ${ep.state.spec.name} is being retired`;
+
+/** Every validator first: an endpoint being retired takes no more changes. */
+function checkOpen(ep: Endpoint): void {
+  if (ep.closing) throw new Error(closingMessage(ep));
+}
+
+/** Stops taking changes, lets the ones in flight finish (their activities included), then tears down: nothing lands after the teardown. */
+async function closeDown(ep: Endpoint): Promise<void> {
+  ep.closing = true;
+  await CancellationScope.nonCancellable(async () => {
+    await ep.changes;
+    await tearDown(ep);
+  });
 }
 
 /** A transition the state no longer allows (an earlier queued change got there first): the Update fails, nothing changes. */
@@ -165,30 +187,34 @@ function setHandlers(ep: Endpoint): void {
         await change(ep, (s) => loadCandidate(s, alias, image));
         return { versionName: `${alias}-v${ep.state.lastVersion[alias]}` };
       }),
-    { validator: ({ alias, image }) => checkLoadCandidate(ep.state, alias, image) },
+    { validator: ({ alias, image }) => (checkOpen(ep), checkLoadCandidate(ep.state, alias, image)) },
   );
   setHandler(
     promoteUpdate,
     ({ versionName }) =>
       exclusive(ep, async () => {
+        // An approval can come after the idle grace: the switch serves, and is watched, on a running endpoint.
+        if (ep.state.scale.state === 'scaled-to-zero') await wakeUp(ep);
         const alias = ep.state.versions.find((v) => v.versionName === versionName)?.alias ?? '';
         const previous = ep.state.aliases[alias];
         await change(ep, (s) => promote(s, versionName, Date.now() + s.spec.rollbackWindowMinutes * 60_000));
         return { alias, versionName, previous };
       }),
-    { validator: ({ versionName }) => checkPromote(ep.state, versionName) },
+    { validator: ({ versionName }) => (checkOpen(ep), checkPromote(ep.state, versionName)) },
   );
   setHandler(
     rollbackUpdate,
     ({ alias }) =>
       exclusive(ep, async () => {
+        if (ep.state.scale.state === 'scaled-to-zero') await wakeUp(ep);
         await change(ep, (s) => rollback(s, alias));
         return { alias, versionName: ep.state.aliases[alias]! };
       }),
-    { validator: ({ alias }) => checkRollback(ep.state, alias) },
+    { validator: ({ alias }) => (checkOpen(ep), checkRollback(ep.state, alias)) },
   );
   setHandler(unloadUpdate, ({ versionName }) => exclusive(ep, () => change(ep, (s) => unload(s, versionName))), {
     validator: ({ versionName }) => {
+      checkOpen(ep);
       if (!ep.state.versions.some((v) => v.versionName === versionName)) throw new Error(`version ${versionName} is not loaded`);
       checkUnload(ep.state, versionName);
     },
@@ -201,13 +227,15 @@ function setHandlers(ep: Endpoint): void {
         if ('wake' in request) return wakeUp(ep);
         await change(ep, (s) => setReplicas(s, request.replicas));
       }),
-    { validator: (request) => checkScale(ep.state, request) },
+    { validator: (request) => (checkOpen(ep), checkScale(ep.state, request)) },
   );
-  setHandler(retireUpdate, () =>
-    exclusive(ep, async () => {
-      await CancellationScope.nonCancellable(() => tearDown(ep));
+  setHandler(
+    retireUpdate,
+    async () => {
+      await closeDown(ep);
       ep.retired = true;
-    }),
+    },
+    { validator: () => checkOpen(ep) },
   );
 }
 
@@ -331,6 +359,7 @@ async function serve(ep: Endpoint, input: EndpointInput): Promise<void> {
     const wakeInMs = Math.max(1_000, Math.min(idleCheckIntervalMs(ep.state.spec), nextExpiry - Date.now()));
     await condition(() => ep.retired || historyLong(), wakeInMs);
     if (ep.retired || historyLong()) break;
+    if (ep.closing) continue; // retire is tearing down
     try {
       await exclusive(ep, async () => {
         if (Object.values(ep.state.rollbackTargets).some((t) => t.expiresAtMs <= Date.now())) await change(ep, (s) => expireRollbackWindow(s, Date.now()));
@@ -363,15 +392,7 @@ async function checkIdle(ep: Endpoint): Promise<void> {
  * billing (the reaper's sweep removes them once this run has ended). Fails with every step's error.
  */
 async function tearDown(ep: Endpoint): Promise<void> {
-  const failed: string[] = [];
-  const attempt = async (what: string, step: () => Promise<unknown>) => {
-    try {
-      await step();
-    } catch (err) {
-      failed.push(`${what}: ${String(err)}`);
-      log.error('endpoint teardown step failed', { step: what, error: String(err) });
-    }
-  };
+  const { attempt, failed } = undoSteps('endpoint teardown');
   await attempt('delete objects', () => kube.deleteRunObjects(ep.namespace, ep.owner, { includeInference: true }));
   await attempt('delete pool', () => releasePool(ep));
   if (failed.length > 0) throw ApplicationFailure.nonRetryable(`endpoint teardown incomplete: ${failed.join('; ')}`, failureTypes.teardownIncomplete);

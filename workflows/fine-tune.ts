@@ -11,7 +11,6 @@ import {
   executeChild,
   ParentClosePolicy,
   isCancellation,
-  log,
   proxyActivities,
   setHandler,
   sleep,
@@ -45,6 +44,7 @@ import { promoteAdapter } from './promote-adapter.js';
 import { AdapterRepository, BaseModel, GpuVmSize, TuningMethod } from './search-attributes.js';
 import { rootMessage, rootType } from './root-cause.js';
 import { StepRecorder } from './step-recorder.js';
+import { undoSteps } from './undo-steps.js';
 
 export { type FineTunePhase, type FineTuneStatus, type FineTuneStep, fineTuneStatusQuery, jobFinishedSignal } from './fine-tune-run.js';
 
@@ -341,19 +341,11 @@ async function compensate(run: FineTuneRun, err: unknown): Promise<unknown> {
   const cancelled = isCancellation(err) || CancellationScope.current().consideredCancelled;
   const failure = isCancellation(err) ? err : cancelled ? new CancelledFailure(`fineTune cancelled (${rootMessage(err)})`) : asWorkflowFailure(err);
   run.status.error = rootMessage(failure);
-  const cleanupErrors: string[] = [];
+  const { attempt, failed: cleanupErrors } = undoSteps('cleanup');
   const planned = run.plan ? (run as PlannedRun) : undefined; // before a plan, nothing was created
   if (planned) {
     await CancellationScope.nonCancellable(async () => {
       run.recorder.enter('cleaning-up');
-      const attempt = async (what: string, cleanup: () => Promise<unknown>) => {
-        try {
-          await cleanup();
-        } catch (cleanupErr) {
-          cleanupErrors.push(`${what}: ${rootMessage(cleanupErr)}`);
-          log.error('cleanup step failed', { step: what, error: rootMessage(cleanupErr) });
-        }
-      };
       await attempt('remove run objects', async () => {
         run.status.released.push(...(await kube.deleteRunObjects(planned.plan.namespace, run.owner, { includeInference: true })));
       });

@@ -9,7 +9,6 @@ import {
   CancellationScope,
   condition,
   isCancellation,
-  log,
   proxyActivities,
   setHandler,
   sleep,
@@ -36,6 +35,7 @@ import {
 import { Endpoint, EvalPassRate, PromotionState as PromotionStateKey } from './search-attributes.js';
 import { rootMessage } from './root-cause.js';
 import { StepRecorder } from './step-recorder.js';
+import { undoSteps } from './undo-steps.js';
 
 export { type PromotionStatus, promotionStatusQuery, approveUpdate, rejectUpdate } from './promotion-api.js';
 
@@ -59,6 +59,8 @@ interface Promotion {
   loaded: boolean;
   switched: boolean;
   approval?: { approved: boolean } & ApprovalDecision;
+  /** The approval wait is over (decided or timed out): a late approve or reject is refused, not silently ignored. */
+  approvalClosed: boolean;
 }
 
 export async function promoteAdapter(input: PromotionRequest): Promise<PromotionStatus> {
@@ -74,6 +76,7 @@ export async function promoteAdapter(input: PromotionRequest): Promise<Promotion
     const verdict = await watch(run);
     if (verdict.rollback) {
       await rollBack(run, verdict.reasons.join('; '));
+      await unloadCandidate(run); // served by nothing now: its slot is free for the next candidate
       return await finish(run, 'rolled-back');
     }
     return await finish(run, 'promoted');
@@ -97,12 +100,12 @@ function startPromotion(input: PromotionRequest): Promotion {
     status.error = validation.problems.join('; ');
     throw invalidInput('promoteAdapter request', validation.problems);
   }
-  const run: Promotion = { plan: validation.value, status, recorder: new StepRecorder(status), updateIdPrefix: `${workflowId}:${runId}`, loaded: false, switched: false };
+  const run: Promotion = { plan: validation.value, status, recorder: new StepRecorder(status), updateIdPrefix: `${workflowId}:${runId}`, loaded: false, switched: false, approvalClosed: false };
   const decide = (approved: boolean) => (decision: ApprovalDecision) => {
     run.approval = { approved, ...decision };
   };
   const whileAwaiting = (_decision: ApprovalDecision) => {
-    if (status.phase !== 'awaiting-approval' || run.approval) throw new Error(`promotion ${workflowId} is ${status.phase}, not awaiting approval`);
+    if (status.phase !== 'awaiting-approval' || run.approval || run.approvalClosed) throw new Error(`promotion ${workflowId} is ${status.phase}, not awaiting approval`);
   };
   setHandler(approveUpdate, decide(true), { validator: whileAwaiting });
   setHandler(rejectUpdate, decide(false), { validator: whileAwaiting });
@@ -185,6 +188,7 @@ async function awaitApproval(run: Promotion): Promise<PromotionStatus['decisions
   if (approval === 'none') return undefined;
   enter(run, 'awaiting-approval');
   const decided = await condition(() => run.approval !== undefined, approval.timeoutMinutes * 60_000);
+  run.approvalClosed = true;
   const at = new Date().toISOString();
   if (!decided) return { at, decision: 'approval-timed-out', reason: `no decision within ${approval.timeoutMinutes} minutes` };
   const { approved, by, reason } = run.approval!;
@@ -201,8 +205,15 @@ async function reject(run: Promotion, decision: Omit<PromotionStatus['decisions'
 }
 
 async function unloadCandidate(run: Promotion): Promise<void> {
-  const versionName = run.status.versionName;
-  if (!versionName) return; // the load never completed: the endpoint evicts an unpinned version when it needs the slot
+  // A load cut short (a cancel while its Update ran) may still have landed: asking again with the
+  // same Update id returns its outcome, never a second load. A load that failed left nothing.
+  const versionName =
+    run.status.versionName ??
+    (await (sendUpdate(run, 'load', 'loadCandidate', [{ alias: run.plan.alias, image: run.plan.image }]) as Promise<{ versionName: string }>).then(
+      (r) => r.versionName,
+      () => undefined,
+    ));
+  if (!versionName) return;
   await run.recorder.step('unload candidate', () => sendUpdate(run, 'unload', 'unload', [{ versionName }]), () => versionName);
   run.loaded = false;
 }
@@ -292,16 +303,8 @@ async function recordLineage(run: Promotion, outcome: PromotionState): Promise<v
  */
 async function compensate(run: Promotion, err: unknown): Promise<unknown> {
   run.status.error = rootMessage(err);
-  const failed: string[] = [];
+  const { attempt, failed } = undoSteps('compensation');
   await CancellationScope.nonCancellable(async () => {
-    const attempt = async (what: string, undo: () => Promise<unknown>) => {
-      try {
-        await undo();
-      } catch (undoErr) {
-        failed.push(`${what}: ${rootMessage(undoErr)}`);
-        log.error('compensation step failed', { step: what, error: rootMessage(undoErr) });
-      }
-    };
     if (run.switched && run.status.previousVersion) await attempt('roll back', () => rollBack(run, `the promotion failed: ${run.status.error}`));
     if (run.loaded && !run.switched) await attempt('unload candidate', () => unloadCandidate(run));
   });

@@ -66,6 +66,17 @@ async function conditionalOperation(poller: PollerLike<OperationState<unknown>, 
   }
 }
 
+/**
+ * A guarded release whose eTag no longer matched (412). Under an ifMatch guard (the reaper's) that
+ * is the answer: a run claimed the pool meanwhile. Under ownedBy alone the eTag came from this
+ * call's own read, so the pool changed in between, perhaps still this owner's: the activity fails
+ * and its retry reads the pool again, instead of reporting released a pool that still bills.
+ */
+function ownRelease(done: boolean, name: string, guard: ReleaseGuard): boolean {
+  if (!done && guard.ifMatch === undefined && guard.ownedBy !== undefined) throw new Error(`node pool ${name} changed while it was being released; reading it again`);
+  return done;
+}
+
 export interface NodePoolDeps {
   containerService: ContainerServiceClient;
   resourceGroup: string;
@@ -290,7 +301,7 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
         updateIntervalInMs: pollIntervalMs,
         abortSignal: Context.current().cancellationSignal,
       });
-      return conditionalOperation(poller, 'scaling node pool to 0'); // false: claimed by another run meanwhile
+      return ownRelease(await conditionalOperation(poller, 'scaling node pool to 0'), name, guard);
     },
 
     /**
@@ -308,7 +319,7 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
         updateIntervalInMs: pollIntervalMs,
         abortSignal: ctx.cancellationSignal,
       });
-      return conditionalOperation(poller, 'deleting node pool'); // false: claimed by another run meanwhile
+      return ownRelease(await conditionalOperation(poller, 'deleting node pool'), name, guard);
     },
   };
 }
