@@ -76,6 +76,16 @@ export interface PromotionPlan extends z.output<typeof promotionRequestSchema> {
 
 export const promotionDefaults = { namespace: 'aks-finetune', smokeCases: 5, maxErrorRateIncrease: 0.01 };
 
+/**
+ * A watch window must end before the rollback window does: a regression found at its end must
+ * still find the previous version loaded to roll back to. Either unknown (an endpoint spec that
+ * leaves it to the default) passes: the defaults (10 and 60 minutes) fit.
+ */
+export function watchWindowProblems(watchMinutes: number | undefined, rollbackWindowMinutes: number | undefined): string[] {
+  if (watchMinutes === undefined || rollbackWindowMinutes === undefined || watchMinutes <= rollbackWindowMinutes) return [];
+  return [`the watch window (${watchMinutes} min) outlasts the endpoint's rollback window (${rollbackWindowMinutes} min): a regression found late could not be rolled back`];
+}
+
 /** The suite's cases, and its problems by line as a request's problems, for both fineTune's validation and promoteAdapter's. */
 export function parseRequestSuite(jsonl: string): { cases: PromptCase[]; problems: string[] } {
   const { cases, problems } = parsePromptSuite(jsonl);

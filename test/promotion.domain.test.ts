@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { SuiteResult } from '../domain/evaluation.js';
 import { promotionIdOf } from '../client/promotion-client.js';
 import { validateFineTuneRequest } from '../domain/fine-tune-request.js';
-import { addTraffic, aliasTrafficByVersion, maxSuiteCases, parseRequestSuite, trafficSince, validatePromotionRequest, watchVerdict, withSuiteCases } from '../domain/promotion.js';
+import { addTraffic, aliasTrafficByVersion, maxSuiteCases, parseRequestSuite, trafficSince, validatePromotionRequest, watchVerdict, watchWindowProblems, withSuiteCases } from '../domain/promotion.js';
 
 const image = `registry.example.com/adapters/support@sha256:${'a'.repeat(64)}`;
 const suite = { jsonl: ['{"prompt":"refund policy?","expect":{"contains":"refund"}}', '{"prompt":"as json","expect":{"json":true}}'].join('\n') };
@@ -105,5 +105,13 @@ describe('suite size', () => {
     const jsonl = Array.from({ length: maxSuiteCases + 1 }, (_, i) => JSON.stringify({ prompt: `p${i}`, expect: { contains: 'x' } })).join('\n');
     expect(parseRequestSuite(jsonl).problems).toEqual([`suite has ${maxSuiteCases + 1} cases: at most ${maxSuiteCases} (each is asked of the candidate and of production within one 30-minute evaluation)`]);
     expect(parseRequestSuite(jsonl.split('\n').slice(1).join('\n')).problems).toEqual([]);
+  });
+});
+
+describe('watch window against the rollback window', () => {
+  it('refuses a watch that outlasts the rollback window, and passes one that fits or is left to defaults', () => {
+    expect(watchWindowProblems(30, 10)).toEqual(["the watch window (30 min) outlasts the endpoint's rollback window (10 min): a regression found late could not be rolled back"]);
+    expect(watchWindowProblems(10, 10)).toEqual([]);
+    expect(watchWindowProblems(undefined, 5)).toEqual([]);
   });
 });

@@ -52,6 +52,8 @@ export interface EndpointDescription {
   maxLoraRank: number;
   /** How long a promotion watches the alias after a switch, unless the promotion says otherwise. */
   watchWindowMinutes: number;
+  /** How long a promoted alias's previous version stays loaded for a rollback. */
+  rollbackWindowMinutes: number;
   scale: 'running' | 'scaled-to-zero';
   replicas: number;
   pool: string;

@@ -406,6 +406,7 @@ function describe(ep: Endpoint): EndpointDescription {
     vmSize: ep.state.spec.vmSize,
     maxLoraRank: ep.state.spec.maxLoraRank,
     watchWindowMinutes: ep.state.spec.watchWindowMinutes,
+    rollbackWindowMinutes: ep.state.spec.rollbackWindowMinutes,
     replicas: wantedReplicas(ep.state),
     pool: ep.pool,
     coldStartSeconds: ep.coldStartSeconds,

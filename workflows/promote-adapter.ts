@@ -18,7 +18,7 @@ import {
 import type { Activities } from '../activities/index.js';
 import { type GateDecision, gateDecision, type SuiteResult } from '../domain/evaluation.js';
 import { failureTypes } from '../domain/failure-types.js';
-import { type PromotionPlan, type PromotionRequest, trafficSince, validatePromotionRequest, type WatchVerdict, watchVerdict, withSuiteCases } from '../domain/promotion.js';
+import { type PromotionPlan, type PromotionRequest, trafficSince, validatePromotionRequest, type WatchVerdict, watchVerdict, watchWindowProblems, withSuiteCases } from '../domain/promotion.js';
 import { adapterProblems } from '../domain/vllm-server.js';
 import { apiCalls, endpointUpdates, evaluations } from './activity-options.js';
 import type { EndpointDescription } from './endpoint-api.js';
@@ -129,7 +129,10 @@ async function inspect(run: Promotion): Promise<void> {
   const adapter = await run.recorder.step('inspect adapter image', () => registry.inspectAdapterImage(plan.image), (a) => `base model ${a.baseModel ?? 'unknown'}`);
   const running = await run.recorder.step('find endpoint', () => endpoints.findEndpoint(plan.endpoint.name), (e) => (e ? `${e.name}: ${e.baseModel} on ${e.vmSize}, ${e.scale}` : 'none yet'));
   const target = running ?? (plan.endpoint.baseModel ? { baseModel: plan.endpoint.baseModel, maxLoraRank: plan.endpoint.maxLoraRank! } : undefined);
-  const problems = target ? adapterProblems(adapter, target) : [];
+  const problems = [
+    ...(target ? adapterProblems(adapter, target) : []),
+    ...watchWindowProblems(plan.watch.minutes ?? running?.watchWindowMinutes ?? plan.endpoint.watchWindowMinutes, running?.rollbackWindowMinutes ?? plan.endpoint.rollbackWindowMinutes),
+  ];
   if (problems.length) throw invalidInput(`adapter ${plan.image} for endpoint ${plan.endpoint.name}`, problems);
   run.endpoint = await run.recorder.step(
     running ? 'check endpoint' : 'create endpoint',
