@@ -12,16 +12,13 @@ import { AppsV1Api, AuthorizationV1Api, type V1Pod } from '@kubernetes/client-no
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adapterRouterServiceAccount, desiredStateConfigMap, endpointObjects } from '../activities/kubernetes/endpoint-objects.js';
 import { defaultImages } from '../activities/kubernetes/tuning-job.js';
-import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import type { DesiredState, RouterStatus } from '../domain/adapter-router.js';
 import { parseEndpointSpec } from '../domain/endpoint.js';
 import { restartComponent } from '../scripts/chaos/processes.js';
 import { loadStackConfig, projectRoot } from '../scripts/stack/config.js';
 import { podServiceAccountKubeConfig } from '../scripts/stack/gpu-simulator/router-replica.js';
-import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
 import { emptyDirPath } from '../scripts/stack/gpu-simulator/cluster.js';
-import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
-import { adminKubeConfig, clusterName, config, containerService, core, createRunNamespace, eventually, resourceGroup, unique } from './support.js';
+import { adminKubeConfig, clusterName, containerService, core, createRunNamespace, eventually, pushSimulatedAdapter, resourceGroup, unique } from './support.js';
 
 const simulatorUrl = process.env.GPU_SIMULATOR_URL ?? 'http://127.0.0.1:18080';
 const apps = adminKubeConfig.makeApiClient(AppsV1Api);
@@ -35,11 +32,7 @@ const images: Record<'v1' | 'v2' | 'wide', string> = { v1: '', v2: '', wide: '' 
 
 /** Pushes an adapter image and returns it by digest; `alpha` tells same-rank adapters apart. */
 async function pushAdapter(tag: string, r: number, alpha: number): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'router-adapter-'));
-  writeAdapter(dir, { r, loraAlpha: alpha, loraDropout: 0, targetModules: ['q_proj', 'v_proj'] });
-  const client = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
-  const { digest } = await pushAdapterImage(client, dir, tag, { 'sh.kaito.model.name': endpoint.baseModel });
-  return `${new URL(config.registry.endpoint).host}/${repository}@${digest}`;
+  return (await pushSimulatedAdapter({ r, loraAlpha: alpha }, { repository, tag, annotations: { 'sh.kaito.model.name': endpoint.baseModel } })).image;
 }
 
 async function call(path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; text: string }> {

@@ -3,24 +3,18 @@
 // back, refuses invalid Updates and an adapter its replicas cannot load, scales to zero when idle
 // and wakes on a loadCandidate, continues-as-new without losing state, and its pool and objects
 // are the reaper's to keep while it is open and to sweep once it is terminated.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AppsV1Api } from '@kubernetes/client-node';
 import { type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import { desiredStateConfigMapName } from '../domain/adapter-router.js';
 import { poolOwner } from '../domain/pool-tags.js';
-import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
-import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { describeEndpointQuery, type EndpointDescription, loadCandidateUpdate, promoteUpdate, retireUpdate, rollbackUpdate, scaleUpdate, unloadUpdate } from '../workflows/endpoint-api.js';
 import { endpoint } from '../workflows/endpoint.js';
 import { endpointWorkflowId } from '../workflows/ids.js';
 import { endpointPoolName } from '../workflows/naming.js';
 import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
-import { adminKubeConfig, config, core, createRunNamespace, emulator, eventually, objectsLabelled, poolOf, unique } from './support.js';
+import { adminKubeConfig, config, core, createRunNamespace, emulator, eventually, objectsLabelled, poolOf, pushSimulatedAdapter, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
@@ -33,12 +27,7 @@ const serviceUrl = (name: string) => config.inferenceUrlTemplate.replace('{names
 
 /** An adapter image in the local registry (KAITO's layout), by digest; rank and alpha make its content, so its answers. */
 async function adapterImage(r: number, loraAlpha: number): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'endpoint-adapter-'));
-  writeAdapter(dir, { r, loraAlpha, loraDropout: 0, targetModules: ['q_proj', 'v_proj'] });
-  const repository = `adapters/endpoint-${unique()}`;
-  const registry = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
-  const { digest } = await pushAdapterImage(registry, dir, 'v1', { 'sh.kaito.model.name': baseModel });
-  return `${new URL(config.registry.endpoint).host}/${repository}@${digest}`;
+  return (await pushSimulatedAdapter({ r, loraAlpha }, { repository: `adapters/endpoint-${unique()}`, annotations: { 'sh.kaito.model.name': baseModel } })).image;
 }
 
 /** What the Service answers for `model` (an alias, a version name): deterministic per adapter in the simulation. */

@@ -2,30 +2,19 @@
 // no referrers API): pushed with `subject`, listed in the referrers tag, read back, idempotent.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import { createRegistryActivities } from '../activities/registry/adapter-images.js';
 import { evaluationArtifactType } from '../activities/registry/evaluation-artifacts.js';
-import { writeAdapter } from '../scripts/stack/gpu-simulator/adapter-files.js';
-import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
-import { config, unique } from './support.js';
+import { createAzureCredential } from '../workers/clients.js';
+import { config, pushSimulatedAdapter, unique } from './support.js';
 
 const credential = createAzureCredential(config.azure.staticToken);
 const registry = createRegistryActivities({ credential, allowLoopbackRegistry: true });
 const host = new URL(config.registry.endpoint).host;
 
-async function pushedAdapter() {
-  const repository = `adapters/lineage-${unique()}`;
-  const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
-  writeAdapter(dir, { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: ['q_proj'] });
-  const client = createRegistryContentClient(config.registry.endpoint, repository, credential);
-  const { digest } = await pushAdapterImage(client, dir, 'v1', { 'sh.kaito.model.name': 'phi-3-mini-4k-instruct' });
-  return { client, repository, digest, image: `${host}/${repository}@${digest}` };
-}
+const pushedAdapter = () =>
+  pushSimulatedAdapter({ r: 4, loraAlpha: 8, targetModules: ['q_proj'] }, { repository: `adapters/lineage-${unique()}`, annotations: { 'sh.kaito.model.name': 'phi-3-mini-4k-instruct' } });
 
 describe('evaluation lineage artifact', () => {
   it('refers to the adapter by subject, is listed in the referrers tag on a registry without the referrers API, and reads back', async () => {

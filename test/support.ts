@@ -84,12 +84,24 @@ export async function pushDataset(repository: string, content: string): Promise<
  * it by digest; its alpha makes its digest, and so the simulated vLLM's answers to it.
  */
 export async function pushTestAdapter(loraAlpha: number, baseModel = 'phi-3-mini-4k-instruct', lineage: Record<string, string> = {}): Promise<string> {
+  const pushed = await pushSimulatedAdapter({ r: 8, loraAlpha, loraDropout: 0.05 }, { repository: `adapters/promotion-${unique()}`, annotations: { ...lineage, 'sh.kaito.model.name': baseModel } });
+  return pushed.image;
+}
+
+/**
+ * A simulated adapter (its rank and alpha make its content, so the simulated vLLM's answers)
+ * pushed to the stack's registry as an adapter image: its repository's client, its digest, and
+ * the image by digest. Target modules q_proj,v_proj and dropout 0 unless given.
+ */
+export async function pushSimulatedAdapter(
+  lora: { r: number; loraAlpha: number; loraDropout?: number; targetModules?: string[] },
+  image: { repository: string; tag?: string; annotations: Record<string, string> },
+) {
   const dir = mkdtempSync(join(tmpdir(), 'adapter-'));
-  writeAdapter(dir, { r: 8, loraAlpha, loraDropout: 0.05, targetModules: ['q_proj', 'v_proj'] });
-  const repository = `adapters/promotion-${unique()}`;
-  const client = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
-  const { digest } = await pushAdapterImage(client, dir, 'v1', { ...lineage, 'sh.kaito.model.name': baseModel });
-  return `${new URL(config.registry.endpoint).host}/${repository}@${digest}`;
+  writeAdapter(dir, { loraDropout: 0, targetModules: ['q_proj', 'v_proj'], ...lora });
+  const client = createRegistryContentClient(config.registry.endpoint, image.repository, createAzureCredential(config.azure.staticToken));
+  const { digest } = await pushAdapterImage(client, dir, image.tag ?? 'v1', image.annotations);
+  return { client, repository: image.repository, digest, image: `${new URL(config.registry.endpoint).host}/${image.repository}@${digest}` };
 }
 
 /** The agent pool, or undefined when ARM has none of that name. */
