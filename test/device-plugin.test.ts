@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { devicePluginManifest } from '../scripts/prepare-cluster.js';
 import { createWorkerActivities } from '../workers/worker.js';
-import { clusterName, config, containerService, core, emulator, eventually, adminKubeConfig, poolNodes, resourceGroup, unique } from './support.js';
+import { clusterName, config, containerService, core, createNamespace, emulator, eventually, adminKubeConfig, poolNodes, resourceGroup, unique } from './support.js';
 
 const apps = adminKubeConfig.makeApiClient(AppsV1Api);
 const activities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
@@ -23,7 +23,7 @@ const gpuOf = async () => (await poolNodes(pool))[0]?.status?.allocatable?.['nvi
 
 beforeAll(async () => {
   await emulator.settings({ provisioningDelayMs: 300, deletionDelayMs: 300 });
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createNamespace(namespace);
 });
 
 afterAll(async () => {

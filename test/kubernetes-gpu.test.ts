@@ -2,14 +2,14 @@
 // agent pool created through the real Azure SDK provides, and deleting the pool removes it.
 import { BatchV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterName, containerService, core, emulator, eventually, adminKubeConfig, poolNodes, resourceGroup, unique } from './support.js';
+import { clusterName, containerService, core, createNamespace, emulator, eventually, adminKubeConfig, poolNodes, resourceGroup, unique } from './support.js';
 
 const batch = adminKubeConfig.makeApiClient(BatchV1Api);
 const namespace = `gpu-${unique()}`;
 const pool = `gpu${unique(6)}`;
 
 beforeAll(async () => {
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createNamespace(namespace);
   await emulator.settings({ provisioningDelayMs: 1500, deletionDelayMs: 1000 });
 });
 

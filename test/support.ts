@@ -43,9 +43,21 @@ export const testFineTuneRequest = (overrides: Partial<FineTuneRequest> = {}): F
   ...overrides,
 });
 
+/**
+ * A new namespace, returned once pods can be created in it: the controller-manager adds its
+ * `default` ServiceAccount a moment after the namespace, and until then a pod is refused (403).
+ */
+export async function createNamespace(namespace: string): Promise<void> {
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await eventually(
+    () => core.readNamespacedServiceAccount({ name: 'default', namespace }).then(() => true, () => undefined),
+    `the default ServiceAccount of namespace ${namespace}`,
+  );
+}
+
 /** A new namespace that runs may use, made the way an operator makes one (README, "Deploying to AKS"). */
 export async function createRunNamespace(namespace: string): Promise<void> {
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createNamespace(namespace);
   await allowRunsIn(adminKubeConfig, namespace);
 }
 

@@ -14,7 +14,7 @@ import { pushAdapterImage } from '../activities/registry/adapter-image.js';
 import { kwokNodeAnnotation } from '../scripts/stack/components.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
 import { startLoad } from '../scripts/load-generator.js';
-import { config, core, eventually, simulator, unique } from './support.js';
+import { config, core, createNamespace, eventually, simulator, unique } from './support.js';
 
 const stack = loadStackConfig();
 const simulatorUrl = process.env.GPU_SIMULATOR_URL ?? 'http://127.0.0.1:18080';
@@ -95,7 +95,7 @@ const answers = async (pod: string, model: string) =>
   Promise.all(prompts.map(async (prompt) => (await call(pod, '/v1/completions', { model, prompt, max_tokens: 16 })).json.choices[0]!.text));
 
 beforeAll(async () => {
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await createNamespace(namespace);
   await core.createNode({
     body: {
       metadata: { name: node, annotations: { [kwokNodeAnnotation.key]: kwokNodeAnnotation.value }, labels: { type: 'kwok', 'kubernetes.io/hostname': node } },
