@@ -2,8 +2,10 @@
 // loads and promotes adapters that clients reach through the Service by a stable alias, rolls
 // back, refuses invalid Updates and an adapter its replicas cannot load, scales to zero when idle
 // and wakes on a loadCandidate, continues-as-new without losing state, and its pool and objects
-// are the reaper's to keep while it is open and to sweep once it is terminated.
+// are the reaper's to keep while it is open and to sweep once it is terminated; a worker upgrade
+// rolls onto a live endpoint's replicas at its next change without failing a request.
 import { AppsV1Api } from '@kubernetes/client-node';
+import { startLoad } from '../scripts/load-generator.js';
 import { type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { desiredStateConfigMapName } from '../domain/adapter-router.js';
@@ -53,6 +55,10 @@ async function startEndpoint(taskQueue: string, spec: Record<string, unknown> = 
 
 const describeOf = (handle: WorkflowHandle<typeof endpoint>): Promise<EndpointDescription> => handle.query(describeEndpointQuery);
 const replicasOf = async (name: string) => (await apps.readNamespacedDeployment({ name, namespace })).spec?.replicas;
+const routerImageOf = async (name: string) => (await apps.readNamespacedDeployment({ name, namespace })).spec?.template.spec?.containers.find((c) => c.name === 'adapter-router')?.image;
+/** The uids of the endpoint's pods that are not being deleted. */
+const podUidsOf = async (name: string) =>
+  (await core.listNamespacedPod({ namespace, labelSelector: `app=${name}` })).items.flatMap((p) => (p.metadata?.deletionTimestamp ? [] : [p.metadata!.uid!])).sort();
 
 let images: { first: string; second: string; overRank: string };
 
@@ -221,6 +227,54 @@ describe('endpoint', () => {
       expect(await objectsLabelled(namespace, `app=${name}`)).toEqual([]);
       if (late.status === 'rejected') expect(String(late.reason)).toMatch(/retired|Update|workflow/i);
     });
+  });
+
+  it('rolls a worker upgrade onto a live two-replica endpoint at its next change, one replica at a time, failing no request on the alias', async () => {
+    const taskQueue = `test-${unique()}`;
+    const { name, handle } = await temporal.withWorker(
+      activities,
+      async () => {
+        const started = await startEndpoint(taskQueue, { replicas: 2 });
+        const { versionName } = await started.handle.executeUpdate(loadCandidateUpdate, { args: [{ alias: 'bot', image: images.first }] });
+        await started.handle.executeUpdate(promoteUpdate, { args: [{ versionName }] });
+        return started;
+      },
+      taskQueue,
+    );
+    expect(await routerImageOf(name)).toBe(config.workerImage);
+    const before = await podUidsOf(name);
+    expect(before).toHaveLength(2);
+
+    // The same endpoint, now served by a worker with another image: its next change carries the new template.
+    const nextImage = `${config.workerImage}-next`;
+    const upgraded = createWorkerActivities({ ...config, workerImage: nextImage }, { armPollIntervalMs: 200, kubePollIntervalMs: 200 });
+    await temporal.withWorker(
+      upgraded,
+      async () => {
+        const load = startLoad({ url: serviceUrl(name), model: 'bot', concurrency: 4 });
+        try {
+          await handle.executeUpdate(loadCandidateUpdate, { args: [{ alias: 'bot', image: images.second }] });
+          expect(await routerImageOf(name)).toBe(nextImage);
+          // Both replicas replaced, each by one that serves every adapter before it takes traffic.
+          await eventually(async () => {
+            const now = await podUidsOf(name);
+            return now.length === 2 && now.every((uid) => !before.includes(uid)) && (await apps.readNamespacedDeployment({ name, namespace })).status?.readyReplicas === 2 ? true : undefined;
+          }, 'both replicas replaced and ready');
+        } finally {
+          const report = await load.stop();
+          expect(report.requests).toBeGreaterThan(0);
+          expect(report.failed, JSON.stringify(report.failures)).toBe(0);
+        }
+        const after = await podUidsOf(name);
+        // A change that builds the same template leaves the pods alone.
+        await handle.executeUpdate(unloadUpdate, { args: [{ versionName: 'bot-v2' }] });
+        expect(await podUidsOf(name)).toEqual(after);
+        expect((await describeOf(handle)).loaded).toEqual(['bot-v1']);
+        await handle.executeUpdate(retireUpdate, { args: [] });
+        await handle.result();
+      },
+      taskQueue,
+    );
   });
 
   it('a wake that ARM refuses fails its Update with ARM\'s message and leaves the endpoint at zero, without a pool', async () => {

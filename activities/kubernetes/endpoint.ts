@@ -9,7 +9,7 @@ import { type DesiredState, type RouterStatus, desiredStateConfigMapName, desire
 import { type EndpointSpec, requestCount } from '../../domain/endpoint.js';
 import { failureTypes } from '../../domain/failure-types.js';
 import { createOrAdoptOwned, ensureNamespaceExists } from './api-errors.js';
-import { endpointObjects } from './endpoint-objects.js';
+import { endpointObjects, podTemplateHashAnnotation } from './endpoint-objects.js';
 import { roleLabel, roles, runLabels } from './labels.js';
 import type { ContainerImages } from './tuning-job.js';
 
@@ -71,7 +71,8 @@ export function createEndpointKubeActivities({ kubeConfig, images, workerImage, 
   return {
     /**
      * Creates the endpoint's Deployment, Service and ConfigMap, or adopts the ones its workflow id
-     * owns, then brings the ConfigMap to the desired state and the Deployment to the replica count.
+     * owns, then brings the ConfigMap to the desired state and the Deployment to the replica count
+     * and, when this worker builds a different pod template (an upgrade), to that template.
      */
     async applyEndpoint(p: ApplyEndpointParams): Promise<void> {
       const { namespace, owner } = p;
@@ -84,7 +85,12 @@ export function createEndpointKubeActivities({ kubeConfig, images, workerImage, 
         await core.replaceNamespacedConfigMap({ name: cmName, namespace, body: { ...configMap, metadata: { ...configMap.metadata, resourceVersion: cm.object.metadata?.resourceVersion } } });
       }
       const d = await createOrAdoptOwned(`Deployment ${namespace}/${name}`, owner, () => apps.createNamespacedDeployment({ namespace, body: deployment }), () => apps.readNamespacedDeployment({ name, namespace }));
-      if (d.adopted && d.object.spec?.replicas !== p.replicas) {
+      const templateHash = deployment.metadata!.annotations![podTemplateHashAnnotation];
+      if (d.adopted && d.object.metadata?.annotations?.[podTemplateHashAnnotation] !== templateHash) {
+        // A new pod template (worker or vLLM image, flags): the Deployment rolls it out one replica at a time.
+        Context.current().log.info('endpoint pod template changed; replacing the Deployment', { deployment: `${namespace}/${name}`, templateHash });
+        await apps.replaceNamespacedDeployment({ name, namespace, body: { ...deployment, metadata: { ...deployment.metadata, resourceVersion: d.object.metadata?.resourceVersion } } });
+      } else if (d.adopted && d.object.spec?.replicas !== p.replicas) {
         await apps.replaceNamespacedDeploymentScale({ name, namespace, body: { metadata: { name, namespace }, spec: { replicas: p.replicas } } });
       }
       await createOrAdoptOwned(`Service ${namespace}/${name}`, owner, () => core.createNamespacedService({ namespace, body: service }), () => core.readNamespacedService({ name, namespace }));

@@ -174,13 +174,14 @@ function replicaOf(pod: V1Pod): Promise<Replica> {
 }
 
 const servingPod = (p: V1Pod) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp && p.metadata?.labels?.[roleLabel] === roles.inference;
-/** What a Service sends traffic to: a serving pod, and for an endpoint pod only once its router is ready (its readiness probe). */
-const readyPod = (p: V1Pod) => {
-  if (!servingPod(p)) return false;
+/** What the pod's readiness probe would answer: an endpoint pod's once its router serves every adapter, a plain vLLM pod's (/v1/models) once it runs. */
+const probeSaysReady = (p: V1Pod) => {
   if (!hasAdapterRouter(p)) return true;
   const routed = routers.get(p.metadata!.uid!);
   return !!routed && routerReady(routed.router.status());
 };
+/** What a Service sends traffic to: a serving pod whose readiness probe passes. */
+const readyPod = (p: V1Pod) => servingPod(p) && probeSaysReady(p);
 
 /** The inference pod a request reaches: the named pod, or one of the Service's ready pods in turn (as kube-proxy spreads them). */
 async function targetPod(kind: string, namespace: string, name: string): Promise<V1Pod | undefined> {
@@ -196,13 +197,13 @@ async function targetPod(kind: string, namespace: string, name: string): Promise
   return ready[nextReplica % Math.max(ready.length, 1)];
 }
 
-/** Starts endpoint pods' routers as their pods run (they load adapters before any request), stops those of pods gone. */
+/** Marks inference pods Ready as their probes would, starts endpoint pods' routers as their pods run (they load adapters before any request), stops those of pods gone. */
 async function reconcileReplicas(): Promise<void> {
   const { items } = await cluster.core.listPodForAllNamespaces({ labelSelector: `${roleLabel}=${roles.inference}` });
   for (const pod of items) {
-    if (!hasAdapterRouter(pod) || !servingPod(pod)) continue;
-    await reflectReadiness(cluster.core, pod, routers.get(pod.metadata!.uid!));
-    if (replicas.has(pod.metadata!.uid!) || !(await cluster.nodeExists(pod))) continue;
+    if (!servingPod(pod)) continue;
+    await reflectReadiness(cluster.core, pod, probeSaysReady(pod));
+    if (!hasAdapterRouter(pod) || replicas.has(pod.metadata!.uid!) || !(await cluster.nodeExists(pod))) continue;
     void replicaOf(pod).catch((err: unknown) => log(`inference ${pod.metadata!.name}: ${String(err)}`));
   }
   const live = new Set(items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata!.uid!));

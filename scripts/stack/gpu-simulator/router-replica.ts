@@ -10,7 +10,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { CoreV1Api, KubeConfig, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { adapterRouterContainer } from '../../../activities/kubernetes/endpoint-objects.js';
-import { adapterMountPath, routerReady } from '../../../domain/adapter-router.js';
+import { adapterMountPath } from '../../../domain/adapter-router.js';
 import { type AdapterRouter, startAdapterRouter } from '../../../workers/adapter-router.js';
 import { createAzureCredential } from '../../../workers/clients.js';
 
@@ -93,16 +93,17 @@ export async function startRoutedReplica(args: {
 const mergePatch = setHeaderOptions('Content-Type', 'application/merge-patch+json');
 
 /**
- * Writes the router's readiness into the pod's Ready condition, as the kubelet does from the
- * readiness probe (kwok reports every pod Ready once, at start): the Deployment's readyReplicas
- * and a rollout then wait for routers that serve every adapter. Changes nothing when it agrees.
+ * Writes a pod's readiness into its Ready condition and the ready flag of each container with a
+ * readiness probe, as the kubelet's prober does (kwok starts such a pod not Ready,
+ * scripts/stack/kwok-stages.yaml): the Deployment's readyReplicas and a rollout then wait for
+ * replicas that serve. Changes nothing when it agrees.
  */
-export async function reflectReadiness(core: CoreV1Api, pod: V1Pod, routed: RoutedReplica | undefined): Promise<void> {
-  const ready = !!routed && routerReady(routed.router.status());
+export async function reflectReadiness(core: CoreV1Api, pod: V1Pod, ready: boolean): Promise<void> {
   const conditions = pod.status?.conditions ?? [];
   if (conditions.find((c) => c.type === 'Ready')?.status === (ready ? 'True' : 'False')) return;
   const now = new Date();
   const flip = (c: (typeof conditions)[number]) => (c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: ready ? 'True' : 'False', lastTransitionTime: now } : c);
-  const containerStatuses = (pod.status?.containerStatuses ?? []).map((c) => (c.name === adapterRouterContainer ? { ...c, ready } : c));
+  const probed = new Set((pod.spec?.containers ?? []).filter((c) => c.readinessProbe).map((c) => c.name));
+  const containerStatuses = (pod.status?.containerStatuses ?? []).map((c) => (probed.has(c.name) ? { ...c, ready } : c));
   await core.patchNamespacedPodStatus({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: { status: { conditions: conditions.map(flip), containerStatuses } } }, mergePatch);
 }
