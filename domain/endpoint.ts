@@ -44,8 +44,12 @@ export function parseEndpointInput(spec: unknown, namespace: unknown): { spec: E
   return { spec: parsed, namespace: namespace as string };
 }
 
-/** An adapter loaded under a version name: its image by digest (repo@sha256:...), and that digest. */
-export interface AdapterVersion { versionName: string; alias: string; image: string; digest: string }
+/**
+ * An adapter loaded under a version name: its image by digest (repo@sha256:...), and that digest.
+ * `candidate`: loaded and never promoted, so a promotion may be evaluating it or awaiting its
+ * approval; it is never evicted to make room (its promotion unloads it when done).
+ */
+export interface AdapterVersion { versionName: string; alias: string; image: string; digest: string; candidate?: boolean }
 
 /** An alias becomes part of vLLM model names (`<alias>-v<n>`): a DNS label keeps it a safe name everywhere. */
 const aliasPattern = /^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/;
@@ -75,27 +79,40 @@ export const newEndpointState = (spec: EndpointSpec, nowMs: number): EndpointSta
 const pinned = (s: EndpointState): Set<string> =>
   new Set([...Object.values(s.aliases), ...Object.values(s.rollbackTargets).map((t) => t.versionName)]);
 
+/**
+ * How a full endpoint makes room. `keepCandidates` (every run since the patch
+ * `keep-candidates-at-max-loras`): a candidate is never evicted, so two promotions on one endpoint
+ * cannot unload each other's candidate mid-evaluation. Runs that began before it replay the old rule.
+ */
+export interface EvictionRule { keepCandidates: boolean }
+const keepCandidates: EvictionRule = { keepCandidates: true };
+
 /** The loadCandidate validator: a well-formed alias, an image by digest, and a free (or evictable) slot. */
 export function checkLoadCandidate(s: EndpointState, alias: string, image: string): void {
   if (!aliasPattern.test(alias)) throw new Error(`alias ${JSON.stringify(alias)} must be a DNS label of at most 40 characters (lowercase letters, digits, '-')`);
   if (!imageByDigest.test(image)) throw new Error(`image ${JSON.stringify(image)} must be an image by digest (registry/repository@sha256:<64 hex>)`);
-  evictionFor(s);
+  evictionFor(s, keepCandidates);
 }
 
-/** The version to evict to make room, or undefined when there is room; refuses when every slot is pinned. */
-function evictionFor(s: EndpointState): AdapterVersion | undefined {
+/** The version to evict to make room, or undefined when there is room; refuses, saying what holds each slot, when none may go. */
+function evictionFor(s: EndpointState, rule: EvictionRule): AdapterVersion | undefined {
   if (s.versions.length < s.spec.maxLoras) return undefined;
-  const evictable = s.versions.find((v) => !pinned(s).has(v.versionName));
-  if (!evictable) throw new Error(`endpoint ${s.spec.name} holds maxLoras=${s.spec.maxLoras} adapters, all served or kept for rollback`);
-  return evictable;
+  const held = pinned(s);
+  const evictable = s.versions.find((v) => !held.has(v.versionName) && !(rule.keepCandidates && v.candidate));
+  if (evictable) return evictable;
+  const candidates = s.versions.filter((v) => v.candidate && !held.has(v.versionName)).map((v) => v.versionName);
+  throw new Error(
+    `endpoint ${s.spec.name} holds maxLoras=${s.spec.maxLoras} adapters, all served or kept for rollback` +
+      (candidates.length > 0 && rule.keepCandidates ? ` or candidates a promotion may be evaluating (${candidates.join(', ')}): wait for those promotions, unload a candidate, or create the endpoint with more maxLoras` : ''),
+  );
 }
 
 /** Loads a candidate (an image by digest) as `<alias>-v<n>`. At maxLoras it evicts the oldest version that no alias
- * or rollback target pins; when every slot is pinned it refuses. */
-export function loadCandidate(s: EndpointState, alias: string, image: string): EndpointState {
+ * or rollback target pins and, by `rule`, that is no candidate; when none may go it refuses. */
+export function loadCandidate(s: EndpointState, alias: string, image: string, rule: EvictionRule = keepCandidates): EndpointState {
   const n = (s.lastVersion[alias] ?? 0) + 1;
-  const version = { versionName: `${alias}-v${n}`, alias, image, digest: digestOf(image) };
-  const evicted = evictionFor(s);
+  const version = { versionName: `${alias}-v${n}`, alias, image, digest: digestOf(image), candidate: true };
+  const evicted = evictionFor(s, rule);
   const versions = s.versions.filter((v) => v !== evicted);
   return { ...s, versions: [...versions, version], lastVersion: { ...s.lastVersion, [alias]: n } };
 }
@@ -111,7 +128,8 @@ export function promote(s: EndpointState, versionName: string, rollbackExpiresAt
   const previous = s.aliases[alias];
   const rollbackTargets = { ...s.rollbackTargets };
   if (previous) rollbackTargets[alias] = { versionName: previous, expiresAtMs: rollbackExpiresAtMs };
-  return { ...s, aliases: { ...s.aliases, [alias]: versionName }, rollbackTargets, counters: { ...s.counters, promotions: s.counters.promotions + 1 } };
+  const versions = s.versions.map((v) => (v.versionName === versionName ? { ...v, candidate: false } : v));
+  return { ...s, versions, aliases: { ...s.aliases, [alias]: versionName }, rollbackTargets, counters: { ...s.counters, promotions: s.counters.promotions + 1 } };
 }
 
 /** Rollback is possible only while the previous version is kept (inside the window). */

@@ -27,9 +27,19 @@ describe('endpoint', () => {
     expect(unloaded.versions).toHaveLength(2);
     expect(loadCandidate(unloaded, 'bot', 'sha256:d').versions.at(-1)?.versionName).toBe('bot-v4');
   });
-  it('evicts an unpinned version at maxLoras, refuses when all are pinned', () => {
-    const s = loadCandidate(promoted(['sha256:a', 'sha256:b']), 'bot', 'sha256:c');
-    expect(loadCandidate(s, 'bot', 'sha256:d').versions.map((v) => v.versionName)).toEqual(['bot-v1', 'bot-v2', 'bot-v4']);
+  it('evicts a version nothing pins at maxLoras, never a candidate a promotion may be evaluating, and refuses when none may go', () => {
+    // bot-v3 promoted: bot-v2 is kept for rollback, bot-v1 served once and is kept by nothing now, so it goes.
+    const stale = promote(loadCandidate(promoted(['sha256:a', 'sha256:b']), 'bot', 'sha256:c'), 'bot-v3', 1_000);
+    expect(loadCandidate(stale, 'bot', 'sha256:d').versions.map((v) => v.versionName)).toEqual(['bot-v2', 'bot-v3', 'bot-v4']);
+    // bot-v3 a candidate: another alias's load must not take its slot.
+    const evaluating = loadCandidate(promoted(['sha256:a', 'sha256:b']), 'bot', 'sha256:c');
+    expect(evaluating.versions.at(-1)).toMatchObject({ versionName: 'bot-v3', candidate: true });
+    expect(() => loadCandidate(evaluating, 'faq', 'sha256:d')).toThrow(/candidates a promotion may be evaluating \(bot-v3\)/);
+    expect(() => checkLoadCandidate(evaluating, 'faq', `registry.example/a@sha256:${'d'.repeat(64)}`)).toThrow(/bot-v3/);
+    // Runs from before the patch replay the old rule: the candidate is evicted.
+    expect(loadCandidate(evaluating, 'faq', 'sha256:d', { keepCandidates: false }).versions.map((v) => v.versionName)).toEqual(['bot-v1', 'bot-v2', 'faq-v1']);
+    // Promoted, it is no candidate any more.
+    expect(promote(evaluating, 'bot-v3', 1_000).versions.at(-1)?.candidate).toBe(false);
     const full = promoted(['sha256:a', 'sha256:b']);
     expect(() => loadCandidate({ ...full, spec: { ...full.spec, maxLoras: 2 } }, 'bot', 'sha256:c')).toThrow(/maxLoras=2/);
   });
@@ -55,7 +65,7 @@ describe('endpoint', () => {
     const full = promoted(['sha256:a', 'sha256:b']);
     expect(() => checkLoadCandidate({ ...full, spec: { ...full.spec, maxLoras: 2 } }, 'bot', image)).toThrow(/maxLoras=2/);
     const loaded = loadCandidate(s, 'bot', image);
-    expect(loaded.versions[0]).toEqual({ versionName: 'bot-v1', alias: 'bot', image, digest: `sha256:${'a'.repeat(64)}` });
+    expect(loaded.versions[0]).toEqual({ versionName: 'bot-v1', alias: 'bot', image, digest: `sha256:${'a'.repeat(64)}`, candidate: true });
     expect(desiredState(promote(loaded, 'bot-v1', 0), 7)).toEqual({ generation: 7, adapters: [{ versionName: 'bot-v1', image }], aliases: { bot: 'bot-v1' } });
   });
   it('bounds the replica count and runs none while scaled to zero', () => {

@@ -17,6 +17,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   TemporalFailure,
@@ -184,7 +185,9 @@ function setHandlers(ep: Endpoint): void {
     ({ alias, image }) =>
       exclusive(ep, async () => {
         if (ep.state.scale.state === 'scaled-to-zero') await wakeUp(ep);
-        await change(ep, (s) => loadCandidate(s, alias, image));
+        // Runs begun before this patch evicted an unpromoted candidate at maxLoras; they replay that rule.
+        const keepCandidates = patched('keep-candidates-at-max-loras');
+        await change(ep, (s) => loadCandidate(s, alias, image, { keepCandidates }));
         return { versionName: `${alias}-v${ep.state.lastVersion[alias]}` };
       }),
     { validator: ({ alias, image }) => (checkOpen(ep), checkLoadCandidate(ep.state, alias, image)) },
