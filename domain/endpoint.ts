@@ -121,11 +121,15 @@ export function checkPromote(s: EndpointState, versionName: string): void {
   if (!s.versions.some((v) => v.versionName === versionName)) throw new Error(`version ${versionName} is not loaded`);
 }
 
-/** Switches the version's alias to it; the previous version stays loaded until rollbackExpiresAtMs. */
+/**
+ * Switches the version's alias to it; the previous version stays loaded until rollbackExpiresAtMs.
+ * Promoting the version the alias already serves changes nothing: it must not become its own rollback target.
+ */
 export function promote(s: EndpointState, versionName: string, rollbackExpiresAtMs: number): EndpointState {
   checkPromote(s, versionName);
   const alias = s.versions.find((v) => v.versionName === versionName)!.alias;
   const previous = s.aliases[alias];
+  if (previous === versionName) return s;
   const rollbackTargets = { ...s.rollbackTargets };
   if (previous) rollbackTargets[alias] = { versionName: previous, expiresAtMs: rollbackExpiresAtMs };
   const versions = s.versions.map((v) => (v.versionName === versionName ? { ...v, candidate: false } : v));

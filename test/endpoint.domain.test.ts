@@ -18,6 +18,8 @@ describe('endpoint', () => {
     const back = rollback(s, 'bot');
     expect(resolveModelName(back, 'bot')).toBe('bot-v1');
     expect(() => checkRollback(back, 'bot')).toThrow(/no previous version/);
+    // Promoting the served version again (a repeated request) keeps its rollback target.
+    expect(promote(s, 'bot-v2', 9_000)).toBe(s);
   });
   it('refuses to unload a served version and expires the rollback target', () => {
     const s = promoted(['sha256:a', 'sha256:b']);

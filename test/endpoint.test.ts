@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { desiredStateConfigMapName } from '../domain/adapter-router.js';
 import { poolOwner } from '../domain/pool-tags.js';
 import { createWorkerActivities } from '../workers/worker.js';
-import { describeEndpointQuery, type EndpointDescription, loadCandidateUpdate, promoteUpdate, retireUpdate, rollbackUpdate, scaleUpdate, unloadUpdate } from '../workflows/endpoint-api.js';
+import { describeEndpointQuery, type EndpointDescription, type LoadCandidateRequest, loadCandidateUpdate, promoteUpdate, retireUpdate, rollbackUpdate, scaleUpdate, unloadUpdate } from '../workflows/endpoint-api.js';
 import { endpoint } from '../workflows/endpoint.js';
 import { endpointWorkflowId } from '../workflows/ids.js';
 import { endpointPoolName } from '../workflows/naming.js';
@@ -152,10 +152,11 @@ describe('endpoint', () => {
     });
   });
 
-  it('continues-as-new without losing its state', async () => {
+  it('continues-as-new without losing its state, and a repeated Update id still changes nothing twice', async () => {
     await temporal.withWorker(activities, async (taskQueue) => {
       const { handle } = await startEndpoint(taskQueue, {}, { continueAsNewAfterEvents: 10 });
-      const { versionName } = await handle.executeUpdate(loadCandidateUpdate, { args: [{ alias: 'bot', image: images.first }] });
+      const load = { args: [{ alias: 'bot', image: images.first }] as [LoadCandidateRequest], updateId: `load-${unique()}` };
+      const { versionName } = await handle.executeUpdate(loadCandidateUpdate, load);
       await handle.executeUpdate(promoteUpdate, { args: [{ versionName }] });
       // The run open now, and what it holds. Each wake of a running endpoint changes nothing but adds history events,
       // so that run soon continues-as-new.
@@ -168,6 +169,9 @@ describe('endpoint', () => {
       expect(runId).not.toBe(handle.firstExecutionRunId);
       expect(await describeOf(handle)).toEqual(before);
       expect(before.aliases.map((a) => `${a.alias}→${a.versionName}`)).toEqual(['bot→bot-v1']);
+      // A retry of the first load (same Update id) in the new run gets the first answer, not a second version.
+      expect(await handle.executeUpdate(loadCandidateUpdate, load)).toEqual({ versionName });
+      expect(await describeOf(handle)).toEqual(before);
       await handle.executeUpdate(retireUpdate, { args: [] });
       await handle.result();
     });

@@ -18,9 +18,17 @@ export interface EndpointInput {
     traffic?: TrafficMark;
     /** Nodes the pool has (0 while scaled to zero), so a release that failed is tried again after continue-as-new. */
     poolNodes?: number;
+    /** The last Updates that completed, by Update id: Temporal answers a repeated id only within one run. */
+    completedUpdates?: CompletedUpdate[];
   };
   /** Continue-as-new after this many history events (default: when Temporal suggests it). Tests set it low. */
   continueAsNewAfterEvents?: number;
+}
+
+/** An Update the endpoint completed: a retry that sends the same id again gets this result, not a second change. */
+export interface CompletedUpdate {
+  id: string;
+  result: unknown;
 }
 
 export interface LoadCandidateRequest {

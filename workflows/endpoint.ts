@@ -15,6 +15,7 @@ import {
   CancellationScope,
   condition,
   continueAsNew,
+  currentUpdateInfo,
   isCancellation,
   log,
   patched,
@@ -23,6 +24,7 @@ import {
   TemporalFailure,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { UpdateDefinition } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import {
   checkLoadCandidate,
@@ -61,6 +63,7 @@ import {
   rollbackUpdate,
   scaleUpdate,
   unloadUpdate,
+  type CompletedUpdate,
 } from './endpoint-api.js';
 import { gpuTaint } from './fine-tune-gpus.js';
 import { invalidInput } from './input-checks.js';
@@ -94,7 +97,12 @@ interface Endpoint {
   closing: boolean;
   /** The tail of the queue of changes: they run one at a time, in the order they arrived. */
   changes: Promise<unknown>;
+  /** The last `rememberedUpdates` Updates that completed, carried across continue-as-new. */
+  completedUpdates: CompletedUpdate[];
 }
+
+/** Enough for every retry in flight: a promotion sends a handful of Updates, each retried for minutes at most. */
+const rememberedUpdates = 200;
 
 export async function endpoint(input: EndpointInput): Promise<EndpointDescription> {
   const ep = open(input);
@@ -112,7 +120,15 @@ export async function endpoint(input: EndpointInput): Promise<EndpointDescriptio
   // Outside the try: continuing is no failure, and what the endpoint owns stays with the next run.
   return continueAsNew<typeof endpoint>({
     ...input,
-    carried: { state: ep.state, generation: ep.generation, coldStartSeconds: ep.coldStartSeconds, gpusPerNode: ep.gpusPerNode, traffic: ep.traffic, poolNodes: ep.poolNodes },
+    carried: {
+      state: ep.state,
+      generation: ep.generation,
+      coldStartSeconds: ep.coldStartSeconds,
+      gpusPerNode: ep.gpusPerNode,
+      traffic: ep.traffic,
+      poolNodes: ep.poolNodes,
+      completedUpdates: ep.completedUpdates,
+    },
   });
 }
 
@@ -140,6 +156,7 @@ function open(input: EndpointInput): Endpoint {
     retired: false,
     closing: false,
     changes: Promise.resolve(),
+    completedUpdates: carried?.completedUpdates ?? [],
   };
   setHandlers(ep);
   return ep;
@@ -178,9 +195,34 @@ function transitioned(ep: Endpoint, transition: (s: EndpointState) => EndpointSt
   }
 }
 
+/**
+ * Sets a change's Update handler so that an Update id this endpoint already completed, in this run
+ * or one before a continue-as-new, gets its first result again, validator skipped: a retried
+ * activity (a promotion's load, say) never changes anything twice. Within one run Temporal does
+ * this itself; across runs it cannot.
+ */
+function setChangeHandler<R, A>(ep: Endpoint, update: UpdateDefinition<R, [A], string>, handler: (arg: A) => Promise<R>, validator: (arg: A) => void): void {
+  const earlier = () => {
+    const id = currentUpdateInfo()?.id;
+    return id === undefined ? undefined : ep.completedUpdates.find((u) => u.id === id);
+  };
+  setHandler(
+    update,
+    async (arg: A): Promise<R> => {
+      const done = earlier();
+      if (done) return done.result as R;
+      const result = await handler(arg);
+      ep.completedUpdates = [...ep.completedUpdates, { id: currentUpdateInfo()!.id, result }].slice(-rememberedUpdates);
+      return result;
+    },
+    { validator: (arg: A) => void (earlier() ?? validator(arg)) },
+  );
+}
+
 function setHandlers(ep: Endpoint): void {
   setHandler(describeEndpointQuery, () => describe(ep));
-  setHandler(
+  setChangeHandler(
+    ep,
     loadCandidateUpdate,
     ({ alias, image }) =>
       exclusive(ep, async () => {
@@ -190,22 +232,25 @@ function setHandlers(ep: Endpoint): void {
         await change(ep, (s) => loadCandidate(s, alias, image, { keepCandidates }));
         return { versionName: `${alias}-v${ep.state.lastVersion[alias]}` };
       }),
-    { validator: ({ alias, image }) => (checkOpen(ep), checkLoadCandidate(ep.state, alias, image)) },
+    ({ alias, image }) => (checkOpen(ep), checkLoadCandidate(ep.state, alias, image)),
   );
-  setHandler(
+  setChangeHandler(
+    ep,
     promoteUpdate,
     ({ versionName }) =>
       exclusive(ep, async () => {
         // An approval can come after the idle grace: the switch serves, and is watched, on a running endpoint.
         if (ep.state.scale.state === 'scaled-to-zero') await wakeUp(ep);
         const alias = ep.state.versions.find((v) => v.versionName === versionName)?.alias ?? '';
-        const previous = ep.state.aliases[alias];
+        // Promoting what the alias serves already changes nothing; the previous version is still the rollback target.
+        const previous = ep.state.aliases[alias] === versionName ? ep.state.rollbackTargets[alias]?.versionName : ep.state.aliases[alias];
         await change(ep, (s) => promote(s, versionName, Date.now() + s.spec.rollbackWindowMinutes * 60_000));
         return { alias, versionName, previous };
       }),
-    { validator: ({ versionName }) => (checkOpen(ep), checkPromote(ep.state, versionName)) },
+    ({ versionName }) => (checkOpen(ep), checkPromote(ep.state, versionName)),
   );
-  setHandler(
+  setChangeHandler(
+    ep,
     rollbackUpdate,
     ({ alias }) =>
       exclusive(ep, async () => {
@@ -213,16 +258,20 @@ function setHandlers(ep: Endpoint): void {
         await change(ep, (s) => rollback(s, alias));
         return { alias, versionName: ep.state.aliases[alias]! };
       }),
-    { validator: ({ alias }) => (checkOpen(ep), checkRollback(ep.state, alias)) },
+    ({ alias }) => (checkOpen(ep), checkRollback(ep.state, alias)),
   );
-  setHandler(unloadUpdate, ({ versionName }) => exclusive(ep, () => change(ep, (s) => unload(s, versionName))), {
-    validator: ({ versionName }) => {
+  setChangeHandler(
+    ep,
+    unloadUpdate,
+    ({ versionName }) => exclusive(ep, () => change(ep, (s) => unload(s, versionName))),
+    ({ versionName }) => {
       checkOpen(ep);
       if (!ep.state.versions.some((v) => v.versionName === versionName)) throw new Error(`version ${versionName} is not loaded`);
       checkUnload(ep.state, versionName);
     },
-  });
-  setHandler(
+  );
+  setChangeHandler(
+    ep,
     scaleUpdate,
     (request) =>
       exclusive(ep, async () => {
@@ -230,7 +279,7 @@ function setHandlers(ep: Endpoint): void {
         if ('wake' in request) return wakeUp(ep);
         await change(ep, (s) => setReplicas(s, request.replicas));
       }),
-    { validator: (request) => (checkOpen(ep), checkScale(ep.state, request)) },
+    (request) => (checkOpen(ep), checkScale(ep.state, request)),
   );
   setHandler(
     retireUpdate,
