@@ -3,6 +3,7 @@
 // size, and handed to kwok (which then acts as their kubelet).
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { hasStatus } from '../../../activities/kubernetes/api-errors.js';
 import { parseTaint } from '../../../activities/kubernetes/taints.js';
 import { findVmSize } from '../../../domain/vm-sizes.js';
 import { kwokNodeAnnotation } from '../components.js';
@@ -64,6 +65,26 @@ export class PoolNodes {
     return list.items;
   }
 
+  /**
+   * Labels and taints of a pool apply to its existing nodes after an update. kwok and the
+   * gpu-simulator write the same nodes (status, allocatable GPUs): a write that lost the race (409)
+   * reads the node again and retries, as a controller does, instead of failing the pool's operation.
+   */
+  private async relabel(node: V1Node, pool: string, props: AgentPoolProperties): Promise<void> {
+    const name = node.metadata!.name!;
+    for (let attempt = 1; ; attempt++) {
+      node.metadata!.labels = nodeLabels(this.cluster, this.location, pool, props, name);
+      node.spec = { ...node.spec, taints: nodeTaints(props) };
+      try {
+        await this.core.replaceNode({ name, body: node });
+        return;
+      } catch (err) {
+        if (!hasStatus(err, 409) || attempt === 5) throw err;
+        node = await this.core.readNode({ name });
+      }
+    }
+  }
+
   /** Makes the pool's nodes match its properties: creates missing ones, removes extra ones. */
   async sync(pool: string, props: AgentPoolProperties, count: number): Promise<void> {
     const wanted = new Set(Array.from({ length: count }, (_, i) => nodeName(this.cluster, pool, i)));
@@ -74,10 +95,7 @@ export class PoolNodes {
       if (!wanted.has(name)) {
         await this.deleteNode(name);
       } else {
-        // Labels and taints of a pool apply to its existing nodes after an update.
-        node.metadata!.labels = nodeLabels(this.cluster, this.location, pool, props, name);
-        node.spec = { ...node.spec, taints: nodeTaints(props) };
-        await this.core.replaceNode({ name, body: node });
+        await this.relabel(node, pool, props);
       }
     }
     for (const name of wanted) {
