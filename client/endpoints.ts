@@ -70,6 +70,7 @@ export function renderEndpoint(d: EndpointDescription, lineageByAlias: Record<st
   }
   if (d.aliases.length === 0) lines.push('  no alias served yet');
   lines.push(`  loaded: ${d.loaded.join(', ') || 'none'}`);
+  if (d.candidates.length > 0) lines.push(`  candidates (each holds a slot until promoted or unloaded): ${d.candidates.join(', ')}`);
   lines.push(`  promotions ${d.counters.promotions}, rollbacks ${d.counters.rollbacks}, cold starts ${d.counters.coldStarts}${d.coldStartSeconds.length ? ` (last ${d.coldStartSeconds.at(-1)!.toFixed(1)} s)` : ''}`);
   lines.push(`  idle ${d.counters.idleMinutesSaved.toFixed(1)} min scaled to zero: ${d.gpuMinutesSaved.toFixed(1)} GPU-minutes saved`);
   return lines.join('\n');

@@ -121,15 +121,17 @@ export function checkPromote(s: EndpointState, versionName: string): void {
   if (!s.versions.some((v) => v.versionName === versionName)) throw new Error(`version ${versionName} is not loaded`);
 }
 
-/**
- * Switches the version's alias to it; the previous version stays loaded until rollbackExpiresAtMs.
- * Promoting the version the alias already serves changes nothing: it must not become its own rollback target.
- */
+/** Whether the version is what its alias serves now: promoting it again must change nothing (it would become its own rollback target). */
+export const servesAlready = (s: EndpointState, versionName: string): boolean => {
+  const alias = s.versions.find((v) => v.versionName === versionName)?.alias;
+  return alias !== undefined && s.aliases[alias] === versionName;
+};
+
+/** Switches the version's alias to it; the previous version stays loaded until rollbackExpiresAtMs. */
 export function promote(s: EndpointState, versionName: string, rollbackExpiresAtMs: number): EndpointState {
   checkPromote(s, versionName);
   const alias = s.versions.find((v) => v.versionName === versionName)!.alias;
   const previous = s.aliases[alias];
-  if (previous === versionName) return s;
   const rollbackTargets = { ...s.rollbackTargets };
   if (previous) rollbackTargets[alias] = { versionName: previous, expiresAtMs: rollbackExpiresAtMs };
   const versions = s.versions.map((v) => (v.versionName === versionName ? { ...v, candidate: false } : v));
@@ -225,6 +227,8 @@ export function describeEndpoint(s: EndpointState) {
     name: s.spec.name, baseModel: s.spec.baseModel, scale: s.scale.state, counters: s.counters,
     aliases: Object.entries(s.aliases).map(([alias, versionName]) => ({ alias, versionName, ...versionOf(versionName), rollbackTo: s.rollbackTargets[alias]?.versionName })),
     loaded: s.versions.map((v) => v.versionName),
+    /** Loaded, never promoted, served by nothing: each holds a slot until promoted or unloaded. */
+    candidates: s.versions.filter((v) => v.candidate && !pinned(s).has(v.versionName)).map((v) => v.versionName),
   };
 }
 

@@ -1,7 +1,7 @@
 // The endpoint's pure state machine: spec, transitions and their validators, alias resolution,
 // and the per-replica reconcile plan.
 import { describe, expect, it } from 'vitest';
-import { idleCheck, requestCount, checkLoadCandidate, checkScale, desiredState, parseEndpointInput, setReplicas, wantedReplicas, checkRollback, checkScaleToZero, describeEndpoint, scaleToZero, wake, checkUnload, desiredAdapters, expireRollbackWindow, loadCandidate, newEndpointState, parseEndpointSpec, promote, reconcilePlan, resolveModelName, rollback, unload } from '../domain/endpoint.js';
+import { idleCheck, requestCount, checkLoadCandidate, checkScale, desiredState, parseEndpointInput, setReplicas, wantedReplicas, checkRollback, checkScaleToZero, describeEndpoint, scaleToZero, wake, checkUnload, desiredAdapters, expireRollbackWindow, loadCandidate, newEndpointState, parseEndpointSpec, promote, reconcilePlan, resolveModelName, rollback, servesAlready, unload } from '../domain/endpoint.js';
 
 const spec = parseEndpointSpec({ name: 'support', baseModel: 'phi-3-mini-4k-instruct', vmSize: 'Standard_NC24ads_A100_v4', maxLoras: 3 });
 const promoted = (digests: string[]) => digests.reduce((s, d, i) => promote(loadCandidate(s, 'bot', d), `bot-v${i + 1}`, 1_000), newEndpointState(spec, 0));
@@ -18,8 +18,8 @@ describe('endpoint', () => {
     const back = rollback(s, 'bot');
     expect(resolveModelName(back, 'bot')).toBe('bot-v1');
     expect(() => checkRollback(back, 'bot')).toThrow(/no previous version/);
-    // Promoting the served version again (a repeated request) keeps its rollback target.
-    expect(promote(s, 'bot-v2', 9_000)).toBe(s);
+    expect(servesAlready(s, 'bot-v2')).toBe(true);
+    expect(servesAlready(s, 'bot-v1')).toBe(false);
   });
   it('refuses to unload a served version and expires the rollback target', () => {
     const s = promoted(['sha256:a', 'sha256:b']);
@@ -36,6 +36,7 @@ describe('endpoint', () => {
     // bot-v3 a candidate: another alias's load must not take its slot.
     const evaluating = loadCandidate(promoted(['sha256:a', 'sha256:b']), 'bot', 'sha256:c');
     expect(evaluating.versions.at(-1)).toMatchObject({ versionName: 'bot-v3', candidate: true });
+    expect(describeEndpoint(evaluating).candidates).toEqual(['bot-v3']);
     expect(() => loadCandidate(evaluating, 'faq', 'sha256:d')).toThrow(/candidates a promotion may be evaluating \(bot-v3\)/);
     expect(() => checkLoadCandidate(evaluating, 'faq', `registry.example/a@sha256:${'d'.repeat(64)}`)).toThrow(/bot-v3/);
     // Runs from before the patch replay the old rule: the candidate is evicted.

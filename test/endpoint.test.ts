@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { desiredStateConfigMapName } from '../domain/adapter-router.js';
 import { poolOwner } from '../domain/pool-tags.js';
 import { createWorkerActivities } from '../workers/worker.js';
-import { describeEndpointQuery, type EndpointDescription, type LoadCandidateRequest, loadCandidateUpdate, promoteUpdate, retireUpdate, rollbackUpdate, scaleUpdate, unloadUpdate } from '../workflows/endpoint-api.js';
+import { describeEndpointQuery, type EndpointDescription, type LoadCandidateRequest, loadCandidateUpdate, promoteUpdate, retireUpdate, rollbackUpdate, type ScaleRequest, scaleUpdate, unloadUpdate } from '../workflows/endpoint-api.js';
 import { endpoint } from '../workflows/endpoint.js';
 import { endpointWorkflowId } from '../workflows/ids.js';
 import { endpointPoolName } from '../workflows/naming.js';
@@ -93,6 +93,8 @@ describe('endpoint', () => {
       expect(first).toEqual(await complete(name, v1));
 
       const { versionName: v2 } = await handle.executeUpdate(loadCandidateUpdate, { args: [{ alias: 'bot', image: images.second }] });
+      expect(await handle.executeUpdate(promoteUpdate, { args: [{ versionName: v2 }] })).toEqual({ alias: 'bot', versionName: 'bot-v2', previous: 'bot-v1' });
+      // Promoting it again (a repeated request) changes nothing: bot-v1 stays the rollback target.
       expect(await handle.executeUpdate(promoteUpdate, { args: [{ versionName: v2 }] })).toEqual({ alias: 'bot', versionName: 'bot-v2', previous: 'bot-v1' });
       const second = await complete(name, 'bot');
       expect(second).toEqual(await complete(name, v2));
@@ -187,6 +189,7 @@ describe('endpoint', () => {
       expect(open.objects.filter((o) => o.object.endsWith(`/${name}`)).map((o) => o.action)).toEqual(['kept', 'kept']);
 
       await handle.terminate('test: an endpoint whose workflow ended without retiring');
+      await temporal.closedInVisibility(handle.workflowId);
       const swept = await reap();
       expect(swept.objects.filter((o) => o.object.includes(`/${name}`)).map((o) => o.action)).toEqual(['deleted', 'deleted', 'deleted']);
       // Its replica's pod goes with the Deployment; then the idle pool is released.
@@ -281,19 +284,32 @@ describe('endpoint', () => {
     );
   });
 
-  it('a wake that ARM refuses fails its Update with ARM\'s message and leaves the endpoint at zero, without a pool', async () => {
+  it('a wake that ARM refuses fails its Update with ARM\'s message and leaves the endpoint at zero, without a pool; the same Update id fails the same way after a continue-as-new', async () => {
     await temporal.withWorker(activities, async (taskQueue) => {
-      const { name, handle, pool } = await startEndpoint(taskQueue);
+      // A short history: the endpoint continues-as-new after every change.
+      const { name, handle, pool } = await startEndpoint(taskQueue, {}, { continueAsNewAfterEvents: 10 });
       await handle.executeUpdate(loadCandidateUpdate, { args: [{ alias: 'bot', image: images.first }] });
       await handle.executeUpdate(scaleUpdate, { args: [{ toZero: true }] });
       expect(await poolOf(pool)).toBeUndefined();
       await emulator.addFault({ kind: 'quota', method: 'PUT', pool, times: 1 });
-      const refused = await handle.executeUpdate(scaleUpdate, { args: [{ wake: true }] }).then(() => undefined, (err: WorkflowUpdateFailedError) => err);
-      expect(String((refused?.cause as Error | undefined)?.message)).toMatch(/quota/);
+      // The run that will take the wake: the one left once the last change's continue-as-new is done.
+      const runId = await eventually(async () => {
+        const before = (await handle.describe()).runId;
+        await new Promise((r) => setTimeout(r, 1_500));
+        return (await handle.describe()).runId === before ? before : undefined;
+      }, 'the endpoint to settle on a run');
+      const wake = { args: [{ wake: true }] as [ScaleRequest], updateId: `wake-${unique()}` };
+      const wakeFailure = () => handle.executeUpdate(scaleUpdate, wake).then(() => undefined, (err: WorkflowUpdateFailedError) => String((err.cause as Error | undefined)?.message));
+      expect(await wakeFailure()).toMatch(/quota/);
       expect(await describeOf(handle)).toMatchObject({ scale: 'scaled-to-zero', counters: { coldStarts: 0 } });
       expect(await poolOf(pool)).toBeUndefined();
       expect(await replicasOf(name)).toBe(0);
-      // The next wake goes through.
+      // After the failed wake the run continues-as-new, carrying the outcome: a retry of that Update (same id) in the
+      // new run gets the same failure instead of waking the endpoint now that ARM would allow it.
+      await eventually(async () => ((await handle.describe()).runId !== runId ? true : undefined), 'a new run');
+      expect(await wakeFailure()).toMatch(/quota/);
+      expect(await describeOf(handle)).toMatchObject({ scale: 'scaled-to-zero', counters: { coldStarts: 0 } });
+      // The next wake (a new Update) goes through.
       await handle.executeUpdate(scaleUpdate, { args: [{ wake: true }] });
       expect(await describeOf(handle)).toMatchObject({ scale: 'running', counters: { coldStarts: 1 } });
       await handle.executeUpdate(retireUpdate, { args: [] });

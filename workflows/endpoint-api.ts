@@ -25,10 +25,12 @@ export interface EndpointInput {
   continueAsNewAfterEvents?: number;
 }
 
-/** An Update the endpoint completed: a retry that sends the same id again gets this result, not a second change. */
+/** An Update the endpoint completed: a retry that sends the same id again gets this outcome, not a second change. */
 export interface CompletedUpdate {
   id: string;
-  result: unknown;
+  result?: unknown;
+  /** Set when the Update failed: a repeat fails the same way. */
+  failure?: { message: string; type?: string };
 }
 
 export interface LoadCandidateRequest {
@@ -47,7 +49,8 @@ export const rollbackUpdate = defineUpdate<{ alias: string; versionName: string 
 /** Unloads a version no alias serves and no rollback keeps. */
 export const unloadUpdate = defineUpdate<void, [{ versionName: string }]>('unload');
 /** Scales the endpoint: to a number of replicas, or to zero (pool released), or wakes it. */
-export const scaleUpdate = defineUpdate<void, [{ replicas: number } | { toZero: true } | { wake: true }]>('scale');
+export type ScaleRequest = { replicas: number } | { toZero: true } | { wake: true };
+export const scaleUpdate = defineUpdate<void, [ScaleRequest]>('scale');
 /** Tears the endpoint down (Deployment, Service, ConfigMap, pool) and ends its workflow. */
 export const retireUpdate = defineUpdate<void, []>('retire');
 
@@ -67,6 +70,8 @@ export interface EndpointDescription {
   pool: string;
   aliases: { alias: string; versionName: string; digest?: string; image?: string; rollbackTo?: string; promotedBy?: string }[];
   loaded: string[];
+  /** Loaded, never promoted, served by nothing: each holds a maxLoras slot until promoted or unloaded. */
+  candidates: string[];
   counters: EndpointState['counters'];
   /** Seconds from wake to serving, most recent last. */
   coldStartSeconds: number[];

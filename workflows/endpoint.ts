@@ -42,6 +42,7 @@ import {
   newEndpointState,
   parseEndpointInput,
   promote,
+  servesAlready,
   rollback,
   scaleToZero,
   setReplicas,
@@ -210,10 +211,19 @@ function setChangeHandler<R, A>(ep: Endpoint, update: UpdateDefinition<R, [A], s
     update,
     async (arg: A): Promise<R> => {
       const done = earlier();
+      if (done?.failure) throw ApplicationFailure.nonRetryable(done.failure.message, done.failure.type);
       if (done) return done.result as R;
-      const result = await handler(arg);
-      ep.completedUpdates = [...ep.completedUpdates, { id: currentUpdateInfo()!.id, result }].slice(-rememberedUpdates);
-      return result;
+      const id = currentUpdateInfo()!.id;
+      const remember = (outcome: CompletedUpdate) => (ep.completedUpdates = [...ep.completedUpdates, outcome].slice(-rememberedUpdates));
+      try {
+        const result = await handler(arg);
+        remember({ id, result });
+        return result;
+      } catch (err) {
+        // Only a Temporal failure fails an Update (anything else fails the workflow task): the same one answers a repeat.
+        if (err instanceof TemporalFailure) remember({ id, failure: { message: err.message, type: err instanceof ApplicationFailure ? (err.type ?? undefined) : err.name } });
+        throw err;
+      }
     },
     { validator: (arg: A) => void (earlier() ?? validator(arg)) },
   );
@@ -239,11 +249,13 @@ function setHandlers(ep: Endpoint): void {
     promoteUpdate,
     ({ versionName }) =>
       exclusive(ep, async () => {
+        const alias = ep.state.versions.find((v) => v.versionName === versionName)?.alias ?? '';
+        // Promoting what the alias serves already (a repeated request) changes nothing: no wake, and the rollback target stays.
+        // Runs begun before this patch made the version its own rollback target; they replay that.
+        if (servesAlready(ep.state, versionName) && patched('promote-served-is-noop')) return { alias, versionName, previous: ep.state.rollbackTargets[alias]?.versionName };
         // An approval can come after the idle grace: the switch serves, and is watched, on a running endpoint.
         if (ep.state.scale.state === 'scaled-to-zero') await wakeUp(ep);
-        const alias = ep.state.versions.find((v) => v.versionName === versionName)?.alias ?? '';
-        // Promoting what the alias serves already changes nothing; the previous version is still the rollback target.
-        const previous = ep.state.aliases[alias] === versionName ? ep.state.rollbackTargets[alias]?.versionName : ep.state.aliases[alias];
+        const previous = ep.state.aliases[alias];
         await change(ep, (s) => promote(s, versionName, Date.now() + s.spec.rollbackWindowMinutes * 60_000));
         return { alias, versionName, previous };
       }),
