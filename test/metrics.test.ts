@@ -57,7 +57,8 @@ const workflowId = fineTuneWorkflowId(`metrics-${unique()}`);
 /** The run's pool: its name depends on the run id, known once the run is started. */
 let pool: string;
 // The pool stays (at 0 nodes) for the reaper pass to decide about.
-const request = testFineTuneRequest({ release: { policy: 'scale-to-zero' } });
+// Its own pool, never a warm one another file left: the faults below are aimed at it.
+const request = testFineTuneRequest({ release: { policy: 'scale-to-zero' }, gpu: { vmSize: 'Standard_NC24ads_A100_v4', reuseWarmPool: false } });
 let status: FineTuneStatus;
 let reaped: ReaperResult;
 

@@ -133,6 +133,7 @@ describe('idle GPU reaper', () => {
     expect(decisionFor(await reap({ defaultGraceMinutes: 0 }), pool)).toMatchObject({ action: 'kept', reason: `its run ${run.workflowId} (${run.runId}) is open` });
     expect(await poolExists(pool)).toBe(true);
     await temporal.env.client.workflow.getHandle(run.workflowId, run.runId).terminate('the test ends the run');
+    await temporal.closedInVisibility(run.workflowId);
     expect(decisionFor(await reap(), pool)).toMatchObject({ action: 'released', reason: expect.stringMatching(/^deleted: its run \S+ \(\S+\) has ended, idle 0\.0 minutes, grace 0$/) });
     expect(await poolExists(pool)).toBe(false);
   });
@@ -146,6 +147,7 @@ describe('idle GPU reaper', () => {
     await pools.beginCreateOrUpdateAndWait(resourceGroup, clusterName, name, { count: 1, vmSize: 'Standard_NC24ads_A100_v4', mode: 'User', tags }, { updateIntervalInMs: 100 }).catch(() => undefined);
     expect((await pools.get(resourceGroup, clusterName, name)).provisioningState).toBe('Failed');
     await temporal.env.client.workflow.getHandle(run.workflowId, run.runId).terminate('the run was terminated before its create ended');
+    await temporal.closedInVisibility(run.workflowId);
     expect(decisionFor(await reap(), name)).toMatchObject({ action: 'released' });
     expect(await poolExists(name)).toBe(false);
   });

@@ -48,7 +48,7 @@ describe('run ownership', () => {
         activities,
         async () => {
           // A run whose pool went away under it may wait on nodes that never come: the run timeout ends it.
-          const handles = await Promise.all(ids.map((workflowId) => temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()], workflowRunTimeout: '3 minutes' })));
+          const handles = await Promise.all(ids.map((workflowId) => temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [request()], workflowRunTimeout: '6 minutes' })));
           const results = await Promise.all(
             handles.map(async (handle) => {
               const owner = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
@@ -97,7 +97,7 @@ describe('run ownership', () => {
     for (const s of statuses) expect(s.released).toContain(`AgentPool/${s.gpu!.pool} (deleted)`);
     for (const pool of ourPools.keys()) expect(await poolOf(pool)).toBeUndefined();
     for (const workflowId of ids) await eventually(async () => ((await objectsOf(workflowId)).length === 0 ? true : undefined), `${workflowId}'s objects to go`);
-  }, 300_000);
+  }, 480_000);
 
   it('a run started again with the id of a finished run that left things behind does not adopt them; the reaper sweeps them', async () => {
     const workflowId = fineTuneWorkflowId(`again-${unique()}`);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll } from 'vitest';
 import type { Activities } from '../activities/index.js';
 import { runtimeOptions } from '../workers/telemetry.js';
 import { workflowsPath } from '../workers/worker.js';
-import { config, unique } from './support.js';
+import { config, eventually, unique } from './support.js';
 
 export function useTemporal(runtime: RuntimeOptions = runtimeOptions({ logFormat: 'pretty', logLevel: 'WARN' })) {
   let env: TestWorkflowEnvironment | undefined;
@@ -25,6 +25,16 @@ export function useTemporal(runtime: RuntimeOptions = runtimeOptions({ logFormat
     get env(): TestWorkflowEnvironment {
       if (!env) throw new Error('the Temporal test environment is set up in beforeAll');
       return env;
+    },
+    /**
+     * Returns once visibility, which the reaper and warm-pool claims read, no longer lists the
+     * workflow as running: it catches up with a run that closed asynchronously.
+     */
+    async closedInVisibility(workflowId: string): Promise<void> {
+      await eventually(
+        async () => ((await this.env.client.workflow.count(`WorkflowId = '${workflowId}' AND ExecutionStatus = 'Running'`)).count === 0 ? true : undefined),
+        `visibility to list ${workflowId} as closed`,
+      );
     },
     /** Runs `run` while a Worker with these activities polls a fresh task queue (or the one given, where runs already wait). */
     async withWorker<T>(activities: Partial<Activities>, run: (taskQueue: string) => Promise<T>, taskQueue = `test-${unique()}`): Promise<T> {

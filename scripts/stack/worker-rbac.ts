@@ -5,9 +5,9 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import { AuthorizationV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { applyManifests } from '../prepare-cluster.js';
-import { projectRoot, type StackConfig } from './config.js';
+import { projectRoot, type StackConfig, stackUsers } from './config.js';
 
 export const identityKinds = ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
 
@@ -19,9 +19,22 @@ export const renderDeploy = (config: StackConfig): string =>
 export const applyWorkerRbac = (config: StackConfig, kubeConfig: KubeConfig): Promise<string[]> =>
   applyManifests(kubeConfig, renderDeploy(config), (o) => identityKinds.includes(o.kind ?? ''));
 
-/** The operator's step that lets runs use another namespace (README, "Deploying to AKS"): deploy/run-namespace there. */
-export const allowRunsIn = (kubeConfig: KubeConfig, namespace: string): Promise<string[]> =>
-  applyManifests(kubeConfig, readFileSync(join(projectRoot, 'deploy/run-namespace/run-namespace.yaml'), 'utf8'), (o: KubernetesObject) => {
+/**
+ * The operator's step that lets runs use another namespace (README, "Deploying to AKS"):
+ * deploy/run-namespace there. Returns once the API server's authorizer grants the worker a write
+ * there: it sees a new RoleBinding only when its informer has caught up, and a run started before
+ * would get a 403 (Kubernetes' own e2e tests wait the same way, WaitForNamedAuthorizationUpdate).
+ */
+export async function allowRunsIn(kubeConfig: KubeConfig, namespace: string): Promise<string[]> {
+  const applied = await applyManifests(kubeConfig, readFileSync(join(projectRoot, 'deploy/run-namespace/run-namespace.yaml'), 'utf8'), (o: KubernetesObject) => {
     o.metadata = { ...o.metadata, namespace };
     return true;
   });
+  const authorization = kubeConfig.makeApiClient(AuthorizationV1Api);
+  const review = { spec: { user: stackUsers.worker.name, groups: [...stackUsers.worker.groups], resourceAttributes: { namespace, verb: 'create', group: 'batch', resource: 'jobs' } } };
+  for (let waitedMs = 0; !(await authorization.createSubjectAccessReview({ body: review })).status?.allowed; waitedMs += 100) {
+    if (waitedMs > 30_000) throw new Error(`the worker is still not allowed to create Jobs in ${namespace} 30 s after its RoleBinding was applied`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return applied;
+}
