@@ -69,7 +69,8 @@ describe('retrain', () => {
         await cli('pause', id);
         expect(await cli('describe', id)).toContain(`${id}: paused`);
         await cli('unpause', id);
-        expect(await cli('list')).toMatch(new RegExp(`${id}\\s+active`));
+        // The listing is read from visibility, which the schedule's new state reaches asynchronously.
+        await eventually(async () => (new RegExp(`${id}\\s+active`).test(await cli('list')) ? true : undefined), 'the list to show the schedule active');
 
         await cli('trigger', id);
         const started = await eventually(async () => {

@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
+import { hasStatus } from '../../../activities/kubernetes/api-errors.js';
 
 export const storageClassName = 'simulated-disk';
 const provisioner = 'simulation.aks-finetune.io/disk';
@@ -119,6 +120,17 @@ export class SimulatedCluster {
    * to report an outcome, and Kubernetes' pod garbage collector fails the pod instead.
    */
   async completePod(pod: V1Pod, outcome: { exitCode: number; reason: string; message?: string }): Promise<boolean> {
+    // A write that lost a race with kwok (its status write of the same pod) reads the pod again, as a kubelet would.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.writeOutcome(pod, outcome);
+      } catch (err) {
+        if (!hasStatus(err, 409) || attempt === 5) throw err;
+      }
+    }
+  }
+
+  private async writeOutcome(pod: V1Pod, outcome: { exitCode: number; reason: string; message?: string }): Promise<boolean> {
     if (!(await this.nodeExists(pod))) return false;
     const current = await this.core.readNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace! });
     if (current.status?.phase !== 'Running' || current.metadata?.deletionTimestamp) return false;

@@ -105,12 +105,14 @@ async function runPush(pod: V1Pod): Promise<void> {
       env: { ...process.env, ...env, NODE_EXTRA_CA_CERTS: join(config.certsDir, 'ca.crt'), AZURE_STATIC_TOKEN: 'local-stack' },
     });
     log(`adapter-pusher ${pod.metadata!.name}: ${stdout.trim()}`);
-    await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' });
   } catch (err) {
     const message = String((err as { stderr?: string }).stderr ?? err).trim().split('\n').slice(-3).join('\n');
     log(`adapter-pusher ${pod.metadata!.name}: failed: ${message}`);
     await cluster.completePod(pod, { exitCode: 1, reason: 'Error', message });
+    return;
   }
+  // Outside the try: a failure to report the outcome must not turn a push that happened into a failed one.
+  await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' });
 }
 
 async function reconcilePods(): Promise<void> {
@@ -256,7 +258,10 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     if (req.method === 'PUT') {
       let raw = '';
       for await (const chunk of req) raw += chunk;
-      Object.assign(settings, JSON.parse(raw || '{}'));
+      // A null clears the setting (the client sends undefined as null): otherwise a test's reset would leave it set for the next file.
+      const update = JSON.parse(raw || '{}') as Record<keyof SimulatorSettings, unknown>;
+      Object.assign(settings, update);
+      for (const key of Object.keys(update) as (keyof SimulatorSettings)[]) if (update[key] === null) delete settings[key];
     }
     return send(200, settings);
   }
