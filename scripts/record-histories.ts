@@ -19,6 +19,8 @@ import { retireEndpoint } from '../client/endpoints.js';
 import { createWorker } from '../workers/worker.js';
 import { fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { retrainChildWorkflowId } from '../workflows/ids.js';
+import { endpoint } from '../workflows/endpoint.js';
+import { loadCandidateUpdate, promoteUpdate, retireUpdate, rollbackUpdate, scaleUpdate, unloadUpdate } from '../workflows/endpoint-api.js';
 import { reapIdleGpuPools } from '../workflows/reap-idle-gpu-pools.js';
 import { promoteAdapter } from '../workflows/promote-adapter.js';
 import { retrain } from '../workflows/retrain.js';
@@ -112,6 +114,32 @@ const scenarios: Record<string, Scenario> = {
     } finally {
       await retireEndpoint(client, endpoint);
     }
+    return handle;
+  },
+
+  endpoint: async ({ client, taskQueue, workflowId }) => {
+    // Every change an endpoint takes, in one run: loads, promotions (one repeated), a rollback, a load retried under the
+    // same Update id, to zero and back, retire. Endpoints live for months: this history guards their replay.
+    const handle = await client.workflow.start(endpoint, {
+      taskQueue,
+      workflowId,
+      args: [{ spec: { name: `history-${unique()}`, baseModel: 'phi-3-mini-4k-instruct', vmSize: 'Standard_NC24ads_A100_v4', maxLoraRank: 16 }, namespace }],
+    });
+    const load = async (loraAlpha: number, updateId?: string) => (await handle.executeUpdate(loadCandidateUpdate, { args: [{ alias: 'support', image: await pushTestAdapter(loraAlpha) }], updateId })).versionName;
+    const promoteVersion = (versionName: string) => handle.executeUpdate(promoteUpdate, { args: [{ versionName }] });
+    await promoteVersion(await load(16));
+    const second = await load(32);
+    await promoteVersion(second);
+    await promoteVersion(second); // serves it already: changes nothing
+    await handle.executeUpdate(rollbackUpdate, { args: [{ alias: 'support' }] });
+    const retried = `history-load-${unique()}`;
+    const third = await load(24, retried);
+    expectThat((await load(24, retried)) === third, 'a repeated Update id loads nothing twice');
+    await handle.executeUpdate(unloadUpdate, { args: [{ versionName: third }] });
+    await handle.executeUpdate(scaleUpdate, { args: [{ toZero: true }] });
+    await handle.executeUpdate(scaleUpdate, { args: [{ wake: true }] });
+    await handle.executeUpdate(retireUpdate, { args: [] });
+    expectThat((await handle.result()).aliases.length === 1, 'retired serving one alias');
     return handle;
   },
 

@@ -22,7 +22,7 @@ beforeAll(async () => {
 
 describe('replay of recorded histories', () => {
   it('has a history for every scenario the upgrade promise covers', () => {
-    expect([...new Set(histories.map((h) => h.scenario))].sort()).toEqual(['fine-tune-cancel', 'fine-tune-deploy', 'fine-tune-failure', 'fine-tune-success', 'promotion', 'reaper', 'retrain']);
+    expect([...new Set(histories.map((h) => h.scenario))].sort()).toEqual(['endpoint', 'fine-tune-cancel', 'fine-tune-deploy', 'fine-tune-failure', 'fine-tune-success', 'promotion', 'reaper', 'retrain']);
   });
 
   it('replays every history on the prebuilt workflow bundle without nondeterminism', async () => {
