@@ -1,6 +1,6 @@
 // Least privilege, tested: the stack's worker identity holds deploy/'s RBAC and nothing more, so
 // what the worker may not do on AKS it may not do here either.
-import { ApiException, AuthenticationV1Api, AuthorizationV1Api, CoreV1Api, RbacAuthorizationV1Api, type V1ResourceAttributes } from '@kubernetes/client-node';
+import { ApiException, AuthenticationV1Api, AuthorizationV1Api, CoreV1Api, RbacAuthorizationV1Api, type V1PodSpec, type V1ResourceAttributes } from '@kubernetes/client-node';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,12 +9,19 @@ import { describe, expect, it } from 'vitest';
 import { loadStackConfig, projectRoot } from '../scripts/stack/config.js';
 import { renderDeploy } from '../scripts/stack/worker-rbac.js';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { endpointObjects } from '../activities/kubernetes/endpoint-objects.js';
+import { gpuCheckJob } from '../activities/kubernetes/gpu-check-job.js';
+import { inferenceObjects } from '../activities/kubernetes/inference.js';
+import { defaultImages, tuningJob } from '../activities/kubernetes/tuning-job.js';
+import { parseEndpointSpec } from '../domain/endpoint.js';
+import { findModelPreset } from '../domain/models.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { adminKubeConfig, config, createRunNamespace, kubeConfig, unique } from './support.js';
 
 const asWorker = kubeConfig.makeApiClient(CoreV1Api);
 const authorization = kubeConfig.makeApiClient(AuthorizationV1Api);
 const rbac = adminKubeConfig.makeApiClient(RbacAuthorizationV1Api);
+const adminCore = adminKubeConfig.makeApiClient(CoreV1Api);
 
 /** Whether the API server lets the worker do this (SelfSubjectAccessReview, with the worker's own token). */
 const workerMay = async (attributes: V1ResourceAttributes): Promise<boolean> =>
@@ -87,6 +94,31 @@ describe("the worker's identity on the local stack", () => {
     } finally {
       await adminKubeConfig.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace });
     }
+  });
+});
+
+describe('the pods a run creates', () => {
+  // Server-side dry run: the API server's ServiceAccount admission adds the API token volume (kube-api-access-*) to
+  // every pod that does not opt out, so this is what a pod really gets.
+  const admitted = async (spec: V1PodSpec) =>
+    (await adminCore.createNamespacedPod({ namespace: 'aks-finetune', body: { metadata: { name: `dry-${unique()}` }, spec }, dryRun: 'All' })).spec!;
+  const mountsApiToken = (spec: V1PodSpec) => (spec.volumes ?? []).some((v) => v.name.startsWith('kube-api-access-'));
+  const owner = { workflowId: 'wf', runId: 'r1' };
+  const model = findModelPreset('phi-3-mini-4k-instruct')!;
+  const adapter = `${new URL(config.registry.endpoint).host}/adapters/a@sha256:${'a'.repeat(64)}`;
+
+  it('carry no Kubernetes API token, but for the endpoint router, which reads its desired state', async () => {
+    const trainer = tuningJob({ name: 'r1-train', owner, model, gpus: 1, pool: 'ft1', taints: [], dataset: { urls: ['https://example.com/d.jsonl'] }, configMap: 'c', resultsClaim: 'r', backoffLimit: 1, activeDeadlineSeconds: 60 }, defaultImages);
+    const gpuCheck = gpuCheckJob({ name: 'r1-check', owner, pool: 'ft1', gpus: 1, taints: [], image: 'nvidia/cuda:12.4.1-base-ubuntu22.04' });
+    const inference = inferenceObjects({ name: 'r1-serve', owner, model, adapter: { name: 'a', image: adapter }, pool: 'ft1', taints: [], gpus: 1, replicas: 1 }, defaultImages).deployment;
+    for (const [what, spec] of [['trainer', trainer.spec!.template.spec!], ['GPU check', gpuCheck.spec!.template.spec!], ['inference', inference.spec!.template.spec!]] as const) {
+      expect(mountsApiToken(await admitted(spec)), what).toBe(false);
+    }
+    const endpoint = endpointObjects(
+      { endpoint: parseEndpointSpec({ name: 'bot', baseModel: model.name, vmSize: 'Standard_NC24ads_A100_v4' }), namespace: 'aks-finetune', owner: { workflowId: 'ep' }, pool: 'ep1', taints: [], gpus: 1, replicas: 1, desired: { generation: 1, adapters: [], aliases: {} }, workerImage: 'w' },
+      defaultImages,
+    ).deployment;
+    expect(mountsApiToken(await admitted(endpoint.spec!.template.spec!))).toBe(true);
   });
 });
 

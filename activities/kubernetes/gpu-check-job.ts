@@ -27,6 +27,7 @@ export function gpuCheckJob(p: GpuCheckJobParams): V1Job {
         metadata: { labels: runLabels(p.owner) },
         spec: {
           restartPolicy: 'Never',
+          automountServiceAccountToken: false, // nvidia-smi needs no Kubernetes API
           ...onPool(p.pool, p.taints),
           containers: [
             {

@@ -60,6 +60,7 @@ export function inferenceObjects(p: InferenceParams, images: ContainerImages): {
       template: {
         metadata: { labels },
         spec: {
+          automountServiceAccountToken: false, // vLLM and the adapter pull need no Kubernetes API
           ...onPool(p.pool, p.taints),
           initContainers: [
             weightsInitContainer(images, p.model),

@@ -108,6 +108,8 @@ export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
         metadata: { labels },
         spec: {
           restartPolicy: 'Never',
+          // Nothing in it calls the Kubernetes API: no token for the trainer image (KAITO's, or the user's) to use.
+          automountServiceAccountToken: false,
           ...onPool(p.pool, p.taints),
           initContainers: [
             {
