@@ -16,7 +16,7 @@ import { connectClient } from '../../client/temporal-connection.js';
 import { ensureNamespaceExists, hasStatus } from '../../activities/kubernetes/api-errors.js';
 import { createRunObjectActivities } from '../../activities/kubernetes/run-objects.js';
 import type { FineTuneRequest } from '../../domain/fine-tune-request.js';
-import { ownerIsOpen, type RunOwner, type RunRecord } from '../../domain/run-identity.js';
+import { ownerIsOpen, type RecordedOwner, type RunRecord } from '../../domain/run-identity.js';
 import { poolOwner } from '../../domain/pool-tags.js';
 import { createContainerServiceClient } from '../../workers/clients.js';
 import { loadWorkerConfig } from '../../workers/config.js';
@@ -155,8 +155,16 @@ const ownerClosedAt = new Map<string, number | undefined>();
 const executions = (): Execution[] => runs.flatMap((r) => [r, ...(r.child ? [r.child] : [])]);
 const openExecutions = () => executions().filter((e) => e.state === 'RUNNING' && e.runId);
 
-/** When an owner's GPUs stop being the run's business: its end, or for deployed inference, its teardown. */
-async function billableSince(owner: RunOwner): Promise<number | undefined> {
+/**
+ * When an owner's GPUs stop being the run's business: its end, or for deployed inference, its
+ * teardown. A pool that records a workflow id alone (an endpoint's) is the business of every run
+ * of that id: billed once none is open, as the reaper reads ownership (ownerIsOpen).
+ */
+async function billableSince(owner: RecordedOwner & { workflowId: string }): Promise<number | undefined> {
+  if (owner.runId === undefined) {
+    const d = await client.workflow.getHandle(owner.workflowId).describe();
+    return ownerIsOpen(owner, [{ workflowId: owner.workflowId, runId: d.runId, status: d.status.name }]) ? undefined : (d.closeTime?.getTime() ?? Date.now());
+  }
   const run = runs.find((r) => r.runId === owner.runId);
   if (run?.kind === 'fine-tune-deploy' && run.state === 'COMPLETED') return teardownAt.get(run.runId);
   const known = executions().find((e) => e.runId === owner.runId);
