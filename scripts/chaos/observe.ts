@@ -166,9 +166,10 @@ export class RecoveryTracker {
     await Promise.all(this.pending);
   }
 
-  /** The run's pending activities; undefined once it has ended (a closed run still lists its last ones). */
+  /** The run's pending activities; undefined once it has ended (a closed run still lists its last ones), 'completed' when it completed. */
   private async pendingActivities(workflowId: string, runId: string) {
     const description = await this.client.workflow.getHandle(workflowId, runId).describe();
+    if (description.status.name === 'COMPLETED') return 'completed' as const;
     return description.status.name === 'RUNNING' ? (description.raw.pendingActivities ?? []) : undefined;
   }
 
@@ -176,7 +177,7 @@ export class RecoveryTracker {
     const hit: { workflowId: string; runId: string; activityId: string; type: string; attempt: number; worker: string }[] = [];
     for (const { workflowId, runId } of this.openExecutions()) {
       const activities = await this.pendingActivities(workflowId, runId).catch(() => undefined);
-      for (const a of activities ?? []) {
+      for (const a of activities === 'completed' ? [] : (activities ?? [])) {
         if (a.state === startedState && identities.includes(a.lastWorkerIdentity ?? '')) {
           hit.push({ workflowId, runId, activityId: a.activityId ?? '', type: a.activityType?.name ?? '', attempt: a.attempt ?? 1, worker: a.lastWorkerIdentity ?? '' });
         }
@@ -190,6 +191,11 @@ export class RecoveryTracker {
           const activities = await this.pendingActivities(h.workflowId, h.runId).catch(() => null);
           if (activities === undefined) {
             recovery.runEndedFirst = true;
+            break;
+          }
+          // Completed between two looks (a short run, e.g. a promotion): the activity ran again and completed by then.
+          if (activities === 'completed') {
+            recovery.seconds = Math.round((now - killedAt) / 100) / 10;
             break;
           }
           if (activities) {
