@@ -228,7 +228,10 @@ async function followServing(): Promise<void> {
     const handle = client.workflow.getHandle(promotion.workflowId, promotion.runId);
     const d = await handle.describe();
     promotion.phase = (await handle.query(promotionStatusQuery).catch(() => undefined))?.phase ?? promotion.phase;
-    if (d.status.name !== 'RUNNING') await settle(promotion, d, false);
+    if (d.status.name !== 'RUNNING') {
+      await settle(promotion, d, false);
+      log(`promotion ${promotion.workflowId} ended ${promotion.state}, phase ${promotion.phase ?? 'unknown'}`);
+    }
   }
   if (endpoint.state === 'RUNNING') {
     const d = await client.workflow.getHandle(endpoint.workflowId).describe();
