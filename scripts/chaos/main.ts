@@ -30,7 +30,7 @@ import type { FineTuneStatus } from '../../workflows/fine-tune.js';
 import { retireUpdate } from '../../workflows/endpoint-api.js';
 import { promotionStatusQuery } from '../../workflows/promotion-api.js';
 import { pushSimulatedAdapter } from '../../test/support.js';
-import { fineTuneWorkflowId, reaperScheduleId, retrainChildWorkflowId, retrainWorkflowId } from '../../workflows/ids.js';
+import { fineTuneWorkflowId, promotionWorkflowId, reaperScheduleId, retrainChildWorkflowId, retrainWorkflowId } from '../../workflows/ids.js';
 import { ensureReaperSchedule } from '../setup-temporal.js';
 import { EmulatorControl } from '../stack/aks-emulator/control-client.js';
 import { loadStackConfig, projectRoot } from '../stack/config.js';
@@ -224,7 +224,7 @@ async function settle(execution: Execution, description: { status: { name: strin
 /** The promotion's end and phase; the endpoint's current run (continue-as-new changes it) and, once it ended, how. */
 async function followServing(): Promise<void> {
   const { endpoint, promotion } = serving!;
-  if (promotion.state === 'RUNNING') {
+  if (promotion.state === 'RUNNING' && promotion.runId) {
     const handle = client.workflow.getHandle(promotion.workflowId, promotion.runId);
     const d = await handle.describe();
     promotion.phase = (await handle.query(promotionStatusQuery).catch(() => undefined))?.phase ?? promotion.phase;
@@ -267,8 +267,10 @@ async function followRuns(until: () => boolean): Promise<void> {
 }
 
 // The endpoint, created at the start, and the promotion of one adapter image into it (a small
-// suite, no approval, no watch), which goes on while the faults come. Neither is a target of the
-// faults that pick a run (cancel, terminate, trainer-oom, spot-eviction); the others hit it.
+// suite, no approval, no watch), started with the middle run, so that it goes on while the faults
+// come. Neither is a target of the faults that pick a run (cancel, terminate, trainer-oom,
+// spot-eviction); the others hit them. The image is pushed at the start, before any fault.
+let startServingPromotion = async (): Promise<void> => undefined;
 if (endpointCount > 0) {
   const endpointName = `chaos-${stamp}-ep`;
   const alias = 'chaos';
@@ -276,15 +278,18 @@ if (endpointCount > 0) {
   const { handle } = await createEndpoint(client, { spec, namespace }, { taskQueue });
   const { image } = await pushSimulatedAdapter({ r: 8, loraAlpha: 16 }, { repository: `adapters/chaos-${stamp}-serving`, annotations: { 'sh.kaito.model.name': spec.baseModel } });
   const suite = { jsonl: ['one', 'two', 'three'].map((p) => JSON.stringify({ prompt: `chaos question ${p}`, expect: { contains: `chaos question ${p}` } })).join('\n') };
-  const promotionId = await startPromotion(client, { endpoint: spec, namespace, alias, image, suite, approval: 'none', watch: { minutes: 0 } }, { name: `chaos-${stamp}`, taskQueue });
-  const promotionRunId = (await client.workflow.getHandle(promotionId).describe()).runId;
-  serving = {
-    endpointName,
-    alias,
-    endpoint: { workflowId: handle.workflowId, runId: (await handle.describe()).runId, state: 'RUNNING', retireSent: false },
-    promotion: { workflowId: promotionId, runId: promotionRunId, state: 'RUNNING' },
+  const name = `chaos-${stamp}`;
+  // The run id is filled in once it has started: until then it is neither followed nor counted open.
+  const promotion: ServingRecord['promotion'] = { workflowId: promotionWorkflowId(name), runId: '', state: 'RUNNING' };
+  serving = { endpointName, alias, endpoint: { workflowId: handle.workflowId, runId: (await handle.describe()).runId, state: 'RUNNING', retireSent: false }, promotion };
+  log(`started endpoint ${handle.workflowId}; pushed ${image} for its promotion`);
+  startServingPromotion = async () => {
+    await patiently(() => startPromotion(client, { endpoint: spec, namespace, alias, image, suite, approval: 'none', watch: { minutes: 0 } }, { name, taskQueue })).catch((err: unknown) => {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err; // the start went through before Temporal went down
+    });
+    promotion.runId = (await patiently(() => client.workflow.getHandle(promotion.workflowId).describe())).runId;
+    log(`started promotion ${promotion.workflowId} of ${image} into ${handle.workflowId} as alias ${alias}`);
   };
-  log(`started endpoint ${handle.workflowId} and promotion ${promotionId} of ${image} as alias ${alias}`);
 }
 
 const startedAt = Date.now();
@@ -313,6 +318,7 @@ const following = followRuns(over);
 for (const run of planned) {
   const wait = startedAt + run.startAtMs - Date.now();
   if (wait > 0) await sleep(wait);
+  if (run.index === Math.floor(runCount / 2)) await startServingPromotion();
   // A retrain as its Schedule would start it (one schedule id per run: each trains), or a fineTune.
   const name = `chaos-${stamp}-${run.index}`;
   const workflowId = run.kind === 'retrain' ? retrainWorkflowId(name) : fineTuneWorkflowId(name);
