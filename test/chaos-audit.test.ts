@@ -2,8 +2,12 @@
 // `npm run chaos`, whose small version `npm test` runs): what counts as failed because of an
 // injected fault, what is a duplicate tuning Job, and that a seed replays its plan.
 import { describe, expect, it } from 'vitest';
-import { audit, type AuditInput, type ChaosRun } from '../scripts/chaos/audit.js';
+import type { ManagedPool } from '../activities/azure/node-pools.js';
+import { audit, type AuditInput, type ChaosRun, renderAudit, type ServingRecord } from '../scripts/chaos/audit.js';
 import { faultKinds, type InjectedFault, planFaults } from '../scripts/chaos/faults.js';
+import { GpuAfterEndSampler } from '../scripts/chaos/observe.js';
+import { poolTags } from '../domain/pool-tags.js';
+import { ownerIsOpen, type RecordedOwner } from '../domain/run-identity.js';
 import { SeededRandom } from '../scripts/chaos/random.js';
 
 const run = (index: number, overrides: Partial<ChaosRun> = {}): ChaosRun => ({
@@ -100,6 +104,65 @@ describe('chaos audit', () => {
     expect(result.recovery).toMatchObject({ kills: 1, activitiesHit: 3, runEndedFirst: 1, p50Seconds: 21, maxSeconds: 75 });
     expect(result.checks.recoveriesOverOneMinute).toBe(1);
     expect(audit(input([run(0)], [], { recoveries: recoveries.slice(0, 1) })).passed).toBe(true);
+  });
+});
+
+describe('chaos audit of the endpoint and its promotion', () => {
+  const serving = (overrides: Partial<ServingRecord> = {}): ServingRecord => ({
+    endpoint: { workflowId: 'endpoint-chaos-ep', runId: 'ep-1', state: 'COMPLETED', retireSent: true },
+    promotion: { workflowId: 'promote-chaos', runId: 'promo-1', state: 'COMPLETED', phase: 'promoted' },
+    alias: { answered: true, detail: '200' },
+    leftAfterRetire: { pools: [], objects: [] },
+    ...overrides,
+  });
+
+  it('passes an endpoint retired cleanly, a promoted promotion and an alias that answered, and lists both in the end states', () => {
+    const result = audit(input([run(0)], [], { serving: serving() }));
+    expect(result.passed).toBe(true);
+    expect(result.endStates).toMatchObject({ endpoint: { COMPLETED: 1 }, promotion: { 'COMPLETED promoted': 1 } });
+    expect(result.checks).toMatchObject({ endpointNotRetired: 0, promotionNotPromoted: 0, aliasNotAnswering: 0, endpointLeftAfterRetire: 0 });
+    expect(renderAudit(result)).toContain('endpoint not retired cleanly  0 (must be 0');
+  });
+
+  it('fails an endpoint that did not complete through retire, an alias that did not answer, and what the endpoint left', () => {
+    const terminated = audit(input([run(0)], [], { serving: serving({ endpoint: { workflowId: 'endpoint-chaos-ep', runId: 'ep-1', state: 'TERMINATED', retireSent: true } }) }));
+    expect(terminated.checks.endpointNotRetired).toBe(1);
+    // Completed, but not through this run's retire: not clean either.
+    expect(audit(input([run(0)], [], { serving: serving({ endpoint: { workflowId: 'endpoint-chaos-ep', runId: 'ep-1', state: 'COMPLETED', retireSent: false } }) })).checks.endpointNotRetired).toBe(1);
+    const silent = audit(input([run(0)], [], { serving: serving({ alias: { answered: false, detail: 'alias chaos: 503' }, leftAfterRetire: { pools: ['epabc (1 node(s), Succeeded)'], objects: ['Service aks-finetune/chaos-ep'] } }) }));
+    expect(silent.checks).toMatchObject({ aliasNotAnswering: 1, endpointLeftAfterRetire: 2 });
+    expect(silent.passed).toBe(false);
+  });
+
+  it('fails a promotion that did not end promoted unless an injected fault explains it', () => {
+    const rejected = audit(input([run(0)], [], { serving: serving({ promotion: { workflowId: 'promote-chaos', runId: 'promo-1', state: 'COMPLETED', phase: 'rejected' } }) }));
+    expect(rejected.checks.promotionNotPromoted).toBe(1);
+    const quota = { type: 'GpuQuotaExceeded', message: 'QuotaExceeded' };
+    const failed = { workflowId: 'promote-chaos', runId: 'promo-1', state: 'FAILED', cause: quota };
+    expect(audit(input([run(0)], [], { serving: serving({ promotion: failed }) })).checks.promotionNotPromoted).toBe(1);
+    const explained = audit(input([run(0)], [fault(0, 'arm-quota')], { serving: serving({ promotion: failed }) }));
+    expect(explained.checks.promotionNotPromoted).toBe(0);
+    expect(explained.failedByInjectedFault).toEqual([{ workflowId: 'promote-chaos', state: 'FAILED', why: 'QuotaExceeded injected into ARM' }]);
+  });
+});
+
+describe('GPU-minutes after end', () => {
+  it("counts an endpoint's pool (workflow id only) once no run of the id is open, and never while it is", async () => {
+    const pool = (name: string, tags: Record<string, string>): ManagedPool => ({ name, spot: false, count: 1, vmSize: 'Standard_NC24ads_A100_v4', provisioningState: 'Succeeded', tags: { [poolTags.managed]: 'true', ...tags } });
+    const pools = [pool('epopen', { [poolTags.workflowId]: 'endpoint-open' }), pool('epgone', { [poolTags.workflowId]: 'endpoint-gone' }), pool('run', { [poolTags.workflowId]: 'fine-tune-a', [poolTags.runId]: 'r1' })];
+    // What Temporal says: the open endpoint has a running run (a later one than its first), the other's only run completed.
+    const latest: Record<string, { runId: string; status: string }> = { 'endpoint-open': { runId: 'ep-2', status: 'RUNNING' }, 'endpoint-gone': { runId: 'ep-9', status: 'COMPLETED' }, 'fine-tune-a': { runId: 'r1', status: 'RUNNING' } };
+    const endedAt = Date.now() - 60_000;
+    const billableSince = async (owner: RecordedOwner & { workflowId: string }) => {
+      const run = latest[owner.workflowId]!;
+      return ownerIsOpen(owner, [{ workflowId: owner.workflowId, ...run }]) ? undefined : endedAt;
+    };
+    const sampler = new GpuAfterEndSampler(async () => pools, billableSince, 20);
+    sampler.start();
+    await new Promise((r) => setTimeout(r, 120));
+    sampler.stop();
+    expect([...sampler.minutesByRun.keys()]).toEqual(['endpoint-gone (every run of the id)']);
+    expect(sampler.minutesByRun.get('endpoint-gone (every run of the id)')).toBeGreaterThan(0);
   });
 });
 

@@ -33,6 +33,21 @@ export interface ChaosRun extends Execution {
   child?: Execution;
 }
 
+/**
+ * The endpoint every chaos run serves (when it runs one) and the promotion into it: how each
+ * ended, whether its alias answered before the retire, and what of the endpoint was left after.
+ */
+export interface ServingRecord {
+  /** The endpoint workflow (followed by workflow id: continue-as-new changes its run id); COMPLETED only through retire. */
+  endpoint: Execution & { retireSent: boolean; retireError?: string };
+  /** The promoteAdapter run and the phase its status query last reported. */
+  promotion: Execution & { phase?: string };
+  /** The alias through the endpoint's Service, before the retire: 200 or why not. */
+  alias: { answered: boolean; detail: string };
+  /** Pools and objects the endpoint's workflow id owns, read once its workflow completed. */
+  leftAfterRetire: { pools: string[]; objects: string[] };
+}
+
 export interface AuditInput {
   seed: number;
   runs: ChaosRun[];
@@ -45,6 +60,8 @@ export interface AuditInput {
   registryRoot: string;
   gpuMinutesAfterEnd: Map<string, number>;
   recoveries: Recovery[];
+  /** Absent when the run served no endpoint (`--endpoints 0`). */
+  serving?: ServingRecord;
 }
 
 /** How long a run may take to move again after a worker kill. */
@@ -113,6 +130,33 @@ export function audit(input: AuditInput) {
     classify(run, undefined, child && run.state === 'FAILED' ? `its fineTune child: ${child.why}` : undefined);
   }
 
+  // The endpoint and its promotion: the endpoint must complete through the retire this run sent;
+  // the promotion must end promoted unless an injected fault explains it (the same rule as above).
+  const serving = input.serving;
+  const servingProblems: { endpointNotRetired: string[]; promotionNotPromoted: string[]; aliasNotAnswering: string[]; endpointLeftAfterRetire: string[] } = {
+    endpointNotRetired: [],
+    promotionNotPromoted: [],
+    aliasNotAnswering: [],
+    endpointLeftAfterRetire: [],
+  };
+  if (serving) {
+    const { endpoint, promotion } = serving;
+    endStates['endpoint'] = { [endpoint.state]: 1 };
+    endStates['promotion'] = { [promotion.state === 'COMPLETED' ? `COMPLETED ${promotion.phase ?? '?'}` : promotion.state]: 1 };
+    if (!endpoint.retireSent || endpoint.state !== 'COMPLETED') {
+      const cause = endpoint.cause ? `, ${endpoint.cause.type ?? 'failure'}: ${endpoint.cause.message}` : '';
+      servingProblems.endpointNotRetired.push(`${endpoint.workflowId} ${endpoint.state}${endpoint.retireSent ? '' : ', retire not sent'}${endpoint.retireError ? ` (retire: ${endpoint.retireError})` : ''}${cause}`);
+    }
+    if (!(promotion.state === 'COMPLETED' && promotion.phase === 'promoted')) {
+      const why = promotion.state === 'RUNNING' || promotion.state === 'COMPLETED' ? undefined : injectedCause(promotion, faults, undefined, quotaLeft);
+      const cause = promotion.cause ? `${promotion.cause.type ?? 'failure'}: ${promotion.cause.message}` : `${promotion.state}, phase ${promotion.phase ?? 'unknown'}`;
+      if (why) failedByInjectedFault.push({ workflowId: promotion.workflowId, state: promotion.state, why });
+      else servingProblems.promotionNotPromoted.push(`${promotion.workflowId} ${promotion.state}: ${cause}`);
+    }
+    if (!serving.alias.answered) servingProblems.aliasNotAnswering.push(serving.alias.detail);
+    servingProblems.endpointLeftAfterRetire.push(...serving.leftAfterRetire.pools.map((p) => `pool ${p}`), ...serving.leftAfterRetire.objects);
+  }
+
   // Tuning Jobs per run: one, plus one per node-loss recovery of the training step; a second Job
   // under one name (a second UID) is a duplicate too.
   const recoveriesOf = new Map<string, number>();
@@ -161,6 +205,10 @@ export function audit(input: AuditInput) {
     duplicateTuningJobs: duplicateTuningJobs.reduce((n, d) => n + d.duplicates, 0),
     runsWithDifferentDigests: differentDigests.length,
     recoveriesOverOneMinute: measured.filter((r) => r.seconds === undefined || r.seconds > maxRecoverySeconds).length,
+    endpointNotRetired: servingProblems.endpointNotRetired.length,
+    promotionNotPromoted: servingProblems.promotionNotPromoted.length,
+    aliasNotAnswering: servingProblems.aliasNotAnswering.length,
+    endpointLeftAfterRetire: servingProblems.endpointLeftAfterRetire.length,
   };
   return {
     seed: input.seed,
@@ -176,6 +224,7 @@ export function audit(input: AuditInput) {
     notTerminal,
     failedByInjectedFault,
     otherFailures,
+    serving: serving && { endpoint: serving.endpoint.workflowId, promotion: serving.promotion.workflowId, ...servingProblems },
     leftovers: { pools: leftoverPools, objects: leftoverObjects },
     duplicateTuningJobs,
     differentDigests,
@@ -212,6 +261,18 @@ export function renderAudit(a: Audit): string {
     `  runs whose pushes gave different digests ${a.checks.runsWithDifferentDigests} (must be 0)`,
     ...a.differentDigests.map((d) => `    ${d.workflowId} ${d.image}: ${d.digests.join(', ')}`),
     `  GPU-minutes billed after runs ended: ${a.gpuMinutesAfterEnd.total} in all, at most ${a.gpuMinutesAfterEnd.max} for one run (${a.gpuMinutesAfterEnd.runs} runs held GPUs after their end)`,
+    ...(a.serving
+      ? [
+          `  endpoint not retired cleanly  ${a.checks.endpointNotRetired} (must be 0; ${a.serving.endpoint} must complete through retire)`,
+          ...a.serving.endpointNotRetired.map((e) => `    ${e}`),
+          `  promotion not promoted        ${a.checks.promotionNotPromoted} (must be 0 unless an injected fault explains it; ${a.serving.promotion})`,
+          ...a.serving.promotionNotPromoted.map((e) => `    ${e}`),
+          `  alias not answering before retire ${a.checks.aliasNotAnswering} (must be 0)`,
+          ...a.serving.aliasNotAnswering.map((e) => `    ${e}`),
+          `  endpoint's pools/objects left after retire ${a.checks.endpointLeftAfterRetire} (must be 0)`,
+          ...a.serving.endpointLeftAfterRetire.map((e) => `    ${e}`),
+        ]
+      : []),
     `  recovery after worker kills: ${a.recovery.kills} kill(s), ${a.recovery.activitiesHit} activities hit (${a.recovery.runEndedFirst} of them in runs a fault ended first), p50 ${a.recovery.p50Seconds ?? '-'} s, max ${a.recovery.maxSeconds ?? '-'} s; over ${maxRecoverySeconds} s or not recovered: ${a.checks.recoveriesOverOneMinute} (must be 0)`,
   ];
   return lines.join('\n');

@@ -3,6 +3,9 @@
 // firing every 3 s, two real worker processes, and the seeded fault injector (faults.ts); then
 // the audit (audit.ts), printed and written to .stack/chaos/. Exits 1 when the audit fails.
 // Started by scripts/chaos/run.sh, which starts and stops that stack; README, "Chaos run".
+// Every chaos run also serves (--endpoints 1, the default): one endpoint workflow, created at the
+// start, and one promoteAdapter run that promotes an adapter image into it while the faults come;
+// after the runs, its alias must answer through the Service, and it is retired.
 // Loopback only; bounded in count (--runs) and in time (--minutes, plus bounded waits after).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,23 +14,28 @@ import { parseArgs } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { createNodePoolActivities } from '../../activities/azure/node-pools.js';
+import { createEndpoint, endpointHandle } from '../../client/endpoints.js';
+import { startPromotion } from '../../client/promotion-client.js';
 import { runFailure } from '../../client/run-failure.js';
 import { connectClient } from '../../client/temporal-connection.js';
 import { ensureNamespaceExists, hasStatus } from '../../activities/kubernetes/api-errors.js';
 import { createRunObjectActivities } from '../../activities/kubernetes/run-objects.js';
 import type { FineTuneRequest } from '../../domain/fine-tune-request.js';
-import { ownerIsOpen, type RunOwner, type RunRecord } from '../../domain/run-identity.js';
+import { ownerIsOpen, type RecordedOwner, type RunRecord } from '../../domain/run-identity.js';
 import { poolOwner } from '../../domain/pool-tags.js';
 import { createContainerServiceClient } from '../../workers/clients.js';
 import { loadWorkerConfig } from '../../workers/config.js';
 import { writeWorkflowBundle } from '../../workers/worker.js';
 import type { FineTuneStatus } from '../../workflows/fine-tune.js';
-import { fineTuneWorkflowId, reaperScheduleId, retrainChildWorkflowId, retrainWorkflowId } from '../../workflows/ids.js';
+import { retireUpdate } from '../../workflows/endpoint-api.js';
+import { promotionStatusQuery } from '../../workflows/promotion-api.js';
+import { pushSimulatedAdapter } from '../../test/support.js';
+import { fineTuneWorkflowId, promotionWorkflowId, reaperScheduleId, retrainChildWorkflowId, retrainWorkflowId } from '../../workflows/ids.js';
 import { ensureReaperSchedule } from '../setup-temporal.js';
 import { EmulatorControl } from '../stack/aks-emulator/control-client.js';
 import { loadStackConfig, projectRoot } from '../stack/config.js';
 import { SimulatorControl } from '../stack/gpu-simulator/control-client.js';
-import { audit, type ChaosRun, type Execution, renderAudit, type RunKind } from './audit.js';
+import { audit, type ChaosRun, type Execution, renderAudit, type RunKind, type ServingRecord } from './audit.js';
 import { FaultInjector, type FaultKind, faultKinds, type OpenFineTune, planFaults } from './faults.js';
 import { GpuAfterEndSampler, JobWatch, RecoveryTracker } from './observe.js';
 import { WorkerProcesses } from './processes.js';
@@ -43,6 +51,7 @@ const { values: args } = parseArgs({
     minutes: { type: 'string', default: env.CHAOS_MINUTES ?? '20' },
     'training-seconds': { type: 'string', default: env.CHAOS_TRAINING_SECONDS ?? '15' },
     'start-seconds': { type: 'string', default: env.CHAOS_START_SECONDS },
+    endpoints: { type: 'string', default: env.CHAOS_ENDPOINTS ?? '1' },
   },
 });
 const wholeNumber = (name: string, raw: string | undefined, min: number, max: number): number => {
@@ -59,6 +68,10 @@ if (unknownKinds.length > 0) throw new Error(`unknown fault kind(s) ${unknownKin
 const timeLimitMinutes = wholeNumber('minutes', args.minutes, 1, 120);
 const trainingMs = wholeNumber('training-seconds', args['training-seconds'], 1, 600) * 1000;
 const startSpreadMs = wholeNumber('start-seconds', args['start-seconds'] ?? String(runCount * 3), 0, 3600) * 1000;
+const endpointCount = wholeNumber('endpoints', args.endpoints, 0, 1);
+/** How long the retired endpoint's workflow gets to complete, and its alias to answer. */
+const retireBoundMs = 180_000;
+const aliasBoundMs = 60_000;
 /** How long after the runs the reaper gets to sweep what ended runs left. */
 const sweepBoundMs = 180_000;
 const namespace = 'aks-finetune';
@@ -153,10 +166,22 @@ const runs: ChaosRun[] = [];
 const teardownAt = new Map<string, number>();
 const ownerClosedAt = new Map<string, number | undefined>();
 const executions = (): Execution[] => runs.flatMap((r) => [r, ...(r.child ? [r.child] : [])]);
-const openExecutions = () => executions().filter((e) => e.state === 'RUNNING' && e.runId);
+/** The endpoint and its promotion, when this run serves. */
+let serving: { endpointName: string; alias: string; endpoint: ServingRecord['endpoint']; promotion: ServingRecord['promotion'] } | undefined;
+const servingExecutions = (): Execution[] => (serving ? [serving.endpoint, serving.promotion] : []);
+/** Open executions: the runs, their children, and the endpoint and promotion (worker kills hit them too). */
+const openExecutions = () => [...executions(), ...servingExecutions()].filter((e) => e.state === 'RUNNING' && e.runId);
 
-/** When an owner's GPUs stop being the run's business: its end, or for deployed inference, its teardown. */
-async function billableSince(owner: RunOwner): Promise<number | undefined> {
+/**
+ * When an owner's GPUs stop being the run's business: its end, or for deployed inference, its
+ * teardown. A pool that records a workflow id alone (an endpoint's) is the business of every run
+ * of that id: billed once none is open, as the reaper reads ownership (ownerIsOpen).
+ */
+async function billableSince(owner: RecordedOwner & { workflowId: string }): Promise<number | undefined> {
+  if (owner.runId === undefined) {
+    const d = await client.workflow.getHandle(owner.workflowId).describe();
+    return ownerIsOpen(owner, [{ workflowId: owner.workflowId, runId: d.runId, status: d.status.name }]) ? undefined : (d.closeTime?.getTime() ?? Date.now());
+  }
   const run = runs.find((r) => r.runId === owner.runId);
   if (run?.kind === 'fine-tune-deploy' && run.state === 'COMPLETED') return teardownAt.get(run.runId);
   const known = executions().find((e) => e.runId === owner.runId);
@@ -196,6 +221,25 @@ async function settle(execution: Execution, description: { status: { name: strin
   execution.state = description.status.name;
 }
 
+/** The promotion's end and phase; the endpoint's current run (continue-as-new changes it) and, once it ended, how. */
+async function followServing(): Promise<void> {
+  const { endpoint, promotion } = serving!;
+  if (promotion.state === 'RUNNING' && promotion.runId) {
+    const handle = client.workflow.getHandle(promotion.workflowId, promotion.runId);
+    const d = await handle.describe();
+    promotion.phase = (await handle.query(promotionStatusQuery).catch(() => undefined))?.phase ?? promotion.phase;
+    if (d.status.name !== 'RUNNING') {
+      await settle(promotion, d, false);
+      log(`promotion ${promotion.workflowId} ended ${promotion.state}, phase ${promotion.phase ?? 'unknown'}`);
+    }
+  }
+  if (endpoint.state === 'RUNNING') {
+    const d = await client.workflow.getHandle(endpoint.workflowId).describe();
+    endpoint.runId = d.runId;
+    if (d.status.name !== 'RUNNING') await settle(endpoint, d, false);
+  }
+}
+
 /** Follows every run (and retrain child) to its end, looking every 3 s. */
 async function followRuns(until: () => boolean): Promise<void> {
   while (!until()) {
@@ -217,13 +261,44 @@ async function followRuns(until: () => boolean): Promise<void> {
         // Temporal is restarting (a fault): look again next round.
       }
     }
+    if (serving) await followServing().catch(() => undefined); // Temporal restarting: next round
     await sleep(3000);
   }
 }
 
+// The endpoint, created at the start, and the promotion of one adapter image into it (a small
+// suite, no approval, no watch), started with the middle run, so that it goes on while the faults
+// come. Neither is a target of the faults that pick a run (cancel, terminate, trainer-oom,
+// spot-eviction); the others hit them. The image is pushed at the start, before any fault.
+let startServingPromotion = async (): Promise<void> => undefined;
+if (endpointCount > 0) {
+  const endpointName = `chaos-${stamp}-ep`;
+  const alias = 'chaos';
+  const spec = { name: endpointName, baseModel: 'phi-3-mini-4k-instruct', vmSize: 'Standard_NC24ads_A100_v4' };
+  const { handle } = await createEndpoint(client, { spec, namespace }, { taskQueue });
+  const { image } = await pushSimulatedAdapter({ r: 8, loraAlpha: 16 }, { repository: `adapters/chaos-${stamp}-serving`, annotations: { 'sh.kaito.model.name': spec.baseModel } });
+  const suite = { jsonl: ['one', 'two', 'three'].map((p) => JSON.stringify({ prompt: `chaos question ${p}`, expect: { contains: `chaos question ${p}` } })).join('\n') };
+  const name = `chaos-${stamp}`;
+  // The run id is filled in once it has started: until then it is neither followed nor counted open.
+  const promotion: ServingRecord['promotion'] = { workflowId: promotionWorkflowId(name), runId: '', state: 'RUNNING' };
+  serving = { endpointName, alias, endpoint: { workflowId: handle.workflowId, runId: (await handle.describe()).runId, state: 'RUNNING', retireSent: false }, promotion };
+  log(`started endpoint ${handle.workflowId}; pushed ${image} for its promotion`);
+  startServingPromotion = async () => {
+    await patiently(() => startPromotion(client, { endpoint: spec, namespace, alias, image, suite, approval: 'none', watch: { minutes: 0 } }, { name, taskQueue })).catch((err: unknown) => {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err; // the start went through before Temporal went down
+    });
+    promotion.runId = (await patiently(() => client.workflow.getHandle(promotion.workflowId).describe())).runId;
+    log(`started promotion ${promotion.workflowId} of ${image} into ${handle.workflowId} as alias ${alias}`);
+  };
+}
+
 const startedAt = Date.now();
 const deadline = startedAt + timeLimitMinutes * 60_000;
-const allEnded = () => runs.length === runCount && executions().every((e) => e.state !== 'RUNNING') && runs.every((r) => r.kind !== 'retrain' || r.child !== undefined || r.state !== 'COMPLETED');
+const allEnded = () =>
+  runs.length === runCount &&
+  executions().every((e) => e.state !== 'RUNNING') &&
+  runs.every((r) => r.kind !== 'retrain' || r.child !== undefined || r.state !== 'COMPLETED') &&
+  (!serving || serving.promotion.state !== 'RUNNING');
 const over = () => allEnded() || Date.now() > deadline;
 
 const injector = new FaultInjector({
@@ -243,6 +318,7 @@ const following = followRuns(over);
 for (const run of planned) {
   const wait = startedAt + run.startAtMs - Date.now();
   if (wait > 0) await sleep(wait);
+  if (run.index === Math.floor(runCount / 2)) await startServingPromotion();
   // A retrain as its Schedule would start it (one schedule id per run: each trains), or a fineTune.
   const name = `chaos-${stamp}-${run.index}`;
   const workflowId = run.kind === 'retrain' ? retrainWorkflowId(name) : fineTuneWorkflowId(name);
@@ -275,6 +351,57 @@ for (const run of runs.filter((r) => r.kind === 'fine-tune-deploy' && r.state ==
   await runObjects.deleteRunObjects(namespace, { workflowId: run.workflowId, runId: run.runId }, { includeInference: true });
   teardownAt.set(run.runId, Date.now());
 }
+// The endpoint: its alias must answer through the Service (a bounded wait: the faults have just
+// stopped), then it is retired and its workflow must complete; what it owned must be gone then.
+let servingRecord: ServingRecord | undefined;
+if (serving) {
+  await followServing().catch(() => undefined);
+  const serviceUrl = config.inferenceUrlTemplate.replace('{namespace}', namespace).replace('{service}', serving.endpointName);
+  const alias: ServingRecord['alias'] = { answered: false, detail: '' };
+  const aliasDeadline = Date.now() + aliasBoundMs;
+  for (let attempt = 1; ; attempt++) {
+    const answer = await fetch(`${serviceUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: serving.alias, prompt: 'chaos question one', max_tokens: 16 }),
+      signal: AbortSignal.timeout(10_000),
+    }).then(
+      async (res) => ({ status: res.status, body: (await res.text()).slice(0, 200) }),
+      (err: unknown) => ({ status: 0, body: err instanceof Error ? err.message : String(err) }),
+    );
+    if (answer.status === 200) {
+      Object.assign(alias, { answered: true, detail: `200 from ${serviceUrl} (attempt ${attempt})` });
+      break;
+    }
+    alias.detail = `alias ${serving.alias} through ${serviceUrl}: ${answer.status || 'no answer'} ${answer.body} (${attempt} attempt(s) in ${aliasBoundMs / 1000} s)`;
+    if (Date.now() > aliasDeadline) break;
+    await sleep(2000);
+  }
+  log(alias.answered ? `alias ${serving.alias} answered: ${alias.detail}` : `alias did not answer: ${alias.detail}`);
+
+  const { endpoint } = serving;
+  const handle = endpointHandle(client, serving.endpointName);
+  if (endpoint.state === 'RUNNING') {
+    try {
+      // One Update id: a retry after a lost answer gets the first outcome.
+      await patiently(() => handle.executeUpdate(retireUpdate, { args: [], updateId: `chaos-retire-${stamp}` }));
+      endpoint.retireSent = true;
+    } catch (err) {
+      endpoint.retireError = err instanceof Error ? err.message : String(err);
+    }
+    const ended = await Promise.race([handle.result().then(() => true, () => true), sleep(retireBoundMs).then(() => false)]);
+    if (!ended) log(`endpoint ${endpoint.workflowId} did not end within ${retireBoundMs / 1000} s of its retire`);
+  }
+  await followServing().catch(() => undefined);
+  const ownedByEndpoint = (owner: RecordedOwner) => owner.workflowId === endpoint.workflowId;
+  const leftAfterRetire = {
+    pools: (await pools.listManagedPools()).filter((p) => ownedByEndpoint(poolOwner(p.tags))).map((p) => `${p.name} (${p.count} node(s), ${p.provisioningState})`),
+    objects: (await runObjects.listRunObjects()).filter((o) => ownedByEndpoint(o.owner)).map((o) => `${o.kind} ${o.namespace}/${o.name}`),
+  };
+  log(`endpoint ${endpoint.workflowId} ${endpoint.state}${endpoint.retireSent ? ' after retire' : ''}; promotion ${serving.promotion.workflowId} ${serving.promotion.state} ${serving.promotion.phase ?? ''}; left after retire: ${leftAfterRetire.pools.length} pool(s), ${leftAfterRetire.objects.length} object(s)`);
+  servingRecord = { endpoint, promotion: serving.promotion, alias, leftAfterRetire };
+}
+
 // Ownership as the reaper reads it: the recorded run, or any open run of a workflow id recorded
 // alone (an endpoint's, which continue-as-new keeps).
 const openRuns: RunRecord[] = openExecutions().map((e) => ({ workflowId: e.workflowId, runId: e.runId!, status: 'RUNNING' }));
@@ -304,6 +431,7 @@ const result = audit({
   registryRoot: join(stack.stateDir, 'data', 'registry', 'storage'),
   gpuMinutesAfterEnd: sampler.minutesByRun,
   recoveries: recovery.recoveries,
+  serving: servingRecord,
 });
 const text = renderAudit(result);
 console.log(`\n${text}`);

@@ -1,7 +1,8 @@
 // What the audit needs to see while the runs go on, observed from outside the product:
 // - every Job created, through a Kubernetes watch (resumed after an API server restart), so a
 //   Job that was created and deleted again between two looks is still counted;
-// - the GPUs of managed pools whose owning run has ended (sampled from ARM every 2 s);
+// - the GPUs of managed pools whose owner is no longer open (sampled from ARM every 2 s): one run,
+//   or every run of a workflow id for a pool that records no run id (an endpoint's);
 // - how long the runs a worker kill hit take to move again (from Temporal's pending activities).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchV1Api, type KubeConfig, type V1Job, Watch } from '@kubernetes/client-node';
@@ -10,7 +11,7 @@ import proto from '@temporalio/proto';
 import type { ManagedPool } from '../../activities/azure/node-pools.js';
 import { runIdLabel, temporalRunIdLabel } from '../../activities/kubernetes/labels.js';
 import { poolOwner } from '../../domain/pool-tags.js';
-import type { RunOwner } from '../../domain/run-identity.js';
+import type { RecordedOwner } from '../../domain/run-identity.js';
 import { findVmSize } from '../../domain/vm-sizes.js';
 
 export interface SeenJob {
@@ -83,15 +84,19 @@ export class JobWatch {
   }
 }
 
-/** GPU-minutes of managed pools whose owning run had ended, per owner ("workflowId runId"). */
+/** GPU-minutes of managed pools whose owner was no longer open, per owner ("workflowId runId", or the workflow id alone). */
 export class GpuAfterEndSampler {
   readonly minutesByRun = new Map<string, number>();
   private stopped = false;
 
   constructor(
     private readonly listPools: () => Promise<ManagedPool[]>,
-    /** When the run ended (ms), undefined while it is open; a deployed run counts from when its inference is taken down. */
-    private readonly billableSince: (owner: RunOwner) => Promise<number | undefined>,
+    /**
+     * When the owner stopped being open (ms), undefined while it is open, as the reaper reads it
+     * (ownerIsOpen): one run when the pool records a run id, else any run of the workflow id (an
+     * endpoint's pool). A deployed run counts from when its inference is taken down.
+     */
+    private readonly billableSince: (owner: RecordedOwner & { workflowId: string }) => Promise<number | undefined>,
     private readonly intervalMs = 2000,
   ) {}
 
@@ -111,11 +116,11 @@ export class GpuAfterEndSampler {
       try {
         for (const pool of await this.listPools()) {
           const owner = poolOwner(pool.tags);
-          if (pool.count === 0 || !owner.workflowId || !owner.runId) continue;
+          if (pool.count === 0 || !owner.workflowId) continue;
           const since = await this.billableSince({ workflowId: owner.workflowId, runId: owner.runId });
           if (since === undefined || since > now) continue;
           const gpus = pool.count * (findVmSize(pool.vmSize)?.gpus ?? 0);
-          const key = `${owner.workflowId} ${owner.runId}`;
+          const key = `${owner.workflowId} ${owner.runId ?? '(every run of the id)'}`;
           this.minutesByRun.set(key, (this.minutesByRun.get(key) ?? 0) + (gpus * (now - Math.max(since, last))) / 60_000);
         }
       } catch {
@@ -161,9 +166,10 @@ export class RecoveryTracker {
     await Promise.all(this.pending);
   }
 
-  /** The run's pending activities; undefined once it has ended (a closed run still lists its last ones). */
+  /** The run's pending activities; undefined once it has ended (a closed run still lists its last ones), 'completed' when it completed. */
   private async pendingActivities(workflowId: string, runId: string) {
     const description = await this.client.workflow.getHandle(workflowId, runId).describe();
+    if (description.status.name === 'COMPLETED') return 'completed' as const;
     return description.status.name === 'RUNNING' ? (description.raw.pendingActivities ?? []) : undefined;
   }
 
@@ -171,7 +177,7 @@ export class RecoveryTracker {
     const hit: { workflowId: string; runId: string; activityId: string; type: string; attempt: number; worker: string }[] = [];
     for (const { workflowId, runId } of this.openExecutions()) {
       const activities = await this.pendingActivities(workflowId, runId).catch(() => undefined);
-      for (const a of activities ?? []) {
+      for (const a of activities === 'completed' ? [] : (activities ?? [])) {
         if (a.state === startedState && identities.includes(a.lastWorkerIdentity ?? '')) {
           hit.push({ workflowId, runId, activityId: a.activityId ?? '', type: a.activityType?.name ?? '', attempt: a.attempt ?? 1, worker: a.lastWorkerIdentity ?? '' });
         }
@@ -185,6 +191,11 @@ export class RecoveryTracker {
           const activities = await this.pendingActivities(h.workflowId, h.runId).catch(() => null);
           if (activities === undefined) {
             recovery.runEndedFirst = true;
+            break;
+          }
+          // Completed between two looks (a short run, e.g. a promotion): the activity ran again and completed by then.
+          if (activities === 'completed') {
+            recovery.seconds = Math.round((now - killedAt) / 100) / 10;
             break;
           }
           if (activities) {
