@@ -39,6 +39,7 @@ import { audit, type ChaosRun, type Execution, renderAudit, type RunKind, type S
 import { FaultInjector, type FaultKind, faultKinds, type OpenFineTune, planFaults } from './faults.js';
 import { GpuAfterEndSampler, JobWatch, RecoveryTracker } from './observe.js';
 import { WorkerProcesses } from './processes.js';
+import { chaosUsage } from './usage.js';
 import { SeededRandom } from './random.js';
 
 const env = process.env;
@@ -52,8 +53,13 @@ const { values: args } = parseArgs({
     'training-seconds': { type: 'string', default: env.CHAOS_TRAINING_SECONDS ?? '15' },
     'start-seconds': { type: 'string', default: env.CHAOS_START_SECONDS },
     endpoints: { type: 'string', default: env.CHAOS_ENDPOINTS ?? '1' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
+if (args.help) {
+  console.log(chaosUsage);
+  process.exit(0);
+}
 const wholeNumber = (name: string, raw: string | undefined, min: number, max: number): number => {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be a whole number from ${min} to ${max} (got ${raw})`);

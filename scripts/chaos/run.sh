@@ -5,6 +5,8 @@
 # and stops the stack again (CHAOS_KEEP_STACK=1 leaves it running). Exits with main.ts's status.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# --help prints the flags and starts nothing.
+case " $* " in *" --help "* | *" -h "*) exec npx tsx scripts/chaos/usage.ts ;; esac
 export STACK_DIR="${CHAOS_STACK_DIR:-.stack/chaos/stack}"
 export STACK_PORT_OFFSET="${CHAOS_PORT_OFFSET:-50}"
 # A fresh stack every time: no runs, pools or objects of an earlier chaos run.
