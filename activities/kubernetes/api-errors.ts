@@ -6,6 +6,21 @@ import { isOwnedBy, type RecordedOwner, recordedOwner } from '../../domain/run-i
 
 export const hasStatus = (err: unknown, code: number): boolean => err instanceof ApiException && err.code === code;
 
+/**
+ * Runs a read-modify-write again, up to `attempts` times in all, while it loses a race with
+ * another writer of the object (409 Conflict on a stale resourceVersion), as a controller does;
+ * `readModifyWrite` must read the object afresh each time.
+ */
+export async function retryOnConflict<T>(readModifyWrite: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await readModifyWrite();
+    } catch (err) {
+      if (!hasStatus(err, 409) || attempt === attempts) throw err;
+    }
+  }
+}
+
 /** Runs a create; when the object already exists, returns what `adopt` reads instead. */
 export async function createOrAdopt<T>(create: () => Promise<T>, adopt: () => Promise<T>): Promise<{ object: T; adopted: boolean }> {
   try {

@@ -3,7 +3,7 @@
 // size, and handed to kwok (which then acts as their kubelet).
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
-import { hasStatus } from '../../../activities/kubernetes/api-errors.js';
+import { retryOnConflict } from '../../../activities/kubernetes/api-errors.js';
 import { parseTaint } from '../../../activities/kubernetes/taints.js';
 import { findVmSize } from '../../../domain/vm-sizes.js';
 import { kwokNodeAnnotation } from '../components.js';
@@ -70,19 +70,13 @@ export class PoolNodes {
    * gpu-simulator write the same nodes (status, allocatable GPUs): a write that lost the race (409)
    * reads the node again and retries, as a controller does, instead of failing the pool's operation.
    */
-  private async relabel(node: V1Node, pool: string, props: AgentPoolProperties): Promise<void> {
-    const name = node.metadata!.name!;
-    for (let attempt = 1; ; attempt++) {
+  private async relabel(name: string, pool: string, props: AgentPoolProperties): Promise<void> {
+    await retryOnConflict(async () => {
+      const node = await this.core.readNode({ name });
       node.metadata!.labels = nodeLabels(this.cluster, this.location, pool, props, name);
       node.spec = { ...node.spec, taints: nodeTaints(props) };
-      try {
-        await this.core.replaceNode({ name, body: node });
-        return;
-      } catch (err) {
-        if (!hasStatus(err, 409) || attempt === 5) throw err;
-        node = await this.core.readNode({ name });
-      }
-    }
+      await this.core.replaceNode({ name, body: node });
+    });
   }
 
   /** Makes the pool's nodes match its properties: creates missing ones, removes extra ones. */
@@ -95,7 +89,7 @@ export class PoolNodes {
       if (!wanted.has(name)) {
         await this.deleteNode(name);
       } else {
-        await this.relabel(node, pool, props);
+        await this.relabel(name, pool, props);
       }
     }
     for (const name of wanted) {

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
-import { hasStatus } from '../../../activities/kubernetes/api-errors.js';
+import { retryOnConflict } from '../../../activities/kubernetes/api-errors.js';
 
 export const storageClassName = 'simulated-disk';
 const provisioner = 'simulation.aks-finetune.io/disk';
@@ -121,13 +121,7 @@ export class SimulatedCluster {
    */
   async completePod(pod: V1Pod, outcome: { exitCode: number; reason: string; message?: string }): Promise<boolean> {
     // A write that lost a race with kwok (its status write of the same pod) reads the pod again, as a kubelet would.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.writeOutcome(pod, outcome);
-      } catch (err) {
-        if (!hasStatus(err, 409) || attempt === 5) throw err;
-      }
-    }
+    return retryOnConflict(() => this.writeOutcome(pod, outcome));
   }
 
   private async writeOutcome(pod: V1Pod, outcome: { exitCode: number; reason: string; message?: string }): Promise<boolean> {
