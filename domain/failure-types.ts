@@ -11,6 +11,8 @@ export const failureTypes = {
   jobFailed: 'JobFailed',
   nameTaken: 'NameTaken',
   trainingFailed: 'TrainingFailed',
+  /** The training loss became NaN, infinite or exploded: the run stopped instead of paying for the remaining steps. */
+  trainingDiverged: 'TrainingDiverged',
   pushFailed: 'AdapterPushFailed',
   inferenceUnhealthy: 'InferenceUnhealthy',
   budgetExceeded: 'BudgetExceeded',

@@ -8,6 +8,7 @@ import { type ImageReference, parseImageReference } from './image-reference.js';
 import { estimateTrainingMemoryGiB, findModelPreset, type ModelPreset, modelPresetNames, type TuningMethod } from './models.js';
 import { defaultPriceTable, type PriceTable } from './prices.js';
 import { type EvaluationSplit, type TrainingConfig, trainingConfig } from './training-config.js';
+import { type TrainerKind, trainerKinds } from './training-progress.js';
 import { findVmSize, type VmSize, vmSizeNames } from './vm-sizes.js';
 import { type KaitoWorkspace, kaitoWorkspaceSchema, pushSecretReason } from './kaito-workspace.js';
 import { type FineTunePromote, fineTunePromoteSchema, suiteProblems } from './promotion.js';
@@ -51,6 +52,18 @@ const tuningSchema = strict({
   maxHours: number(0.1, 720).optional(),
   /** A trainer or pusher pod that cannot be scheduled, pull its image, or keeps crashing fails the run after this many minutes (default 15). */
   podStartTimeoutMinutes: number(0.05, 240).optional(),
+  /**
+   * Which trainer runs in KAITO's image: "aks-finetune" (default) is the product's entrypoint, which
+   * reports progress and checkpoints and resumes; "kaito" is KAITO's fine_tuning.py byte for byte
+   * (progress from its log, no checkpoints: a lost node starts training again from step 0).
+   */
+  trainer: oneOf(trainerKinds).optional(),
+  /** The trainer saves a checkpoint on the results volume this often (default 15; 0: every step). */
+  checkpointEveryMinutes: number(0, 1440).optional(),
+  /** How many checkpoints the trainer keeps, newest first (default 2). */
+  checkpointsKept: number(1, 20, { integer: true }).optional(),
+  /** Fail the run (and release its GPUs) as soon as the loss is NaN, infinite or exploding (default true). */
+  stopOnDivergence: boolean().optional(),
 });
 
 const priceTableSchema = strict({
@@ -139,13 +152,15 @@ export interface FineTunePlan {
   budget?: { maxGpuHours?: number; maxCost?: number };
   /** tuning.maxHours: training stops and the run fails after this long. */
   maxHours: number;
+  /** tuning.trainer and its checkpoint settings (checkpoints only with the product's trainer). */
+  trainer: { kind: TrainerKind; checkpoint?: { everyMinutes: number; kept: number }; stopOnDivergence: boolean };
   /** tuning.podStartTimeoutMinutes: how long a trainer or pusher pod may be stuck before the run fails with its reason. */
   podStartTimeoutMinutes: number;
 }
 
 export type Validation = { ok: true; plan: FineTunePlan } | { ok: false; problems: string[] };
 
-export const planDefaults = { namespace: 'aks-finetune', maxHours: 24, podStartTimeoutMinutes: 15, pollIntervalSeconds: 30 };
+export const planDefaults = { namespace: 'aks-finetune', maxHours: 24, podStartTimeoutMinutes: 15, pollIntervalSeconds: 30, checkpointEveryMinutes: 15, checkpointsKept: 2 };
 
 /** The workflow id as a DNS label; a long id is cut and keeps a hash of the whole, so runs stay apart. */
 function defaultRunName(workflowId: string): string {
@@ -229,6 +244,13 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
   }
   if (method === 'qlora' && tuning.loadIn4bit === false && tuning.loadIn8bit === undefined) {
     problems.push('method qlora needs a quantized base: set loadIn4bit or loadIn8bit to true');
+  }
+
+  const trainer = tuning.trainer ?? 'aks-finetune';
+  if (trainer === 'kaito') {
+    for (const field of ['checkpointEveryMinutes', 'checkpointsKept'] as const) {
+      if (tuning[field] !== undefined) problems.push(`tuning.${field} needs tuning.trainer "aks-finetune": KAITO's fine_tuning.py saves no checkpoints and cannot resume`);
+    }
   }
 
   const vmSize = request.gpu?.vmSize ? findVmSize(request.gpu.vmSize) : undefined;
@@ -327,6 +349,13 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
       budget,
       maxHours: tuning.maxHours ?? planDefaults.maxHours,
       podStartTimeoutMinutes: tuning.podStartTimeoutMinutes ?? planDefaults.podStartTimeoutMinutes,
+      trainer: {
+        kind: trainer,
+        ...(trainer === 'aks-finetune'
+          ? { checkpoint: { everyMinutes: tuning.checkpointEveryMinutes ?? planDefaults.checkpointEveryMinutes, kept: tuning.checkpointsKept ?? planDefaults.checkpointsKept } }
+          : {}),
+        stopOnDivergence: tuning.stopOnDivergence ?? true,
+      },
     },
   };
 }

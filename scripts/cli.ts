@@ -40,6 +40,7 @@ import { readEvaluationLineage } from '../activities/registry/evaluation-artifac
 import { createAzureCredential } from '../workers/clients.js';
 import { readAdapterLineage } from '../client/adapter-lineage.js';
 import { lineageSummary } from '../domain/lineage.js';
+import { lossChart, trainingLines } from '../client/training-view.js';
 import type { FineTuneInput } from '../domain/fine-tune-request.js';
 import type { PromotionRequest } from '../domain/promotion.js';
 import type { PromotionStatus } from '../workflows/promotion-api.js';
@@ -47,7 +48,9 @@ import type { PromotionStatus } from '../workflows/promotion-api.js';
 const usage = `Usage: npm run cli -- <command> [options]
 
   start <spec.yaml|.json> [--id ID] [--follow]   start a run from a request file or a KAITO Workspace file
-  status <workflow-id> [--follow]                a run's status; --follow shows live progress until it ends
+  status <workflow-id> [--follow] [--json]       a run's status with its training progress and loss chart;
+                                                 --follow shows live progress until it ends, --json the
+                                                 whole status as JSON
   list [--model M] [--method lora|qlora] [--phase P] [--repository R] [--limit N]
                                                  recent runs, newest first
   cancel <workflow-id>                           cancel a run (it cleans up before it ends)
@@ -96,7 +99,7 @@ function readRequest(file: string | undefined): FineTuneInput {
 const seconds = (from?: string, to?: string) => (from ? (((to ? Date.parse(to) : Date.now()) - Date.parse(from)) / 1000).toFixed(1) : '-');
 const pipeline = ['GPU capacity', 'wait for GPU nodes', 'tuning inputs', 'train', 'push adapter image', 'release GPUs'];
 
-function render({ workflowId, execution, status, failure }: RunStatus): string {
+function render({ workflowId, execution, status, failure }: RunStatus, options: { chart: boolean }): string {
   const lines = [`${workflowId}: ${execution}${status ? `, phase ${status.phase}` : ''}`];
   if (status) {
     const done = status.steps.filter((s) => s.endedAt).length;
@@ -106,8 +109,9 @@ function render({ workflowId, execution, status, failure }: RunStatus): string {
     lines.push(`  [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} steps${status.currentStep ? `, now: ${status.currentStep}` : ''}`);
     for (const step of status.steps) lines.push(`  ${step.endedAt ? '✓' : '…'} ${step.name.padEnd(20)} ${seconds(step.startedAt, step.endedAt).padStart(7)}s  ${step.detail ?? ''}`);
     const t = status.training;
-    if (t && status.phase === 'training') {
-      lines.push(`  training: ${t.state}, pod ${t.podPhase ?? '-'}, attempts ${t.attempts}, restarts ${t.restarts}${t.step !== undefined ? `, step ${t.step}` : ''}${t.loss !== undefined ? `, loss ${t.loss}` : ''}`);
+    if (t && (status.phase === 'training' || t.step !== undefined)) {
+      lines.push(...trainingLines(t));
+      if (options.chart) lines.push(...lossChart(t.lossHistory));
     }
     if (status.gpu) {
       const g = status.gpu;
@@ -128,7 +132,7 @@ async function follow(client: Client, workflowId: string): Promise<number> {
   let previous = '';
   for (;;) {
     const status = await getFineTuneStatus(client, workflowId);
-    const text = render(status);
+    const text = render(status, { chart: false });
     if (text !== previous) {
       if (tty && previous) process.stdout.write(`\x1b[${previous.split('\n').length}A\x1b[J`);
       console.log(text);
@@ -289,6 +293,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       id: { type: 'string' },
       follow: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
       model: { type: 'string' },
       method: { type: 'string' },
       phase: { type: 'string' },
@@ -321,6 +326,13 @@ async function main(argv: string[]): Promise<number> {
     console.log(`  objects    ${kubernetesObjects.join(', ')}`);
     console.log(`  adapter    ${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`);
     console.log(`  estimate   ${estimate.gpuHours} GPU-hours for ${estimate.trainingHours} h of training, about ${estimate.cost?.toFixed(2) ?? '?'} ${estimate.currency} (prices as of ${estimate.pricesAsOf})`);
+    const { trainer } = plan;
+    console.log(
+      trainer.checkpoint
+        ? `  trainer    aks-finetune: progress in status, a checkpoint every ${trainer.checkpoint.everyMinutes} min (last ${trainer.checkpoint.kept} kept), resumes after a lost node`
+        : "  trainer    kaito: KAITO's fine_tuning.py unchanged; progress from its log, no checkpoints: a lost node restarts training from step 0",
+    );
+    console.log(`  divergence ${trainer.stopOnDivergence ? 'a NaN, infinite or exploding loss fails the run and releases the GPUs' : 'reported, training goes on (tuning.stopOnDivergence false)'}`);
     console.log(`  release    ${plan.deploy ? 'kept for inference' : `${plan.release.policy} after ${plan.release.idleGraceMinutes} min`}`);
     if (plan.budget) {
       console.log(`  budget     ${[plan.budget.maxGpuHours && `${plan.budget.maxGpuHours} GPU-hours`, plan.budget.maxCost && `${plan.budget.maxCost} ${estimate.currency}`].filter(Boolean).join(', ')}: training stops when spent`);
@@ -348,7 +360,8 @@ async function main(argv: string[]): Promise<number> {
       case 'status': {
         if (!positionals[0]) throw new UsageError('a workflow id is required');
         if (values.follow) return await follow(client, positionals[0]);
-        console.log(render(await getFineTuneStatus(client, positionals[0])));
+        const status = await getFineTuneStatus(client, positionals[0]);
+        console.log(values.json ? JSON.stringify(status, null, 2) : render(status, { chart: true }));
         return 0;
       }
       case 'schedule':

@@ -7,6 +7,7 @@ import type { FineTunePlan } from '../domain/fine-tune-request.js';
 import type { RunOwner } from '../domain/run-identity.js';
 import type { fineTuneObjectNames } from './naming.js';
 import type { StepRecord, StepRecorder } from './step-recorder.js';
+import type { TrainingStatus } from './training-watch.js';
 
 export type FineTunePhase =
   | 'validating'
@@ -54,7 +55,8 @@ export interface FineTuneStatus {
   };
   /** Each time a node went away under the trainer or the pusher and the step started again on fresh capacity. */
   capacityRecoveries: { at: string; step: string; reason: string }[];
-  training?: JobProgress & { job: string };
+  /** The tuning Job and the trainer's progress: step, loss, ETA, loss curve, checkpoints, resumes (README, "Training progress"). */
+  training?: TrainingStatus;
   /** The trainer's last eval_loss on the held-out split (request evaluation.testSplit), read from its log. */
   evalLoss?: number;
   pushAttempts: number;

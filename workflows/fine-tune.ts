@@ -11,6 +11,7 @@ import {
   executeChild,
   ParentClosePolicy,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -37,7 +38,8 @@ import {
   type PlannedRun,
 } from './fine-tune-run.js';
 import { checkedInActivity, invalidInput, withParsedWorkspace } from './input-checks.js';
-import { watchJob } from './job-watch.js';
+import { watchJob, type WatchOptions } from './job-watch.js';
+import { newTrainingStatus, trainingWatch, type TrainingWatchState } from './training-watch.js';
 import { fineTunePromotionWorkflowId } from './ids.js';
 import { fineTuneObjectNames, nodePoolName, runTag } from './naming.js';
 import { promoteAdapter } from './promote-adapter.js';
@@ -143,14 +145,22 @@ async function prepareTuningInputs(run: PlannedRun): Promise<void> {
   await run.recorder.step('tuning inputs', async () => {
     await kube.ensureNamespace(plan.namespace);
     status.created.push(`ConfigMap/${names.configMap}`, `PersistentVolumeClaim/${names.results}`);
-    await kube.ensureTuningInputs({ namespace: plan.namespace, owner: run.owner, configMap: names.configMap, resultsClaim: names.results, config: plan.config });
+    await kube.ensureTuningInputs({ namespace: plan.namespace, owner: run.owner, configMap: names.configMap, resultsClaim: names.results, config: plan.config, trainer: plan.trainer.kind });
   });
 }
 
-/** The tuning Job, watched until it ends; started again on fresh capacity when its node goes away. */
+/**
+ * The tuning Job, watched until it ends, its progress in the status; started again on fresh
+ * capacity when its node goes away, where the product's trainer resumes from its newest complete
+ * checkpoint on the results volume (which outlives the node: see ensureTuningInputs).
+ */
 async function train(run: PlannedRun): Promise<void> {
   const { plan, names, status } = run;
   run.recorder.enter('training');
+  // Runs started before progress was read check their Job with checkJob, at doubling intervals.
+  const readsProgress = patched('training-progress');
+  const watchState: TrainingWatchState = {};
+  status.training = newTrainingStatus(readsProgress ? plan.trainer.kind : 'kaito', names.trainJob(0));
   await run.recorder.step('train', async () => {
     for (let restart = 0; ; restart++) {
       const job = names.trainJob(restart);
@@ -167,12 +177,11 @@ async function train(run: PlannedRun): Promise<void> {
         resultsClaim: names.results,
         backoffLimit: trainerBackoffLimit,
         activeDeadlineSeconds: Math.round(plan.maxHours * 3600),
+        ...(readsProgress ? { trainer: plan.trainer } : {}),
       });
-      const outcome = await watchJob(run, job, {
-        what: 'trainer',
+      const watch: Pick<WatchOptions, 'onProgress' | 'checkWithinMs'> = {
         onProgress: (progress) => {
-          status.training = { ...progress, job };
-          if (progress.evalLoss !== undefined) status.evalLoss = progress.evalLoss;
+          if (!readsProgress) Object.assign(status.training!, progress, { job });
           accountGpu(run);
           if (progress.state !== 'succeeded') enforceBudget(run);
         },
@@ -180,7 +189,8 @@ async function train(run: PlannedRun): Promise<void> {
           const left = budgetLeft(run);
           return left === undefined ? undefined : left * 60_000;
         },
-      });
+      };
+      const outcome = await watchJob(run, job, readsProgress ? trainingWatch(run, job, watchState, watch) : { what: 'trainer', ...watch });
       if (outcome.state === 'succeeded') return outcome.progress;
       if (outcome.state !== 'node-lost') {
         throw ApplicationFailure.nonRetryable(

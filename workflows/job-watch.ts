@@ -12,7 +12,7 @@ import type { PlannedRun } from './fine-tune-run.js';
 const kube = proxyActivities<Pick<Activities, 'checkJob'>>(apiCalls);
 
 /** Checks of a running Job back off to this: the jobFinished signal, not polling, ends the wait. */
-const maxCheckIntervalMs = 10 * 60_000;
+export const maxCheckIntervalMs = 10 * 60_000;
 
 export type JobOutcome =
   | { state: 'succeeded' | 'failed'; progress: JobProgress }
@@ -25,6 +25,10 @@ export interface WatchOptions {
   onProgress: (progress: JobProgress) => void;
   /** When the next check must happen at the latest (a budget running out), in ms from now. */
   checkWithinMs?: () => number | undefined;
+  /** One look at the Job (default: checkJob). */
+  check?: () => Promise<JobProgress>;
+  /** The wait before the next check, given the last one (default: doubling up to maxCheckIntervalMs). */
+  nextIntervalMs?: (intervalMs: number) => number;
 }
 
 /** A pod is stuck when the Job has none yet, or its latest pod reports a problem (unschedulable, image pull, crash loop). */
@@ -34,8 +38,10 @@ export async function watchJob(run: PlannedRun, job: string, options: WatchOptio
   const { plan, finishedJobs } = run;
   const podStartTimeoutMs = plan.podStartTimeoutMinutes * 60_000;
   let stuckSinceMs: number | undefined;
-  for (let intervalMs = plan.pollIntervalSeconds * 1000; ; intervalMs = Math.min(intervalMs * 2, maxCheckIntervalMs)) {
-    const progress = await kube.checkJob(plan.namespace, job);
+  const check = options.check ?? (() => kube.checkJob(plan.namespace, job));
+  const nextIntervalMs = options.nextIntervalMs ?? ((ms: number) => Math.min(ms * 2, maxCheckIntervalMs));
+  for (let intervalMs = plan.pollIntervalSeconds * 1000; ; intervalMs = nextIntervalMs(intervalMs)) {
+    const progress = await check();
     options.onProgress(progress);
     if (progress.state === 'succeeded') return { state: 'succeeded', progress };
     if (progress.nodeLost) return { state: 'node-lost', progress, reason: progress.nodeLost };

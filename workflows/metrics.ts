@@ -23,3 +23,14 @@ export function countReaperDecisions(decisions: { action: string }[]): void {
   const counter = metricMeter.createCounter('aks_finetune_reaper_decisions', 'pools', 'idle-GPU reaper decisions about a pool');
   for (const { action } of decisions) counter.add(1, { action });
 }
+
+/** A run's training progress, per run (label workflow_id): the step, its loss and the latest eval loss. */
+export function recordTrainingProgress(workflowId: string, training: { step?: number; loss?: number; evalLoss?: number }): void {
+  const labels = { workflow_id: workflowId };
+  const gauge = (name: string, description: string, value: number | undefined) => {
+    if (value !== undefined && Number.isFinite(value)) metricMeter.createGauge(name, 'float', '', description).set(value, labels);
+  };
+  gauge('aks_finetune_training_step', "the trainer's latest global step", training.step);
+  gauge('aks_finetune_training_loss', "the trainer's latest training loss", training.loss);
+  gauge('aks_finetune_training_eval_loss', "the trainer's latest loss on the held-out split", training.evalLoss);
+}

@@ -14,4 +14,7 @@ export const Endpoint = defineSearchAttributeKey('Endpoint', SearchAttributeType
 /** A promotion's state: loading, evaluating, awaiting-approval, ..., promoted, rejected, rolled-back, failed. */
 export const PromotionState = defineSearchAttributeKey('PromotionState', SearchAttributeType.KEYWORD);
 
-export const projectSearchAttributes = [PipelinePhase, BaseModel, TuningMethod, GpuVmSize, AdapterRepository, EvalPassRate, Endpoint, PromotionState];
+/** How far a fineTune run's training is, in whole percent of its steps (moved in 5 % steps). */
+export const TrainingProgress = defineSearchAttributeKey('TrainingProgress', SearchAttributeType.INT);
+
+export const projectSearchAttributes = [PipelinePhase, BaseModel, TuningMethod, GpuVmSize, AdapterRepository, EvalPassRate, Endpoint, PromotionState, TrainingProgress];

@@ -2,12 +2,13 @@
 // idempotent: objects have deterministic names and carry the run label, a retry adopts them.
 // Long waits are not activities: the workflow checks, then sleeps on a durable timer, so a
 // thousand waiting runs hold no activity slots and no open watches.
+import { readFileSync } from 'node:fs';
 import { AppsV1Api, BatchV1Api, CoreV1Api, type KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import { stringify } from 'yaml';
 import { failureTypes } from '../../domain/failure-types.js';
 import type { TrainingConfig } from '../../domain/training-config.js';
-import { parseTrainerLog } from '../../domain/trainer-log.js';
+import { type LogCursor, newLogLines, readTrainerLines, type TrainerKind, type TrainingReadout } from '../../domain/training-progress.js';
 import { type PusherJobParams, adapterPusherJob } from './adapter-pusher-job.js';
 import type { RunOwner } from '../../domain/run-identity.js';
 import { createOrAdopt, createOrAdoptOwned, hasStatus } from './api-errors.js';
@@ -15,7 +16,27 @@ import { type InferenceParams, inferenceObjects } from './inference.js';
 import { ensureJob, type JobProgress, readJobProgress } from './jobs.js';
 import { ownedMetadata } from './labels.js';
 import { tuningEgressPolicy, tuningEgressPolicyName } from './network-policy.js';
-import { type ContainerImages, type TuningJobParams, tuningJob } from './tuning-job.js';
+import { type ContainerImages, trainerEntrypointKey, type TuningJobParams, tuningJob } from './tuning-job.js';
+
+/** The product's trainer entrypoint, read once: it goes into each run's parameters ConfigMap. */
+let entrypoint: string | undefined;
+const trainerEntrypoint = () => (entrypoint ??= readFileSync(new URL('../../trainer/aks_finetune_trainer.py', import.meta.url), 'utf8'));
+
+/** The tuning Job's trainer container (tuning-job.ts). */
+const trainerContainer = 'trainer';
+/** A check reads at most this many of the trainer's newest lines, and this many bytes. */
+const logTailLines = 2000;
+const logLimitBytes = 1024 * 1024;
+
+export interface TrainingCheck {
+  progress: JobProgress;
+  /** What the trainer reported since the last check, when its log was readable. */
+  readout?: TrainingReadout;
+  /** Where the next check reads the log from. */
+  cursor?: LogCursor;
+  /** The log could not be read (no kubelet answer, a network error): the run goes on, the status says so. */
+  logUnreadable?: string;
+}
 
 export interface FineTuneKubeDeps {
   kubeConfig: KubeConfig;
@@ -33,14 +54,24 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
   const networking = kubeConfig.makeApiClient(NetworkingV1Api);
 
   return {
-    /** The tuning parameters ConfigMap (KAITO's training_config.yaml), the results volume and the namespace's tuning egress policy. */
-    async ensureTuningInputs(p: { namespace: string; owner: RunOwner; configMap: string; resultsClaim: string; config: TrainingConfig }): Promise<void> {
+    /**
+     * The tuning parameters ConfigMap (KAITO's training_config.yaml, and the product's trainer
+     * entrypoint unless the run uses KAITO's), the results volume and the namespace's tuning egress policy.
+     */
+    async ensureTuningInputs(p: { namespace: string; owner: RunOwner; configMap: string; resultsClaim: string; config: TrainingConfig; trainer?: TrainerKind }): Promise<void> {
       const { namespace, owner } = p;
       const metadata = ownedMetadata(owner);
       await createOrAdoptOwned(
         `ConfigMap ${namespace}/${p.configMap}`,
         owner,
-        () => core.createNamespacedConfigMap({ namespace, body: { metadata: { name: p.configMap, ...metadata }, data: { 'training_config.yaml': stringify(p.config) } } }),
+        () =>
+          core.createNamespacedConfigMap({
+            namespace,
+            body: {
+              metadata: { name: p.configMap, ...metadata },
+              data: { 'training_config.yaml': stringify(p.config), ...(p.trainer === 'kaito' ? {} : { [trainerEntrypointKey]: trainerEntrypoint() }) },
+            },
+          }),
         () => core.readNamespacedConfigMap({ name: p.configMap, namespace }),
       );
       await createOrAdoptOwned(
@@ -66,17 +97,32 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
 
     /** One look at a Job and its latest pod: the workflow calls this between durable timers. */
     async checkJob(namespace: string, name: string): Promise<JobProgress> {
+      return (await readJobProgress(batch, core, namespace, name)).progress;
+    },
+
+    /**
+     * One look at a tuning Job, its latest pod, and the trainer's log lines written since the last
+     * look (`cursor`): three API calls, as for any Job. The log is read from the cursor's time on,
+     * its newest lines only and with a byte limit, so a chatty or hostile trainer costs one bounded
+     * read; what comes back is a bounded summary (TrainingReadout), never the lines.
+     */
+    async checkTrainingJob(namespace: string, name: string, read: { trainer: TrainerKind; cursor?: LogCursor; lastStep?: number }): Promise<TrainingCheck> {
       const { progress, pod } = await readJobProgress(batch, core, namespace, name);
-      if ((pod?.status?.phase === 'Running' || pod?.status?.phase === 'Succeeded') && pod.metadata?.name) {
-        // The trainer's progress, when its log is readable (a kubelet serves it), and once it has
-        // succeeded its final eval_loss, which only its log holds (KAITO saves no trainer_state.json).
+      const podName = pod?.metadata?.name;
+      if (!podName || !['Running', 'Succeeded', 'Failed'].includes(pod.status?.phase ?? '')) return { progress, cursor: read.cursor };
+      const cursor = read.cursor?.pod === podName ? read.cursor : undefined;
+      // Whole seconds since the cursor's line, and a minute more for clocks that disagree: lines read twice are dropped by the cursor.
+      const sinceSeconds = cursor ? Math.max(1, Math.ceil((Date.now() - Date.parse(cursor.at)) / 1000) + 60) : undefined;
+      try {
+        const log = await core.readNamespacedPodLog({ name: podName, namespace, container: trainerContainer, timestamps: true, tailLines: logTailLines, limitBytes: logLimitBytes, sinceSeconds });
+        const text = typeof log === 'string' ? log : '';
+        const lines = newLogLines(text, podName, cursor, Buffer.byteLength(text) >= logLimitBytes);
+        return { progress, readout: readTrainerLines(read.trainer, lines.lines, read.lastStep), cursor: lines.cursor ?? cursor };
+      } catch (err) {
         // A refusal (403) is no unreadable log but a missing RBAC rule (pods/log): that one is raised.
-        const log = await core
-          .readNamespacedPodLog({ name: pod.metadata.name, namespace, tailLines: 100 })
-          .catch((err: unknown) => (hasStatus(err, 403) ? Promise.reject(err) : ''));
-        Object.assign(progress, parseTrainerLog(typeof log === 'string' ? log : ''));
+        if (hasStatus(err, 403)) throw err;
+        return { progress, cursor, logUnreadable: `the trainer's log could not be read: ${String((err as Error).message ?? err).slice(0, 300)}` };
       }
-      return progress;
     },
 
     async deployInference(namespace: string, params: InferenceParams): Promise<void> {

@@ -20,11 +20,6 @@ export interface JobProgress {
   finishedAt?: string;
   /** Why it failed: the Job's condition and the pod's termination reason and message. */
   reason?: string;
-  /** Last training step and loss, parsed from the trainer's log when it is readable. */
-  step?: number;
-  loss?: number;
-  /** The latest eval_loss on the held-out split (request evaluation.testSplit), from the trainer's log. */
-  evalLoss?: number;
   /** Why the latest pod is not making progress, in the pod's own words: unschedulable, image pull, crash loop. */
   problem?: string;
   /** Set when a pod of the Job lost its node (spot eviction, pool deleted or scaled down): what happened. */

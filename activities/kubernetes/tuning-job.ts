@@ -8,6 +8,7 @@ import { datasetUrlsSecretKey } from '../../domain/dataset-url.js';
 import type { DatasetSource } from '../../domain/fine-tune-request.js';
 import { type ModelPreset, modelWeightsImage } from '../../domain/models.js';
 import type { RunOwner } from '../../domain/run-identity.js';
+import type { TrainerKind } from '../../domain/training-progress.js';
 import { modelLabel, ownedMetadata, roleLabel, roles, runLabels } from './labels.js';
 import { onPool } from './placement.js';
 
@@ -49,6 +50,28 @@ export interface TuningJobParams {
   backoffLimit: number;
   /** Kubernetes fails the Job (DeadlineExceeded) once it has run this long: the request's tuning.maxHours. */
   activeDeadlineSeconds: number;
+  /** Which trainer runs (tuning.trainer), and how often the product's checkpoints; absent (runs started before it existed): KAITO's. */
+  trainer?: { kind: TrainerKind; checkpoint?: { everyMinutes: number; kept: number } };
+}
+
+/** The product's trainer entrypoint (trainer/aks_finetune_trainer.py): a key of the parameters ConfigMap, so it lands in /mnt/config. */
+export const trainerEntrypointKey = 'aks_finetune_trainer.py';
+
+/**
+ * The trainer's command: KAITO's, with the product's entrypoint in place of fine_tuning.py unless
+ * the request chose KAITO's trainer. The entrypoint imports KAITO's own config parser and dataset
+ * code from /workspace/tfs, so both read training_config.yaml and /mnt/data alike.
+ */
+function trainerCommand(p: TuningJobParams): { script: string; env: { name: string; value: string }[] } {
+  const checkpoint = p.trainer?.checkpoint;
+  if (p.trainer?.kind !== 'aks-finetune' || !checkpoint) return { script: '/workspace/tfs/fine_tuning.py', env: [] };
+  return {
+    script: `/mnt/config/${trainerEntrypointKey}`,
+    env: [
+      { name: 'AKS_FINETUNE_CHECKPOINT_EVERY_MINUTES', value: String(checkpoint.everyMinutes) },
+      { name: 'AKS_FINETUNE_CHECKPOINTS_KEPT', value: String(checkpoint.kept) },
+    ],
+  };
 }
 
 function datasetInit(p: TuningJobParams, images: ContainerImages): { container?: V1Container; volumes: V1Volume[] } {
@@ -97,6 +120,7 @@ function datasetInit(p: TuningJobParams, images: ContainerImages): { container?:
 export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
   const labels = { ...runLabels(p.owner), [roleLabel]: roles.trainer, [modelLabel]: p.model.name };
   const data = datasetInit(p, images);
+  const trainer = trainerCommand(p);
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -127,7 +151,7 @@ export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
               command: [
                 '/bin/sh',
                 '-c',
-                `cd /workspace/tfs/ && python3 metrics_server.py & accelerate launch --num_processes=${p.gpus} /workspace/tfs/fine_tuning.py`,
+                `cd /workspace/tfs/ && python3 metrics_server.py & accelerate launch --num_processes=${p.gpus} ${trainer.script}`,
               ],
               ports: [{ containerPort: 5000 }],
               // KAITO sets no YAML_FILE_PATH: the trainer's default is /mnt/config/training_config.yaml
@@ -135,6 +159,7 @@ export function tuningJob(p: TuningJobParams, images: ContainerImages): V1Job {
               env: [
                 ...(p.model.targetModules ? [{ name: 'DEFAULT_TARGET_MODULES', value: p.model.targetModules }] : []),
                 { name: 'PYTORCH_CUDA_ALLOC_CONF', value: 'expandable_segments:True' },
+                ...trainer.env,
               ],
               resources: { requests: { 'nvidia.com/gpu': String(p.gpus) }, limits: { 'nvidia.com/gpu': String(p.gpus) } },
               volumeMounts: [

@@ -101,6 +101,15 @@ export class SimulatedCluster {
     return pv.spec?.hostPath?.path && join(pv.spec.hostPath.path, rest);
   }
 
+  /** Whether the pod still runs (not deleted, not ended): a trainer whose pod was deleted stops, as its container is killed. */
+  async podRunning(pod: V1Pod): Promise<boolean> {
+    const current = await this.core.readNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace! }).catch((err: { code?: number }) => {
+      if (err.code === 404) return undefined;
+      throw err;
+    });
+    return current?.metadata?.uid === pod.metadata?.uid && current?.status?.phase === 'Running' && !current.metadata?.deletionTimestamp;
+  }
+
   /** Whether the node the pod is bound to still exists: a pod whose node is gone has no kubelet to run it. */
   async nodeExists(pod: V1Pod): Promise<boolean> {
     const name = pod.spec?.nodeName;

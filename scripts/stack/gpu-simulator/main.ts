@@ -17,14 +17,15 @@ import { buffer } from 'node:stream/consumers';
 import { promisify } from 'node:util';
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { modelLabel, roleLabel, roles, temporalRunIdLabel } from '../../../activities/kubernetes/labels.js';
+import { modelLabel, roleLabel, roles, runIdLabel, temporalRunIdLabel } from '../../../activities/kubernetes/labels.js';
 import { adapterMountPath, routerReady } from '../../../domain/adapter-router.js';
 import { loadStackConfig, projectRoot } from '../config.js';
 import { writeAdapter } from './adapter-files.js';
 import { emptyDirPath, SimulatedCluster } from './cluster.js';
 import { reconcileGpuAllocatable } from './device-plugin.js';
 import type { SimulatorSettings } from './settings.js';
-import { publishContainerLog, simulatedEvalLoss, simulatedTrainerLog, type TrainingConfigSections } from './trainer-log.js';
+import { publishContainerLog } from './trainer-log.js';
+import { simulatedEvalLoss, simulateTrainer, type TrainingConfigSections } from './trainer.js';
 import { SimulatedVllmReplica, serverOptions } from './vllm.js';
 import { adapterExport, exportAdapterImage } from './adapter-pull.js';
 import { hasAdapterRouter, reflectReadiness, type RoutedReplica, startRoutedReplica } from './router-replica.js';
@@ -58,7 +59,25 @@ function loraSettings(pod: V1Pod, config: { LoraConfig?: Record<string, number> 
 }
 
 async function simulateTraining(pod: V1Pod): Promise<void> {
-  await new Promise((r) => setTimeout(r, settings.trainingMs));
+  const results = await cluster.hostPathOf(pod, '/mnt/results');
+  if (!results) throw new Error(`trainer ${pod.metadata!.name} mounts no results volume at /mnt/results`);
+  const trainingConfig = await trainingConfigOf(pod);
+  const jobName = pod.metadata?.labels?.['job-name'] ?? pod.metadata!.name!;
+  const container = pod.spec!.containers[0]!.name;
+  const print = await publishContainerLog(kubeConfig, pod, container, 'SIMULATION: the trainer of the aks-finetune local stack (no GPU, no model)', emptyDirPath(volumesDir, pod.metadata!.uid!, '_logs'));
+  const finished = await simulateTrainer({
+    pod,
+    jobName,
+    config: trainingConfig,
+    results,
+    trainingMs: settings.trainingMs,
+    minutesPerStep: settings.minutesPerStep ?? 1,
+    finalEvalLoss: simulatedEvalLoss(jobName, settings.evalLoss),
+    script: settings.trainers?.[pod.metadata?.labels?.[runIdLabel] ?? ''] ?? {},
+    print,
+    alive: async () => (await cluster.nodeExists(pod)) && (await cluster.podRunning(pod)),
+  });
+  if (!finished) return log(`trainer ${pod.metadata!.name}: its node is gone, training stopped`);
   const failure = settings.failTraining;
   if (failure && failure.times > 0 && (failure.runId === undefined || failure.runId === pod.metadata?.labels?.[temporalRunIdLabel])) {
     failure.times -= 1;
@@ -67,12 +86,7 @@ async function simulateTraining(pod: V1Pod): Promise<void> {
     return;
   }
   if (!(await cluster.nodeExists(pod))) return log(`trainer ${pod.metadata!.name}: its node is gone, no adapter written`);
-  const results = await cluster.hostPathOf(pod, '/mnt/results');
-  if (!results) throw new Error(`trainer ${pod.metadata!.name} mounts no results volume at /mnt/results`);
-  const trainingConfig = await trainingConfigOf(pod);
   writeAdapter(results, loraSettings(pod, trainingConfig));
-  const evalLoss = simulatedEvalLoss(pod.metadata?.labels?.['job-name'] ?? pod.metadata!.name!, settings.evalLoss);
-  await publishContainerLog(kubeConfig, pod, pod.spec!.containers[0]!.name, simulatedTrainerLog(trainingConfig, evalLoss), emptyDirPath(volumesDir, pod.metadata!.uid!, '_logs'));
   log(`trainer ${pod.metadata!.name}: adapter written to ${results}`);
   if (!(await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' }))) log(`trainer ${pod.metadata!.name}: its node is gone, not completed`);
 }
