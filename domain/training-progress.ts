@@ -168,6 +168,21 @@ export interface LogCursor {
   pod: string;
   at: string;
   seen: number;
+  /** The last read hit its byte limit (a huge line): the next one starts after this second, or the same huge line would fill it again. */
+  pastSecond?: boolean;
+}
+
+/**
+ * The sinceSeconds of the next read from `cursor` at `nowMs`: whole seconds back to the cursor's
+ * line and a minute more for clocks that disagree (lines read twice are dropped), or, after a
+ * read cut at its byte limit, back to the second after the cursor's only. Undefined: read from
+ * the start; 0: nothing to read yet (that second has not passed).
+ */
+export function logSinceSeconds(cursor: LogCursor | undefined, nowMs: number, skewMarginSeconds = 60): number | undefined {
+  if (!cursor) return undefined;
+  const atMs = Date.parse(cursor.at);
+  if (!cursor.pastSecond) return Math.max(1, Math.ceil((nowMs - atMs) / 1000) + skewMarginSeconds);
+  return Math.max(0, Math.floor((nowMs - (Math.floor(atMs / 1000) * 1000 + 1000)) / 1000));
 }
 
 /** An RFC 3339 time with its fraction padded to nanoseconds: such keys sort as the times do. */
@@ -202,7 +217,7 @@ export function newLogLines(log: string, pod: string, cursor: LogCursor | undefi
     lines.push({ at, text: entry.slice(space + 1) });
     next = next && next.pod === pod && next.at === at ? { pod, at, seen: next.seen + 1 } : { pod, at, seen: 1 };
   }
-  return { lines, cursor: next };
+  return { lines, cursor: next && truncated ? { ...next, pastSecond: true } : next && { pod: next.pod, at: next.at, seen: next.seen } };
 }
 
 /** What one check learned from the trainer's new log lines: bounded, whatever the log holds. */

@@ -22,6 +22,8 @@ interface Scenario {
   method: TuningMethod;
   vmSize: string;
   dataset: DatasetSource;
+  /** tuning.trainer: the product's entrypoint unless "kaito". */
+  trainer?: 'kaito';
 }
 
 /** Each difference between our Job and KAITO's, by field, with why it is intended. */
@@ -45,6 +47,9 @@ const intendedDifferences: Record<string, string> = {
   'volume[data-volume]': 'a dataset PVC is mounted read-only: the trainer only reads it, so a run cannot alter the user\'s dataset',
   'volume[dataset-pull-secret]': 'the pull Secret as a dockerconfigjson file for skopeo (see dataset.mounts)',
   'volume[docker-config--tuning-input]': 'KAITO\'s volume for the same pull Secret (see dataset.mounts)',
+  'trainer.command':
+    "the product's trainer entrypoint (/mnt/config/aks_finetune_trainer.py, from the parameters ConfigMap) in place of fine_tuning.py, under the same launcher, working directory and metrics server: it imports KAITO's own config parser and dataset code from /workspace/tfs and adds progress lines, time-based checkpoints and resume, which KAITO's trainer lacks (its own header lists how it differs from fine_tuning.py). tuning.trainer: kaito runs KAITO's command unchanged",
+  'trainer.env': "the entrypoint's checkpoint settings, AKS_FINETUNE_CHECKPOINT_EVERY_MINUTES and AKS_FINETUNE_CHECKPOINTS_KEPT (tuning.checkpointEveryMinutes, tuning.checkpointsKept), after KAITO's own variables",
   'pod.tolerations':
     'we tolerate exactly the taints of the pool the run created (sku=gpu) and AKS\'s spot taint; KAITO adds a toleration for the "gpu" taint of its own auto-provisioned nodes, which our pools never carry',
 };
@@ -55,6 +60,8 @@ const scenarios: Scenario[] = [
     .filter((preset) => preset !== 'mistral-7b')
     .map((preset): Scenario => ({ preset, method: 'lora', vmSize: 'Standard_NC24ads_A100_v4', dataset: { urls: ['https://data.example.com/sets/train.jsonl'] } })),
   { preset: 'phi-4', method: 'qlora', vmSize: 'Standard_NC48ads_A100_v4', dataset: { volume: 'chats' } },
+  // KAITO's trainer byte for byte (tuning.trainer: kaito).
+  { preset: 'phi-3-medium-4k-instruct', method: 'qlora', vmSize: 'Standard_NC24ads_A100_v4', dataset: { urls: ['https://data.example.com/sets/train.jsonl'] }, trainer: 'kaito' },
   {
     preset: 'qwen2.5-coder-32b-instruct',
     method: 'qlora',
@@ -103,6 +110,7 @@ function renderOurs(s: Scenario): V1Job {
       resultsClaim: 'results',
       backoffLimit: 2,
       activeDeadlineSeconds: 86_400,
+      trainer: s.trainer === 'kaito' ? { kind: 'kaito' } : { kind: 'aks-finetune', checkpoint: { everyMinutes: 15, kept: 2 } },
     },
     defaultImages,
   );
@@ -172,8 +180,17 @@ describe("the tuning Job against KAITO's own code", () => {
       found.forEach((d) => seen.add(d.field));
       expect(found.filter((d) => !(d.field in intendedDifferences))).toEqual([]);
       // The fields that carry KAITO's contract are the same, not merely listed.
-      for (const field of ['weights.image', 'weights.command', 'trainer.command', 'trainer.env', 'trainer.resources', 'trainer.ports', 'pod.placement']) {
+      for (const field of ['weights.image', 'weights.command', 'trainer.resources', 'trainer.ports', 'pod.placement']) {
         expect(ours[field], field).toEqual(kaito[field]);
+      }
+      if (scenario.trainer === 'kaito') {
+        expect(ours['trainer.command']).toEqual(kaito['trainer.command']);
+        expect(ours['trainer.env']).toEqual(kaito['trainer.env']);
+      } else {
+        // KAITO's command with only the script swapped, KAITO's variables with the checkpoint settings after them.
+        const script = (command: unknown) => JSON.stringify(command).replace('/mnt/config/aks_finetune_trainer.py', '/workspace/tfs/fine_tuning.py');
+        expect(script(ours['trainer.command'])).toEqual(JSON.stringify(kaito['trainer.command']));
+        expect((ours['trainer.env'] as unknown[]).slice(0, (kaito['trainer.env'] as unknown[]).length)).toEqual(kaito['trainer.env']);
       }
     },
   );

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   appendLossHistory,
   formatProgressLine,
+  logSinceSeconds,
   type LossPoint,
   lossDivergence,
   maxLossHistory,
@@ -86,6 +87,17 @@ describe('the log cursor (reads with timestamps=true, since a whole second)', ()
     const partial = log([['2026-12-06T10:00:00Z', 'whole'], ['2026-12-06T10:00:01Z', 'half of a li']], false);
     expect(newLogLines(partial, 'p', undefined, false).lines.map((l) => l.text)).toEqual(['whole']);
     expect(newLogLines(partial, 'p', undefined, true).cursor?.at).toBe('2026-12-06T10:00:01Z');
+  });
+
+  it('after a read cut at its byte limit, reads from the next second on, so a huge line cannot fill every read', () => {
+    const huge = newLogLines('2026-12-06T10:00:05.2Z xxxxxxxx', 'p', undefined, true);
+    expect(huge.cursor).toEqual({ pod: 'p', at: '2026-12-06T10:00:05.2Z', seen: 1, pastSecond: true });
+    expect(logSinceSeconds(huge.cursor, Date.parse('2026-12-06T10:00:09.5Z'))).toBe(3); // from 10:00:06.5 on
+    expect(logSinceSeconds(huge.cursor, Date.parse('2026-12-06T10:00:06.5Z'))).toBe(0); // not yet past that second
+    const normal = newLogLines('2026-12-06T10:00:05.2Z ok\n', 'p', undefined, false).cursor;
+    expect(normal).toEqual({ pod: 'p', at: '2026-12-06T10:00:05.2Z', seen: 1 });
+    expect(logSinceSeconds(normal, Date.parse('2026-12-06T10:00:09.5Z'))).toBe(65);
+    expect(logSinceSeconds(undefined, 0)).toBeUndefined();
   });
 
   it('starts over for another pod, and skips lines without a time', () => {

@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { stringify } from 'yaml';
 import { failureTypes } from '../../domain/failure-types.js';
 import type { TrainingConfig } from '../../domain/training-config.js';
-import { type LogCursor, newLogLines, readTrainerLines, type TrainerKind, type TrainingReadout } from '../../domain/training-progress.js';
+import { type LogCursor, type LogLine, logSinceSeconds, newLogLines, readTrainerLines, type TrainerKind, type TrainingReadout } from '../../domain/training-progress.js';
 import { type PusherJobParams, adapterPusherJob } from './adapter-pusher-job.js';
 import type { RunOwner } from '../../domain/run-identity.js';
 import { createOrAdopt, createOrAdoptOwned, hasStatus } from './api-errors.js';
@@ -110,14 +110,21 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
       const { progress, pod } = await readJobProgress(batch, core, namespace, name);
       const podName = pod?.metadata?.name;
       if (!podName || !['Running', 'Succeeded', 'Failed'].includes(pod.status?.phase ?? '')) return { progress, cursor: read.cursor };
-      const cursor = read.cursor?.pod === podName ? read.cursor : undefined;
-      // Whole seconds since the cursor's line, and a minute more for clocks that disagree: lines read twice are dropped by the cursor.
-      const sinceSeconds = cursor ? Math.max(1, Math.ceil((Date.now() - Date.parse(cursor.at)) / 1000) + 60) : undefined;
+      let cursor = read.cursor?.pod === podName ? read.cursor : undefined;
+      const lines: LogLine[] = [];
       try {
-        const log = await core.readNamespacedPodLog({ name: podName, namespace, container: trainerContainer, timestamps: true, tailLines: logTailLines, limitBytes: logLimitBytes, sinceSeconds });
-        const text = typeof log === 'string' ? log : '';
-        const lines = newLogLines(text, podName, cursor, Buffer.byteLength(text) >= logLimitBytes);
-        return { progress, readout: readTrainerLines(read.trainer, lines.lines, read.lastStep), cursor: lines.cursor ?? cursor };
+        // One read, unless it was cut at its byte limit (a huge line): then up to two more from past it.
+        for (let reads = 0; reads < 3; reads++) {
+          const sinceSeconds = logSinceSeconds(cursor, Date.now());
+          if (sinceSeconds === 0) break;
+          const log = await core.readNamespacedPodLog({ name: podName, namespace, container: trainerContainer, timestamps: true, tailLines: logTailLines, limitBytes: logLimitBytes, sinceSeconds });
+          const text = typeof log === 'string' ? log : '';
+          const chunk = newLogLines(text, podName, cursor, Buffer.byteLength(text) >= logLimitBytes);
+          lines.push(...chunk.lines);
+          cursor = chunk.cursor ?? cursor;
+          if (!cursor?.pastSecond) break;
+        }
+        return { progress, readout: readTrainerLines(read.trainer, lines, read.lastStep), cursor };
       } catch (err) {
         // A refusal (403) is no unreadable log but a missing RBAC rule (pods/log): that one is raised.
         if (hasStatus(err, 403)) throw err;
