@@ -12,6 +12,7 @@ COPY activities ./activities
 COPY domain ./domain
 COPY workflows ./workflows
 COPY workers ./workers
+COPY trainer ./trainer
 COPY scripts/setup-temporal.ts scripts/bundle-workflows.ts ./scripts/
 # Workflow code is bundled here, at build time: the worker loads it instead of running webpack at start-up.
 RUN node --import tsx scripts/bundle-workflows.ts dist/workflow-bundle.js
