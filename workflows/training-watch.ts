@@ -110,6 +110,8 @@ export function trainingWatch(run: PlannedRun, job: string, state: TrainingWatch
 
 function applyCheck(run: PlannedRun, state: TrainingWatchState, job: string, check: TrainingCheck): void {
   const training = run.status.training!;
+  // The Job's fields are this check's: a problem or a lost node the last check saw is gone unless this one sees it too.
+  for (const field of ['problem', 'nodeLost', 'reason', 'finishedAt'] as const) delete training[field];
   Object.assign(training, check.progress);
   state.cursor = check.cursor;
   if (check.logUnreadable) training.logUnreadable = check.logUnreadable;
