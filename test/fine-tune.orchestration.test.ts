@@ -33,6 +33,9 @@ function stubs(calls: string[], overrides: Partial<Record<keyof Activities, (...
     deleteRunObjects: async () => ['Job/x'],
     ...overrides,
   };
+  // The tuning Job's checks read the trainer's log too; here they answer what checkJob answers, with no log lines.
+  const checkJob = base.checkJob as (namespace: string, name: string) => Promise<JobProgress>;
+  base.checkTrainingJob = async (namespace: string, name: string) => ({ progress: await checkJob(namespace, name) });
   return Object.fromEntries(
     Object.entries(base).map(([name, fn]) => [
       name,
@@ -70,7 +73,7 @@ describe('fineTune orchestration', () => {
       'ensureNamespace',
       'ensureTuningInputs',
       'startTuningJob',
-      'checkJob',
+      'checkTrainingJob',
       'startPushJob',
       'checkJob',
       'readAdapterImage',
