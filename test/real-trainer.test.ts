@@ -44,7 +44,7 @@ function kaitoTuningDir(): string | undefined {
 
 const kaitoDir = existsSync(python) ? kaitoTuningDir() : undefined;
 const skipReason = !existsSync(python)
-  ? `${python} is missing (bash scripts/setup-trainer-venv.sh installs it)`
+  ? `${python} is missing (npm run setup installs it: scripts/setup-trainer-venv.sh)`
   : !kaitoDir
     ? "KAITO's tuning modules are not in Go's module cache (scripts/setup.sh fetches them when it builds kaito-render)"
     : undefined;
@@ -58,11 +58,12 @@ interface TrainerRun {
   seconds: number;
 }
 
-const work = mkdtempSync(join(tmpdir(), 'real-trainer-'));
-const weights = join(work, 'weights');
-const nanWeights = join(work, 'nan-weights');
-const data = join(work, 'data');
-const results = join(work, 'results');
+// One temporary folder for the file's runs (made in beforeAll): the base, the dataset, the outputs.
+let work: string;
+const weights = () => join(work, 'weights');
+const nanWeights = () => join(work, 'nan-weights');
+const data = () => join(work, 'data');
+const results = () => join(work, 'results');
 
 /**
  * The product's training_config.yaml for the tiny base on CPU: KAITO's lora template as
@@ -93,7 +94,7 @@ function runTrainer(configPath: string, env: Record<string, string>, onReport?: 
     env: {
       ...inherited,
       YAML_FILE_PATH: configPath,
-      DATASET_FOLDER_PATH: data,
+      DATASET_FOLDER_PATH: data(),
       KAITO_TUNING_DIR: kaitoDir!,
       HF_HOME: join(work, 'hf-home'),
       HF_HUB_OFFLINE: '1',
@@ -157,8 +158,9 @@ describe.skipIf(skipReason !== undefined)(`the product's trainer entrypoint, on 
   let newestComplete: number;
 
   beforeAll(async () => {
-    execFileSync(python, [maker, weights, data, '--nan-model-dir', nanWeights], { cwd: work, stdio: 'pipe', env: { ...process.env, HF_HUB_OFFLINE: '1' } });
-    const config = writeConfig('training_config', { weights, outputDir: results, maxSteps: plannedSteps });
+    work = mkdtempSync(join(tmpdir(), 'real-trainer-'));
+    execFileSync(python, [maker, weights(), data(), '--nan-model-dir', nanWeights()], { cwd: work, stdio: 'pipe', env: { ...process.env, HF_HUB_OFFLINE: '1' } });
+    const config = writeConfig('training_config', { weights: weights(), outputDir: results(), maxSteps: plannedSteps });
     const everyStep = { AKS_FINETUNE_CHECKPOINT_EVERY_MINUTES: '0', AKS_FINETUNE_CHECKPOINTS_KEPT: '2' };
 
     // Killed (SIGKILL, as a lost node) at the first log line after a checkpoint at 40 % or later:
@@ -168,16 +170,16 @@ describe.skipIf(skipReason !== undefined)(`the product's trainer entrypoint, on 
       if (report.event === 'checkpoint' && report.step! >= 0.4 * plannedSteps) armed = true;
       else if (armed && report.event === 'log') kill();
     });
-    newestComplete = completeCheckpoints(results).at(-1)!;
+    newestComplete = completeCheckpoints(results()).at(-1)!;
     // The node died while transformers wrote a newer one: files, no marker.
-    const steps = readdirSync(results).map((n) => Number(/^checkpoint-(\d+)$/.exec(n)?.[1] ?? 0));
+    const steps = readdirSync(results()).map((n) => Number(/^checkpoint-(\d+)$/.exec(n)?.[1] ?? 0));
     fake = `checkpoint-${Math.max(...steps) + 1}`;
-    mkdirSync(join(results, fake));
-    writeFileSync(join(results, fake, 'adapter_model.safetensors'), Buffer.from([0x10, 0, 0, 0, 0, 0, 0, 0, 0x7b]));
+    mkdirSync(join(results(), fake));
+    writeFileSync(join(results(), fake, 'adapter_model.safetensors'), Buffer.from([0x10, 0, 0, 0, 0, 0, 0, 0, 0x7b]));
     resumed = await runTrainer(config, everyStep);
   }, 180_000);
 
-  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  afterAll(() => work && rmSync(work, { recursive: true, force: true }));
 
   it('resumes from the newest complete checkpoint after a kill', () => {
     expect(firstRun.signal, firstRun.stderr.slice(-3000)).toBe('SIGKILL');
@@ -192,7 +194,7 @@ describe.skipIf(skipReason !== undefined)(`the product's trainer entrypoint, on 
 
     const skipped = ofEvent(resumed, 'checkpoint-skipped');
     expect(skipped).toContainEqual({ event: 'checkpoint-skipped', checkpoint: fake, reason: 'incomplete' });
-    expect(existsSync(join(results, fake))).toBe(false);
+    expect(existsSync(join(results(), fake))).toBe(false);
 
     const [start, ...moreStarts] = ofEvent(resumed, 'start');
     expect(moreStarts).toEqual([]);
@@ -204,6 +206,9 @@ describe.skipIf(skipReason !== undefined)(`the product's trainer entrypoint, on 
     expect(after).toEqual(range(newestComplete + 1, plannedSteps));
     const [done] = ofEvent(resumed, 'done');
     expect(done).toMatchObject({ step: plannedSteps, totalSteps: plannedSteps });
+    // trainLoss: the mean of the steps this process trained (one log line per step).
+    const losses = ofEvent(resumed, 'log').map((r) => r.loss!);
+    expect(done!.trainLoss).toBeCloseTo(losses.reduce((a, b) => a + b, 0) / losses.length, 5);
 
     // Every planned step trained, and none twice but those after the checkpoint resumed from.
     const retrained = before.filter((s) => s > newestComplete);
@@ -216,9 +221,9 @@ describe.skipIf(skipReason !== undefined)(`the product's trainer entrypoint, on 
     for (const step of retrained) expect(Math.abs(lossAt(resumed, step) / lossAt(firstRun, step) - 1), `loss at step ${step}`).toBeLessThan(0.01);
 
     // transformers' rotation kept the newest two, both complete.
-    const left = readdirSync(results).filter((n) => n.startsWith('checkpoint-'));
+    const left = readdirSync(results()).filter((n) => n.startsWith('checkpoint-'));
     expect(left.length).toBeLessThanOrEqual(2);
-    expect(completeCheckpoints(results).map((s) => `checkpoint-${s}`).sort()).toEqual([...left].sort());
+    expect(completeCheckpoints(results()).map((s) => `checkpoint-${s}`).sort()).toEqual([...left].sort());
 
     console.log(
       `real trainer: ${trainedBefore} steps trained before the kill, resumed from step ${newestComplete} (checkpoint-${newestComplete}), ` +
@@ -228,33 +233,33 @@ describe.skipIf(skipReason !== undefined)(`the product's trainer entrypoint, on 
   });
 
   it("leaves KAITO's output layout, with an adapter laid out as a real PEFT trainer's", () => {
-    const files = readdirSync(results);
+    const files = readdirSync(results());
     expect(files).toEqual(expect.arrayContaining(['adapter_config.json', 'adapter_model.safetensors', 'fine_tuning_completed.txt', 'trainer_state.json']));
-    expect(readFileSync(join(results, 'fine_tuning_completed.txt'), 'utf8')).toMatch(/^Fine-Tuning completed at \d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\n$/);
+    expect(readFileSync(join(results(), 'fine_tuning_completed.txt'), 'utf8')).toMatch(/^Fine-Tuning completed at \d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\n$/);
 
     // trainer_state.json at the root: the steps and the held-out split's eval_loss, no scraping.
-    const state = JSON.parse(readFileSync(join(results, 'trainer_state.json'), 'utf8')) as { global_step: number; max_steps: number; log_history: Record<string, number>[] };
+    const state = JSON.parse(readFileSync(join(results(), 'trainer_state.json'), 'utf8')) as { global_step: number; max_steps: number; log_history: Record<string, number>[] };
     expect(state).toMatchObject({ global_step: plannedSteps, max_steps: plannedSteps });
     expect(state.log_history.some((h) => Number.isFinite(h.eval_loss))).toBe(true);
 
     // adapter_config.json: every field this PEFT writes is one the fixture's PEFT writes, with
     // the same value type; the base is the local folder it was loaded from.
     const real = JSON.parse(readFileSync(join(peftFixture, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
-    const ours = JSON.parse(readFileSync(join(results, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    const ours = JSON.parse(readFileSync(join(results(), 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
     const kind = (v: unknown) => (Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v);
     for (const [key, value] of Object.entries(ours)) {
       expect(real, key).toHaveProperty(key);
       if (value !== null && real[key] !== null && kind(real[key]) !== 'object') expect(kind(value), key).toBe(kind(real[key]));
     }
     // task_type: KAITO's templates set none (null), the fixture's script CAUSAL_LM; the tensor names are the same.
-    expect(ours).toMatchObject({ peft_type: 'LORA', r: 8, lora_alpha: 8, base_model_name_or_path: weights });
+    expect(ours).toMatchObject({ peft_type: 'LORA', r: 8, lora_alpha: 8, base_model_name_or_path: weights() });
     expect([...(ours.target_modules as string[])].sort()).toEqual(['q_proj', 'v_proj']);
 
     // adapter_model.safetensors: the fixture's tensors for q_proj and v_proj (same base shape:
     // 2 layers, hidden 64, r 8), by name, dtype and shape; the fixture has more target modules.
     const pattern = /^base_model\.model\.model\.layers\.\d+\.(self_attn|mlp)\.\w+\.lora_[AB]\.weight$/;
     const fixtureTensors = safetensorsTensors(join(peftFixture, 'adapter_model.safetensors'));
-    const ourTensors = safetensorsTensors(join(results, 'adapter_model.safetensors'));
+    const ourTensors = safetensorsTensors(join(results(), 'adapter_model.safetensors'));
     expect(Object.keys(fixtureTensors).every((name) => pattern.test(name))).toBe(true);
     const qv = Object.fromEntries(Object.entries(fixtureTensors).filter(([name]) => /\.self_attn\.[qv]_proj\./.test(name)));
     expect(Object.keys(qv)).toHaveLength(2 * 2 * 2); // 2 layers × q,v × A,B
@@ -290,7 +295,7 @@ describe.skipIf(skipReason !== undefined)(`the product's trainer entrypoint, on 
   it('a NaN loss is reported as such', async () => {
     // Base weights with NaN in them give a NaN loss at every step (the trainer stops nothing:
     // the workflow decides).
-    const config = writeConfig('nan_config', { weights: nanWeights, outputDir: join(work, 'nan-results'), maxSteps: 3 });
+    const config = writeConfig('nan_config', { weights: nanWeights(), outputDir: join(work, 'nan-results'), maxSteps: 3 });
     const run = await runTrainer(config, { AKS_FINETUNE_CHECKPOINT_EVERY_MINUTES: '60' });
     expect(run.code, run.stderr.slice(-3000)).toBe(0);
     const logs = ofEvent(run, 'log');

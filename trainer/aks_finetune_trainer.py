@@ -30,15 +30,18 @@
 # - The dataset is shuffled with DatasetConfig.shuffle_seed (KAITO's shuffle_dataset() uses no
 #   seed), so a resumed attempt sees the samples in the first one's order and skips exactly those
 #   already trained on.
-# - The `labels` column TRL's SFTTrainer adds is dropped before KAITO's collator
-#   (DataCollatorForLanguageModeling), which derives labels from input_ids again: the tokenizer's
-#   pad() pads input_ids but not labels, so KAITO's fine_tuning.py fails on any batch of two or
-#   more samples of different lengths (batch size 1, KAITO's default, is unaffected).
+# - The `labels` column TRL's SFTTrainer adds (TRL 1.x: seen in 1.7.0 and 1.16.0) is dropped
+#   before KAITO's collator (DataCollatorForLanguageModeling), which derives labels from input_ids
+#   anyway: the tokenizer's pad() pads input_ids but not labels, so with them any batch of samples
+#   of different lengths fails ("Unable to create tensor"). Batch size 1, KAITO's default, is
+#   unaffected.
+# - done's trainLoss is the mean loss of the steps this process trained (transformers' train_loss
+#   divides this process's loss sum by the global step, too low after a resume).
 # - trainer.save_state() after training: trainer_state.json at the output root records every
 #   eval_loss, readable without scraping the log.
 # - CUDA calls (empty_cache, set_device) only where CUDA is, so the same file trains on CPU in tests.
-# Not a difference: logging_steps is the config's, and TRL's SFTConfig defaults it to 10 (not
-# transformers' 500), so progress comes at least every 10 steps without forcing it.
+# Not a difference: logging_steps is the config's; TRL's SFTConfig defaults it to 10 (not
+# transformers' 500), so by default a log line comes every 10 steps without forcing it.
 import json
 import logging
 import math
@@ -162,6 +165,7 @@ class ProgressAndCheckpoints(TrainerCallback):
         self.every_seconds = every_minutes * 60
         self.resumed_from = resumed_from
         self.started = False
+        self.start_step = 0
         self.last_save = time.monotonic()
         self.last_log = (time.monotonic(), 0)
 
@@ -171,6 +175,7 @@ class ProgressAndCheckpoints(TrainerCallback):
         if self.started:
             return
         self.started = True
+        self.start_step = state.global_step
         now = time.monotonic()
         self.last_save = now
         self.last_log = (now, state.global_step)
@@ -296,9 +301,13 @@ def main():
     result = trainer.train(
         resume_from_checkpoint=os.path.join(ta_args.output_dir, f"checkpoint-{resumed_from}") if resumed_from is not None else None
     )
+    # transformers' train_loss is this process's loss sum over the global step, too low after a
+    # resume: the mean over the steps this process trained.
+    train_loss, trained = result.metrics.get("train_loss", result.training_loss), trainer.state.global_step - callback.start_step
+    if train_loss is not None and trained > 0:
+        train_loss = train_loss * trainer.state.global_step / trained
     if dist_state.is_main_process:
-        report("done", step=trainer.state.global_step, totalSteps=trainer.state.max_steps,
-               trainLoss=number(result.metrics.get("train_loss", result.training_loss)))
+        report("done", step=trainer.state.global_step, totalSteps=trainer.state.max_steps, trainLoss=number(train_loss))
 
     os.makedirs(ta_args.output_dir, exist_ok=True)
     trainer.model.save_pretrained(ta_args.output_dir)  # only the adapter weights, at the output root, as KAITO
