@@ -3,8 +3,9 @@
 # (trainer/aks_finetune_trainer.py) with, on CPU: .tools/trainer-venv, from PyPI only, the pinned
 # versions in trainer/requirements-cpu-test.txt. Downloads go through a pip cache in
 # .tools/pip-cache, so a rebuild on the same machine installs without the network.
-# Idempotent: skipped when the venv's stamp holds the sha256 of the requirements file; any change
-# to that file rebuilds the venv from scratch.
+# Idempotent: skipped when the venv's stamp holds the sha256 of the requirements file's
+# requirement lines (comments and blank lines left out); a changed requirement rebuilds the venv
+# from scratch.
 #
 # triton (about 640 MB) is uninstalled after the install: only torch.compile and GPU kernels use
 # it, and the test trains on CPU in eager mode. The check after the uninstall imports every library
@@ -39,7 +40,7 @@ run_logged() {
 
 command -v "$PYTHON" >/dev/null 2>&1 || fail "$PYTHON is required: install Python >= 3.10 (with its venv module)"
 [ -f "$REQUIREMENTS" ] || fail "$REQUIREMENTS is missing"
-wanted="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
+wanted="$(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$REQUIREMENTS" | sha256sum | cut -d' ' -f1)"
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$wanted" ]; then
   log "trainer venv cached ($VENV)"
   exit 0
