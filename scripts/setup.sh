@@ -38,6 +38,7 @@ require go "install Go >= 1.24"
 require node "install Node.js 20"
 require npm "install npm"
 require openssl "apt-get install openssl"
+require python3 "install Python >= 3.10"
 
 # --- Debian packages: etcd, the OCI registry (distribution), Chromium for the UI test --------
 apt_missing=()
@@ -45,6 +46,8 @@ command -v etcd >/dev/null 2>&1 || apt_missing+=(etcd-server)
 command -v docker-registry >/dev/null 2>&1 || apt_missing+=(docker-registry)
 # The Temporal Web UI test drives Debian's Chromium with playwright-core (no browser download).
 command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
+# The real trainer test's venv (scripts/setup-trainer-venv.sh) needs python3's venv module.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_missing+=(python3-venv)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   require apt-get "etcd, docker-registry and chromium come from Debian packages"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -134,6 +137,9 @@ else
   run_logged kaito-render sh -c "cd '$kaito_render_src' && go build -trimpath -o '$BIN/kaito-render' ."
   stamp kaito-render "$kaito_render_stamp"
 fi
+
+# --- Trainer venv (test/real-trainer.test.ts trains the product's entrypoint on CPU) --------
+TOOLS_DIR="$TOOLS" bash "$ROOT/scripts/setup-trainer-venv.sh"
 
 # --- Node packages -------------------------------------------------------------------------
 if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
