@@ -5,6 +5,8 @@ export const failureTypes = {
   invalidRequest: 'InvalidRequest',
   gpuQuotaExceeded: 'GpuQuotaExceeded',
   gpuCapacityUnavailable: 'GpuCapacityUnavailable',
+  /** Azure does not offer the VM size in the region (or zone) to this subscription: another candidate may be. */
+  gpuSizeNotOffered: 'GpuSizeNotOffered',
   nodePoolConflict: 'NodePoolConflict',
   invalidNodePoolSpec: 'InvalidNodePoolSpec',
   gpuNotAllocatable: 'GpuNotAllocatable',

@@ -12,9 +12,14 @@ import { type TrainerKind, trainerKinds } from './training-progress.js';
 import { findVmSize, type VmSize, vmSizeNames } from './vm-sizes.js';
 import { type KaitoWorkspace, kaitoWorkspaceSchema, pushSecretReason } from './kaito-workspace.js';
 import { type FineTunePromote, fineTunePromoteSchema, suiteProblems } from './promotion.js';
+import { type GpuAttempt, gpuAttemptOrder, type GpuFallbackPolicy, gpuFallbackPolicies } from './gpu-candidates.js';
 import { boolean, checkInput, dnsLabel, dnsLabelPattern, dnsSubdomain, list, number, oneOf, refused, strict, text } from './schema.js';
 
 const secretName = dnsSubdomain('Secret');
+const vmSizeText = text('an Azure VM size name, e.g. Standard_NC24ads_A100_v4', { max: 64 });
+/** Availability zones, tried one after the other: a pool is pinned to one zone (its results disk then lives there too). */
+const zonesSchema = list(oneOf(['1', '2', '3']), 1, 3, 'zones');
+const candidateSchema = strict({ vmSize: vmSizeText, spot: boolean().optional(), zones: zonesSchema.optional() });
 const imageText = text('an image reference (registry/repository[:tag]) of at most 255 characters');
 
 const datasetSchema = strict({
@@ -90,8 +95,17 @@ export const fineTuneRequestSchema = strict({
   /** Where the adapter image goes: registry/repository[:tag]. */
   output: strict({ image: imageText.optional(), pushSecret: refused(pushSecretReason) }).optional(),
   gpu: strict({
-    vmSize: text('an Azure VM size name, e.g. Standard_NC24ads_A100_v4', { max: 64 }).optional(),
+    vmSize: vmSizeText.optional(),
     spot: boolean().optional(),
+    zones: zonesSchema.optional(),
+    /** Where to look next when Azure has no capacity or quota for vmSize, in order (README, "GPU capacity and quota"). */
+    candidates: list(candidateSchema, 1, 10, 'candidates').optional(),
+    /** listed (default): vmSize, then the candidates; fitting-sizes: then every known size the model fits on, cheapest first. */
+    fallback: oneOf(gpuFallbackPolicies).optional(),
+    /** With spot: after this many minutes without Spot capacity, the same sizes on demand. */
+    spotFallbackAfterMinutes: number(0, 1440).optional(),
+    /** How long the run may look for capacity, going around the candidates with backoff (default 30). */
+    capacityWaitMinutes: number(0.5, 1440).optional(),
     /** An existing pool to run on instead of creating one. */
     nodePool: text('an AKS pool name: a lowercase letter, then up to 11 lowercase letters or digits', { pattern: /^[a-z][a-z0-9]{0,11}$/, max: 12 }).optional(),
     /** Use an idle pool of this product with the same VM size and spot setting when there is one (default true). */
@@ -137,6 +151,10 @@ export interface FineTunePlan {
   output: ImageReference & { tag: string };
   vmSize: VmSize;
   spot: boolean;
+  /** Where the run looks for GPUs, in order; the first is vmSize/spot (domain/gpu-candidates.ts). */
+  gpuAttempts: GpuAttempt[];
+  /** gpu.capacityWaitMinutes: the bound on looking for capacity. */
+  capacityWaitMinutes: number;
   /** Set when the run uses an existing pool (it is then neither created nor released). */
   existingPool?: string;
   reuseWarmPool: boolean;
@@ -160,7 +178,7 @@ export interface FineTunePlan {
 
 export type Validation = { ok: true; plan: FineTunePlan } | { ok: false; problems: string[] };
 
-export const planDefaults = { namespace: 'aks-finetune', maxHours: 24, podStartTimeoutMinutes: 15, pollIntervalSeconds: 30, checkpointEveryMinutes: 15, checkpointsKept: 2 };
+export const planDefaults = { capacityWaitMinutes: 30, namespace: 'aks-finetune', maxHours: 24, podStartTimeoutMinutes: 15, pollIntervalSeconds: 30, checkpointEveryMinutes: 15, checkpointsKept: 2 };
 
 /** The workflow id as a DNS label; a long id is cut and keeps a hash of the whole, so runs stay apart. */
 function defaultRunName(workflowId: string): string {
@@ -210,6 +228,30 @@ function smallestFittingSize(neededGiB: number): string | undefined {
     .sort((a, b) => a.gpus - b.gpus || a.gpu!.memoryGiB - b.gpu!.memoryGiB || a.vCpus - b.vCpus)[0]?.name;
 }
 
+/** Why a size cannot train this model with this method (unknown, no GPUs, no bfloat16, too little memory per GPU); none when it can. */
+function sizeProblems(name: string, field: string, model: ModelPreset | undefined, method: TuningMethod): string[] {
+  const vmSize = findVmSize(name);
+  if (!vmSize) return [`${field} "${name}" is not a known Azure VM size`];
+  if (!vmSize.gpu) return [`${field} ${vmSize.name} has no GPUs`];
+  const problems: string[] = [];
+  if (!vmSize.gpu.bf16) {
+    problems.push(`${field} ${vmSize.name} has ${vmSize.gpu.model} GPUs, which do not compute in bfloat16 as the trainer does; choose an A10, A100 or H100 size`);
+  }
+  const memoryNeededGiB = model ? estimateTrainingMemoryGiB(model, method) : 0;
+  if (model && memoryNeededGiB > vmSize.gpu.memoryGiB) {
+    const qloraNeed = estimateTrainingMemoryGiB(model, 'qlora');
+    const advice = [
+      method === 'lora' && qloraNeed <= vmSize.gpu.memoryGiB ? `use method qlora (about ${qloraNeed} GiB)` : undefined,
+      smallestFittingSize(memoryNeededGiB) ? `choose ${smallestFittingSize(memoryNeededGiB)}` : undefined,
+    ].filter(Boolean);
+    problems.push(
+      `${model.name} with ${method} needs about ${memoryNeededGiB} GiB per GPU, but ${vmSize.name}'s ${vmSize.gpu.model} GPUs have ${vmSize.gpu.memoryGiB} GiB` +
+        (advice.length ? `: ${advice.join(' or ')}` : ''),
+    );
+  }
+  return problems;
+}
+
 /** What hostProblem says of a registry's host (without its port). */
 const registryHostProblem = (registry: string) => hostProblem(registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
 
@@ -253,30 +295,17 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
     }
   }
 
-  const vmSize = request.gpu?.vmSize ? findVmSize(request.gpu.vmSize) : undefined;
-  let memoryNeededGiB = 0;
-  if (!request.gpu?.vmSize) problems.push('gpu.vmSize is required, e.g. Standard_NC24ads_A100_v4');
-  else if (!vmSize) problems.push(`gpu.vmSize "${request.gpu.vmSize}" is not a known Azure VM size`);
-  else if (!vmSize.gpu) problems.push(`gpu.vmSize ${vmSize.name} has no GPUs`);
-  else {
-    if (!vmSize.gpu.bf16) {
-      problems.push(`gpu.vmSize ${vmSize.name} has ${vmSize.gpu.model} GPUs, which do not compute in bfloat16 as the trainer does; choose an A10, A100 or H100 size`);
-    }
-    if (model) {
-      memoryNeededGiB = estimateTrainingMemoryGiB(model, method);
-      if (memoryNeededGiB > vmSize.gpu.memoryGiB) {
-        const qloraNeed = estimateTrainingMemoryGiB(model, 'qlora');
-        const advice = [
-          method === 'lora' && qloraNeed <= vmSize.gpu.memoryGiB ? `use method qlora (about ${qloraNeed} GiB)` : undefined,
-          smallestFittingSize(memoryNeededGiB) ? `choose ${smallestFittingSize(memoryNeededGiB)}` : undefined,
-        ].filter(Boolean);
-        problems.push(
-          `${model.name} with ${method} needs about ${memoryNeededGiB} GiB per GPU, but ${vmSize.name}'s ${vmSize.gpu.model} GPUs have ${vmSize.gpu.memoryGiB} GiB` +
-            (advice.length ? `: ${advice.join(' or ')}` : ''),
-        );
-      }
-    }
+  const gpu = request.gpu ?? {};
+  const vmSize = gpu.vmSize ? findVmSize(gpu.vmSize) : undefined;
+  const memoryNeededGiB = model ? estimateTrainingMemoryGiB(model, method) : 0;
+  if (!gpu.vmSize) problems.push('gpu.vmSize is required, e.g. Standard_NC24ads_A100_v4');
+  else problems.push(...sizeProblems(gpu.vmSize, 'gpu.vmSize', model, method));
+  gpu.candidates?.forEach((c, i) => problems.push(...sizeProblems(c.vmSize, `gpu.candidates[${i}].vmSize`, model, method)));
+  if (gpu.nodePool !== undefined && (gpu.candidates || gpu.zones || gpu.fallback === 'fitting-sizes')) {
+    problems.push('gpu.nodePool runs on an existing pool: gpu.candidates, gpu.zones and gpu.fallback choose where a new pool goes, so they do not go with it');
   }
+  const anySpot = gpu.spot === true || gpu.candidates?.some((c) => c.spot ?? gpu.spot) === true;
+  if (gpu.spotFallbackAfterMinutes !== undefined && !anySpot) problems.push('gpu.spotFallbackAfterMinutes needs spot: true (it is when Spot gives way to on-demand)');
 
   const dataset = request.dataset ?? {};
   const sources = (['urls', 'urlsSecret', 'image', 'volume'] as const).filter((k) => dataset[k] !== undefined);
@@ -335,7 +364,16 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
       evaluation: request.evaluation,
       output: { ...output!, tag: output!.tag ?? runName },
       vmSize: vmSize!,
-      spot: request.gpu?.spot ?? false,
+      spot: gpu.spot ?? false,
+      gpuAttempts: gpuAttemptOrder({
+        primary: { vmSize: vmSize!.name, spot: gpu.spot ?? false, zones: gpu.zones },
+        candidates: gpu.candidates,
+        policy: (gpu.fallback ?? 'listed') as GpuFallbackPolicy,
+        spotFallbackAfterMinutes: gpu.spotFallbackAfterMinutes,
+        fits: (size) => sizeProblems(size.name, '', model, method).length === 0,
+        prices: request.prices ?? defaultPriceTable,
+      }),
+      capacityWaitMinutes: gpu.capacityWaitMinutes ?? planDefaults.capacityWaitMinutes,
       existingPool: request.gpu?.nodePool,
       reuseWarmPool: request.gpu?.reuseWarmPool ?? true,
       deploy,
