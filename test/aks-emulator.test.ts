@@ -225,7 +225,7 @@ describe('AKS emulator: throttling, capacity and preemption as AKS reports them,
     const failure = await activity.run(activities.ensureNodePool, specOf(name)).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(ApplicationFailure);
     expect(failure).toMatchObject({ type: 'GpuCapacityUnavailable', nonRetryable: false });
-    expect((failure as Error).message).toMatch(/no Standard_NC24ads_A100_v4 capacity.*Spot capacity, another GPU size or another region/);
+    expect((failure as Error).message).toMatch(/no Standard_NC24ads_A100_v4 capacity.*Other zones, Spot or on-demand, another GPU size or another region/);
     // The retry Temporal makes gets the pool once capacity is back.
     expect(await activity.run(activities.ensureNodePool, specOf(name))).toMatchObject({ provisioningState: 'Succeeded', adopted: true });
   });
@@ -252,7 +252,7 @@ describe('AKS emulator: throttling, capacity and preemption as AKS reports them,
     const name = newPool();
     await emulator.addFault({ kind: 'sku-not-available', pool: name });
     const failure = await activity.run(activities.ensureNodePool, specOf(name)).catch((e: unknown) => e);
-    expect(failure).toMatchObject({ type: 'InvalidNodePoolSpec', nonRetryable: true });
+    expect(failure).toMatchObject({ type: 'GpuSizeNotOffered', nonRetryable: true });
     expect((failure as Error).message).toMatch(/does not offer Standard_NC24ads_A100_v4 .*az vm list-skus/);
     await expect(pools.get(resourceGroup, clusterName, name)).rejects.toMatchObject({ statusCode: 404 });
   });

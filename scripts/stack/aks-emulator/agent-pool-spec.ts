@@ -21,6 +21,8 @@ export interface AgentPoolProperties {
   maxPods: number;
   upgradeSettings: { maxSurge: string };
   tags: Record<string, string>;
+  /** The zones its nodes go to (AgentPool availabilityZones: "1", "2", "3"); absent: regional. */
+  availabilityZones?: string[];
 }
 
 /**
@@ -121,6 +123,16 @@ export function parseAgentPoolSpec(
   if (existing && (existing.maxPods ?? 110) !== maxPods) throw new ArmError(400, 'PropertyChangeNotAllowed', "Changing property 'maxPods' is not allowed.");
   const spot = priority === 'Spot';
   const labels = stringMap(props.nodeLabels ?? existing?.nodeLabels, 'properties.nodeLabels');
+  // availabilityZones: a list of zone numbers, fixed at creation
+  // (https://learn.microsoft.com/azure/aks/availability-zones#create-an-aks-cluster-across-availability-zones).
+  const zones = props.availabilityZones ?? existing?.availabilityZones;
+  if (zones !== undefined && (!Array.isArray(zones) || !zones.every((z) => z === '1' || z === '2' || z === '3'))) {
+    throw invalid('properties.availabilityZones must be a list of zones "1", "2" or "3".');
+  }
+  const zoneKey = (z?: string[]) => [...(z ?? [])].sort().join(',');
+  if (existing && props.availabilityZones !== undefined && zoneKey(zones as string[]) !== zoneKey(existing.availabilityZones)) {
+    throw new ArmError(400, 'PropertyChangeNotAllowed', "Changing property 'availabilityZones' is not allowed.");
+  }
 
   return {
     count,
@@ -141,5 +153,6 @@ export function parseAgentPoolSpec(
     // The default a new pool gets (AgentPoolUpgradeSettings.maxSurge: "default is 10%").
     upgradeSettings: { maxSurge: (props.upgradeSettings as { maxSurge?: string } | undefined)?.maxSurge ?? existing?.upgradeSettings?.maxSurge ?? '10%' },
     tags: stringMap(props.tags ?? existing?.tags, 'properties.tags'),
+    ...((zones as string[] | undefined)?.length ? { availabilityZones: zones as string[] } : {}),
   };
 }

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ArmError } from './arm-error.js';
+import { allocationFailure, capacityRandom, type CapacitySettings, noLimits, quotaRefusal } from './capacity.js';
 import { type AgentPoolProperties, parseAgentPoolSpec } from './agent-pool-spec.js';
 import type { PoolNodes } from './pool-nodes.js';
 
@@ -56,12 +57,15 @@ export interface Timing {
 export class AgentPools {
   private state: State = { pools: {}, operations: {} };
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private capacitySettings: CapacitySettings = noLimits();
+  private capacityDraw = capacityRandom(this.capacitySettings);
 
   constructor(
     private readonly nodes: PoolNodes,
     private readonly stateFile: string,
     private readonly clusterVersion: string,
     readonly timing: Timing,
+    private readonly location: string,
   ) {
     if (existsSync(stateFile)) this.state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
     // Operations that were running when the emulator stopped finish after a restart.
@@ -95,6 +99,21 @@ export class AgentPools {
 
   names(): string[] {
     return Object.keys(this.state.pools).sort();
+  }
+
+  /** Quotas and where capacity is short (PUT /_emulator/capacity); setting them restarts the seeded draw. */
+  get capacity(): CapacitySettings {
+    return this.capacitySettings;
+  }
+
+  set capacity(settings: CapacitySettings) {
+    this.capacitySettings = settings;
+    this.capacityDraw = capacityRandom(settings);
+  }
+
+  /** Every pool's properties: what the usages API counts. */
+  allProperties(): AgentPoolProperties[] {
+    return Object.values(this.state.pools).map((p) => p.properties);
   }
 
   /** Every operation, for measuring how long ARM work took. */
@@ -137,6 +156,12 @@ export class AgentPools {
     const existing = this.state.pools[name];
     const properties = parseAgentPoolSpec(body, existing?.properties, this.clusterVersion);
     const created = existing === undefined;
+    const others = Object.values(this.state.pools).filter((p) => p.name !== name).map((p) => p.properties);
+    const overQuota = quotaRefusal(others, properties, existing?.properties, this.capacity, this.location);
+    if (overQuota) throw overQuota;
+    // Only new VMs need capacity: a create, or a scale-up.
+    const grows = properties.count > (existing?.properties.count ?? 0);
+    capacityFailure ??= grows ? allocationFailure(properties, this.capacitySettings, this.capacityDraw) : undefined;
     this.state.pools[name] = {
       name,
       eTag: randomUUID(),

@@ -1,6 +1,7 @@
 // Client for the emulator's control API (/_emulator): settings, fault injection, request log.
 // Used by tests and benchmarks; real ARM has no such API.
 import type { Operation, Timing } from './agent-pools.js';
+import type { CapacitySettings } from './capacity.js';
 import type { Fault } from './faults.js';
 import type { RequestRecord } from './server.js';
 
@@ -19,6 +20,11 @@ export class EmulatorControl {
 
   settings(update?: Partial<Timing>): Promise<Timing> {
     return update ? this.call('PUT', 'settings', update) : this.call('GET', 'settings');
+  }
+
+  /** Replaces the quotas and capacity shortages (none given: Azure with room everywhere). */
+  capacity(settings?: Partial<CapacitySettings>): Promise<CapacitySettings> {
+    return this.call('PUT', 'capacity', settings ?? {});
   }
 
   addFault(fault: Partial<Fault> & Pick<Fault, 'kind'>): Promise<Fault[]> {

@@ -26,6 +26,7 @@ const pools = new AgentPools(
     provisioningDelayMs: delay('AKS_EMULATOR_PROVISIONING_DELAY_MS', 3000),
     deletionDelayMs: delay('AKS_EMULATOR_DELETION_DELAY_MS', 2000),
   },
+  config.azure.location,
 );
 const handler = createArmHandler({ ...config.azure, kubernetesVersion }, pools, new Faults());
 const server = createServer(

@@ -15,6 +15,9 @@ export function nodeName(cluster: string, pool: string, index: number): string {
   return `aks-${pool}-${String(digits).padStart(8, '0')}-vmss${index.toString(36).padStart(6, '0')}`;
 }
 
+/** The VMSS instance index a node name ends with. */
+const nodeIndex = (name: string) => parseInt(/vmss([0-9a-z]{6})$/.exec(name)?.[1] ?? '0', 36);
+
 function nodeLabels(cluster: string, location: string, pool: string, props: AgentPoolProperties, name: string) {
   const size = findVmSize(props.vmSize);
   return {
@@ -28,6 +31,8 @@ function nodeLabels(cluster: string, location: string, pool: string, props: Agen
     'node.kubernetes.io/instance-type': props.vmSize,
     'beta.kubernetes.io/instance-type': props.vmSize,
     'topology.kubernetes.io/region': location,
+    // AKS's zone label: <region>-<zone> on a zonal pool (spread over its zones), the fault domain "0" otherwise.
+    'topology.kubernetes.io/zone': props.availabilityZones?.length ? `${location}-${props.availabilityZones[nodeIndex(name) % props.availabilityZones.length]}` : '0',
     'kubernetes.io/os': 'linux',
     'kubernetes.io/arch': 'amd64',
     'kubernetes.io/hostname': name,

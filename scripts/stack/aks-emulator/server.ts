@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ArmError } from './arm-error.js';
 import type { AgentPools } from './agent-pools.js';
+import { parseCapacity, usagesResponse } from './capacity.js';
 import { Faults, operationFaultError, parseFault } from './faults.js';
 
 export interface ClusterIdentity {
@@ -22,6 +23,9 @@ export interface RequestRecord {
   at: number;
   /** For a PUT: the property names its body set (what a client sends, e.g. never nodeImageVersion). */
   propertiesSent?: string[];
+  /** For a PUT: the VM size it asked for, and its zones. */
+  vmSize?: string;
+  availabilityZones?: string[];
 }
 
 const provider = 'providers/Microsoft.ContainerService';
@@ -40,9 +44,10 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, faults: Faults) {
   const requests: RequestRecord[] = [];
-  const sent = new WeakMap<IncomingMessage, string[]>();
+  const sent = new WeakMap<IncomingMessage, Pick<RequestRecord, 'propertiesSent' | 'vmSize' | 'availabilityZones'>>();
   const clusterId = `/subscriptions/${cluster.subscriptionId}/resourceGroups/${cluster.resourceGroup}/${provider}/managedClusters/${cluster.clusterName}`;
   const locationBase = `/subscriptions/${cluster.subscriptionId}/${provider}/locations/${cluster.location}`;
+  const computeUsages = `/subscriptions/${cluster.subscriptionId}/providers/Microsoft.Compute/locations/${cluster.location}/usages`.toLowerCase();
 
   const send = (res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'x-ms-request-id': crypto.randomUUID(), ...headers });
@@ -64,6 +69,10 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
       }
       if (req.method === 'DELETE') faults.clear();
       return send(res, 200, faults.list());
+    }
+    if (path === '/_emulator/capacity') {
+      if (req.method === 'PUT') pools.capacity = parseCapacity(await readJson(req));
+      return send(res, 200, pools.capacity);
     }
     if (path === '/_emulator/operations') return send(res, 200, pools.operations());
     if (path === '/_emulator/requests') {
@@ -105,6 +114,11 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
       return send(res, 204);
     }
 
+    // The Compute usages API: the subscription's vCPU quotas in the cluster's region (capacity.ts).
+    if (lower === computeUsages) {
+      if (method !== 'GET') throw new ArmError(405, 'MethodNotAllowed', `${method} is not supported on usages.`);
+      return send(res, 200, usagesResponse(pools.allProperties(), pools.capacity));
+    }
     if (!lower.startsWith(clusterId.toLowerCase())) {
       const rg = `/subscriptions/${cluster.subscriptionId}/resourceGroups/${cluster.resourceGroup}`.toLowerCase();
       if (!lower.startsWith(rg)) {
@@ -156,8 +170,13 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
       }
       case 'PUT': {
         const body = await readJson(req);
-        sent.set(req, Object.keys((body as { properties?: object } | undefined)?.properties ?? {}).sort());
-        const vmSize = (body as { properties?: { vmSize?: string } } | undefined)?.properties?.vmSize;
+        const properties = (body as { properties?: { vmSize?: string; availabilityZones?: string[] } } | undefined)?.properties;
+        const vmSize = properties?.vmSize;
+        sent.set(req, {
+          propertiesSent: Object.keys(properties ?? {}).sort(),
+          ...(vmSize ? { vmSize } : {}),
+          ...(properties?.availabilityZones ? { availabilityZones: properties.availabilityZones } : {}),
+        });
         const refused = faults.take(method, name, ['quota', 'sku-not-available']);
         if (refused) throw Faults.responseError(refused, vmSize, cluster.location);
         const operationFault = faults.take(method, name, ['capacity', 'preemption']);
@@ -189,8 +208,7 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
       send(res, armError.status, armError.body(), armError.headers);
     }
     if (!isControl) {
-      const propertiesSent = sent.get(req);
-      requests.push({ method: req.method ?? 'GET', path: url.pathname, status: res.statusCode, at: Date.now(), ...(propertiesSent ? { propertiesSent } : {}) });
+      requests.push({ method: req.method ?? 'GET', path: url.pathname, status: res.statusCode, at: Date.now(), ...sent.get(req) });
       if (requests.length > 10_000) requests.splice(0, requests.length - 10_000);
     }
   };
