@@ -13,6 +13,7 @@ const namespace = `loss-${unique()}`;
 const spotPool = `sp${unique(6)}`;
 const regularPool = `rg${unique(6)}`;
 const jobPool = `jb${unique(6)}`;
+const zonePools = { '1': `za${unique(6)}`, '2': `zb${unique(6)}` };
 // Keeps a pod readable after its deletion, so the test sees how it ended.
 const keep = 'test.aks-finetune.io/keep';
 const fast = { updateIntervalInMs: 200 };
@@ -71,12 +72,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await simulator.settings({ trainingMs });
-  for (const name of ['evicted', 'deleted']) {
+  for (const name of ['evicted', 'deleted', 'zone-first']) {
     await core
       .patchNamespacedPod({ name, namespace, body: [{ op: 'remove', path: '/metadata/finalizers' }] }, undefined)
       .catch(() => undefined);
   }
-  for (const pool of [spotPool, regularPool, jobPool]) {
+  for (const pool of [spotPool, regularPool, jobPool, ...Object.values(zonePools)]) {
     await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, pool, fast).catch(() => undefined);
   }
   await core.deleteNamespace({ name: namespace }).catch(() => undefined);
@@ -106,6 +107,46 @@ describe('node loss', () => {
       expect(pod.status?.containerStatuses?.some((c) => c.state?.terminated?.reason === 'Completed') ?? false).toBe(false);
     }
     expect(deleted.spec?.nodeName).toBeTruthy();
+  });
+
+  it("a results disk stays in its first node's zone: the same claim's next pod runs there, never in another zone", { timeout: 240_000 }, async () => {
+    for (const [zone, pool] of Object.entries(zonePools)) {
+      await containerService.agentPools.beginCreateOrUpdateAndWait(
+        resourceGroup,
+        clusterName,
+        pool,
+        { vmSize: 'Standard_NC24ads_A100_v4', mode: 'User', count: 1, nodeTaints: ['sku=gpu:NoSchedule'], availabilityZones: [zone] },
+        fast,
+      );
+    }
+    const first = await startTrainer('zone-first', zonePools['1']);
+    const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'zone-first-results', namespace });
+    const volume = await core.readPersistentVolume({ name: claim.spec!.volumeName! });
+    expect(volume.spec?.nodeAffinity?.required?.nodeSelectorTerms).toEqual([
+      { matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: [expect.stringMatching(/-1$/)] }] },
+    ]);
+    expect(claim.metadata?.annotations?.['volume.kubernetes.io/selected-node']).toBe(first.spec!.nodeName);
+
+    const replacement = (name: string, pool: string): V1Pod => {
+      const pod = trainerPod(name, pool);
+      pod.metadata!.finalizers = [];
+      pod.spec!.volumes = [{ name: 'results', persistentVolumeClaim: { claimName: 'zone-first-results' } }];
+      return pod;
+    };
+    await core.createNamespacedPod({ namespace, body: replacement('zone-other', zonePools['2']) });
+    const refusal = await eventually(async () => {
+      const pod = await core.readNamespacedPod({ name: 'zone-other', namespace });
+      return pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False' && c.message);
+    }, 'the scheduler to refuse the other zone');
+    expect(refusal.message).toMatch(/1 node\(s\) didn't match PersistentVolume's node affinity/);
+    expect((await core.readNamespacedPod({ name: 'zone-other', namespace })).spec?.nodeName).toBeUndefined();
+
+    await core.createNamespacedPod({ namespace, body: replacement('zone-same', zonePools['1']) });
+    const same = await eventually(async () => {
+      const pod = await core.readNamespacedPod({ name: 'zone-same', namespace });
+      return pod.status?.phase === 'Running' ? pod : undefined;
+    }, 'the pod in the same zone to run');
+    expect(same.spec?.nodeName).toBe(first.spec!.nodeName);
   });
 
   it("checkJob reports the loss even after the pod GC deleted the Job's pod and its replacement waits on an empty pool", { timeout: 240_000 }, async () => {

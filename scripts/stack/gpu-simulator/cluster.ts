@@ -7,6 +7,10 @@ import { retryOnConflict } from '../../../activities/kubernetes/api-errors.js';
 
 export const storageClassName = 'simulated-disk';
 const provisioner = 'simulation.aks-finetune.io/disk';
+const volumeBindingMode = 'WaitForFirstConsumer';
+// Set on a claim by the kube-scheduler once it has picked the node of the claim's first pod.
+const selectedNodeAnnotation = 'volume.kubernetes.io/selected-node';
+const zoneLabel = 'topology.kubernetes.io/zone';
 
 /** Where a pod's emptyDir volume lives on this machine (the simulated kubelet's folder). */
 export const emptyDirPath = (volumesDir: string, podUid: string, volume: string) => join(volumesDir, 'pods', podUid, volume);
@@ -23,15 +27,25 @@ export class SimulatedCluster {
     this.storage = kubeConfig.makeApiClient(StorageV1Api);
   }
 
-  /** The cluster's default StorageClass, as AKS has one (there: Azure Disk CSI). */
+  /**
+   * The cluster's default StorageClass, as AKS has one (there: Azure Disk CSI, `managed-csi`):
+   * WaitForFirstConsumer, so the disk is made in the zone of the node its first pod was scheduled
+   * to. A class left by an older stack with another binding mode is replaced (the field is immutable).
+   */
   async ensureStorageClass(): Promise<void> {
+    const existing = await this.storage.readStorageClass({ name: storageClassName }).catch((err: { code?: number }) => {
+      if (err.code === 404) return undefined;
+      throw err;
+    });
+    if (existing?.volumeBindingMode === volumeBindingMode) return;
+    if (existing) await this.storage.deleteStorageClass({ name: storageClassName });
     await this.storage
       .createStorageClass({
         body: {
           metadata: { name: storageClassName, annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
           provisioner,
           reclaimPolicy: 'Delete',
-          volumeBindingMode: 'Immediate',
+          volumeBindingMode,
         },
       })
       .catch((err: { code?: number }) => {
@@ -39,11 +53,22 @@ export class SimulatedCluster {
       });
   }
 
-  /** Gives every pending claim of the class a hostPath volume; removes released ones. */
+  /**
+   * Gives every pending claim of the class that the scheduler picked a node for a hostPath volume
+   * pinned to that node's zone, as an Azure Disk is (an LRS disk attaches only to a VM in its own
+   * zone; a disk made for a VM without a zone only to VMs without one); removes released ones. The
+   * real kube-scheduler then keeps every later pod of the claim, a replacement after a lost node
+   * included, to nodes of that zone (elsewhere: "node(s) didn't match PersistentVolume's node affinity").
+   */
   async reconcileVolumes(): Promise<void> {
     const { items: claims } = await this.core.listPersistentVolumeClaimForAllNamespaces();
     for (const claim of claims) {
       if (claim.status?.phase !== 'Pending' || claim.spec?.storageClassName !== storageClassName || claim.spec.volumeName) continue;
+      const selectedNode = claim.metadata?.annotations?.[selectedNodeAnnotation];
+      if (!selectedNode) continue;
+      const node = await this.core.readNode({ name: selectedNode }).catch(() => undefined);
+      const zone = node?.metadata?.labels?.[zoneLabel];
+      if (zone === undefined) continue; // the node went away: the scheduler picks another
       const name = `pvc-${claim.metadata!.uid}`;
       const path = join(this.volumesDir, name);
       mkdirSync(path, { recursive: true });
@@ -57,6 +82,7 @@ export class SimulatedCluster {
               storageClassName,
               persistentVolumeReclaimPolicy: 'Delete',
               hostPath: { path, type: 'DirectoryOrCreate' },
+              nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: zoneLabel, operator: 'In', values: [zone] }] }] } },
               claimRef: { namespace: claim.metadata!.namespace, name: claim.metadata!.name, uid: claim.metadata!.uid },
             },
           },
