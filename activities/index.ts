@@ -1,9 +1,11 @@
 // All activities, built from injected clients (real ones in the worker, ones pointed at the
 // local stack in tests). Workflows proxy `ReturnType<typeof createActivities>`.
+import type { ComputeManagementClient } from '@azure/arm-compute';
 import type { ContainerServiceClient } from '@azure/arm-containerservice';
 import type { TokenCredential } from '@azure/core-auth';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Client } from '@temporalio/client';
+import { createComputeQuotaActivities } from './azure/compute-quota.js';
 import { createNodePoolActivities } from './azure/node-pools.js';
 import { createDatasetActivities } from './datasets/fingerprint.js';
 import { createEvaluationActivities } from './inference/evaluation.js';
@@ -22,6 +24,8 @@ import { withLivenessHeartbeats } from './liveness.js';
 
 export interface ActivityDeps {
   containerService: ContainerServiceClient;
+  /** For the vCPU quota (Compute usages API) before a pool is requested. */
+  compute: ComputeManagementClient;
   resourceGroup: string;
   clusterName: string;
   kubeConfig: KubeConfig;
@@ -47,6 +51,7 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return withLivenessHeartbeats({
     ...createNodePoolActivities({ ...deps, pollIntervalMs: deps.armPollIntervalMs }),
+    ...createComputeQuotaActivities(deps),
     ...createNodeActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createFineTuneKubeActivities(deps),

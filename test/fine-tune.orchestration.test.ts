@@ -21,6 +21,7 @@ function stubs(calls: string[], overrides: Partial<Record<keyof Activities, (...
   const base: Partial<Record<keyof Activities, (...args: never[]) => Promise<unknown>>> = {
     checkOutputRegistry: async () => undefined,
     listManagedPools: async () => [],
+    readGpuQuota: async () => ({ location: 'eastus', usages: [] }),
     ensureNodePool: async () => ({ name: 'p', vmSize: 'Standard_NC24ads_A100_v4', count: 1, provisioningState: 'Succeeded', adopted: false }),
     waitForPoolNodes: async () => ({ nodes: ['n1'], gpusPerNode: 1 }),
     ensureNamespace: async () => undefined,
@@ -68,6 +69,7 @@ describe('fineTune orchestration', () => {
     expect(calls).toEqual([
       'checkOutputRegistry',
       'listManagedPools',
+      'readGpuQuota',
       'ensureNodePool',
       'waitForPoolNodes',
       'ensureNamespace',

@@ -1,5 +1,6 @@
 // Real SDK clients built from the configuration. Activities receive these through their
 // factories, so tests hand them clients pointed at the local stack.
+import { ComputeManagementClient } from '@azure/arm-compute';
 import { ContainerServiceClient } from '@azure/arm-containerservice';
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { ContainerRegistryContentClient } from '@azure/container-registry';
@@ -20,11 +21,18 @@ export function createAzureCredential(staticToken: string | undefined): TokenCre
   return staticToken ? staticTokenCredential(staticToken) : new DefaultAzureCredential();
 }
 
+/** Both ARM clients: the same endpoint, subscription and request metrics. */
+const armClientOptions = (config: WorkerConfig) => ({
+  endpoint: config.azure.armEndpoint,
+  additionalPolicies: [{ policy: armMetricsPolicy(), position: 'perRetry' as const }],
+});
+
 export function createContainerServiceClient(config: WorkerConfig, credential = createAzureCredential(config.azure.staticToken)) {
-  return new ContainerServiceClient(credential, config.azure.subscriptionId, {
-    endpoint: config.azure.armEndpoint,
-    additionalPolicies: [{ policy: armMetricsPolicy(), position: 'perRetry' }],
-  });
+  return new ContainerServiceClient(credential, config.azure.subscriptionId, armClientOptions(config));
+}
+
+export function createComputeClient(config: WorkerConfig, credential = createAzureCredential(config.azure.staticToken)) {
+  return new ComputeManagementClient(credential, config.azure.subscriptionId, armClientOptions(config));
 }
 
 export function createKubeConfig(config: WorkerConfig): KubeConfig {

@@ -7,7 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { defaultImages } from '../activities/kubernetes/tuning-job.js';
-import { createAzureCredential, createContainerServiceClient, createKubeConfig } from './clients.js';
+import { createAzureCredential, createComputeClient, createContainerServiceClient, createKubeConfig } from './clients.js';
 import { ConfigError, type WorkerConfig } from './config.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -45,6 +45,7 @@ export function createWorkerActivities(
   const credential = createAzureCredential(config.azure.staticToken);
   return createActivities({
     containerService: createContainerServiceClient(config, credential),
+    compute: createComputeClient(config, credential),
     resourceGroup: config.azure.resourceGroup,
     clusterName: config.azure.clusterName,
     kubeConfig: createKubeConfig(config),

@@ -26,8 +26,18 @@ export const armOperations: ActivityOptions = {
     backoffCoefficient: 2,
     maximumInterval: '2 minutes',
     maximumAttempts: 8,
-    nonRetryableErrorTypes: [failureTypes.gpuQuotaExceeded, failureTypes.nodePoolConflict, failureTypes.invalidNodePoolSpec],
+    nonRetryableErrorTypes: [failureTypes.gpuQuotaExceeded, failureTypes.gpuSizeNotOffered, failureTypes.nodePoolConflict, failureTypes.invalidNodePoolSpec],
   },
+};
+
+/**
+ * A pool request that is one attempt among the run's GPU candidates: no capacity here is the
+ * run's cue to try the next candidate (domain/gpu-candidates.ts), so it is not retried in place.
+ * Throttling, 5xx and lost workers are retried as for any ARM operation.
+ */
+export const armCapacityAttempts: ActivityOptions = {
+  ...armOperations,
+  retry: { ...armOperations.retry, nonRetryableErrorTypes: [...armOperations.retry!.nonRetryableErrorTypes!, failureTypes.gpuCapacityUnavailable] },
 };
 
 /** Short Kubernetes and registry API calls. */

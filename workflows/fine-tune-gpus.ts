@@ -1,33 +1,48 @@
 // The GPU pool of a fineTune run: getting it (a pool the request names, an idle warm pool
 // claimed atomically, or a new pool of its own), getting it back when its nodes go away, and
 // releasing it, only while it is still the run's, after success, failure or cancellation.
-import { ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log, patched, proxyActivities, sleep, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { NodePoolSpec } from '../activities/azure/node-pools.js';
 import { failureTypes } from '../domain/failure-types.js';
+import {
+  capacityRefusals,
+  capacityRoundDelayMs,
+  type GpuAttempt,
+  type GpuAttemptRecord,
+  keepEffectiveBatch,
+  maxAttemptRecords,
+  noCapacityMessage,
+  quotaShortfall,
+  quotasNeeded,
+} from '../domain/gpu-candidates.js';
+import { findVmSize } from '../domain/vm-sizes.js';
 import { type GpuHold, gpuTime, gpuUsage } from '../domain/gpu-usage.js';
 import { managedPoolTags, poolOwner } from '../domain/pool-tags.js';
 import { isOwnedBy, ownerIsOpen, type RecordedOwner } from '../domain/run-identity.js';
 import { warmPoolCandidates } from '../domain/warm-pool.js';
-import { apiCalls, armOperations, clusterWaits } from './activity-options.js';
+import { apiCalls, armCapacityAttempts, armOperations, clusterWaits } from './activity-options.js';
 import type { FineTuneStatus, PlannedRun } from './fine-tune-run.js';
 import { countGpuTime } from './metrics.js';
+import { GpuVmSize } from './search-attributes.js';
 
 const arm = proxyActivities<
   Pick<Activities, 'ensureNodePool' | 'deleteNodePool' | 'scaleNodePoolToZero' | 'describeNodePool' | 'listManagedPools' | 'claimNodePool'>
 >(armOperations);
-const lookups = proxyActivities<Pick<Activities, 'openRunsAmong' | 'provisioningSecondsOf' | 'gpuPodsOnPool'>>(apiCalls);
+const capacity = proxyActivities<Pick<Activities, 'ensureNodePool'>>(armCapacityAttempts);
+const lookups = proxyActivities<Pick<Activities, 'openRunsAmong' | 'provisioningSecondsOf' | 'gpuPodsOnPool' | 'readGpuQuota'>>(apiCalls);
 const waits = proxyActivities<Pick<Activities, 'waitForPoolNodes'>>(clusterWaits);
 
 export const gpuTaint = 'sku=gpu:NoSchedule';
 /** How often a run gets fresh capacity after its nodes went away before it gives up. */
 export const maxCapacityRecoveries = 2;
 
-const poolSpec = (run: PlannedRun, name: string): NodePoolSpec => ({
+const poolSpec = (run: PlannedRun, name: string, attempt: Pick<GpuAttempt, 'vmSize' | 'spot' | 'zone'> = { vmSize: run.plan.vmSize.name, spot: run.plan.spot, zone: run.pool.zone }): NodePoolSpec => ({
   name,
-  vmSize: run.plan.vmSize.name,
+  vmSize: attempt.vmSize,
   count: 1,
-  spot: run.plan.spot,
+  spot: attempt.spot,
+  ...(attempt.zone ? { zones: [attempt.zone] } : {}),
   taints: [gpuTaint],
   labels: { 'aks-finetune.io/purpose': 'fine-tuning' },
   tags: managedPoolTags(run.owner, run.plan.release),
@@ -48,10 +63,14 @@ export async function provision(run: PlannedRun): Promise<string> {
     }
     return `using existing pool ${plan.existingPool}`;
   }
+  // Runs started before capacity fallback keep their single size and Temporal's retries on it.
+  const fallback = patched('capacity-fallback');
+  const attempts = fallback ? plan.gpuAttempts : [{ vmSize: plan.vmSize.name, spot: plan.spot, afterMinutes: 0, source: 'request' as const }];
   if (plan.reuseWarmPool) {
-    const warm = await claimWarmPool(run);
+    const warm = await claimWarmPool(run, attempts.filter((a) => a.afterMinutes === 0));
     if (warm) {
       Object.assign(pool, { name: warm.name, owned: true });
+      if (fallback) choose(run, warm.attempt);
       const saved = warm.previousOwner.workflowId ? await lookups.provisioningSecondsOf(warm.previousOwner) : undefined;
       Object.assign(status.gpu!, { pool: warm.name, reusedPool: true, reusedFrom: warm.previousOwner.workflowId, provisioningSecondsSaved: saved });
       return `reused warm pool ${warm.name}${saved !== undefined ? `, about ${saved}s of provisioning saved` : ''}`;
@@ -59,21 +78,123 @@ export async function provision(run: PlannedRun): Promise<string> {
   }
   pool.owned = true; // before the call: a timed-out or cancelled create may still have made the pool
   status.created.push(`AgentPool/${pool.name}`);
-  const created = await arm.ensureNodePool(poolSpec(run, pool.name));
-  return `${created.name}: ${created.count} x ${created.vmSize}${created.adopted ? ' (adopted)' : ''}`;
+  if (!fallback) {
+    const created = await arm.ensureNodePool(poolSpec(run, pool.name));
+    return `${created.name}: ${created.count} x ${created.vmSize}${created.adopted ? ' (adopted)' : ''}`;
+  }
+  return createFromCandidates(run);
 }
 
-/** An idle managed pool whose run has ended, claimed for this run; undefined when there is none. */
-async function claimWarmPool(run: PlannedRun): Promise<{ name: string; previousOwner: RecordedOwner } | undefined> {
+/**
+ * Goes down the run's GPU attempts until one gets a pool: an attempt without quota is skipped
+ * before any request; one Azure refuses for quota, capacity or a size not offered has its failed
+ * pool deleted before the next is tried. When capacity was short, around the list again after a
+ * backoff, until gpu.capacityWaitMinutes; then the run fails with every attempt listed. When only
+ * quota or sizes not offered stood in the way (waiting will not change them), it fails at once;
+ * a request with one size fails with Azure's own answer, as before fallback.
+ */
+async function createFromCandidates(run: PlannedRun): Promise<string> {
+  const { plan, pool, status } = run;
+  const records: GpuAttemptRecord[] = (status.gpu!.attempts = []);
+  const record = (r: GpuAttemptRecord) => {
+    records.push(r);
+    if (records.length > maxAttemptRecords) records.splice(0, records.length - maxAttemptRecords);
+  };
+  const startedMs = Date.now();
+  const boundMs = plan.capacityWaitMinutes * 60_000;
+  const minutesLooking = () => (Date.now() - startedMs) / 60_000;
+  for (let round = 0; ; round++) {
+    const due = plan.gpuAttempts.filter((a) => a.afterMinutes <= minutesLooking());
+    let capacityShort = false;
+    let lastRefusal: unknown;
+    const quota = await lookups.readGpuQuota([...new Set(due.flatMap((a) => quotasNeeded(findVmSize(a.vmSize)!, a.spot)))]);
+    status.gpu!.quota = quota.unreadable ?? quota.usages.map((u) => `${u.name}: ${u.current} of ${u.limit} vCPUs in use`).join('; ');
+    for (const attempt of due) {
+      if (round > 0 && Date.now() - startedMs >= boundMs) break;
+      const at = new Date().toISOString();
+      const shortfall = quotaShortfall(findVmSize(attempt.vmSize)!, attempt.spot, 1, quota.usages);
+      if (shortfall) {
+        record({ ...where(attempt), at, outcome: 'skipped', refusal: 'quota', code: shortfall.quota, message: shortfall.message, seconds: 0 });
+        continue;
+      }
+      const began = Date.now();
+      try {
+        const created = await capacity.ensureNodePool(poolSpec(run, pool.name, attempt));
+        record({ ...where(attempt), at, outcome: 'created', seconds: Math.round((Date.now() - began) / 1000) });
+        choose(run, attempt);
+        const other = attempt.source === 'request' ? '' : ` (${attempt.source}, after ${records.length - 1} other attempt(s))`;
+        return `${created.name}: ${created.count} x ${created.vmSize}${attempt.spot ? ' Spot' : ''}${attempt.zone ? ` in zone ${attempt.zone}` : ''}${created.adopted ? ' (adopted)' : ''}${other}`;
+      } catch (err) {
+        const refused = capacityRefusal(err);
+        if (!refused) throw err;
+        capacityShort ||= refused.refusal === 'capacity';
+        lastRefusal = err;
+        record({ ...where(attempt), at, outcome: 'refused', ...refused, seconds: Math.round((Date.now() - began) / 1000) });
+        log.warn('no GPUs from this candidate, trying the next', { ...where(attempt), code: refused.code });
+        // A create that failed leaves a Failed pool: it goes before the next attempt, never held while the run moves on.
+        await arm.deleteNodePool(pool.name, { ownedBy: run.owner });
+      }
+    }
+    const nextDue = plan.gpuAttempts.map((a) => a.afterMinutes * 60_000 - (Date.now() - startedMs)).filter((ms) => ms > 0);
+    if (!capacityShort && nextDue.length === 0) {
+      if (plan.gpuAttempts.length === 1 && lastRefusal) throw lastRefusal;
+      const type = records.every((r) => r.refusal === 'quota') ? failureTypes.gpuQuotaExceeded : failureTypes.gpuSizeNotOffered;
+      throw ApplicationFailure.nonRetryable(noCapacityMessage(records, Math.round(minutesLooking()), plan.capacityWaitMinutes), type);
+    }
+    const delayMs = Math.min(capacityRoundDelayMs(round), ...nextDue);
+    if (Date.now() - startedMs + delayMs >= boundMs) {
+      throw ApplicationFailure.nonRetryable(noCapacityMessage(records, Math.round(minutesLooking()), plan.capacityWaitMinutes), failureTypes.gpuCapacityUnavailable);
+    }
+    await sleep(delayMs);
+  }
+}
+
+const where = (a: GpuAttempt) => ({ vmSize: a.vmSize, spot: a.spot, ...(a.zone ? { zone: a.zone } : {}) });
+
+/** A pool request's failure that says "not here, not now" (quota, capacity, size not offered), with Azure's code; undefined for any other. */
+function capacityRefusal(err: unknown): Pick<GpuAttemptRecord, 'refusal' | 'code' | 'message'> | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  if (!(cause instanceof ApplicationFailure) || !cause.type || !capacityRefusals[cause.type]) return undefined;
+  const code = typeof cause.details?.[0] === 'string' ? (cause.details[0] as string) : cause.type;
+  return { refusal: capacityRefusals[cause.type], code, message: cause.message.slice(0, 500) };
+}
+
+/**
+ * The run goes on with this attempt's size: the plan, the status and the search attribute say so,
+ * and a size with another GPU count gets training arguments that keep the effective batch.
+ */
+function choose(run: PlannedRun, attempt: GpuAttempt): void {
+  const { plan, pool, status } = run;
+  const size = findVmSize(attempt.vmSize)!;
+  const batch = keepEffectiveBatch(plan.config, plan.vmSize.gpus, size.gpus);
+  if (batch) {
+    plan.config = batch.config;
+    status.gpu!.trainingChange = batch.change;
+    log.info('training arguments follow the GPU count', { change: batch.change });
+  }
+  Object.assign(plan, { vmSize: size, spot: attempt.spot });
+  pool.zone = attempt.zone;
+  Object.assign(status.gpu!, { vmSize: size.name, spot: attempt.spot, ...(attempt.zone ? { zone: attempt.zone } : {}) });
+  if (attempt.source !== 'request') upsertSearchAttributes([{ key: GpuVmSize, value: size.name }]);
+}
+
+/** An idle managed pool whose run has ended, claimed for this run (the first of the attempts that has one); undefined when there is none. */
+async function claimWarmPool(run: PlannedRun, attempts: GpuAttempt[]): Promise<{ name: string; previousOwner: RecordedOwner; attempt: GpuAttempt } | undefined> {
   const pools = (await arm.listManagedPools()).map((p) => ({ ...p, owner: poolOwner(p.tags) }));
   const owners = [...new Set(pools.map((p) => p.owner.workflowId).filter((o): o is string => o !== undefined))];
   // One visibility query for all owners, however many pools there are.
   const openRuns = owners.length ? await lookups.openRunsAmong(owners) : [];
-  const wanted = { vmSize: run.plan.vmSize.name, spot: run.plan.spot, self: run.owner };
-  for (const candidate of warmPoolCandidates(pools, wanted, (owner) => ownerIsOpen(owner, openRuns))) {
-    if ((await lookups.gpuPodsOnPool(candidate.name)).length > 0) continue;
-    if (await arm.claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(run.owner, run.plan.release))) {
-      return { name: candidate.name, previousOwner: candidate.owner };
+  const tried = new Set<string>();
+  for (const attempt of attempts) {
+    const key = `${attempt.vmSize}/${attempt.spot}`;
+    if (tried.has(key)) continue; // a warm pool's zone is its own: one look per size and priority
+    tried.add(key);
+    const wanted = { vmSize: attempt.vmSize, spot: attempt.spot, self: run.owner };
+    for (const candidate of warmPoolCandidates(pools, wanted, (owner) => ownerIsOpen(owner, openRuns))) {
+      if ((await lookups.gpuPodsOnPool(candidate.name)).length > 0) continue;
+      if (await arm.claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(run.owner, run.plan.release))) {
+        return { name: candidate.name, previousOwner: candidate.owner, attempt: { ...attempt, zone: candidate.zones?.[0] } };
+      }
     }
   }
   return undefined;

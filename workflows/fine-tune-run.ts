@@ -4,6 +4,7 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { JobProgress } from '../activities/kubernetes/jobs.js';
 import type { FineTunePlan } from '../domain/fine-tune-request.js';
+import type { GpuAttemptRecord } from '../domain/gpu-candidates.js';
 import type { RunOwner } from '../domain/run-identity.js';
 import type { fineTuneObjectNames } from './naming.js';
 import type { StepRecord, StepRecorder } from './step-recorder.js';
@@ -48,6 +49,14 @@ export interface FineTuneStatus {
     readyAt?: string;
     releasedAt?: string;
     /** GPU-minutes the run has held so far (pool nodes Ready until released). */
+    /** The availability zone the pool was pinned to, when the attempt that got it named one. */
+    zone?: string;
+    /** Every try for GPUs, newest last (bounded): size, Spot, zone, outcome, Azure's code, seconds. */
+    attempts?: GpuAttemptRecord[];
+    /** The last quota read: each quota the attempts draw on, or why it could not be read. */
+    quota?: string;
+    /** How the training arguments changed for the size the run got (another GPU count). */
+    trainingChange?: string;
     gpuMinutes: number;
     estimatedCost?: number;
     currency: string;
@@ -80,6 +89,8 @@ export const jobFinishedSignal = defineSignal<[{ namespace: string; name: string
 /** The GPU pool a run works on, and whether it is the run's to release. */
 export interface RunPool {
   name: string;
+  /** The zone the run's attempt pinned the pool to: a recovery asks for the same (its results disk is zonal). */
+  zone?: string;
   /** The run created or claimed it (so it releases it); false for a pool named in the request. */
   owned: boolean;
   released: boolean;

@@ -15,6 +15,8 @@ export interface NodePoolSpec {
   vmSize: string;
   count: number;
   spot: boolean;
+  /** Availability zones the pool's nodes go to (ARM availabilityZones); none: the region. */
+  zones?: string[];
   /** "key=value:Effect" taints, as ARM takes them. */
   taints: string[];
   labels: Record<string, string>;
@@ -38,6 +40,8 @@ export interface ManagedPool {
   vmSize: string;
   count: number;
   provisioningState: string;
+  /** Its availability zones, when it was pinned to some. */
+  zones?: string[];
   tags: Record<string, string>;
 }
 
@@ -95,28 +99,34 @@ export interface NodePoolDeps {
  * - throttling (429 Throttled) and 5xx: the SDK already waited out Retry-After and retried;
  *   Temporal retries the rest.
  */
+const where = (spec: NodePoolSpec) => (spec.zones?.length ? ` in zone ${spec.zones.join(', ')}` : '') + (spec.spot ? ' (Spot)' : '');
+
 function toFailure(err: unknown, spec: NodePoolSpec): unknown {
   const code = isRestError(err) ? err.code : undefined;
   const message = err instanceof Error ? err.message : String(err);
   if (code === 'QuotaExceeded' || /quota/i.test(message)) {
     return ApplicationFailure.nonRetryable(
-      `Azure refused GPU node pool ${spec.name}: the subscription's ${spec.vmSize} quota is exhausted. ` +
-        `Request a quota increase for that VM family, or choose another vmSize. (${message})`,
+      `Azure refused GPU node pool ${spec.name}: the subscription's ${spec.vmSize}${spec.spot ? ' Spot' : ''} quota is exhausted. ` +
+        `Request a quota increase for that VM family, or choose another vmSize (gpu.candidates lists sizes to fall back to). (${message})`,
       failureTypes.gpuQuotaExceeded,
+      'QuotaExceeded',
     );
   }
   if (code === 'VMSizeNotSupported' || code === 'SkuNotAvailable') {
     return ApplicationFailure.nonRetryable(
-      `Azure does not offer ${spec.vmSize} for node pool ${spec.name} in this cluster's region: choose another gpu.vmSize ` +
-        `('az vm list-skus -l <region> --resource-type virtualMachines' lists what is offered), or a cluster in another region. (${message})`,
-      failureTypes.invalidNodePoolSpec,
+      `Azure does not offer ${spec.vmSize}${where(spec)} for node pool ${spec.name}: add another size to gpu.candidates ` +
+        `('az vm list-skus -l <region> --resource-type virtualMachines' lists what is offered), or use a cluster in another region. (${message})`,
+      failureTypes.gpuSizeNotOffered,
+      code,
     );
   }
   if (/\b(Zonal)?AllocationFailed\b|Overconstrained(Zonal)?AllocationRequest/.test(`${code} ${message}`)) {
+    const computeCode = /\b((?:Zonal)?AllocationFailed|Overconstrained(?:Zonal)?AllocationRequest)\b/.exec(`${code} ${message}`)![1];
     return ApplicationFailure.retryable(
-      `Azure has no ${spec.vmSize} capacity for node pool ${spec.name} right now; retrying. ` +
-        `If it persists: Spot capacity, another GPU size or another region may be easier to get. (${message})`,
+      `Azure has no ${spec.vmSize}${where(spec)} capacity for node pool ${spec.name} right now. ` +
+        `Other zones, Spot or on-demand, another GPU size or another region may have it (gpu.candidates). (${message})`,
       failureTypes.gpuCapacityUnavailable,
+      computeCode,
     );
   }
   if (isRestError(err) && err.statusCode === 400) {
@@ -140,6 +150,7 @@ const poolParameters = (spec: NodePoolSpec): AgentPool => ({
   tags: spec.tags,
   scaleSetPriority: spec.spot ? 'Spot' : 'Regular',
   ...(spec.spot ? { scaleSetEvictionPolicy: 'Delete', spotMaxPrice: -1 } : {}),
+  ...(spec.zones?.length ? { availabilityZones: spec.zones } : {}),
 });
 
 /** The product's fields of an existing pool, for a PUT that changes its count or tags. */
@@ -153,6 +164,7 @@ const productFields = (pool: AgentPool): AgentPool => ({
   tags: pool.tags,
   scaleSetPriority: pool.scaleSetPriority,
   ...(pool.scaleSetPriority === 'Spot' ? { scaleSetEvictionPolicy: pool.scaleSetEvictionPolicy, spotMaxPrice: pool.spotMaxPrice } : {}),
+  ...(pool.availabilityZones?.length ? { availabilityZones: pool.availabilityZones } : {}),
 });
 
 const stateOf = (pool: AgentPool, adopted: boolean): NodePoolState => ({
@@ -219,12 +231,15 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
             failureTypes.nodePoolConflict,
           );
         }
+        const zones = (z?: string[]) => [...(z ?? [])].sort().join(',');
         const sameShape =
           existing.vmSize?.toLowerCase() === spec.vmSize.toLowerCase() &&
-          (existing.scaleSetPriority === 'Spot') === spec.spot;
+          (existing.scaleSetPriority === 'Spot') === spec.spot &&
+          zones(existing.availabilityZones) === zones(spec.zones);
         if (!sameShape) {
           throw ApplicationFailure.nonRetryable(
-            `Node pool ${spec.name} already exists as ${existing.vmSize} (${existing.scaleSetPriority ?? 'Regular'}), not ${spec.vmSize}${spec.spot ? ' (Spot)' : ''}; ` +
+            `Node pool ${spec.name} already exists as ${existing.vmSize} (${existing.scaleSetPriority ?? 'Regular'}${existing.availabilityZones?.length ? `, zones ${zones(existing.availabilityZones)}` : ''}), ` +
+              `not ${spec.vmSize}${where(spec)}; ` +
               'delete it or choose another pool name.',
             failureTypes.nodePoolConflict,
           );
@@ -257,6 +272,7 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
           vmSize: pool.vmSize ?? '',
           count: pool.count ?? 0,
           provisioningState: pool.provisioningState ?? 'Unknown',
+          ...(pool.availabilityZones?.length ? { zones: pool.availabilityZones } : {}),
           tags,
         });
       }
