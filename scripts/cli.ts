@@ -41,6 +41,9 @@ import { createAzureCredential } from '../workers/clients.js';
 import { readAdapterLineage } from '../client/adapter-lineage.js';
 import { lineageSummary } from '../domain/lineage.js';
 import { lossChart, trainingLines } from '../client/training-view.js';
+import { attemptQuotaText, readAttemptQuota } from '../client/gpu-quota.js';
+import { estimateCost } from '../domain/prices.js';
+import { quotaSummary } from '../domain/gpu-candidates.js';
 import type { FineTuneInput } from '../domain/fine-tune-request.js';
 import type { PromotionRequest } from '../domain/promotion.js';
 import type { PromotionStatus } from '../workflows/promotion-api.js';
@@ -54,9 +57,10 @@ const usage = `Usage: npm run cli -- <command> [options]
   list [--model M] [--method lora|qlora] [--phase P] [--repository R] [--limit N]
                                                  recent runs, newest first
   cancel <workflow-id>                           cancel a run (it cleans up before it ends)
-  plan <spec.yaml|.json> [--hours H]             dry run: validation, node pool, Kubernetes objects and
-                                                 estimated GPU-hours and cost for H hours of training (default 1);
-                                                 writes nothing anywhere
+  plan <spec.yaml|.json> [--hours H] [--quota]   dry run: validation, node pool, the GPU attempts in order,
+                                                 Kubernetes objects and estimated GPU-hours and cost for H hours
+                                                 of training (default 1); --quota reads the vCPU quota of each
+                                                 attempt from ARM (GETs only); writes nothing anywhere
   schedule create|update <id> <spec> (--cron EXPR | --every DURATION) [--timezone TZ]
                   [--overlap skip|buffer-one|buffer-all|cancel-other|terminate-other|allow-all]
                   [--catchup-window D] [--jitter D]
@@ -294,6 +298,7 @@ async function main(argv: string[]): Promise<number> {
       id: { type: 'string' },
       follow: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      quota: { type: 'boolean', default: false },
       model: { type: 'string' },
       method: { type: 'string' },
       phase: { type: 'string' },
@@ -323,6 +328,18 @@ async function main(argv: string[]): Promise<number> {
     console.log(`Plan for ${plan.model.name} (${plan.method}), run ${plan.runName}: valid`);
     console.log(`  node pool  ${nodePool.action} ${nodePool.name}: 1 x ${nodePool.vmSize}${nodePool.spot ? ' (spot)' : ''}, ${nodePool.gpusPerNode} GPU(s)`);
     console.log(`  memory     about ${plan.memoryNeededGiB} GiB per GPU needed, ${plan.vmSize.gpu?.memoryGiB} GiB available`);
+    if (!plan.existingPool) {
+      const quota = values.quota ? await readAttemptQuota(plan.gpuAttempts) : undefined;
+      console.log(`  capacity   ${plan.gpuAttempts.length} attempt(s) in this order, for up to ${plan.capacityWaitMinutes} min:`);
+      plan.gpuAttempts.forEach((a, i) => {
+        const price = estimateCost(plan.prices, a.vmSize, a.spot, 1, 60);
+        console.log(
+          `    ${i + 1}. ${a.vmSize}${a.spot ? ' Spot' : ''}${a.zone ? ` zone ${a.zone}` : ''}${a.afterMinutes ? ` after ${a.afterMinutes} min` : ''} ` +
+            `(${a.source}${price !== undefined ? `, ${price} ${plan.prices.currency}/h` : ''})${attemptQuotaText(a, quota)}`,
+        );
+      });
+      console.log(`  quota      ${quota ? (quota.unreadable ?? `${quota.location}: ${quotaSummary(plan.gpuAttempts, quota.usages).join('; ')}`) : 'not read (plan --quota reads it from ARM: GETs only)'}`);
+    }
     console.log(`  objects    ${kubernetesObjects.join(', ')}`);
     console.log(`  adapter    ${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`);
     console.log(`  estimate   ${estimate.gpuHours} GPU-hours for ${estimate.trainingHours} h of training, about ${estimate.cost?.toFixed(2) ?? '?'} ${estimate.currency} (prices as of ${estimate.pricesAsOf})`);

@@ -58,6 +58,23 @@ describe('CLI', () => {
     expect(statSync(audit).size).toBe(auditBefore);
   });
 
+  it('plan --quota prints the GPU attempts in order with their quota, reading ARM with GETs only', async () => {
+    await emulator.capacity({ quotas: { standardNCADSA100v4Family: 0 } });
+    await emulator.clearRequests();
+    try {
+      const spec = specFile({ gpu: { vmSize: 'Standard_NC24ads_A100_v4', zones: ['1', '2'], candidates: [{ vmSize: 'Standard_NC40ads_H100_v5' }] } });
+      const { code, out } = await cli(['plan', spec, '--quota']);
+      expect(code).toBe(0);
+      expect(out).toMatch(/capacity {3}3 attempt\(s\) in this order, for up to 30 min:/);
+      expect(out).toMatch(/1\. Standard_NC24ads_A100_v4 zone 1 \(request, 3\.67 USD\/h\): skipped, standardNCADSA100v4Family: 0 of 0 vCPUs in use/);
+      expect(out).toMatch(/3\. Standard_NC40ads_H100_v5 \(listed, 6\.98 USD\/h\): quota ok/);
+      expect(out).toMatch(/quota {6}eastus: standardNCADSA100v4Family: 0 of 0 vCPUs in use; cores: \d+ of 10000 vCPUs in use; standardNCadsH100v5Family: \d+ of 10000 vCPUs in use/);
+      expect(new Set((await emulator.requests()).map((r) => r.method))).toEqual(new Set(['GET']));
+    } finally {
+      await emulator.capacity({});
+    }
+  });
+
   it('refuses a bad spec with every problem and exit code 2', async () => {
     const { code, out } = await cli(['plan', specFile({ method: 'lora', tuning: { loadIn4bit: true }, gpu: { vmSize: 'Standard_D4s_v3' } })]);
     expect(code).toBe(2);
