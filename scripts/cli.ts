@@ -1,4 +1,4 @@
-// `npm run cli -- <command>`: start, follow, list, cancel and plan fineTune runs; retrain schedules; endpoints.
+// `aks-finetune <command>` (scripts/aks-finetune.js; also `npm run cli -- <command>`): start, follow, list, cancel and plan fineTune runs; retrain schedules; endpoints.
 // Connects through Temporal's environment configuration, like the worker (client/temporal-connection.ts; README, "Configuration").
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
@@ -48,7 +48,9 @@ import type { FineTuneInput } from '../domain/fine-tune-request.js';
 import type { PromotionRequest } from '../domain/promotion.js';
 import type { PromotionStatus } from '../workflows/promotion-api.js';
 
-const usage = `Usage: npm run cli -- <command> [options]
+const usage = `Usage: aks-finetune <command> [options]   (in this repository: npx aks-finetune, or npm run cli --)
+
+  help [command], <command> --help               this text, or one command's part of it
 
   start <spec.yaml|.json> [--id ID] [--follow]   start a run from a request file or a KAITO Workspace file
   status <workflow-id> [--follow] [--json]       a run's status with its training progress and loss chart;
@@ -90,7 +92,30 @@ Environment: Temporal's environment configuration, as the worker reads it: a pro
 (TEMPORAL_PROFILE, default "default") of the TOML file TEMPORAL_CONFIG_FILE (default
 ~/.config/temporalio/temporal.toml), overridden by TEMPORAL_ADDRESS (default 127.0.0.1:7233),
 TEMPORAL_NAMESPACE (default default), TEMPORAL_API_KEY and TEMPORAL_TLS_*; and
-TEMPORAL_TASK_QUEUE (default fine-tuning).`;
+TEMPORAL_TASK_QUEUE (default fine-tuning).
+
+Exit codes: 0 success (with --follow: the run or promotion succeeded); 1 the run or promotion
+failed, or Temporal, Azure or Kubernetes refused a call; 2 bad input (an unknown command or
+option, a missing argument, an invalid request file), before anything is started.`;
+
+const usageHead = usage.slice(0, usage.indexOf('\n\n'));
+const usageTail = usage.slice(usage.indexOf('\n\nEnvironment:'));
+
+/** One command's lines of the usage (each `start`, `schedule create|update`... entry and its continuation lines). */
+function helpFor(command: string | undefined): string {
+  if (!command || command === 'help') return usage;
+  const lines = usage.slice(0, usage.indexOf('\n\nEnvironment:')).split('\n');
+  const picked: string[] = [];
+  let inEntry = false;
+  for (const line of lines) {
+    const entry = /^ {2}(\S+)/.exec(line);
+    if (entry) inEntry = entry[1]!.split('|').includes(command);
+    else if (!/^ {3,}\S/.test(line)) inEntry = false;
+    if (inEntry) picked.push(line);
+  }
+  if (!picked.length) throw new UsageError(`unknown command "${command}"`);
+  return `${usageHead}\n\n${picked.join('\n')}${usageTail}`;
+}
 
 class UsageError extends Error {}
 
@@ -291,6 +316,11 @@ async function endpointCommand(client: Client, taskQueue: string, [sub, name, ar
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  const helpAsked = command === 'help' || command === '--help' || command === '-h' || rest.includes('--help') || rest.includes('-h');
+  if (helpAsked) {
+    console.log(helpFor(command === 'help' ? rest[0] : command?.startsWith('-') ? undefined : command));
+    return 0;
+  }
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,

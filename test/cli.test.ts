@@ -75,6 +75,28 @@ describe('CLI', () => {
     }
   });
 
+  it('is the installed command aks-finetune (package.json bin), with help for each command and exit code 2 for an unknown one', async () => {
+    const npx = (args: string[]) =>
+      run('npx', ['--no', 'aks-finetune', ...args]).then(
+        ({ stdout }) => ({ code: 0, out: stdout }),
+        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
+      );
+    const all = await npx(['--help']);
+    expect(all.code).toBe(0);
+    expect(all.out).toMatch(/^Usage: aks-finetune <command> \[options\]/);
+    expect(all.out).toContain('Exit codes: 0 success');
+    const schedule = await npx(['schedule', 'create', '--help']);
+    expect(schedule.code).toBe(0);
+    expect(schedule.out).toContain('  schedule create|update <id> <spec> (--cron EXPR | --every DURATION) [--timezone TZ]');
+    expect(schedule.out).toContain('[--catchup-window D] [--jitter D]');
+    expect(schedule.out).toContain('  schedule list');
+    expect(schedule.out).not.toContain('endpoint create');
+    expect((await cli(['help', 'reject'])).out).toContain('approve|reject <id> [--by WHO]');
+    const unknown = await cli(['help', 'deploy']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.out).toMatch(/^unknown command "deploy"/);
+  });
+
   it('refuses a bad spec with every problem and exit code 2', async () => {
     const { code, out } = await cli(['plan', specFile({ method: 'lora', tuning: { loadIn4bit: true }, gpu: { vmSize: 'Standard_D4s_v3' } })]);
     expect(code).toBe(2);
