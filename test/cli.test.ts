@@ -77,7 +77,7 @@ describe('CLI', () => {
 
   it('is the installed command aks-finetune (package.json bin), with help for each command and exit code 2 for an unknown one', async () => {
     const npx = (args: string[]) =>
-      run('npx', ['--no', 'aks-finetune', ...args]).then(
+      run('npx', ['aks-finetune', ...args]).then(
         ({ stdout }) => ({ code: 0, out: stdout }),
         (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
       );
