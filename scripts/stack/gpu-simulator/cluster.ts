@@ -29,7 +29,7 @@ export class SimulatedCluster {
 
   /**
    * The cluster's default StorageClass, as AKS has one (there: Azure Disk CSI, `managed-csi`):
-   * WaitForFirstConsumer, so the disk is made in the zone of the node its first pod was scheduled
+   * WaitForFirstConsumer (https://learn.microsoft.com/azure/aks/azure-disk-csi#dynamically-create-azure-disks-pvs-by-using-the-built-in-storage-classes), so the disk is made in the zone of the node its first pod was scheduled
    * to. A class left by an older stack with another binding mode is replaced (the field is immutable).
    */
   async ensureStorageClass(): Promise<void> {
