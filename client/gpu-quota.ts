@@ -1,7 +1,7 @@
 // The quota `plan --quota` shows beside each GPU attempt: read from ARM with the worker's Azure
 // settings (AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, AKS_CLUSTER_NAME, ...), GETs only.
 import { createComputeQuotaActivities, type GpuQuota } from '../activities/azure/compute-quota.js';
-import { type GpuAttempt, quotasNeeded, quotaShortfall } from '../domain/gpu-candidates.js';
+import { type GpuAttempt, quotasOfAttempts, quotaShortfall } from '../domain/gpu-candidates.js';
 import { findVmSize } from '../domain/vm-sizes.js';
 import { createAzureCredential, createComputeClient, createContainerServiceClient } from '../workers/clients.js';
 import { loadWorkerConfig } from '../workers/config.js';
@@ -16,13 +16,12 @@ export async function readAttemptQuota(attempts: GpuAttempt[], env: NodeJS.Proce
     resourceGroup: config.azure.resourceGroup,
     clusterName: config.azure.clusterName,
   });
-  return quota.readGpuQuota([...new Set(attempts.flatMap((a) => quotasNeeded(findVmSize(a.vmSize)!, a.spot)))]);
+  return quota.readGpuQuota(quotasOfAttempts(attempts));
 }
 
 /** What the quota says of one attempt, for its plan line. */
 export function attemptQuotaText(attempt: GpuAttempt, quota: GpuQuota | undefined): string {
-  if (!quota) return '';
-  if (quota.unreadable) return '';
+  if (!quota || quota.unreadable) return '';
   const shortfall = quotaShortfall(findVmSize(attempt.vmSize)!, attempt.spot, 1, quota.usages);
   return shortfall ? `: skipped, ${shortfall.message}` : ': quota ok';
 }

@@ -109,10 +109,21 @@ export interface QuotaUsage {
 /** The usages API names of the regional totals (https://learn.microsoft.com/azure/quotas/regional-quota-requests). */
 export const regionalQuota = { regular: 'cores', spot: 'lowPriorityCores' } as const;
 
-/** The quotas a pool of `count` nodes of this size draws on: the family and the regional total; Spot only the regional Spot quota. */
+/** The quotas a pool of this size draws on: the family and the regional total; Spot only the regional Spot quota. */
 export function quotasNeeded(size: VmSize, spot: boolean): string[] {
   return spot ? [regionalQuota.spot] : [size.family, regionalQuota.regular];
 }
+
+/** Every distinct quota the attempts draw on: what one read of the usages API asks for. */
+export function quotasOfAttempts(attempts: GpuAttempt[]): string[] {
+  return [...new Set(attempts.flatMap((a) => quotasNeeded(findVmSize(a.vmSize)!, a.spot)))];
+}
+
+/** The usages API's row of a quota (its names are matched without regard to case). */
+const usageOf = (usages: QuotaUsage[], name: string) => usages.find((u) => u.name.toLowerCase() === name.toLowerCase());
+
+/** A usage row as plan and status print it. */
+export const usageLine = (u: QuotaUsage) => `${u.name}: ${u.current} of ${u.limit} vCPUs in use`;
 
 /**
  * Why a pool of `count` nodes of this size would exceed a quota, or undefined when every quota it
@@ -121,12 +132,12 @@ export function quotasNeeded(size: VmSize, spot: boolean): string[] {
 export function quotaShortfall(size: VmSize, spot: boolean, count: number, usages: QuotaUsage[]): { quota: string; message: string } | undefined {
   const needed = size.vCpus * count;
   for (const quota of quotasNeeded(size, spot)) {
-    const usage = usages.find((u) => u.name.toLowerCase() === quota.toLowerCase());
+    const usage = usageOf(usages, quota);
     if (usage && usage.current + needed > usage.limit) {
       return {
         quota: usage.name,
         message:
-          `${usage.name}: ${usage.current} of ${usage.limit} vCPUs in use, ${size.name}${spot ? ' (Spot)' : ''} needs ${needed}; ` +
+          `${usageLine(usage)}, ${size.name}${spot ? ' (Spot)' : ''} needs ${needed}; ` +
           `ask for at least ${usage.current + needed} (Azure portal, Quotas, or 'az quota update')`,
       };
     }
@@ -136,10 +147,9 @@ export function quotaShortfall(size: VmSize, spot: boolean, count: number, usage
 
 /** The quota row of each distinct quota the attempts draw on, for plan and status. */
 export function quotaSummary(attempts: GpuAttempt[], usages: QuotaUsage[]): string[] {
-  const names = [...new Set(attempts.flatMap((a) => quotasNeeded(findVmSize(a.vmSize)!, a.spot)))];
-  return names.map((name) => {
-    const u = usages.find((x) => x.name.toLowerCase() === name.toLowerCase());
-    return u ? `${u.name}: ${u.current} of ${u.limit} vCPUs in use` : `${name}: not reported`;
+  return quotasOfAttempts(attempts).map((name) => {
+    const u = usageOf(usages, name);
+    return u ? usageLine(u) : `${name}: not reported`;
   });
 }
 
@@ -185,7 +195,7 @@ export function keepEffectiveBatch(
   const perDevice = Number(args.per_device_train_batch_size ?? 1);
   const accumulation = Number(args.gradient_accumulation_steps ?? 1);
   const effective = perDevice * accumulation * fromGpus;
-  let next = { perDevice, accumulation };
+  let next: { perDevice: number; accumulation: number };
   if (effective % (perDevice * toGpus) === 0) next = { perDevice, accumulation: effective / (perDevice * toGpus) };
   else if (effective % toGpus === 0) {
     // The per-device batch must shrink: the largest divisor of effective / toGpus not above it.

@@ -14,7 +14,8 @@ import {
   maxAttemptRecords,
   noCapacityMessage,
   quotaShortfall,
-  quotasNeeded,
+  quotasOfAttempts,
+  usageLine,
 } from '../domain/gpu-candidates.js';
 import { findVmSize } from '../domain/vm-sizes.js';
 import { type GpuHold, gpuTime, gpuUsage } from '../domain/gpu-usage.js';
@@ -107,8 +108,8 @@ async function createFromCandidates(run: PlannedRun): Promise<string> {
     const due = plan.gpuAttempts.filter((a) => a.afterMinutes <= minutesLooking());
     let capacityShort = false;
     let lastRefusal: unknown;
-    const quota = await lookups.readGpuQuota([...new Set(due.flatMap((a) => quotasNeeded(findVmSize(a.vmSize)!, a.spot)))]);
-    status.gpu!.quota = quota.unreadable ?? quota.usages.map((u) => `${u.name}: ${u.current} of ${u.limit} vCPUs in use`).join('; ');
+    const quota = await lookups.readGpuQuota(quotasOfAttempts(due));
+    status.gpu!.quota = quota.unreadable ?? quota.usages.map(usageLine).join('; ');
     for (const attempt of due) {
       if (round > 0 && Date.now() - startedMs >= boundMs) break;
       const at = new Date().toISOString();

@@ -120,13 +120,13 @@ function toFailure(err: unknown, spec: NodePoolSpec): unknown {
       code,
     );
   }
-  if (/\b(Zonal)?AllocationFailed\b|Overconstrained(Zonal)?AllocationRequest/.test(`${code} ${message}`)) {
-    const computeCode = /\b((?:Zonal)?AllocationFailed|Overconstrained(?:Zonal)?AllocationRequest)\b/.exec(`${code} ${message}`)![1];
+  const allocation = /\b((?:Zonal)?AllocationFailed|Overconstrained(?:Zonal)?AllocationRequest)\b/.exec(`${code} ${message}`);
+  if (allocation) {
     return ApplicationFailure.retryable(
       `Azure has no ${spec.vmSize}${where(spec)} capacity for node pool ${spec.name} right now. ` +
         `Other zones, Spot or on-demand, another GPU size or another region may have it (gpu.candidates). (${message})`,
       failureTypes.gpuCapacityUnavailable,
-      computeCode,
+      allocation[1],
     );
   }
   if (isRestError(err) && err.statusCode === 400) {
