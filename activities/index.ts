@@ -5,6 +5,8 @@ import type { ContainerServiceClient } from '@azure/arm-containerservice';
 import type { TokenCredential } from '@azure/core-auth';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Client } from '@temporalio/client';
+import type { ClusterTargets } from '../domain/cluster-targets.js';
+import { createClusterTargetActivities } from './azure/cluster-targets.js';
 import { createComputeQuotaActivities } from './azure/compute-quota.js';
 import { createNodePoolActivities } from './azure/node-pools.js';
 import { createDatasetActivities } from './datasets/fingerprint.js';
@@ -28,6 +30,8 @@ export interface ActivityDeps {
   compute: ComputeManagementClient;
   resourceGroup: string;
   clusterName: string;
+  /** The clusters the worker serves: its home cluster and the targets runs may land in. */
+  clusters: ClusterTargets;
   kubeConfig: KubeConfig;
   /** Credential for the adapter registry (ACR answers with a token challenge). */
   registryCredential: TokenCredential;
@@ -52,6 +56,7 @@ export function createActivities(deps: ActivityDeps) {
   return withLivenessHeartbeats({
     ...createNodePoolActivities({ ...deps, pollIntervalMs: deps.armPollIntervalMs }),
     ...createComputeQuotaActivities(deps),
+    ...createClusterTargetActivities(deps),
     ...createNodeActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createFineTuneKubeActivities(deps),

@@ -12,6 +12,7 @@ import { type TrainerKind, trainerKinds } from './training-progress.js';
 import { findVmSize, type VmSize, vmSizeNames } from './vm-sizes.js';
 import { type KaitoWorkspace, kaitoWorkspaceSchema, pushSecretReason } from './kaito-workspace.js';
 import { type FineTunePromote, fineTunePromoteSchema, suiteProblems } from './promotion.js';
+import { clusterNameSchema } from './cluster-targets.js';
 import { type GpuAttempt, gpuAttemptOrder, type GpuFallbackPolicy, gpuFallbackPolicies } from './gpu-candidates.js';
 import { boolean, checkInput, dnsLabel, dnsLabelPattern, dnsSubdomain, list, number, oneOf, refused, strict, text } from './schema.js';
 
@@ -19,7 +20,7 @@ const secretName = dnsSubdomain('Secret');
 const vmSizeText = text('an Azure VM size name, e.g. Standard_NC24ads_A100_v4', { max: 64 });
 /** Availability zones, tried one after the other: a pool is pinned to one zone (its results disk then lives there too). */
 const zonesSchema = list(oneOf(['1', '2', '3']), 1, 3, 'zones');
-const candidateSchema = strict({ vmSize: vmSizeText, spot: boolean().optional(), zones: zonesSchema.optional() });
+const candidateSchema = strict({ vmSize: vmSizeText, spot: boolean().optional(), zones: zonesSchema.optional(), cluster: clusterNameSchema.optional() });
 const imageText = text('an image reference (registry/repository[:tag]) of at most 255 characters');
 
 const datasetSchema = strict({

@@ -13,6 +13,8 @@ export interface GpuCandidate {
   spot?: boolean;
   /** Availability zones to try, one after the other ("1", "2", "3"); none: the region, as Azure places it. */
   zones?: string[];
+  /** A cluster target of the worker (domain/cluster-targets.ts); none: the worker's home cluster. */
+  cluster?: string;
 }
 
 export const gpuFallbackPolicies = ['listed', 'fitting-sizes'] as const;
@@ -23,6 +25,8 @@ export interface GpuAttempt {
   vmSize: string;
   spot: boolean;
   zone?: string;
+  /** The cluster target the pool would be created in; undefined: the worker's home cluster. */
+  cluster?: string;
   /** Tried only once the run has looked for capacity this long (spot's fallback to on-demand). */
   afterMinutes: number;
   /** Why it is in the list: the request's size, a listed candidate, the fitting-sizes policy, or spot's fallback. */
@@ -44,6 +48,7 @@ export interface GpuAttemptRecord {
   vmSize: string;
   spot: boolean;
   zone?: string;
+  cluster?: string;
   at: string;
   /** created; skipped before any request (quota); or refused by Azure. */
   outcome: 'created' | 'skipped' | 'refused';
@@ -64,7 +69,8 @@ const hourlyPrice = (prices: PriceTable, vmSize: string, spot: boolean) => estim
  * The attempts in order: the request's size (each of its zones), the listed candidates, then with
  * fitting-sizes every other known size the model fits on, cheapest first. With spot and
  * spotFallbackAfterMinutes, each spot attempt gets an on-demand twin at the end, tried only once
- * the run has looked that long. A (size, priority, zone) appears once.
+ * the run has looked that long. A (size, priority, zone, cluster) appears once; fitting-sizes adds
+ * sizes in the home cluster only (another cluster's sizes are the request's to name).
  */
 export function gpuAttemptOrder(input: {
   primary: GpuCandidate;
@@ -79,8 +85,8 @@ export function gpuAttemptOrder(input: {
     const vmSize = findVmSize(c.vmSize)?.name ?? c.vmSize;
     for (const zone of c.zones?.length ? c.zones : [undefined]) {
       const spot = c.spot ?? false;
-      if (attempts.some((a) => a.vmSize === vmSize && a.spot === spot && a.zone === zone)) continue;
-      attempts.push({ vmSize, spot, ...(zone ? { zone } : {}), afterMinutes, source });
+      if (attempts.some((a) => a.vmSize === vmSize && a.spot === spot && a.zone === zone && a.cluster === c.cluster)) continue;
+      attempts.push({ vmSize, spot, ...(zone ? { zone } : {}), ...(c.cluster ? { cluster: c.cluster } : {}), afterMinutes, source });
     }
   };
   add(input.primary, 'request');
@@ -94,7 +100,7 @@ export function gpuAttemptOrder(input: {
     for (const size of fitting) add({ vmSize: size.name, spot, zones: input.primary.zones }, 'fitting-sizes');
   }
   if (input.spotFallbackAfterMinutes !== undefined) {
-    for (const a of attempts.filter((x) => x.spot)) add({ vmSize: a.vmSize, spot: false, zones: a.zone ? [a.zone] : undefined }, 'spot-fallback', input.spotFallbackAfterMinutes);
+    for (const a of attempts.filter((x) => x.spot)) add({ vmSize: a.vmSize, spot: false, zones: a.zone ? [a.zone] : undefined, cluster: a.cluster }, 'spot-fallback', input.spotFallbackAfterMinutes);
   }
   return attempts;
 }
@@ -161,7 +167,7 @@ export function capacityRoundDelayMs(round: number): number {
 /** One line per attempt, for a failure message. */
 export function attemptLines(records: GpuAttemptRecord[]): string[] {
   return records.map(
-    (r) => `${r.vmSize}${r.spot ? ' (Spot)' : ''}${r.zone ? ` zone ${r.zone}` : ''}: ${r.outcome}${r.code ? ` ${r.code}` : ''}${r.seconds ? ` after ${r.seconds}s` : ''}`,
+    (r) => `${r.vmSize}${r.spot ? ' (Spot)' : ''}${r.zone ? ` zone ${r.zone}` : ''}${r.cluster ? ` in ${r.cluster}` : ''}: ${r.outcome}${r.code ? ` ${r.code}` : ''}${r.seconds ? ` after ${r.seconds}s` : ''}`,
   );
 }
 

@@ -6,6 +6,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, type RuntimeOptions, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { afterAll, beforeAll } from 'vitest';
 import type { Activities } from '../activities/index.js';
+import { clusterTaskQueue } from '../domain/cluster-targets.js';
 import { runtimeOptions } from '../workers/telemetry.js';
 import { workflowsPath } from '../workers/worker.js';
 import { config, eventually, unique } from './support.js';
@@ -40,6 +41,20 @@ export function useTemporal(runtime: RuntimeOptions = runtimeOptions({ logFormat
     async withWorker<T>(activities: Partial<Activities>, run: (taskQueue: string) => Promise<T>, taskQueue = `test-${unique()}`): Promise<T> {
       const worker = await Worker.create({ connection: this.env.nativeConnection, taskQueue, workflowBundle, activities });
       return worker.runUntil(run(taskQueue));
+    },
+    /** withWorker, with an activity Worker per cluster target on that target's queue, as the worker process runs them (createClusterWorkers). */
+    async withClusterWorkers<T>(activities: Partial<Activities>, clusters: Record<string, Partial<Activities>>, run: (taskQueue: string) => Promise<T>): Promise<T> {
+      const taskQueue = `test-${unique()}`;
+      const targets = await Promise.all(
+        Object.entries(clusters).map(([name, a]) => Worker.create({ connection: this.env.nativeConnection, taskQueue: clusterTaskQueue(taskQueue, name), activities: a })),
+      );
+      const running = targets.map((w) => w.run());
+      try {
+        return await this.withWorker(activities, run, taskQueue);
+      } finally {
+        for (const w of targets) w.shutdown();
+        await Promise.all(running);
+      }
     },
   };
 }

@@ -1,6 +1,11 @@
 // Worker configuration from environment variables (documented in README, "Configuration").
 // The same variables point the worker at the local stack (.stack/env) or at real Azure.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { LogLevel } from '@temporalio/worker';
+import { parse } from 'yaml';
+import { type ClusterTarget, clusterTargetsFileSchema, parseClusterResourceId } from '../domain/cluster-targets.js';
+import { checkInput } from '../domain/schema.js';
 import { routerPort } from '../domain/adapter-router.js';
 import { loadTemporalSettings, type TemporalSettings } from '../client/temporal-connection.js';
 import { type LogFormat, logFormats, logLevels, type TelemetryConfig } from './telemetry.js';
@@ -19,6 +24,8 @@ export interface WorkerConfig {
   };
   /** Path of a kubeconfig; in-cluster service account when absent. */
   kubeconfig?: string;
+  /** Other AKS clusters runs may land in (AKS_CLUSTERS_FILE), each served on its own task queue. */
+  clusters: ClusterTarget[];
   /** allowLoopback: output registries on loopback addresses are accepted (the local stack, where worker and registry share one). */
   registry: { endpoint: string; allowLoopback: boolean };
   /** Image of this worker: the pusher Job runs its push-adapter command. */
@@ -54,6 +61,7 @@ export const workerVariables: Record<string, string> = {
   AKS_CLUSTER_NAME: 'the AKS cluster GPU node pools are added to (required)',
   AZURE_STATIC_TOKEN: 'local AKS emulator only: a fixed bearer token instead of DefaultAzureCredential',
   KUBECONFIG: "kubeconfig of the cluster; the pod's service account when unset (in-cluster)",
+  AKS_CLUSTERS_FILE: 'YAML or JSON file of further AKS clusters runs may land in ({clusters: [{name, resourceId, region, kubeconfig, armEndpoint?}]}, README "More than one cluster"); none when unset',
   REGISTRY_ENDPOINT: 'https:// endpoint of the registry adapters are pushed to (required)',
   ALLOW_LOOPBACK_REGISTRY: 'true accepts output registries on loopback addresses (the local stack sets it); otherwise such runs fail at once as invalid',
   WORKER_IMAGE: 'image of this worker (built from Dockerfile), run by the adapter pusher Job',
@@ -103,6 +111,39 @@ function hostPort(env: NodeJS.ProcessEnv, name: string): string | undefined {
   return raw;
 }
 
+/**
+ * The cluster targets of AKS_CLUSTERS_FILE, validated (every problem at once): a name that
+ * repeats or is the home cluster's is refused, and kubeconfig paths are relative to the file.
+ */
+export function loadClusterTargets(file: string | undefined, homeCluster: string): ClusterTarget[] {
+  if (!file) return [];
+  let content: unknown;
+  try {
+    content = parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`AKS_CLUSTERS_FILE=${file} cannot be read as YAML: ${(err as Error).message}`);
+  }
+  const checked = checkInput(clusterTargetsFileSchema, content, 'clusters file');
+  if (!checked.ok) throw new ConfigError(`AKS_CLUSTERS_FILE=${file}: ${checked.problems.join('; ')}`);
+  const names = [homeCluster];
+  const problems: string[] = [];
+  for (const target of checked.value.clusters) {
+    if (names.includes(target.name)) problems.push(`cluster "${target.name}" is named twice (the home cluster is AKS_CLUSTER_NAME=${homeCluster})`);
+    names.push(target.name);
+  }
+  if (problems.length > 0) throw new ConfigError(`AKS_CLUSTERS_FILE=${file}: ${problems.join('; ')}`);
+  return checked.value.clusters.map((t) => ({ ...t, kubeconfig: resolve(dirname(file), t.kubeconfig) }));
+}
+
+/** The configuration of a worker for one cluster target: its ARM resource, region and kubeconfig; the rest as the home worker's. */
+export function targetConfig(config: WorkerConfig, target: ClusterTarget): WorkerConfig {
+  return {
+    ...config,
+    azure: { ...config.azure, ...parseClusterResourceId(target.resourceId), armEndpoint: target.armEndpoint ?? config.azure.armEndpoint },
+    kubeconfig: target.kubeconfig,
+  };
+}
+
 export function loadTelemetryConfig(env: NodeJS.ProcessEnv = process.env): TelemetryConfig {
   return {
     logFormat: oneOf<LogFormat>(env, 'LOG_FORMAT', logFormats, 'json'),
@@ -116,16 +157,18 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   if (!registryEndpoint.startsWith('https://')) {
     throw new ConfigError(`REGISTRY_ENDPOINT=${registryEndpoint} must be an https:// URL (the registry client refuses plain http)`);
   }
+  const clusterName = required(env, 'AKS_CLUSTER_NAME', 'the AKS cluster GPU node pools are added to');
   return {
     temporal: loadTemporalSettings(env),
     azure: {
       armEndpoint: env.AZURE_ARM_ENDPOINT ?? 'https://management.azure.com',
       subscriptionId: required(env, 'AZURE_SUBSCRIPTION_ID', 'the subscription that holds the AKS cluster'),
       resourceGroup: required(env, 'AZURE_RESOURCE_GROUP', "the AKS cluster's resource group"),
-      clusterName: required(env, 'AKS_CLUSTER_NAME', 'the AKS cluster GPU node pools are added to'),
+      clusterName,
       staticToken: env.AZURE_STATIC_TOKEN || undefined,
     },
     kubeconfig: env.KUBECONFIG || undefined,
+    clusters: loadClusterTargets(env.AKS_CLUSTERS_FILE || undefined, clusterName),
     registry: { endpoint: registryEndpoint, allowLoopback: env.ALLOW_LOOPBACK_REGISTRY === 'true' },
     workerImage: env.WORKER_IMAGE ?? 'aks-finetune/worker:0.1.0',
     inferenceUrlTemplate: env.INFERENCE_URL_TEMPLATE ?? 'http://{service}.{namespace}.svc.cluster.local',

@@ -9,11 +9,11 @@ import { connectClient } from '../client/temporal-connection.js';
 import { adapterRouterCommand } from './adapter-router.js';
 import { createKubeConfig } from './clients.js';
 import { startJobWatcher } from './job-watcher.js';
-import { ConfigError, loadWorkerConfig } from './config.js';
+import { ConfigError, loadWorkerConfig, targetConfig } from './config.js';
 import { downloadDatasetCommand } from './download-dataset.js';
 import { pushAdapterCommand } from './push-adapter.js';
 import { runtimeOptions } from './telemetry.js';
-import { createWorker } from './worker.js';
+import { createClusterWorkers, createWorker } from './worker.js';
 
 async function runWorker(): Promise<void> {
   const config = loadWorkerConfig();
@@ -22,14 +22,16 @@ async function runWorker(): Promise<void> {
   // One profile for both: the worker's native connection and the job watcher's client.
   const connection = await NativeConnection.connect(config.temporal.connection);
   const client = await connectClient(config.temporal);
-  const watcher = startJobWatcher(createKubeConfig(config), client, (line) => logger.warn(line));
+  // One Job watch per cluster: a run's Jobs are in the cluster its pool is in.
+  const watchers = [config, ...config.clusters.map((t) => targetConfig(config, t))].map((c) => startJobWatcher(createKubeConfig(c), client, (line) => logger.warn(line)));
   try {
-    const worker = await createWorker(config, connection);
+    const workers = [await createWorker(config, connection), ...(await createClusterWorkers(config, connection))];
     const { address, tls, apiKey } = config.temporal.connection; // never log the key itself
-    logger.info('worker polling', { address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, tls: Boolean(tls), apiKey: apiKey !== undefined, metricsAddress: config.telemetry.metricsAddress });
-    await worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks are done
+    logger.info('worker polling', { address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, clusters: [config.azure.clusterName, ...config.clusters.map((t) => t.name)], tls: Boolean(tls), apiKey: apiKey !== undefined, metricsAddress: config.telemetry.metricsAddress });
+    // Each returns after SIGINT/SIGTERM, once its in-flight tasks are done.
+    await Promise.all(workers.map((w) => w.run()));
   } finally {
-    watcher.stop();
+    for (const watcher of watchers) watcher.stop();
     await client.connection.close();
     await connection.close();
   }

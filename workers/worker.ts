@@ -6,9 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import { type ClusterTargets, clusterTaskQueue } from '../domain/cluster-targets.js';
 import { defaultImages } from '../activities/kubernetes/tuning-job.js';
 import { createAzureCredential, createComputeClient, createContainerServiceClient, createKubeConfig } from './clients.js';
-import { ConfigError, type WorkerConfig } from './config.js';
+import { ConfigError, targetConfig, type WorkerConfig } from './config.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 /** Where `npm run build:workflows` writes the workflow bundle by default (gitignored; the image sets WORKFLOW_BUNDLE to it). */
@@ -38,9 +39,17 @@ export interface WorkerTuning {
   kubePollIntervalMs: number;
 }
 
+/** The clusters a worker with this configuration serves, as runs see them. */
+export const clusterTargetsOf = (config: WorkerConfig): ClusterTargets => ({
+  home: { name: config.azure.clusterName },
+  targets: config.clusters.map(({ name, region }) => ({ name, region })),
+});
+
+/** Activities on one cluster's clients (the home cluster's, or a target's through targetConfig). */
 export function createWorkerActivities(
   config: WorkerConfig,
   tuning: WorkerTuning = { armPollIntervalMs: config.polling.armMs, kubePollIntervalMs: config.polling.kubeMs },
+  clusters: ClusterTargets = clusterTargetsOf(config),
 ) {
   const credential = createAzureCredential(config.azure.staticToken);
   return createActivities({
@@ -48,6 +57,7 @@ export function createWorkerActivities(
     compute: createComputeClient(config, credential),
     resourceGroup: config.azure.resourceGroup,
     clusterName: config.azure.clusterName,
+    clusters,
     kubeConfig: createKubeConfig(config),
     registryCredential: credential,
     allowLoopbackRegistry: config.registry.allowLoopback,
@@ -62,6 +72,18 @@ export function createWorkerActivities(
   });
 }
 
+/** What every Worker of the process shares. */
+const workerDefaults = {
+  // Heartbeats reach Temporal at least every 5 s (the default is 0.8 x the heartbeat timeout),
+  // so a lost worker's activities time out 15 to 20 s after it died, not up to 36 s.
+  maxHeartbeatThrottleInterval: '5 seconds',
+  // SIGTERM (a rolling update): short calls finish; long waits are cancelled after 10 s, so
+  // their runs retry them on another worker at once instead of after a heartbeat timeout.
+  // The pod's terminationGracePeriodSeconds must be longer.
+  shutdownGraceTime: '10 seconds',
+} satisfies Partial<WorkerOptions>;
+
+/** The Worker on the task queue runs are started on: every workflow, and the home cluster's activities. */
 export async function createWorker(
   config: WorkerConfig,
   connection: NativeConnection,
@@ -74,13 +96,26 @@ export async function createWorker(
     taskQueue: config.temporal.taskQueue,
     ...workflowCode(config),
     activities: createWorkerActivities(config, tuning),
-    // Heartbeats reach Temporal at least every 5 s (the default is 0.8 x the heartbeat timeout),
-    // so a lost worker's activities time out 15 to 20 s after it died, not up to 36 s.
-    maxHeartbeatThrottleInterval: '5 seconds',
-    // SIGTERM (a rolling update): short calls finish; long waits are cancelled after 10 s, so
-    // their runs retry them on another worker at once instead of after a heartbeat timeout.
-    // The pod's terminationGracePeriodSeconds must be longer.
-    shutdownGraceTime: '10 seconds',
+    ...workerDefaults,
     ...workerOptions,
   });
+}
+
+/**
+ * One Worker per cluster target, on that target's task queue, with activities on the target's
+ * clients only (domain/cluster-targets.ts); they run beside the home Worker on its connection.
+ */
+export async function createClusterWorkers(config: WorkerConfig, connection: NativeConnection, tuning?: WorkerTuning): Promise<Worker[]> {
+  const clusters = clusterTargetsOf(config);
+  return Promise.all(
+    config.clusters.map((target) =>
+      Worker.create({
+        connection,
+        namespace: config.temporal.namespace,
+        taskQueue: clusterTaskQueue(config.temporal.taskQueue, target.name),
+        activities: createWorkerActivities(targetConfig(config, target), tuning, clusters),
+        ...workerDefaults,
+      }),
+    ),
+  );
 }

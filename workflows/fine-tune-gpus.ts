@@ -3,13 +3,15 @@
 // releasing it, only while it is still the run's, after success, failure or cancellation.
 import { ActivityFailure, ApplicationFailure, log, patched, proxyActivities, sleep, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { NodePoolSpec } from '../activities/azure/node-pools.js';
+import type { ManagedPool, NodePoolSpec } from '../activities/azure/node-pools.js';
+import { clustersOf } from '../domain/cluster-targets.js';
 import { failureTypes } from '../domain/failure-types.js';
 import {
   capacityRefusals,
   capacityRoundDelayMs,
   type GpuAttempt,
   type GpuAttemptRecord,
+  type QuotaUsage,
   keepEffectiveBatch,
   maxAttemptRecords,
   noCapacityMessage,
@@ -23,16 +25,17 @@ import { managedPoolTags, poolOwner } from '../domain/pool-tags.js';
 import { isOwnedBy, ownerIsOpen, type RecordedOwner } from '../domain/run-identity.js';
 import { warmPoolCandidates } from '../domain/warm-pool.js';
 import { apiCalls, armCapacityAttempts, armOperations, clusterWaits } from './activity-options.js';
+import { perCluster } from './cluster-activities.js';
 import type { FineTuneStatus, PlannedRun } from './fine-tune-run.js';
 import { countGpuTime } from './metrics.js';
 import { GpuVmSize } from './search-attributes.js';
 
-const arm = proxyActivities<
-  Pick<Activities, 'ensureNodePool' | 'deleteNodePool' | 'scaleNodePoolToZero' | 'describeNodePool' | 'listManagedPools' | 'claimNodePool'>
->(armOperations);
-const capacity = proxyActivities<Pick<Activities, 'ensureNodePool'>>(armCapacityAttempts);
-const lookups = proxyActivities<Pick<Activities, 'openRunsAmong' | 'provisioningSecondsOf' | 'gpuPodsOnPool' | 'readGpuQuota'>>(apiCalls);
-const waits = proxyActivities<Pick<Activities, 'waitForPoolNodes'>>(clusterWaits);
+// Pools, their nodes and the quota of their region: in the cluster named (domain/cluster-targets.ts).
+const arm = perCluster<Pick<Activities, 'ensureNodePool' | 'deleteNodePool' | 'scaleNodePoolToZero' | 'describeNodePool' | 'listManagedPools' | 'claimNodePool'>>(armOperations);
+const capacity = perCluster<Pick<Activities, 'ensureNodePool'>>(armCapacityAttempts);
+const inCluster = perCluster<Pick<Activities, 'gpuPodsOnPool' | 'readGpuQuota'>>(apiCalls);
+const waits = perCluster<Pick<Activities, 'waitForPoolNodes'>>(clusterWaits);
+const runs = proxyActivities<Pick<Activities, 'openRunsAmong' | 'provisioningSecondsOf'>>(apiCalls);
 
 export const gpuTaint = 'sku=gpu:NoSchedule';
 /** How often a run gets fresh capacity after its nodes went away before it gives up. */
@@ -53,7 +56,7 @@ const poolSpec = (run: PlannedRun, name: string, attempt: Pick<GpuAttempt, 'vmSi
 export async function provision(run: PlannedRun): Promise<string> {
   const { plan, pool, status } = run;
   if (plan.existingPool) {
-    const existing = await arm.describeNodePool(plan.existingPool);
+    const existing = await arm(undefined).describeNodePool(plan.existingPool);
     if (!existing || existing.vmSize.toLowerCase() !== plan.vmSize.name.toLowerCase() || existing.count < 1) {
       throw ApplicationFailure.nonRetryable(
         existing
@@ -72,7 +75,7 @@ export async function provision(run: PlannedRun): Promise<string> {
     if (warm) {
       Object.assign(pool, { name: warm.name, owned: true });
       if (fallback) choose(run, warm.attempt);
-      const saved = warm.previousOwner.workflowId ? await lookups.provisioningSecondsOf(warm.previousOwner) : undefined;
+      const saved = warm.previousOwner.workflowId ? await runs.provisioningSecondsOf(warm.previousOwner) : undefined;
       Object.assign(status.gpu!, { pool: warm.name, reusedPool: true, reusedFrom: warm.previousOwner.workflowId, provisioningSecondsSaved: saved });
       return `reused warm pool ${warm.name}${saved !== undefined ? `, about ${saved}s of provisioning saved` : ''}`;
     }
@@ -80,7 +83,7 @@ export async function provision(run: PlannedRun): Promise<string> {
   pool.owned = true; // before the call: a timed-out or cancelled create may still have made the pool
   status.created.push(`AgentPool/${pool.name}`);
   if (!fallback) {
-    const created = await arm.ensureNodePool(poolSpec(run, pool.name));
+    const created = await arm(pool.cluster).ensureNodePool(poolSpec(run, pool.name));
     return `${created.name}: ${created.count} x ${created.vmSize}${created.adopted ? ' (adopted)' : ''}`;
   }
   return createFromCandidates(run);
@@ -108,23 +111,23 @@ async function createFromCandidates(run: PlannedRun): Promise<string> {
     const due = plan.gpuAttempts.filter((a) => a.afterMinutes <= minutesLooking());
     let capacityShort = false;
     let lastRefusal: unknown;
-    const quota = await lookups.readGpuQuota(quotasOfAttempts(due));
-    status.gpu!.quota = quota.unreadable ?? quota.usages.map(usageLine).join('; ');
+    const quotas = await readQuotas(run, due);
     for (const attempt of due) {
       if (round > 0 && Date.now() - startedMs >= boundMs) break;
       const at = new Date().toISOString();
-      const shortfall = quotaShortfall(findVmSize(attempt.vmSize)!, attempt.spot, 1, quota.usages);
+      const shortfall = quotaShortfall(findVmSize(attempt.vmSize)!, attempt.spot, 1, quotas.get(attempt.cluster)!);
       if (shortfall) {
         record({ ...where(attempt), at, outcome: 'skipped', refusal: 'quota', code: shortfall.quota, message: shortfall.message, seconds: 0 });
         continue;
       }
       const began = Date.now();
+      pool.cluster = attempt.cluster; // before the call: a cancelled create is looked for there
       try {
-        const created = await capacity.ensureNodePool(poolSpec(run, pool.name, attempt));
+        const created = await capacity(attempt.cluster).ensureNodePool(poolSpec(run, pool.name, attempt));
         record({ ...where(attempt), at, outcome: 'created', seconds: Math.round((Date.now() - began) / 1000) });
         choose(run, attempt);
         const other = attempt.source === 'request' ? '' : ` (${attempt.source}, after ${records.length - 1} other attempt(s))`;
-        return `${created.name}: ${created.count} x ${created.vmSize}${attempt.spot ? ' Spot' : ''}${attempt.zone ? ` in zone ${attempt.zone}` : ''}${created.adopted ? ' (adopted)' : ''}${other}`;
+        return `${created.name}: ${created.count} x ${created.vmSize}${attempt.spot ? ' Spot' : ''}${attempt.zone ? ` in zone ${attempt.zone}` : ''}${attempt.cluster ? ` in cluster ${attempt.cluster}` : ''}${created.adopted ? ' (adopted)' : ''}${other}`;
       } catch (err) {
         const refused = capacityRefusal(err);
         if (!refused) throw err;
@@ -133,7 +136,7 @@ async function createFromCandidates(run: PlannedRun): Promise<string> {
         record({ ...where(attempt), at, outcome: 'refused', ...refused, seconds: Math.round((Date.now() - began) / 1000) });
         log.warn('no GPUs from this candidate, trying the next', { ...where(attempt), code: refused.code });
         // A create that failed leaves a Failed pool: it goes before the next attempt, never held while the run moves on.
-        await arm.deleteNodePool(pool.name, { ownedBy: run.owner });
+        await arm(attempt.cluster).deleteNodePool(pool.name, { ownedBy: run.owner });
       }
     }
     const nextDue = plan.gpuAttempts.map((a) => a.afterMinutes * 60_000 - (Date.now() - startedMs)).filter((ms) => ms > 0);
@@ -150,7 +153,24 @@ async function createFromCandidates(run: PlannedRun): Promise<string> {
   }
 }
 
-const where = (a: GpuAttempt) => ({ vmSize: a.vmSize, spot: a.spot, ...(a.zone ? { zone: a.zone } : {}) });
+const where = (a: GpuAttempt) => ({ vmSize: a.vmSize, spot: a.spot, ...(a.zone ? { zone: a.zone } : {}), ...(a.cluster ? { cluster: a.cluster } : {}) });
+
+/**
+ * One read of the usages API per cluster the attempts are in (each its own region), for the quotas
+ * they draw on there; the status shows what was read, per cluster when there are several.
+ */
+async function readQuotas(run: PlannedRun, attempts: GpuAttempt[]): Promise<Map<string | undefined, QuotaUsage[]>> {
+  const quotas = new Map<string | undefined, QuotaUsage[]>();
+  const lines: string[] = [];
+  for (const cluster of clustersOf(attempts)) {
+    const quota = await inCluster(cluster).readGpuQuota(quotasOfAttempts(attempts.filter((a) => a.cluster === cluster)));
+    quotas.set(cluster, quota.usages);
+    const read = quota.unreadable ?? quota.usages.map(usageLine).join('; ');
+    lines.push(cluster === undefined ? read : `${cluster} (${quota.location}): ${read}`);
+  }
+  run.status.gpu!.quota = lines.join('; ');
+  return quotas;
+}
 
 /** A pool request's failure that says "not here, not now" (quota, capacity, size not offered), with Azure's code; undefined for any other. */
 function capacityRefusal(err: unknown): Pick<GpuAttemptRecord, 'refusal' | 'code' | 'message'> | undefined {
@@ -175,25 +195,27 @@ function choose(run: PlannedRun, attempt: GpuAttempt): void {
   }
   Object.assign(plan, { vmSize: size, spot: attempt.spot });
   pool.zone = attempt.zone;
-  Object.assign(status.gpu!, { vmSize: size.name, spot: attempt.spot, ...(attempt.zone ? { zone: attempt.zone } : {}) });
+  pool.cluster = attempt.cluster;
+  Object.assign(status.gpu!, { vmSize: size.name, spot: attempt.spot, ...(attempt.zone ? { zone: attempt.zone } : {}), ...(attempt.cluster ? { cluster: attempt.cluster } : {}) });
   if (attempt.source !== 'request') upsertSearchAttributes([{ key: GpuVmSize, value: size.name }]);
 }
 
-/** An idle managed pool whose run has ended, claimed for this run (the first of the attempts that has one); undefined when there is none. */
+/** An idle managed pool whose run has ended, claimed for this run (the first of the attempts that has one, in the attempt's cluster); undefined when there is none. */
 async function claimWarmPool(run: PlannedRun, attempts: GpuAttempt[]): Promise<{ name: string; previousOwner: RecordedOwner; attempt: GpuAttempt } | undefined> {
-  const pools = (await arm.listManagedPools()).map((p) => ({ ...p, owner: poolOwner(p.tags) }));
-  const owners = [...new Set(pools.map((p) => p.owner.workflowId).filter((o): o is string => o !== undefined))];
+  const poolsIn = new Map<string | undefined, (ManagedPool & { owner: RecordedOwner })[]>();
+  for (const cluster of clustersOf(attempts)) poolsIn.set(cluster, (await arm(cluster).listManagedPools()).map((p) => ({ ...p, owner: poolOwner(p.tags) })));
+  const owners = [...new Set([...poolsIn.values()].flat().map((p) => p.owner.workflowId).filter((o): o is string => o !== undefined))];
   // One visibility query for all owners, however many pools there are.
-  const openRuns = owners.length ? await lookups.openRunsAmong(owners) : [];
+  const openRuns = owners.length ? await runs.openRunsAmong(owners) : [];
   const tried = new Set<string>();
   for (const attempt of attempts) {
-    const key = `${attempt.vmSize}/${attempt.spot}`;
-    if (tried.has(key)) continue; // a warm pool's zone is its own: one look per size and priority
+    const key = `${attempt.cluster}/${attempt.vmSize}/${attempt.spot}`;
+    if (tried.has(key)) continue; // a warm pool's zone is its own: one look per cluster, size and priority
     tried.add(key);
     const wanted = { vmSize: attempt.vmSize, spot: attempt.spot, self: run.owner };
-    for (const candidate of warmPoolCandidates(pools, wanted, (owner) => ownerIsOpen(owner, openRuns))) {
-      if ((await lookups.gpuPodsOnPool(candidate.name)).length > 0) continue;
-      if (await arm.claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(run.owner, run.plan.release))) {
+    for (const candidate of warmPoolCandidates(poolsIn.get(attempt.cluster)!, wanted, (owner) => ownerIsOpen(owner, openRuns))) {
+      if ((await inCluster(attempt.cluster).gpuPodsOnPool(candidate.name)).length > 0) continue;
+      if (await arm(attempt.cluster).claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(run.owner, run.plan.release))) {
         return { name: candidate.name, previousOwner: candidate.owner, attempt: { ...attempt, zone: candidate.zones?.[0] } };
       }
     }
@@ -203,7 +225,7 @@ async function claimWarmPool(run: PlannedRun, attempts: GpuAttempt[]): Promise<{
 
 /** Waits until a node of the run's pool is Ready with allocatable GPUs; returns the nodes. */
 export async function waitForGpus(run: PlannedRun): Promise<string[]> {
-  const ready = await waits.waitForPoolNodes(run.pool.name, 1);
+  const ready = await waits(run.pool.cluster).waitForPoolNodes(run.pool.name, 1);
   const gpu = run.status.gpu!;
   gpu.gpusPerNode = ready.gpusPerNode;
   // new Date() is deterministic in workflow code: the sandbox replays time from history.
@@ -231,7 +253,7 @@ export async function recoverCapacity(run: PlannedRun, step: string, reason: str
       failureTypes.nodeLost,
     );
   }
-  await arm.ensureNodePool(poolSpec(run, pool.name));
+  await arm(pool.cluster).ensureNodePool(poolSpec(run, pool.name));
   await waitForGpus(run);
 }
 
@@ -265,19 +287,24 @@ function countReleasedGpuTime(run: PlannedRun, releasedAt: string): void {
  */
 export async function releasePools(run: PlannedRun, options: { includeUnconfirmed: boolean }): Promise<void> {
   const { pool, status } = run;
-  const names = pool.owned && !pool.released ? [pool.name] : [];
+  const isRunPool = (p: { name: string; cluster?: string }) => p.name === pool.name && p.cluster === pool.cluster;
+  const pools: { name: string; cluster?: string }[] = pool.owned && !pool.released ? [{ name: pool.name, cluster: pool.cluster }] : [];
   if (options.includeUnconfirmed) {
-    const tagged = (await arm.listManagedPools()).filter((p) => isOwnedBy(poolOwner(p.tags), run.owner)).map((p) => p.name);
-    names.push(...tagged.filter((n) => !names.includes(n) && !(n === pool.name && pool.released)));
+    // Every cluster the run asked for a pool in: a refused attempt's pool goes before the next, but a cancel may come between.
+    for (const cluster of clustersOf([pool, ...(status.gpu!.attempts ?? [])])) {
+      const tagged = (await arm(cluster).listManagedPools()).filter((p) => isOwnedBy(poolOwner(p.tags), run.owner)).map((p) => ({ name: p.name, cluster }));
+      pools.push(...tagged.filter((p) => !pools.some((q) => q.name === p.name && q.cluster === p.cluster) && !(isRunPool(p) && pool.released)));
+    }
   }
   const guard = { ownedBy: run.owner };
-  for (const name of names) {
+  for (const { name, cluster } of pools) {
+    const inTarget = cluster ? ` in ${cluster}` : '';
     if (run.plan.release.policy === 'scale-to-zero') {
-      if (await arm.scaleNodePoolToZero(name, guard)) status.released.push(`AgentPool/${name} (scaled to 0)`);
-    } else if (await arm.deleteNodePool(name, guard)) {
-      status.released.push(`AgentPool/${name} (deleted)`);
+      if (await arm(cluster).scaleNodePoolToZero(name, guard)) status.released.push(`AgentPool/${name} (scaled to 0)${inTarget}`);
+    } else if (await arm(cluster).deleteNodePool(name, guard)) {
+      status.released.push(`AgentPool/${name} (deleted)${inTarget}`);
     }
-    if (name === pool.name) {
+    if (isRunPool({ name, cluster })) {
       pool.released = true;
       status.gpu!.releasedAt = new Date().toISOString();
       accountGpu(run);

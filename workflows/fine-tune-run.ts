@@ -51,6 +51,8 @@ export interface FineTuneStatus {
     /** GPU-minutes the run has held so far (pool nodes Ready until released). */
     /** The availability zone the pool was pinned to, when the attempt that got it named one. */
     zone?: string;
+    /** The cluster target the run landed in, when not the worker's home cluster. */
+    cluster?: string;
     /** Every try for GPUs, newest last (bounded): size, Spot, zone, outcome, Azure's code, seconds. */
     attempts?: GpuAttemptRecord[];
     /** The last quota read: each quota the attempts draw on, or why it could not be read. */
@@ -89,6 +91,8 @@ export const jobFinishedSignal = defineSignal<[{ namespace: string; name: string
 /** The GPU pool a run works on, and whether it is the run's to release. */
 export interface RunPool {
   name: string;
+  /** The cluster target the pool is in (or its create was last asked of); undefined: the worker's home cluster. Every Kubernetes step of the run goes there. */
+  cluster?: string;
   /** The zone the run's attempt pinned the pool to: a recovery asks for the same (its results disk is zonal). */
   zone?: string;
   /** The run created or claimed it (so it releases it); false for a pool named in the request. */

@@ -22,6 +22,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { trainingFailureMessage } from '../domain/advice.js';
+import { resolveClusters } from '../domain/cluster-targets.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { datasetForRecords } from '../domain/dataset-url.js';
 import { type FineTuneInput, validateFineTuneRequest } from '../domain/fine-tune-request.js';
@@ -29,6 +30,7 @@ import { budgetExceededMessage, budgetMinutesLeft } from '../domain/gpu-usage.js
 import { adapterAnnotations } from '../domain/lineage.js';
 import { fingerprint } from '../domain/training-config.js';
 import { apiCalls, smokeChecks } from './activity-options.js';
+import { perCluster } from './cluster-activities.js';
 import { accountGpu, gpuHold, gpuTaint, provision, recoverCapacity, releasePools, waitForGpus } from './fine-tune-gpus.js';
 import {
   type FineTuneRun,
@@ -50,14 +52,16 @@ import { undoSteps } from './undo-steps.js';
 
 export { type FineTunePhase, type FineTuneStatus, type FineTuneStep, fineTuneStatusQuery, jobFinishedSignal } from './fine-tune-run.js';
 
-const kube = proxyActivities<
+/** In the cluster the run's pool is in. */
+const kube = perCluster<
   Pick<
     Activities,
-    'ensureNamespace' | 'ensureTuningInputs' | 'startTuningJob' | 'startPushJob' | 'deleteJob' | 'deployInference' | 'checkInference' | 'deleteRunObjects' | 'readAdapterImage'
+    'ensureNamespace' | 'ensureTuningInputs' | 'startTuningJob' | 'startPushJob' | 'deleteJob' | 'deployInference' | 'checkInference' | 'deleteRunObjects'
   >
 >(apiCalls);
-const smoke = proxyActivities<Pick<Activities, 'smokeCheckInference'>>(smokeChecks);
-const checks = proxyActivities<Pick<Activities, 'checkOutputRegistry'>>(apiCalls);
+const smoke = perCluster<Pick<Activities, 'smokeCheckInference'>>(smokeChecks);
+/** The registry, and the worker's own clusters: the same from every cluster. */
+const lookups = proxyActivities<Pick<Activities, 'checkOutputRegistry' | 'readAdapterImage' | 'listClusterTargets'>>(apiCalls);
 
 const maxPushAttempts = 5;
 const trainerBackoffLimit = 1;
@@ -101,7 +105,15 @@ async function plan(run: FineTuneRun, request: FineTuneInput): Promise<PlannedRu
     throw invalidInput('fineTune request', validation.problems);
   }
   const plan = validation.plan;
-  await checkedInActivity('fineTune request', checks.checkOutputRegistry(plan.output.registry));
+  await checkedInActivity('fineTune request', lookups.checkOutputRegistry(plan.output.registry));
+  if (plan.gpuAttempts.some((a) => a.cluster !== undefined)) {
+    const resolved = resolveClusters(plan.gpuAttempts, await lookups.listClusterTargets());
+    if (resolved.problems.length > 0) {
+      run.status.problems = resolved.problems;
+      throw invalidInput('fineTune request', resolved.problems);
+    }
+    plan.gpuAttempts = resolved.attempts;
+  }
   const outputImage = `${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`;
   const pool = { name: plan.existingPool ?? nodePoolName('ft', run.owner), owned: false, released: false };
   const planned: PlannedRun = Object.assign(run, { plan, pool, names: fineTuneObjectNames(plan.runName, runTag(run.owner)), outputImage });
@@ -143,9 +155,9 @@ async function prepareTuningInputs(run: PlannedRun): Promise<void> {
   const { plan, names, status } = run;
   run.recorder.enter('preparing');
   await run.recorder.step('tuning inputs', async () => {
-    await kube.ensureNamespace(plan.namespace);
+    await kube(run.pool.cluster).ensureNamespace(plan.namespace);
     status.created.push(`ConfigMap/${names.configMap}`, `PersistentVolumeClaim/${names.results}`);
-    await kube.ensureTuningInputs({ namespace: plan.namespace, owner: run.owner, configMap: names.configMap, resultsClaim: names.results, config: plan.config, trainer: plan.trainer.kind });
+    await kube(run.pool.cluster).ensureTuningInputs({ namespace: plan.namespace, owner: run.owner, configMap: names.configMap, resultsClaim: names.results, config: plan.config, trainer: plan.trainer.kind });
   });
 }
 
@@ -165,7 +177,7 @@ async function train(run: PlannedRun): Promise<void> {
     for (let restart = 0; ; restart++) {
       const job = names.trainJob(restart);
       status.created.push(`Job/${job}`);
-      await kube.startTuningJob(plan.namespace, {
+      await kube(run.pool.cluster).startTuningJob(plan.namespace, {
         name: job,
         owner: run.owner,
         model: plan.model,
@@ -199,7 +211,7 @@ async function train(run: PlannedRun): Promise<void> {
           outcome.progress,
         );
       }
-      await kube.deleteJob(plan.namespace, job);
+      await kube(run.pool.cluster).deleteJob(plan.namespace, job);
       await recoverCapacity(run, 'train', outcome.reason);
     }
   }, (done) => `${done.attempts} attempt(s) on ${done.node}${status.evalLoss === undefined ? '' : `, eval loss ${status.evalLoss}`}`);
@@ -238,7 +250,7 @@ async function pushAdapterImage(run: PlannedRun): Promise<void> {
       status.pushAttempts = attempt;
       const job = names.pushJob(attempt);
       status.created.push(`Job/${job}`);
-      await kube.startPushJob(plan.namespace, {
+      await kube(run.pool.cluster).startPushJob(plan.namespace, {
         name: job,
         owner: run.owner,
         pool: run.pool.name,
@@ -249,7 +261,7 @@ async function pushAdapterImage(run: PlannedRun): Promise<void> {
         activeDeadlineSeconds: pushDeadlineSeconds,
       });
       const outcome = await watchJob(run, job, { what: 'pusher', onProgress: (progress) => (status.push = { ...progress, job }) });
-      if (outcome.state === 'succeeded') return kube.readAdapterImage(outputImage);
+      if (outcome.state === 'succeeded') return lookups.readAdapterImage(outputImage);
       if (attempt >= maxPushAttempts) {
         throw ApplicationFailure.nonRetryable(`Pushing ${outputImage} failed ${attempt} times; last: ${outcome.progress.reason ?? outcome.state}`, failureTypes.pushFailed, outcome.progress);
       }
@@ -278,7 +290,7 @@ async function deployInference(run: PlannedRun): Promise<void> {
   run.recorder.enter('deploying');
   status.created.push(`Deployment/${deploy.name}`, `Service/${deploy.name}`);
   const models = await run.recorder.step('deploy inference', async () => {
-    await kube.deployInference(plan.namespace, {
+    await kube(run.pool.cluster).deployInference(plan.namespace, {
       name: deploy.name,
       owner: run.owner,
       model: plan.model,
@@ -290,14 +302,14 @@ async function deployInference(run: PlannedRun): Promise<void> {
     });
     const deadline = Date.now() + rolloutTimeoutMs;
     for (;;) {
-      const rollout = await kube.checkInference(plan.namespace, deploy.name);
+      const rollout = await kube(run.pool.cluster).checkInference(plan.namespace, deploy.name);
       if (rollout.available >= rollout.wanted) break;
       if (Date.now() > deadline) {
         throw ApplicationFailure.nonRetryable(`Inference ${deploy.name} has ${rollout.available}/${rollout.wanted} replicas after ${rolloutTimeoutMs / 60_000} minutes`, failureTypes.inferenceUnhealthy);
       }
       await sleep(plan.pollIntervalSeconds * 1000);
     }
-    return smoke.smokeCheckInference(plan.namespace, deploy.name, plan.runName);
+    return smoke(run.pool.cluster).smokeCheckInference(plan.namespace, deploy.name, plan.runName);
   }, (m) => `serving ${m.join(', ')}`);
   status.inference = { service: deploy.name, models };
 }
@@ -335,7 +347,7 @@ async function promote(run: PlannedRun): Promise<void> {
 async function removeRunObjects(run: PlannedRun): Promise<void> {
   run.recorder.enter('cleaning-up');
   await CancellationScope.nonCancellable(async () => {
-    run.status.released.push(...(await kube.deleteRunObjects(run.plan.namespace, run.owner, { includeInference: false })));
+    run.status.released.push(...(await kube(run.pool.cluster).deleteRunObjects(run.plan.namespace, run.owner, { includeInference: false })));
   });
 }
 
@@ -357,7 +369,7 @@ async function compensate(run: FineTuneRun, err: unknown): Promise<unknown> {
     await CancellationScope.nonCancellable(async () => {
       run.recorder.enter('cleaning-up');
       await attempt('remove run objects', async () => {
-        run.status.released.push(...(await kube.deleteRunObjects(planned.plan.namespace, run.owner, { includeInference: true })));
+        run.status.released.push(...(await kube(planned.pool.cluster).deleteRunObjects(planned.plan.namespace, run.owner, { includeInference: true })));
       });
       await attempt('release GPU pool', () => releasePools(planned, { includeUnconfirmed: true }));
     });

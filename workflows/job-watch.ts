@@ -2,14 +2,15 @@
 // double from pollIntervalSeconds to 10 minutes, cut short by the jobFinished signal. Every wait
 // is bounded: a pod that cannot start fails the run after the plan's podStartTimeoutMinutes with
 // the pod's own reason, a lost node ends the watch at once, and the Job itself has a deadline.
-import { ApplicationFailure, condition, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, condition } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { JobProgress } from '../activities/kubernetes/jobs.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { apiCalls } from './activity-options.js';
+import { perCluster } from './cluster-activities.js';
 import type { PlannedRun } from './fine-tune-run.js';
 
-const kube = proxyActivities<Pick<Activities, 'checkJob'>>(apiCalls);
+const kube = perCluster<Pick<Activities, 'checkJob'>>(apiCalls);
 
 /** Checks of a running Job back off to this: the jobFinished signal, not polling, ends the wait. */
 export const maxCheckIntervalMs = 10 * 60_000;
@@ -38,7 +39,7 @@ export async function watchJob(run: PlannedRun, job: string, options: WatchOptio
   const { plan, finishedJobs } = run;
   const podStartTimeoutMs = plan.podStartTimeoutMinutes * 60_000;
   let stuckSinceMs: number | undefined;
-  const check = options.check ?? (() => kube.checkJob(plan.namespace, job));
+  const check = options.check ?? (() => kube(run.pool.cluster).checkJob(plan.namespace, job));
   const nextIntervalMs = options.nextIntervalMs ?? ((ms: number) => Math.min(ms * 2, maxCheckIntervalMs));
   for (let intervalMs = plan.pollIntervalSeconds * 1000; ; intervalMs = nextIntervalMs(intervalMs)) {
     const progress = await check();

@@ -8,14 +8,18 @@
 // Cluster: Jobs, ConfigMaps, PVCs, Deployments and Services labelled with a run that has ended
 // are deleted (the orphan sweep), except inference that a completed run deployed on purpose.
 // Temporal is asked about all owners, of pools and objects alike, in one visibility query.
-// With dryRun it only reports.
+// Every cluster the worker serves is reaped so (its home cluster and each target of
+// AKS_CLUSTERS_FILE), each with its own idle-since state. With dryRun it only reports.
 import { patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import type { ManagedPool } from '../activities/azure/node-pools.js';
+import type { RunObject } from '../activities/kubernetes/run-objects.js';
 import { armOperationInProgress } from '../domain/pool-state.js';
 import { poolOwner, poolTags } from '../domain/pool-tags.js';
 import { type RecordedOwner, runOf, type RunRecord, sweepDecision } from '../domain/run-identity.js';
 import { type ReaperInput, validateReaperInput } from '../domain/workflow-inputs.js';
 import { apiCalls, armOperations } from './activity-options.js';
+import { perCluster } from './cluster-activities.js';
 import { invalidInput } from './input-checks.js';
 import { countReaperDecisions } from './metrics.js';
 
@@ -25,6 +29,8 @@ export type ReaperAction = 'released' | 'would-release' | 'idle' | 'busy' | 'kep
 
 export interface ReaperDecision {
   pool: string;
+  /** The cluster target the pool is in; absent for the worker's home cluster. */
+  cluster?: string;
   action: ReaperAction;
   reason: string;
   idleSince?: string;
@@ -33,6 +39,7 @@ export interface ReaperDecision {
 export interface ObjectDecision {
   /** "Kind namespace/name". */
   object: string;
+  cluster?: string;
   action: 'deleted' | 'would-delete' | 'kept';
   reason: string;
 }
@@ -45,12 +52,17 @@ export interface ReaperResult {
   objects: ObjectDecision[];
 }
 
-const arm = proxyActivities<Pick<Activities, 'listManagedPools' | 'deleteNodePool' | 'scaleNodePoolToZero'>>(armOperations);
-/** ConfigMap aks-finetune-idle-gpu-pools: pool name -> since when it has been idle. */
+const arm = perCluster<Pick<Activities, 'listManagedPools' | 'deleteNodePool' | 'scaleNodePoolToZero'>>(armOperations);
+/** ConfigMap aks-finetune-idle-gpu-pools, in each cluster: pool name -> since when it has been idle. */
 const stateName = 'idle-gpu-pools';
-const kube = proxyActivities<
-  Pick<Activities, 'gpuPodsOnPool' | 'readState' | 'writeState' | 'runsAmong' | 'listRunObjects' | 'deleteRunObject'>
->(apiCalls);
+const kube = perCluster<Pick<Activities, 'gpuPodsOnPool' | 'readState' | 'writeState' | 'listRunObjects' | 'deleteRunObject'>>(apiCalls);
+const lookups = proxyActivities<Pick<Activities, 'runsAmong' | 'listClusterTargets'>>(apiCalls);
+
+interface ClusterListing {
+  cluster?: string;
+  pools: ManagedPool[];
+  objects: RunObject[];
+}
 
 const describeRun = (owner: RecordedOwner) => `${owner.workflowId}${owner.runId ? ` (${owner.runId})` : ''}`;
 
@@ -61,24 +73,41 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
   const defaultGraceMinutes = checked.value.defaultGraceMinutes ?? 5;
   // new Date() is deterministic in workflow code: the sandbox replays time from history.
   const now = new Date();
+  // Reapers started before cluster targets look at the home cluster only.
+  const clusters = patched('reap-every-cluster') ? [undefined, ...(await lookups.listClusterTargets()).targets.map((t) => t.name)] : [undefined];
   // Listed before Temporal is asked: whatever a run created, it created while it was open.
-  const pools = await arm.listManagedPools();
-  const objects = await kube.listRunObjects();
-  const owners = [...pools.map((p) => poolOwner(p.tags)), ...objects.map((o) => o.owner)].map((o) => o.workflowId).filter((id): id is string => id !== undefined);
-  const runs: RunRecord[] = owners.length > 0 ? await kube.runsAmong([...new Set(owners)]) : [];
-  const stored = await kube.readState(stateName);
+  const listings: ClusterListing[] = [];
+  for (const cluster of clusters) listings.push({ cluster, pools: await arm(cluster).listManagedPools(), objects: await kube(cluster).listRunObjects() });
+  const owners = listings
+    .flatMap((l) => [...l.pools.map((p) => poolOwner(p.tags)), ...l.objects.map((o) => o.owner)])
+    .map((o) => o.workflowId)
+    .filter((id): id is string => id !== undefined);
+  const runs: RunRecord[] = owners.length > 0 ? await lookups.runsAmong([...new Set(owners)]) : [];
+  const result: ReaperResult = { checkedAt: now.toISOString(), dryRun, decisions: [], objects: [] };
+  for (const listing of listings) await reapCluster(listing, runs, { now, dryRun, defaultGraceMinutes }, result);
+  countReaperDecisions(result.decisions);
+  return result;
+}
+
+/** One cluster's orphan sweep and pool decisions, into `result`. */
+async function reapCluster(
+  { cluster, pools, objects }: ClusterListing,
+  runs: RunRecord[],
+  { now, dryRun, defaultGraceMinutes }: { now: Date; dryRun: boolean; defaultGraceMinutes: number },
+  result: ReaperResult,
+): Promise<void> {
+  const stored = await kube(cluster).readState(stateName);
   const idleSince: Record<string, string> = {};
-  const decisions: ReaperDecision[] = [];
-  const decide = (pool: string, action: ReaperAction, reason: string) => decisions.push({ pool, action, reason, idleSince: idleSince[pool] });
+  const inCluster = cluster ? { cluster } : {};
+  const decide = (pool: string, action: ReaperAction, reason: string) => result.decisions.push({ pool, ...inCluster, action, reason, idleSince: idleSince[pool] });
 
   // The cluster first: an ended run's Jobs are what may still hold its pool.
-  const objectDecisions: ObjectDecision[] = [];
   for (const object of objects) {
     const { remove, reason } = sweepDecision(object.kind, object.owner, runs);
-    const what = `${object.kind} ${object.namespace}/${object.name}`;
-    if (!remove) objectDecisions.push({ object: what, action: 'kept', reason });
-    else if (dryRun) objectDecisions.push({ object: what, action: 'would-delete', reason });
-    else if (await kube.deleteRunObject(object)) objectDecisions.push({ object: what, action: 'deleted', reason });
+    const what = { object: `${object.kind} ${object.namespace}/${object.name}`, ...inCluster };
+    if (!remove) result.objects.push({ ...what, action: 'kept', reason });
+    else if (dryRun) result.objects.push({ ...what, action: 'would-delete', reason });
+    else if (await kube(cluster).deleteRunObject(object)) result.objects.push({ ...what, action: 'deleted', reason });
   }
 
   for (const pool of pools) {
@@ -101,7 +130,7 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
       decide(pool.name, 'skipped', `an ARM operation is running (${pool.provisioningState})`);
       continue;
     }
-    const gpuPods = await kube.gpuPodsOnPool(pool.name);
+    const gpuPods = await kube(cluster).gpuPodsOnPool(pool.name);
     if (gpuPods.length > 0) {
       decide(pool.name, 'busy', `GPU pods: ${gpuPods.join(', ')}`);
       continue;
@@ -122,7 +151,7 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
       continue;
     }
     // Look again right before acting: a pod that arrived since wins.
-    const arrived = await kube.gpuPodsOnPool(pool.name);
+    const arrived = await kube(cluster).gpuPodsOnPool(pool.name);
     if (arrived.length > 0) {
       delete idleSince[pool.name];
       decide(pool.name, 'busy', `GPU pods arrived: ${arrived.join(', ')}`);
@@ -131,13 +160,11 @@ export async function reapIdleGpuPools(input: ReaperInput = {}): Promise<ReaperR
     const policy = pool.tags[poolTags.releasePolicy] === 'scale-to-zero' ? 'scale-to-zero' : 'delete';
     // Only the pool as listed: if a run claimed it meanwhile, its eTag changed and ARM refuses.
     const guard = { ifMatch: pool.eTag };
-    const released = policy === 'scale-to-zero' ? await arm.scaleNodePoolToZero(pool.name, guard) : await arm.deleteNodePool(pool.name, guard);
+    const released = policy === 'scale-to-zero' ? await arm(cluster).scaleNodePoolToZero(pool.name, guard) : await arm(cluster).deleteNodePool(pool.name, guard);
     if (released) decide(pool.name, 'released', `${policy === 'delete' ? 'deleted' : 'scaled to 0'}: ${why}`);
     else decide(pool.name, 'busy', 'claimed by a run meanwhile');
     delete idleSince[pool.name];
   }
 
-  if (!dryRun) await kube.writeState(stateName, idleSince);
-  countReaperDecisions(decisions);
-  return { checkedAt: now.toISOString(), dryRun, decisions, objects: objectDecisions };
+  if (!dryRun) await kube(cluster).writeState(stateName, idleSince);
 }

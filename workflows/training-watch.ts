@@ -5,7 +5,7 @@
 // moves in 5 % steps (at most 20 upserts a run), the metrics on every check that read something.
 // A NaN, infinite or exploding loss fails the run at once (unless the request turned that off),
 // so the cleanup releases the GPUs instead of paying for the remaining epochs.
-import { ApplicationFailure, log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, log, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { JobProgress } from '../activities/kubernetes/jobs.js';
 import type { TrainingCheck } from '../activities/kubernetes/fine-tune.js';
@@ -22,12 +22,13 @@ import {
   trainingPercent,
 } from '../domain/training-progress.js';
 import { apiCalls } from './activity-options.js';
+import { perCluster } from './cluster-activities.js';
 import type { PlannedRun } from './fine-tune-run.js';
 import { maxCheckIntervalMs, type WatchOptions } from './job-watch.js';
 import { recordTrainingProgress } from './metrics.js';
 import { TrainingProgress } from './search-attributes.js';
 
-const kube = proxyActivities<Pick<Activities, 'checkTrainingJob'>>(apiCalls);
+const kube = perCluster<Pick<Activities, 'checkTrainingJob'>>(apiCalls);
 
 /** A trainer process that started: where it resumed, and what resuming saved. */
 export interface TrainerStart {
@@ -97,7 +98,7 @@ export function trainingWatch(run: PlannedRun, job: string, state: TrainingWatch
     what: 'trainer',
     ...rest,
     check: async () => {
-      const check = await kube.checkTrainingJob(plan.namespace, job, { trainer: plan.trainer.kind, cursor: state.cursor, lastStep: training.step });
+      const check = await kube(run.pool.cluster).checkTrainingJob(plan.namespace, job, { trainer: plan.trainer.kind, cursor: state.cursor, lastStep: training.step });
       applyCheck(run, state, job, check);
       return check.progress;
     },

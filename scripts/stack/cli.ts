@@ -7,6 +7,7 @@ import { stringify } from 'yaml';
 import { prepareCluster } from '../prepare-cluster.js';
 import { ensureCertificates } from './certs.js';
 import { type Component, type StackContext, stages } from './components.js';
+import type { ClusterTarget } from '../../domain/cluster-targets.js';
 import { loadStackConfig, portVariable, type StackConfig, stackUsers } from './config.js';
 import { applyWorkerRbac } from './worker-rbac.js';
 import { assertPortFree, runningPid, StackError, startProcess, stopProcess, waitUntilReady } from './processes.js';
@@ -47,17 +48,40 @@ function writeKubeconfig(ctx: StackContext, file: string, user: string, token: s
   writeFileSync(file, stringify(kubeconfig), { mode: 0o600 });
 }
 
-/** What the worker, scripts and tests read to reach the stack (see README, "Configuration"). */
-export function stackEnvironment(ctx: StackContext): Record<string, string> {
-  const { config, certs } = ctx;
+/** Components a second cluster (start --cluster-only) shares with the first stack instead of starting its own. */
+const sharedComponents = ['temporal', 'registry'];
+
+export interface StackOptions {
+  /** A second cluster beside a running stack: its own control plane, kwok, AKS emulator and GPU simulator. */
+  clusterOnly?: boolean;
+}
+
+/** The stack's cluster as a worker's cluster target (an AKS_CLUSTERS_FILE entry; README, "More than one cluster"). */
+export function stackClusterTarget(config: StackConfig): ClusterTarget {
+  const { subscriptionId, resourceGroup, clusterName, location } = config.azure;
   return {
+    name: clusterName,
+    resourceId: `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.ContainerService/managedClusters/${clusterName}`,
+    region: location,
+    kubeconfig: config.workerKubeconfig,
+    armEndpoint: `https://${config.host}:${config.ports.arm}`,
+  };
+}
+
+/** What the worker, scripts and tests read to reach the stack (see README, "Configuration"). */
+export function stackEnvironment(ctx: StackContext, options: StackOptions = {}): Record<string, string> {
+  const { config, certs } = ctx;
+  const shared = {
     TEMPORAL_ADDRESS: `${config.host}:${config.ports.temporal}`,
     TEMPORAL_NAMESPACE: 'default',
     TEMPORAL_UI_URL: `http://${config.host}:${config.ports.temporalUi}`,
-    KUBECONFIG: config.workerKubeconfig,
     REGISTRY_ENDPOINT: `https://${config.host}:${config.ports.registry}`,
     // The worker runs beside the registry here, so a loopback output registry is reachable.
     ALLOW_LOOPBACK_REGISTRY: 'true',
+  };
+  return {
+    ...(options.clusterOnly ? {} : shared),
+    KUBECONFIG: config.workerKubeconfig,
     AZURE_ARM_ENDPOINT: `https://${config.host}:${config.ports.arm}`,
     // Inference Services answer through the gpu-simulator here; in a cluster, at their DNS name.
     INFERENCE_URL_TEMPLATE: `http://${config.host}:${config.ports.gpuSimulator}/services/{namespace}/{service}`,
@@ -113,11 +137,12 @@ export interface RunningStack {
   started: string[];
 }
 
-export async function startStack(config = loadStackConfig(), log: (line: string) => void = console.log): Promise<RunningStack> {
+export async function startStack(config = loadStackConfig(), log: (line: string) => void = console.log, options: StackOptions = {}): Promise<RunningStack> {
   const ctx = await prepare(config);
   const began = Date.now();
   const started: string[] = [];
-  for (const stage of stages) {
+  const toStart = stages.map((stage) => stage.filter((c) => !options.clusterOnly || !sharedComponents.includes(c.name))).filter((stage) => stage.length > 0);
+  for (const stage of toStart) {
     await Promise.all(
       stage.map(async (component) => {
         const t0 = Date.now();
@@ -133,8 +158,12 @@ export async function startStack(config = loadStackConfig(), log: (line: string)
   kubeConfig.loadFromFile(config.kubeconfig);
   log(`  prepare-cluster          ${(await prepareCluster(kubeConfig)).join(', ')}`);
   log(`  worker RBAC (deploy/)    ${(await applyWorkerRbac(config, kubeConfig)).join(', ')}`);
-  const env = stackEnvironment(ctx);
+  const env = stackEnvironment(ctx, options);
   writeFileSync(config.envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  if (options.clusterOnly) {
+    writeFileSync(join(config.stateDir, 'cluster-target.yaml'), stringify({ clusters: [stackClusterTarget(config)] }));
+    log(`  cluster target           ${join(config.stateDir, 'cluster-target.yaml')} (AKS_CLUSTERS_FILE for the first stack's worker)`);
+  }
   log(`Local stack ready in ${((Date.now() - began) / 1000).toFixed(1)}s (logs: ${config.logsDir})`);
   return { env, started };
 }
@@ -166,6 +195,11 @@ async function main(): Promise<void> {
   const command = process.argv[2] ?? 'start';
   switch (command) {
     case 'start': {
+      if (process.argv.includes('--cluster-only')) {
+        console.log(`Starting a second cluster, ${config.azure.clusterName} in ${config.azure.location}, on loopback...`);
+        await startStack(config, console.log, { clusterOnly: true });
+        return;
+      }
       console.log('Starting the local stack on loopback...');
       printUsage((await startStack(config)).env, config);
       return;

@@ -218,12 +218,12 @@ const aksEmulator: Component = {
   name: 'aks-emulator',
   ports: ['arm'],
   startupTimeoutMs: 30_000,
-  process: ({ certs }) => ({
+  process: ({ config, certs }) => ({
     name: 'aks-emulator',
     command: process.execPath,
     args: ['--import', 'tsx', join(projectRoot, 'scripts/stack/aks-emulator/main.ts')],
     cwd: projectRoot,
-    env: { NODE_EXTRA_CA_CERTS: certs.caCert },
+    env: { ...config.variables, NODE_EXTRA_CA_CERTS: certs.caCert },
   }),
   ready: ({ config, certs }) => httpOk(`https://${config.host}:${config.ports.arm}/_emulator/health`, { caFile: certs.caCert }),
 };
@@ -233,12 +233,12 @@ const gpuSimulator: Component = {
   name: 'gpu-simulator',
   ports: ['gpuSimulator'],
   startupTimeoutMs: 30_000,
-  process: ({ certs }) => ({
+  process: ({ config, certs }) => ({
     name: 'gpu-simulator',
     command: process.execPath,
     args: ['--import', 'tsx', join(projectRoot, 'scripts/stack/gpu-simulator/main.ts')],
     cwd: projectRoot,
-    env: { NODE_EXTRA_CA_CERTS: certs.caCert },
+    env: { ...config.variables, NODE_EXTRA_CA_CERTS: certs.caCert },
   }),
   ready: ({ config }) => httpOk(`http://${config.host}:${config.ports.gpuSimulator}/_simulator/health`),
 };

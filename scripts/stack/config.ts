@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 export const projectRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 export interface StackConfig {
+  /** The STACK_* and TOOLS_DIR variables it was loaded from: the stack's own processes get them, so they see the same stack. */
+  variables: Record<string, string>;
   host: string;
   stateDir: string;
   toolsBin: string;
@@ -56,7 +58,7 @@ export function portVariable(component: keyof StackConfig['ports']): string {
   return `STACK_${component.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_PORT`;
 }
 
-/** STACK_PORT_OFFSET shifts every port, so a second stack (the chaos run's) sits beside the first. */
+/** STACK_PORT_OFFSET shifts every port, so a second stack (the chaos run's, a second cluster) sits beside the first. */
 function portOffset(env: NodeJS.ProcessEnv): number {
   const raw = env.STACK_PORT_OFFSET;
   if (raw === undefined || raw === '') return 0;
@@ -89,13 +91,16 @@ export function loadStackConfig(env: NodeJS.ProcessEnv = process.env): StackConf
   const ports = Object.fromEntries(
     (Object.keys(defaultPorts) as (keyof StackConfig['ports'])[]).map((c) => [c, readPort(env, c)]),
   ) as StackConfig['ports'];
+  const variables = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => (e[0].startsWith('STACK_') || e[0] === 'TOOLS_DIR') && e[1] !== undefined));
   return {
+    variables,
     host: '127.0.0.1',
     stateDir,
     toolsBin: resolve(projectRoot, env.TOOLS_DIR ?? '.tools', 'bin'),
     logsDir: resolve(stateDir, 'logs'),
     pidsDir: resolve(stateDir, 'pids'),
-    certsDir: resolve(stateDir, 'certs'),
+    // A second cluster shares the first stack's CA (STACK_CERTS_DIR): one NODE_EXTRA_CA_CERTS trusts both.
+    certsDir: env.STACK_CERTS_DIR ? resolve(projectRoot, env.STACK_CERTS_DIR) : resolve(stateDir, 'certs'),
     envFile: resolve(stateDir, 'env'),
     kubeconfig: resolve(stateDir, 'kubeconfig'),
     workerKubeconfig: resolve(stateDir, 'worker.kubeconfig'),
@@ -105,8 +110,8 @@ export function loadStackConfig(env: NodeJS.ProcessEnv = process.env): StackConf
     azure: {
       subscriptionId: '00000000-0000-0000-0000-000000000000',
       resourceGroup: 'local-rg',
-      clusterName: 'local-aks',
-      location: 'eastus',
+      clusterName: env.STACK_CLUSTER_NAME || 'local-aks',
+      location: env.STACK_LOCATION || 'eastus',
     },
   };
 }
