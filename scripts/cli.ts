@@ -364,11 +364,14 @@ async function main(argv: string[]): Promise<number> {
       plan.gpuAttempts.forEach((a, i) => {
         const price = estimateCost(plan.prices, a.vmSize, a.spot, 1, 60);
         console.log(
-          `    ${i + 1}. ${a.vmSize}${a.spot ? ' Spot' : ''}${a.zone ? ` zone ${a.zone}` : ''}${a.afterMinutes ? ` after ${a.afterMinutes} min` : ''} ` +
+          `    ${i + 1}. ${a.vmSize}${a.spot ? ' Spot' : ''}${a.zone ? ` zone ${a.zone}` : ''}${a.cluster ? ` in cluster ${a.cluster}` : ''}${a.afterMinutes ? ` after ${a.afterMinutes} min` : ''} ` +
             `(${a.source}${price !== undefined ? `, ${price} ${plan.prices.currency}/h` : ''})${attemptQuotaText(a, quota)}`,
         );
       });
-      console.log(`  quota      ${quota ? (quota.unreadable ?? `${quota.location}: ${quotaSummary(plan.gpuAttempts, quota.usages).join('; ')}`) : 'not read (plan --quota reads it from ARM: GETs only)'}`);
+      const quotaLines = [...(quota ?? new Map()).entries()].map(
+        ([cluster, q]) => `${cluster ? `${cluster}, ` : ''}${q.unreadable ?? `${q.location}: ${quotaSummary(plan.gpuAttempts.filter((a) => a.cluster === cluster), q.usages).join('; ')}`}`,
+      );
+      console.log(`  quota      ${quota ? quotaLines.join('\n             ') : 'not read (plan --quota reads it from ARM: GETs only)'}`);
     }
     console.log(`  objects    ${kubernetesObjects.join(', ')}`);
     console.log(`  adapter    ${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`);

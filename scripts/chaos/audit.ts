@@ -55,7 +55,8 @@ export interface AuditInput {
   timeLimitMinutes: number;
   wallSeconds: number;
   jobs: SeenJob[];
-  leftovers: { pools: ManagedPool[]; objects: RunObject[] };
+  /** What is left without an open owner, in every cluster the worker serves (cluster: a target's name; none for the home cluster). */
+  leftovers: { pools: (ManagedPool & { cluster?: string })[]; objects: (RunObject & { cluster?: string })[] };
   /** Registry storage: which digests a tag has pointed to. */
   registryRoot: string;
   gpuMinutesAfterEnd: Map<string, number>;
@@ -179,8 +180,9 @@ export function audit(input: AuditInput) {
     .map((r) => ({ workflowId: r.workflowId, image: `${r.output.repository}:${r.output.tag}`, digests: digestsOf(r.output.repository, r.output.tag) }))
     .filter((d) => d.digests.length > 1);
 
-  const leftoverPools = input.leftovers.pools.map((p) => `${p.name} (owner ${poolOwner(p.tags).workflowId ?? 'none'}, ${p.count} node(s), ${p.provisioningState})`);
-  const leftoverObjects = input.leftovers.objects.map((o) => `${o.kind} ${o.namespace}/${o.name} (owner ${o.owner.workflowId ?? 'none'})`);
+  const inCluster = (c: { cluster?: string }) => (c.cluster ? ` in ${c.cluster}` : '');
+  const leftoverPools = input.leftovers.pools.map((p) => `${p.name}${inCluster(p)} (owner ${poolOwner(p.tags).workflowId ?? 'none'}, ${p.count} node(s), ${p.provisioningState})`);
+  const leftoverObjects = input.leftovers.objects.map((o) => `${o.kind} ${o.namespace}/${o.name}${inCluster(o)} (owner ${o.owner.workflowId ?? 'none'})`);
 
   const gpuAfterEnd = [...input.gpuMinutesAfterEnd.entries()].map(([run, minutes]) => ({ run, minutes: Math.round(minutes * 100) / 100 }));
   // A run a fault ended before it moved again has no recovery time: it is listed, not measured.

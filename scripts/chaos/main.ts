@@ -23,8 +23,8 @@ import { createRunObjectActivities } from '../../activities/kubernetes/run-objec
 import type { FineTuneRequest } from '../../domain/fine-tune-request.js';
 import { ownerIsOpen, type RecordedOwner, type RunRecord } from '../../domain/run-identity.js';
 import { poolOwner } from '../../domain/pool-tags.js';
-import { createContainerServiceClient } from '../../workers/clients.js';
-import { loadWorkerConfig } from '../../workers/config.js';
+import { createContainerServiceClient, createKubeConfig } from '../../workers/clients.js';
+import { loadWorkerConfig, targetConfig } from '../../workers/config.js';
 import { writeWorkflowBundle } from '../../workers/worker.js';
 import type { FineTuneStatus } from '../../workflows/fine-tune.js';
 import { retireUpdate } from '../../workflows/endpoint-api.js';
@@ -35,7 +35,7 @@ import { ensureReaperSchedule } from '../setup-temporal.js';
 import { EmulatorControl } from '../stack/aks-emulator/control-client.js';
 import { loadStackConfig, projectRoot } from '../stack/config.js';
 import { SimulatorControl } from '../stack/gpu-simulator/control-client.js';
-import { audit, type ChaosRun, type Execution, renderAudit, type RunKind, type ServingRecord } from './audit.js';
+import { audit, type AuditInput, type ChaosRun, type Execution, renderAudit, type RunKind, type ServingRecord } from './audit.js';
 import { FaultInjector, type FaultKind, faultKinds, type OpenFineTune, planFaults } from './faults.js';
 import { GpuAfterEndSampler, JobWatch, RecoveryTracker } from './observe.js';
 import { WorkerProcesses } from './processes.js';
@@ -411,10 +411,27 @@ if (serving) {
 // Ownership as the reaper reads it: the recorded run, or any open run of a workflow id recorded
 // alone (an endpoint's, which continue-as-new keeps).
 const openRuns: RunRecord[] = openExecutions().map((e) => ({ workflowId: e.workflowId, runId: e.runId!, status: 'RUNNING' }));
-const leftovers = async () => ({
-  pools: (await pools.listManagedPools()).filter((p) => !ownerIsOpen(poolOwner(p.tags), openRuns)),
-  objects: (await runObjects.listRunObjects()).filter((o) => !ownerIsOpen(o.owner, openRuns)),
-});
+// In every cluster the worker serves: the home cluster, and each target of AKS_CLUSTERS_FILE.
+const clusters: { cluster?: string; pools: typeof pools; runObjects: typeof runObjects }[] = [
+  { pools, runObjects },
+  ...config.clusters.map((target) => {
+    const c = targetConfig(config, target);
+    const { resourceGroup, clusterName } = c.azure;
+    return {
+      cluster: target.name,
+      pools: createNodePoolActivities({ containerService: createContainerServiceClient(c), resourceGroup, clusterName, pollIntervalMs: 1000 }),
+      runObjects: createRunObjectActivities({ kubeConfig: createKubeConfig(c) }),
+    };
+  }),
+];
+const leftovers = async () => {
+  const left: AuditInput['leftovers'] = { pools: [], objects: [] };
+  for (const { cluster, pools: clusterPools, runObjects: clusterObjects } of clusters) {
+    left.pools.push(...(await clusterPools.listManagedPools()).filter((p) => !ownerIsOpen(poolOwner(p.tags), openRuns)).map((p) => ({ ...p, cluster })));
+    left.objects.push(...(await clusterObjects.listRunObjects()).filter((o) => !ownerIsOpen(o.owner, openRuns)).map((o) => ({ ...o, cluster })));
+  }
+  return left;
+};
 const sweepDeadline = Date.now() + sweepBoundMs;
 let left = await leftovers();
 while ((left.pools.length > 0 || left.objects.length > 0) && Date.now() < sweepDeadline) {
