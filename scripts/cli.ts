@@ -51,11 +51,13 @@ import type { PromotionStatus } from '../workflows/promotion-api.js';
 const usage = `Usage: aks-finetune <command> [options]   (in this repository: npx aks-finetune, or npm run cli --)
 
   help [command], <command> --help               this text, or one command's part of it
+  <command> ... --json (or --output json)        the command's result as one JSON document on stdout, for
+                                                 scripts; with --follow, one JSON document per line (JSON Lines)
+                                                 each time the status changes; errors stay text on stderr
 
   start <spec.yaml|.json> [--id ID] [--follow]   start a run from a request file or a KAITO Workspace file
-  status <workflow-id> [--follow] [--json]       a run's status with its training progress and loss chart;
-                                                 --follow shows live progress until it ends, --json the
-                                                 whole status as JSON
+  status <workflow-id> [--follow]                a run's status with its training progress and loss chart;
+                                                 --follow shows live progress until it ends
   list [--model M] [--method lora|qlora] [--phase P] [--repository R] [--limit N]
                                                  recent runs, newest first
   cancel <workflow-id>                           cancel a run (it cleans up before it ends)
@@ -119,6 +121,20 @@ function helpFor(command: string | undefined): string {
 
 class UsageError extends Error {}
 
+/** Where a command's result goes: text for people, or with --json one JSON document for scripts. */
+class Output {
+  constructor(readonly json: boolean) {}
+
+  result(value: unknown, text: () => string): void {
+    console.log(this.json ? JSON.stringify(value, null, 2) : text());
+  }
+
+  /** One state of something followed: a JSON line, or its text. */
+  line(value: unknown, text: string): void {
+    console.log(this.json ? JSON.stringify(value) : text);
+  }
+}
+
 /** A request file, or a KAITO Workspace file (kind: Workspace), YAML or JSON. */
 function readRequest(file: string | undefined): FineTuneInput {
   if (!file) throw new UsageError('a spec file is required');
@@ -156,15 +172,15 @@ function render({ workflowId, execution, status, failure }: RunStatus, options: 
   return lines.join('\n');
 }
 
-async function follow(client: Client, workflowId: string): Promise<number> {
-  const tty = process.stdout.isTTY;
+async function follow(client: Client, workflowId: string, out: Output): Promise<number> {
+  const redraw = process.stdout.isTTY && !out.json;
   let previous = '';
   for (;;) {
     const status = await getFineTuneStatus(client, workflowId);
     const text = render(status, { chart: false });
     if (text !== previous) {
-      if (tty && previous) process.stdout.write(`\x1b[${previous.split('\n').length}A\x1b[J`);
-      console.log(text);
+      if (redraw && previous) process.stdout.write(`\x1b[${previous.split('\n').length}A\x1b[J`);
+      out.line(status, text);
       previous = text;
     }
     if (status.execution !== 'RUNNING') return status.execution === 'COMPLETED' ? 0 : 1;
@@ -172,12 +188,10 @@ async function follow(client: Client, workflowId: string): Promise<number> {
   }
 }
 
-async function scheduleCommand(client: Client, taskQueue: string, [sub, id, spec]: string[], values: Record<string, string | boolean | undefined>): Promise<number> {
+async function scheduleCommand(client: Client, taskQueue: string, [sub, id, spec]: string[], values: Record<string, string | boolean | undefined>, out: Output): Promise<number> {
   if (sub === 'list') {
-    for (const s of await listRetrainSchedules(client)) {
-      const next = s.info?.nextActionTimes?.[0]?.toISOString() ?? '-';
-      console.log(`${s.scheduleId.padEnd(32)} ${s.state.paused ? 'paused ' : 'active '} next ${next}`);
-    }
+    const schedules = (await listRetrainSchedules(client)).map((s) => ({ scheduleId: s.scheduleId, paused: s.state.paused, nextActionTime: s.info?.nextActionTimes?.[0]?.toISOString() }));
+    out.result(schedules, () => schedules.map((s) => `${s.scheduleId.padEnd(32)} ${s.paused ? 'paused ' : 'active '} next ${s.nextActionTime ?? '-'}`).join('\n'));
     return 0;
   }
   if (!id) throw new UsageError('a schedule id is required');
@@ -195,32 +209,37 @@ async function scheduleCommand(client: Client, taskQueue: string, [sub, id, spec
         taskQueue,
       };
       await (sub === 'create' ? createRetrainSchedule : updateRetrainSchedule)(client, id, readRequest(spec), options);
-      console.log(`Schedule ${id} ${sub === 'create' ? 'created' : 'updated'}`);
+      const done = sub === 'create' ? 'created' : 'updated';
+      out.result({ scheduleId: id, [done]: true }, () => `Schedule ${id} ${done}`);
       return 0;
     }
     case 'describe': {
       const d = await describeRetrainSchedule(client, id);
-      console.log(`${id}: ${d.state.paused ? 'paused' : 'active'}${d.state.note ? ` (${d.state.note})` : ''}`);
-      console.log(`  when      ${describeWhen(d.spec)}${d.spec.jitter ? `, jitter ${Number(d.spec.jitter) / 1000} s` : ''}`);
-      console.log(`  overlap   ${d.policies.overlap}, catch-up window ${Number(d.policies.catchupWindow) / 1000} s`);
-      console.log(`  next      ${d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ') || '-'}`);
-      for (const a of d.info.recentActions.slice(-5)) {
-        console.log(`  ran       ${a.takenAt.toISOString()} ${a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : ''}`);
-      }
+      const recent = d.info.recentActions.slice(-5).map((a) => ({ takenAt: a.takenAt.toISOString(), workflowId: a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : undefined }));
+      const described = { scheduleId: id, paused: d.state.paused, note: d.state.note, spec: d.spec, policies: d.policies, nextActionTimes: d.info.nextActionTimes.map((t) => t.toISOString()), recentActions: recent };
+      out.result(described, () =>
+        [
+          `${id}: ${d.state.paused ? 'paused' : 'active'}${d.state.note ? ` (${d.state.note})` : ''}`,
+          `  when      ${describeWhen(d.spec)}${d.spec.jitter ? `, jitter ${Number(d.spec.jitter) / 1000} s` : ''}`,
+          `  overlap   ${d.policies.overlap}, catch-up window ${Number(d.policies.catchupWindow) / 1000} s`,
+          `  next      ${described.nextActionTimes.slice(0, 3).join(', ') || '-'}`,
+          ...recent.map((a) => `  ran       ${a.takenAt} ${a.workflowId ?? ''}`),
+        ].join('\n'),
+      );
       return 0;
     }
     case 'pause':
     case 'unpause':
       await (sub === 'pause' ? pauseRetrainSchedule : unpauseRetrainSchedule)(client, id);
-      console.log(`Schedule ${id} ${sub}d`);
+      out.result({ scheduleId: id, paused: sub === 'pause' }, () => `Schedule ${id} ${sub}d`);
       return 0;
     case 'trigger':
       await triggerRetrainSchedule(client, id);
-      console.log(`Schedule ${id} triggered`);
+      out.result({ scheduleId: id, triggered: true }, () => `Schedule ${id} triggered`);
       return 0;
     case 'delete':
       await deleteRetrainSchedule(client, id);
-      console.log(`Schedule ${id} deleted`);
+      out.result({ scheduleId: id, deleted: true }, () => `Schedule ${id} deleted`);
       return 0;
     default:
       throw new UsageError(`unknown schedule command "${sub ?? ''}"`);
@@ -240,18 +259,18 @@ function renderPromotion(workflowId: string, execution: string, s: PromotionStat
   return lines.join('\n');
 }
 
-async function followPromotion(client: Client, id: string): Promise<number> {
+async function followPromotion(client: Client, id: string, out: Output): Promise<number> {
   let previous = '';
   for (;;) {
     const { workflowId, execution, status } = await getPromotionStatus(client, id);
     const text = renderPromotion(workflowId, execution, status);
-    if (text !== previous) console.log((previous = text));
+    if (text !== previous) out.line({ workflowId, execution, status }, (previous = text));
     if (execution !== 'RUNNING') return execution === 'COMPLETED' ? 0 : 1;
     await new Promise((r) => setTimeout(r, 2000));
   }
 }
 
-async function endpointCommand(client: Client, taskQueue: string, [sub, name, arg]: string[], values: Record<string, string | boolean | undefined>): Promise<number> {
+async function endpointCommand(client: Client, taskQueue: string, [sub, name, arg]: string[], values: Record<string, string | boolean | undefined>, out: Output): Promise<number> {
   if (!name) throw new UsageError('an endpoint name is required');
   const str = (key: string) => values[key] as string | undefined;
   const int = (key: string) => (str(key) === undefined ? undefined : Number(str(key)));
@@ -269,7 +288,7 @@ async function endpointCommand(client: Client, taskQueue: string, [sub, name, ar
       };
       const definedSpec = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined)) as typeof spec;
       const { handle, created } = await createEndpoint(client, { spec: definedSpec, namespace: str('namespace') ?? '' }, { taskQueue });
-      console.log(`${created ? 'Created' : 'Exists:'} endpoint ${name} (workflow ${handle.workflowId})`);
+      out.result({ endpoint: name, workflowId: handle.workflowId, created }, () => `${created ? 'Created' : 'Exists:'} endpoint ${name} (workflow ${handle.workflowId})`);
       return 0;
     }
     case 'describe': {
@@ -285,33 +304,72 @@ async function endpointCommand(client: Client, taskQueue: string, [sub, name, ar
           }),
         ),
       ) as Record<string, string[]>;
-      console.log(renderEndpoint(described, lineage));
+      out.result({ ...described, lineage }, () => renderEndpoint(described, lineage));
       return 0;
     }
     case 'scale': {
       if (!arg) throw new UsageError('a replica count, zero or wake is required');
       await scaleEndpoint(client, name, arg === 'zero' || arg === 'wake' ? arg : Number(arg));
-      console.log(renderEndpoint(await describeEndpoint(client, name)));
+      const described = await describeEndpoint(client, name);
+      out.result(described, () => renderEndpoint(described));
       return 0;
     }
     case 'rollback': {
       if (!arg) throw new UsageError('an alias is required');
       const { versionName } = await rollbackEndpointAlias(client, name, arg);
-      console.log(`${arg} → ${versionName} on ${name}`);
+      out.result({ endpoint: name, alias: arg, versionName }, () => `${arg} → ${versionName} on ${name}`);
       return 0;
     }
     case 'unload':
       if (!arg) throw new UsageError('a version name is required');
       await unloadEndpointVersion(client, name, arg);
-      console.log(`${arg} unloaded from ${name}`);
+      out.result({ endpoint: name, version: arg, unloaded: true }, () => `${arg} unloaded from ${name}`);
       return 0;
     case 'retire':
       await retireEndpoint(client, name);
-      console.log(`Endpoint ${name} retired: its Deployment, Service, ConfigMap and pool are gone`);
+      out.result({ endpoint: name, retired: true }, () => `Endpoint ${name} retired: its Deployment, Service, ConfigMap and pool are gone`);
       return 0;
     default:
       throw new UsageError(`unknown endpoint command "${sub ?? ''}"`);
   }
+}
+
+/** What plan prints for people: the plan, the GPU attempts with their prices and quota, the estimate. */
+function planText({ plan, nodePool, kubernetesObjects, estimate }: ReturnType<typeof planFineTune>, quota: Awaited<ReturnType<typeof readAttemptQuota>> | undefined): string {
+  const lines = [
+    `Plan for ${plan.model.name} (${plan.method}), run ${plan.runName}: valid`,
+    `  node pool  ${nodePool.action} ${nodePool.name}: 1 x ${nodePool.vmSize}${nodePool.spot ? ' (spot)' : ''}, ${nodePool.gpusPerNode} GPU(s)`,
+    `  memory     about ${plan.memoryNeededGiB} GiB per GPU needed, ${plan.vmSize.gpu?.memoryGiB} GiB available`,
+  ];
+  if (!plan.existingPool) {
+    lines.push(`  capacity   ${plan.gpuAttempts.length} attempt(s) in this order, for up to ${plan.capacityWaitMinutes} min:`);
+    plan.gpuAttempts.forEach((a, i) => {
+      const price = estimateCost(plan.prices, a.vmSize, a.spot, 1, 60);
+      lines.push(
+        `    ${i + 1}. ${a.vmSize}${a.spot ? ' Spot' : ''}${a.zone ? ` zone ${a.zone}` : ''}${a.cluster ? ` in cluster ${a.cluster}` : ''}${a.afterMinutes ? ` after ${a.afterMinutes} min` : ''} ` +
+          `(${a.source}${price !== undefined ? `, ${price} ${plan.prices.currency}/h` : ''})${attemptQuotaText(a, quota)}`,
+      );
+    });
+    const quotaLines = [...(quota ?? new Map()).entries()].map(
+      ([cluster, q]) => `${cluster ? `${cluster}, ` : ''}${q.unreadable ?? `${q.location}: ${quotaSummary(plan.gpuAttempts.filter((a) => a.cluster === cluster), q.usages).join('; ')}`}`,
+    );
+    lines.push(`  quota      ${quota ? quotaLines.join('\n             ') : 'not read (plan --quota reads it from ARM: GETs only)'}`);
+  }
+  const { trainer } = plan;
+  lines.push(
+    `  objects    ${kubernetesObjects.join(', ')}`,
+    `  adapter    ${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`,
+    `  estimate   ${estimate.gpuHours} GPU-hours for ${estimate.trainingHours} h of training, about ${estimate.cost?.toFixed(2) ?? '?'} ${estimate.currency} (prices as of ${estimate.pricesAsOf})`,
+    trainer.checkpoint
+      ? `  trainer    aks-finetune: progress in status, a checkpoint every ${trainer.checkpoint.everyMinutes} min (last ${trainer.checkpoint.kept} kept), resumes after a lost node`
+      : "  trainer    kaito: KAITO's fine_tuning.py unchanged; progress from its log, no checkpoints: a lost node restarts training from step 0",
+    `  divergence ${trainer.stopOnDivergence ? 'a NaN, infinite or exploding loss fails the run and releases the GPUs' : 'reported, training goes on (tuning.stopOnDivergence false)'}`,
+    `  release    ${plan.deploy ? 'kept for inference' : `${plan.release.policy} after ${plan.release.idleGraceMinutes} min`}`,
+  );
+  if (plan.budget) {
+    lines.push(`  budget     ${[plan.budget.maxGpuHours && `${plan.budget.maxGpuHours} GPU-hours`, plan.budget.maxCost && `${plan.budget.maxCost} ${estimate.currency}`].filter(Boolean).join(', ')}: training stops when spent`);
+  }
+  return lines.join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -328,6 +386,7 @@ async function main(argv: string[]): Promise<number> {
       id: { type: 'string' },
       follow: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      output: { type: 'string', default: 'text' },
       quota: { type: 'boolean', default: false },
       model: { type: 'string' },
       method: { type: 'string' },
@@ -352,48 +411,18 @@ async function main(argv: string[]): Promise<number> {
       reason: { type: 'string' },
     },
   });
+  if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json, not "${values.output}"`);
+  const out = new Output(values.json || values.output === 'json');
   if (command === 'plan') {
     const dryRun = planFineTune(readRequest(positionals[0]), { workflowId: values.id, trainingHours: Number(values.hours) });
-    const { plan, nodePool, kubernetesObjects, estimate } = dryRun;
-    console.log(`Plan for ${plan.model.name} (${plan.method}), run ${plan.runName}: valid`);
-    console.log(`  node pool  ${nodePool.action} ${nodePool.name}: 1 x ${nodePool.vmSize}${nodePool.spot ? ' (spot)' : ''}, ${nodePool.gpusPerNode} GPU(s)`);
-    console.log(`  memory     about ${plan.memoryNeededGiB} GiB per GPU needed, ${plan.vmSize.gpu?.memoryGiB} GiB available`);
-    if (!plan.existingPool) {
-      const quota = values.quota ? await readAttemptQuota(plan.gpuAttempts) : undefined;
-      console.log(`  capacity   ${plan.gpuAttempts.length} attempt(s) in this order, for up to ${plan.capacityWaitMinutes} min:`);
-      plan.gpuAttempts.forEach((a, i) => {
-        const price = estimateCost(plan.prices, a.vmSize, a.spot, 1, 60);
-        console.log(
-          `    ${i + 1}. ${a.vmSize}${a.spot ? ' Spot' : ''}${a.zone ? ` zone ${a.zone}` : ''}${a.cluster ? ` in cluster ${a.cluster}` : ''}${a.afterMinutes ? ` after ${a.afterMinutes} min` : ''} ` +
-            `(${a.source}${price !== undefined ? `, ${price} ${plan.prices.currency}/h` : ''})${attemptQuotaText(a, quota)}`,
-        );
-      });
-      const quotaLines = [...(quota ?? new Map()).entries()].map(
-        ([cluster, q]) => `${cluster ? `${cluster}, ` : ''}${q.unreadable ?? `${q.location}: ${quotaSummary(plan.gpuAttempts.filter((a) => a.cluster === cluster), q.usages).join('; ')}`}`,
-      );
-      console.log(`  quota      ${quota ? quotaLines.join('\n             ') : 'not read (plan --quota reads it from ARM: GETs only)'}`);
-    }
-    console.log(`  objects    ${kubernetesObjects.join(', ')}`);
-    console.log(`  adapter    ${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`);
-    console.log(`  estimate   ${estimate.gpuHours} GPU-hours for ${estimate.trainingHours} h of training, about ${estimate.cost?.toFixed(2) ?? '?'} ${estimate.currency} (prices as of ${estimate.pricesAsOf})`);
-    const { trainer } = plan;
-    console.log(
-      trainer.checkpoint
-        ? `  trainer    aks-finetune: progress in status, a checkpoint every ${trainer.checkpoint.everyMinutes} min (last ${trainer.checkpoint.kept} kept), resumes after a lost node`
-        : "  trainer    kaito: KAITO's fine_tuning.py unchanged; progress from its log, no checkpoints: a lost node restarts training from step 0",
-    );
-    console.log(`  divergence ${trainer.stopOnDivergence ? 'a NaN, infinite or exploding loss fails the run and releases the GPUs' : 'reported, training goes on (tuning.stopOnDivergence false)'}`);
-    console.log(`  release    ${plan.deploy ? 'kept for inference' : `${plan.release.policy} after ${plan.release.idleGraceMinutes} min`}`);
-    if (plan.budget) {
-      console.log(`  budget     ${[plan.budget.maxGpuHours && `${plan.budget.maxGpuHours} GPU-hours`, plan.budget.maxCost && `${plan.budget.maxCost} ${estimate.currency}`].filter(Boolean).join(', ')}: training stops when spent`);
-    }
+    const quota = values.quota && !dryRun.plan.existingPool ? await readAttemptQuota(dryRun.plan.gpuAttempts) : undefined;
+    out.result({ ...dryRun, ...(quota ? { quota: Object.fromEntries([...quota].map(([cluster, q]) => [cluster ?? 'home', q])) } : {}) }, () => planText(dryRun, quota));
     return 0;
   }
   if (command === 'lineage') {
     if (!positionals[0]) throw new UsageError('an adapter image by digest is required (registry/repository@sha256:...)');
     const artifacts = await readEvaluationLineage(positionals[0], createAzureCredential(process.env.AZURE_STATIC_TOKEN || undefined));
-    if (artifacts.length === 0) console.log(`No evaluation recorded for ${positionals[0]}`);
-    for (const a of artifacts) console.log(`${a.digest}\n${JSON.stringify(a.evaluation, null, 2)}`);
+    out.result(artifacts, () => (artifacts.length === 0 ? `No evaluation recorded for ${positionals[0]}` : artifacts.map((a) => `${a.digest}\n${JSON.stringify(a.evaluation, null, 2)}`).join('\n')));
     return 0;
   }
   if (!['start', 'status', 'list', 'cancel', 'schedule', 'endpoint', 'promote', 'promotion', 'approve', 'reject'].includes(command ?? '')) throw new UsageError(command ? `unknown command "${command}"` : 'a command is required');
@@ -404,51 +433,54 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'start': {
         const handle = await startFineTune(client, readRequest(positionals[0]), { workflowId: values.id, taskQueue: temporal.taskQueue });
-        console.log(`Started ${handle.workflowId}`);
-        return values.follow ? await follow(client, handle.workflowId) : 0;
+        // Followed as JSON: only the status lines, so that every line of stdout parses.
+        if (!(values.follow && out.json)) out.result({ workflowId: handle.workflowId }, () => `Started ${handle.workflowId}`);
+        return values.follow ? await follow(client, handle.workflowId, out) : 0;
       }
       case 'status': {
         if (!positionals[0]) throw new UsageError('a workflow id is required');
-        if (values.follow) return await follow(client, positionals[0]);
+        if (values.follow) return await follow(client, positionals[0], out);
         const status = await getFineTuneStatus(client, positionals[0]);
-        console.log(values.json ? JSON.stringify(status, null, 2) : render(status, { chart: true }));
+        out.result(status, () => render(status, { chart: true }));
         return 0;
       }
       case 'schedule':
-        return await scheduleCommand(client, temporal.taskQueue, positionals, values);
+        return await scheduleCommand(client, temporal.taskQueue, positionals, values, out);
       case 'endpoint':
-        return await endpointCommand(client, temporal.taskQueue, positionals, values);
+        return await endpointCommand(client, temporal.taskQueue, positionals, values, out);
       case 'promote': {
         const workflowId = await startPromotion(client, readRequest(positionals[0]) as unknown as PromotionRequest, { name: values.id, taskQueue: temporal.taskQueue });
-        console.log(`Started ${workflowId}`);
-        return values.follow ? await followPromotion(client, workflowId) : 0;
+        if (!(values.follow && out.json)) out.result({ workflowId }, () => `Started ${workflowId}`);
+        return values.follow ? await followPromotion(client, workflowId, out) : 0;
       }
       case 'promotion': {
         if (!positionals[0]) throw new UsageError('a promotion id is required');
-        if (values.follow) return await followPromotion(client, positionals[0]);
+        if (values.follow) return await followPromotion(client, positionals[0], out);
         const { workflowId, execution, status } = await getPromotionStatus(client, positionals[0]);
-        console.log(renderPromotion(workflowId, execution, status));
+        out.result({ workflowId, execution, status }, () => renderPromotion(workflowId, execution, status));
         return 0;
       }
       case 'approve':
       case 'reject': {
         if (!positionals[0]) throw new UsageError('a promotion id (or the fineTune run id that started it) is required');
         const workflowId = await decidePromotion(client, positionals[0], command === 'approve', { by: values.by, reason: values.reason });
-        console.log(`${command === 'approve' ? 'Approved' : 'Rejected'} ${workflowId}`);
+        out.result({ workflowId, decision: command === 'approve' ? 'approved' : 'rejected' }, () => `${command === 'approve' ? 'Approved' : 'Rejected'} ${workflowId}`);
         return 0;
       }
       case 'list': {
         const runs = await listFineTunes(client, values, Number(values.limit));
-        console.log(`${'WORKFLOW ID'.padEnd(48)} ${'STATUS'.padEnd(10)} ${'PHASE'.padEnd(14)} ${'MODEL'.padEnd(28)} METHOD  STARTED`);
-        for (const r of runs) {
-          console.log(`${r.workflowId.padEnd(48)} ${r.execution.padEnd(10)} ${(r.phase ?? '-').padEnd(14)} ${(r.model ?? '-').padEnd(28)} ${(r.method ?? '-').padEnd(7)} ${r.startTime.toISOString()}`);
-        }
+        out.result(runs, () =>
+          [
+            `${'WORKFLOW ID'.padEnd(48)} ${'STATUS'.padEnd(10)} ${'PHASE'.padEnd(14)} ${'MODEL'.padEnd(28)} METHOD  STARTED`,
+            ...runs.map((r) => `${r.workflowId.padEnd(48)} ${r.execution.padEnd(10)} ${(r.phase ?? '-').padEnd(14)} ${(r.model ?? '-').padEnd(28)} ${(r.method ?? '-').padEnd(7)} ${r.startTime.toISOString()}`),
+          ].join('\n'),
+        );
         return 0;
       }
       default: {
         if (!positionals[0]) throw new UsageError('a workflow id is required');
         await cancelFineTune(client, positionals[0]);
-        console.log(`Cancellation requested for ${positionals[0]}: the run removes what it created, then ends`);
+        out.result({ workflowId: positionals[0], cancelRequested: true }, () => `Cancellation requested for ${positionals[0]}: the run removes what it created, then ends`);
         return 0;
       }
     }

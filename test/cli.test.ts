@@ -29,15 +29,16 @@ function specFile(overrides: Record<string, unknown> = {}): string {
   return file;
 }
 
-async function cli(args: string[], taskQueue = 'unused'): Promise<{ code: number; out: string }> {
+/** The exit code, stdout and stderr together (out), and stdout alone. */
+async function cli(args: string[], taskQueue = 'unused'): Promise<{ code: number; out: string; stdout: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'scripts/cli.ts', ...args], {
       env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue },
     });
-    return { code: 0, out: stdout + stderr };
+    return { code: 0, out: stdout + stderr, stdout };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, out: e.stdout + e.stderr };
+    return { code: e.code, out: e.stdout + e.stderr, stdout: e.stdout };
   }
 }
 
@@ -95,6 +96,26 @@ describe('CLI', () => {
     const unknown = await cli(['help', 'deploy']);
     expect(unknown.code).toBe(2);
     expect(unknown.out).toMatch(/^unknown command "deploy"/);
+  });
+
+  it('prints each result as JSON with --json or --output json, and JSON Lines when it follows', async () => {
+    const planned = await cli(['plan', specFile(), '--output', 'json']);
+    expect(planned.code).toBe(0);
+    expect(JSON.parse(planned.stdout)).toMatchObject({ plan: { model: { name: 'phi-3-mini-4k-instruct' }, gpuAttempts: [{ vmSize: 'Standard_NC24ads_A100_v4' }] }, estimate: { currency: 'USD' } });
+    expect((await cli(['plan', specFile(), '--output', 'yaml'])).code).toBe(2);
+
+    const id = fineTuneWorkflowId(`cli-json-${unique()}`);
+    await temporal.withWorker(activities, async (taskQueue) => {
+      const started = await cli(['start', specFile(), '--id', id, '--follow', '--json'], taskQueue);
+      expect(started.code).toBe(0);
+      // Every line of stdout parses; the last is the finished run.
+      const states = started.stdout.trim().split('\n').map((line) => JSON.parse(line) as { workflowId: string; execution: string; status?: { phase: string } });
+      expect(states.at(-1)).toMatchObject({ workflowId: id, execution: 'COMPLETED', status: { phase: 'succeeded' } });
+      expect(JSON.parse((await cli(['status', id, '--json'], taskQueue)).stdout)).toMatchObject({ workflowId: id, status: { phase: 'succeeded' } });
+      const listed = JSON.parse((await cli(['list', '--json', '--limit', '200'])).stdout) as { workflowId: string }[];
+      expect(listed.map((r) => r.workflowId)).toContain(id);
+      expect(JSON.parse((await cli(['schedule', 'list', '--json'])).stdout)).toBeInstanceOf(Array);
+    });
   });
 
   it('refuses a bad spec with every problem and exit code 2', async () => {
