@@ -94,12 +94,13 @@ describe('a run across two clusters', () => {
     try {
       const result = await withWorkers(async (taskQueue) => {
         const handle = await temporal.env.client.workflow.start(fineTune, { taskQueue, workflowId, args: [westFirst()] });
+        // The phase turns to training just before the Job is created: wait for the Job itself, in the second cluster.
         const status = await eventually(async () => {
           const s = await handle.query<FineTuneStatus>('status');
-          return s.phase === 'training' ? s : undefined;
-        }, 'the run to train in the second cluster');
-        const jobs = await westJobs.listNamespacedJob({ namespace: planDefaults.namespace });
-        expect(jobs.items.map((j) => j.metadata!.name)).toContain(status.training!.job);
+          if (s.phase !== 'training') return undefined;
+          const jobs = await westJobs.listNamespacedJob({ namespace: planDefaults.namespace });
+          return jobs.items.some((j) => j.metadata!.name === s.training!.job) ? s : undefined;
+        }, "the run's tuning Job in the second cluster");
         await handle.terminate('the test leaves what the run made behind');
         await temporal.closedInVisibility(workflowId);
         // The first pass deletes the Jobs; their pods leave the pool; a later pass releases it.

@@ -215,6 +215,7 @@ async function claimWarmPool(run: PlannedRun, attempts: GpuAttempt[]): Promise<{
     const wanted = { vmSize: attempt.vmSize, spot: attempt.spot, self: run.owner };
     for (const candidate of warmPoolCandidates(poolsIn.get(attempt.cluster)!, wanted, (owner) => ownerIsOpen(owner, openRuns))) {
       if ((await inCluster(attempt.cluster).gpuPodsOnPool(candidate.name)).length > 0) continue;
+      run.pool.cluster = attempt.cluster; // before the call: a claim a cancel interrupts is looked for there
       if (await arm(attempt.cluster).claimNodePool(candidate.name, candidate.eTag!, managedPoolTags(run.owner, run.plan.release))) {
         return { name: candidate.name, previousOwner: candidate.owner, attempt: { ...attempt, zone: candidate.zones?.[0] } };
       }
