@@ -37,6 +37,10 @@ export function parseClusterResourceId(resourceId: string): { subscriptionId: st
   return { subscriptionId, resourceGroup, clusterName };
 }
 
+/** The ARM resource id of an AKS cluster: what parseClusterResourceId reads back. */
+export const clusterResourceId = ({ subscriptionId, resourceGroup, clusterName }: { subscriptionId: string; resourceGroup: string; clusterName: string }) =>
+  `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.ContainerService/managedClusters/${clusterName}`;
+
 /** What a run needs to know of the clusters its worker serves (the listClusterTargets activity). */
 export interface ClusterTargets {
   home: { name: string; region?: string };

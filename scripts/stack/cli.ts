@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import { prepareCluster } from '../prepare-cluster.js';
 import { ensureCertificates } from './certs.js';
 import { type Component, type StackContext, stages } from './components.js';
-import type { ClusterTarget } from '../../domain/cluster-targets.js';
+import { type ClusterTarget, clusterResourceId } from '../../domain/cluster-targets.js';
 import { loadStackConfig, portVariable, type StackConfig, stackUsers } from './config.js';
 import { applyWorkerRbac } from './worker-rbac.js';
 import { assertPortFree, runningPid, StackError, startProcess, stopProcess, waitUntilReady } from './processes.js';
@@ -58,11 +58,10 @@ export interface StackOptions {
 
 /** The stack's cluster as a worker's cluster target (an AKS_CLUSTERS_FILE entry; README, "More than one cluster"). */
 export function stackClusterTarget(config: StackConfig): ClusterTarget {
-  const { subscriptionId, resourceGroup, clusterName, location } = config.azure;
   return {
-    name: clusterName,
-    resourceId: `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.ContainerService/managedClusters/${clusterName}`,
-    region: location,
+    name: config.azure.clusterName,
+    resourceId: clusterResourceId(config.azure),
+    region: config.azure.location,
     kubeconfig: config.workerKubeconfig,
     armEndpoint: `https://${config.host}:${config.ports.arm}`,
   };
@@ -182,7 +181,7 @@ function printUsage(env: Record<string, string>, config: StackConfig): void {
                      e.g. ${join(config.toolsBin, 'kubectl')} --kubeconfig ${env.KUBECONFIG} get nodes
                      (the worker's identity; its API calls are audited in ${join(config.logsDir, 'kube-audit.log')})
   OCI registry       ${env.REGISTRY_ENDPOINT}  (TLS, CA ${env.NODE_EXTRA_CA_CERTS})
-  AKS emulator (ARM) ${env.AZURE_ARM_ENDPOINT}  cluster /subscriptions/${env.AZURE_SUBSCRIPTION_ID}/resourceGroups/${env.AZURE_RESOURCE_GROUP}/providers/Microsoft.ContainerService/managedClusters/${env.AKS_CLUSTER_NAME}
+  AKS emulator (ARM) ${env.AZURE_ARM_ENDPOINT}  cluster ${clusterResourceId(config.azure)}
 
   All of the above is in ${config.envFile}; load it with
     set -a; . ${config.envFile}; set +a

@@ -3,6 +3,7 @@
 // API under /_emulator for settings, fault injection and the request log.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { clusterResourceId } from '../../../domain/cluster-targets.js';
 import { ArmError } from './arm-error.js';
 import type { AgentPools } from './agent-pools.js';
 import { parseCapacity, usagesResponse } from './capacity.js';
@@ -45,7 +46,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, faults: Faults) {
   const requests: RequestRecord[] = [];
   const sent = new WeakMap<IncomingMessage, Pick<RequestRecord, 'propertiesSent' | 'vmSize' | 'availabilityZones'>>();
-  const clusterId = `/subscriptions/${cluster.subscriptionId}/resourceGroups/${cluster.resourceGroup}/${provider}/managedClusters/${cluster.clusterName}`;
+  const clusterId = clusterResourceId(cluster);
   const locationBase = `/subscriptions/${cluster.subscriptionId}/${provider}/locations/${cluster.location}`;
   const computeUsages = `/subscriptions/${cluster.subscriptionId}/providers/Microsoft.Compute/locations/${cluster.location}/usages`.toLowerCase();
 
