@@ -144,6 +144,8 @@ describe('the adapter-router sidecar (product code, run per simulated pod)', () 
       }),
     );
     try {
+      // The load must reach v1 before the switch: on a busy machine the first answers can come after it.
+      await eventually(async () => (served.includes('bot-v1') ? true : undefined), 'requests before the switch');
       await writeDesired({ generation: 2, adapters: [{ versionName: 'bot-v1', image: images.v1 }, { versionName: 'bot-v2', image: images.v2 }], aliases: { bot: 'bot-v2' } });
       await converged(2);
       await writeDesired({ generation: 3, adapters: [{ versionName: 'bot-v2', image: images.v2 }], aliases: { bot: 'bot-v2' } });

@@ -155,7 +155,9 @@ describe('CLI', () => {
     const followed = await temporal.withWorker(activities, () => cli(['status', id, '--follow'], taskQueue), taskQueue);
     expect(followed.code).toBe(1);
     expect(followed.out).toContain(`${id}: FAILED, phase failed`);
-    const errorLine = followed.out.split('\n').find((line) => line.startsWith('  error: '));
+    // The last state followed, the closed run's (while it cleans up after the failure, a running
+    // state already shows the message, without the type that only the closed run's failure carries).
+    const errorLine = followed.out.split('\n').filter((line) => line.startsWith('  error: ')).at(-1);
     expect(errorLine).toMatch(/^ {2}error: GpuQuotaExceeded: Azure refused GPU node pool ft\w+: the subscription's Standard_NC24ads_A100_v4 quota is exhausted\./);
     expect(errorLine).toContain(advice);
     expect(errorLine).toContain(armMessage);
