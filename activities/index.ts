@@ -18,8 +18,10 @@ import { createJobActivities } from './kubernetes/jobs.js';
 import { createNodeActivities } from './kubernetes/nodes.js';
 import { createProductStateActivities } from './kubernetes/product-state.js';
 import { createRunObjectActivities } from './kubernetes/run-objects.js';
+import { createTuningConfigMapActivities } from './kubernetes/tuning-configmap.js';
 import type { ContainerImages } from './kubernetes/tuning-job.js';
 import { createRegistryActivities } from './registry/adapter-images.js';
+import { createPushSecretActivities } from './registry/push-secret.js';
 import { createEndpointClientActivities } from './temporal/endpoints.js';
 import { createRunActivities } from './temporal/runs.js';
 import { withLivenessHeartbeats } from './liveness.js';
@@ -62,7 +64,9 @@ export function createActivities(deps: ActivityDeps) {
     ...createFineTuneKubeActivities(deps),
     ...createEndpointKubeActivities({ ...deps, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createRunObjectActivities({ kubeConfig: deps.kubeConfig }),
+    ...createTuningConfigMapActivities({ kubeConfig: deps.kubeConfig }),
     ...createRegistryActivities({ credential: deps.registryCredential, allowLoopbackRegistry: deps.allowLoopbackRegistry }),
+    ...createPushSecretActivities({ kubeConfig: deps.kubeConfig, credential: deps.registryCredential }),
     ...createDatasetActivities({ credential: deps.registryCredential }),
     ...createProductStateActivities({ kubeConfig: deps.kubeConfig, namespace: deps.stateNamespace }),
     ...createRunActivities({ client: deps.temporalClient }),

@@ -5,6 +5,7 @@ import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError,
 import { type FineTuneInput, type FineTunePlan, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { parseSpecText, requestFromSpec, specSizeLimitBytes, SpecTextError } from '../domain/spec-text.js';
 import { estimateCost } from '../domain/prices.js';
+import { checkTuningConfig, tuningConfigKey } from '../domain/tuning-configmap.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { defaultTaskQueue, fineTuneWorkflowId } from '../workflows/ids.js';
 import { describeRunFailure, type RunFailure, runFailure } from './run-failure.js';
@@ -27,6 +28,29 @@ export interface StartOptions {
  * multi-document file). Files over 256 KiB are refused before they are read in full.
  */
 export function readFineTuneSpec(file: string): FineTuneInput {
+  return parseFineTuneSpec(readSpecFile(file), file);
+}
+
+/**
+ * A KAITO tuning ConfigMap file (kind ConfigMap with training_config.yaml, as KAITO's
+ * examples/fine-tuning/ has one), checked offline for either method; undefined for any other file.
+ */
+export function checkTuningConfigMapFile(file: string): { name?: string; problems: string[] } | undefined {
+  let value: unknown;
+  try {
+    value = parseSpecText(readSpecFile(file), file);
+  } catch {
+    return undefined; // not a ConfigMap file: readFineTuneSpec reports what is wrong with it
+  }
+  const configMap = value as { kind?: unknown; metadata?: { name?: string }; data?: Record<string, unknown> };
+  const text = configMap?.kind === 'ConfigMap' ? configMap.data?.[tuningConfigKey] : undefined;
+  if (typeof text !== 'string') return undefined;
+  const checked = checkTuningConfig(text, undefined, `ConfigMap ${configMap.metadata?.name ?? '(unnamed)'}`);
+  return { name: configMap.metadata?.name, problems: checked.ok ? [] : checked.problems };
+}
+
+/** A spec file's text, at most specSizeLimitBytes; unreadable or too large is a FineTuneRequestError. */
+function readSpecFile(file: string): string {
   let text: string;
   try {
     const fd = openSync(file, 'r');
@@ -42,7 +66,7 @@ export function readFineTuneSpec(file: string): FineTuneInput {
     if (err instanceof FineTuneRequestError) throw err;
     throw new FineTuneRequestError([`${file} cannot be read: ${(err as Error).message}`]);
   }
-  return parseFineTuneSpec(text, file);
+  return text;
 }
 
 /** Spec text (YAML or JSON) into a request; syntax errors give the line and column. */

@@ -5,16 +5,16 @@ import { z } from 'zod';
 import { datasetUrlProblem, hostProblem } from './dataset-url.js';
 import { fnv1a } from './hash.js';
 import { type ImageReference, parseImageReference } from './image-reference.js';
-import { estimateTrainingMemoryGiB, findModelPreset, type ModelPreset, modelPresetNames, type TuningMethod } from './models.js';
+import { estimateTrainingMemoryGiB, findModelPreset, type ModelPreset, modelPresetNames, type TuningMethod, untunableReason } from './models.js';
 import { defaultPriceTable, type PriceTable } from './prices.js';
-import { type EvaluationSplit, type TrainingConfig, trainingConfig } from './training-config.js';
+import { type EvaluationSplit, type TrainingConfig, trainingConfig, type TuningOverrides } from './training-config.js';
 import { type TrainerKind, trainerKinds } from './training-progress.js';
 import { findVmSize, type VmSize, vmSizeNames } from './vm-sizes.js';
-import { type KaitoWorkspace, kaitoWorkspaceSchema, pushSecretReason } from './kaito-workspace.js';
+import { type KaitoWorkspace, kaitoPlaceholderProblems, kaitoWorkspaceSchema } from './kaito-workspace.js';
 import { type FineTunePromote, fineTunePromoteSchema, suiteProblems } from './promotion.js';
 import { clusterNameSchema } from './cluster-targets.js';
 import { type GpuAttempt, gpuAttemptOrder, type GpuFallbackPolicy, gpuFallbackPolicies } from './gpu-candidates.js';
-import { boolean, checkInput, dnsLabel, dnsLabelPattern, dnsSubdomain, list, number, oneOf, refused, strict, text } from './schema.js';
+import { boolean, checkInput, dnsLabel, dnsLabelPattern, dnsSubdomain, dnsSubdomainPattern, dnsSubdomainRule, list, number, oneOf, strict, text } from './schema.js';
 
 const secretName = dnsSubdomain('Secret');
 const vmSizeText = text('an Azure VM size name, e.g. Standard_NC24ads_A100_v4', { max: 64 });
@@ -42,18 +42,31 @@ const datasetSchema = strict({
   }).optional(),
 });
 
-const tuningSchema = strict({
-  loraR: number(1, 1024, { integer: true }).optional(),
-  loraAlpha: number(1, 4096).optional(),
-  loraDropout: number(0, 0.99).optional(),
-  epochs: number(0.01, 1000).optional(),
-  learningRate: number(1e-9, 1).optional(),
-  batchSize: number(1, 4096, { integer: true }).optional(),
-  gradientAccumulationSteps: number(1, 4096, { integer: true }).optional(),
-  maxSteps: number(1, 10_000_000, { integer: true }).optional(),
+/** The training parameters a request may set inline; a tuning ConfigMap's same keys are held to the same rules (domain/tuning-configmap.ts). */
+export const trainingParameterFields = {
+  loraR: number(1, 1024, { integer: true }),
+  loraAlpha: number(1, 4096),
+  loraDropout: number(0, 0.99),
+  epochs: number(0.01, 1000),
+  learningRate: number(1e-9, 1),
+  batchSize: number(1, 4096, { integer: true }),
+  gradientAccumulationSteps: number(1, 4096, { integer: true }),
+  maxSteps: number(1, 10_000_000, { integer: true }),
   /** Quantization switches: qlora needs exactly one; lora must have neither. */
-  loadIn4bit: boolean().optional(),
-  loadIn8bit: boolean().optional(),
+  loadIn4bit: boolean(),
+  loadIn8bit: boolean(),
+};
+
+const tuningSchema = strict({
+  ...(Object.fromEntries(Object.entries(trainingParameterFields).map(([k, v]) => [k, v.optional()])) as {
+    [K in keyof typeof trainingParameterFields]: z.ZodOptional<(typeof trainingParameterFields)[K]>;
+  }),
+  /**
+   * A ConfigMap in the run's namespace holding KAITO's training_config.yaml (KAITO's tuning.config):
+   * read and checked when the run starts, before GPUs; it replaces KAITO's template, and the
+   * fields above still win over it.
+   */
+  configMap: dnsSubdomain('ConfigMap').optional(),
   /** Training stops and the run fails after this many hours: the tuning Job's activeDeadlineSeconds (default 24). */
   maxHours: number(0.1, 720).optional(),
   /** A trainer or pusher pod that cannot be scheduled, pull its image, or keeps crashing fails the run after this many minutes (default 15). */
@@ -94,7 +107,14 @@ export const fineTuneRequestSchema = strict({
   dataset: datasetSchema.optional(),
   tuning: tuningSchema.optional(),
   /** Where the adapter image goes: registry/repository[:tag]. */
-  output: strict({ image: imageText.optional(), pushSecret: refused(pushSecretReason) }).optional(),
+  output: strict({
+    image: imageText.optional(),
+    /**
+     * A docker-config Secret in the run's namespace the pusher logs in to the registry with (KAITO's
+     * imagePushSecret: an ACR token or admin user). Without it, the pusher's workload identity.
+     */
+    pushSecret: secretName.optional(),
+  }).optional(),
   gpu: strict({
     vmSize: vmSizeText.optional(),
     spot: boolean().optional(),
@@ -150,12 +170,18 @@ export interface FineTunePlan {
   /** The held-out split the trainer evaluates on, when asked. */
   evaluation?: EvaluationSplit;
   output: ImageReference & { tag: string };
+  /** A docker-config Secret in the run's namespace the pusher logs in with; without it, workload identity. */
+  pushSecret?: string;
   vmSize: VmSize;
   spot: boolean;
   /** Where the run looks for GPUs, in order; the first is vmSize/spot (domain/gpu-candidates.ts). */
   gpuAttempts: GpuAttempt[];
   /** gpu.capacityWaitMinutes: the bound on looking for capacity. */
   capacityWaitMinutes: number;
+  /** tuning.configMap: a ConfigMap of KAITO training parameters; `config` is rebuilt from it when the run starts. */
+  configMap?: string;
+  /** The request's inline training parameters, which win over a ConfigMap's. */
+  tuningOverrides: TuningOverrides;
   /** Set when the run uses an existing pool (it is then neither created nor released). */
   existingPool?: string;
   reuseWarmPool: boolean;
@@ -203,7 +229,8 @@ export function fromKaitoWorkspace(workspace: KaitoWorkspace): FineTuneRequest {
       imagePullSecret: input.imagePullSecrets?.[0],
       volume: input.volumeSource?.persistentVolumeClaim.claimName,
     },
-    output: { image: tuning.output?.image },
+    output: { image: tuning.output?.image, pushSecret: tuning.output?.imagePushSecret },
+    tuning: { configMap: tuning.config },
     gpu: { vmSize: resource?.instanceType },
   };
 }
@@ -217,6 +244,7 @@ function merge(request: FineTuneRequest, base: FineTuneRequest): FineTuneRequest
     ...defined(request),
     dataset: datasetGiven ? request.dataset : base.dataset,
     output: { ...defined(base.output), ...defined(request.output) },
+    tuning: { ...defined(base.tuning), ...defined(request.tuning) },
     gpu: { ...defined(base.gpu), ...defined(request.gpu) },
   };
 }
@@ -225,7 +253,7 @@ function merge(request: FineTuneRequest, base: FineTuneRequest): FineTuneRequest
 function smallestFittingSize(neededGiB: number): string | undefined {
   return vmSizeNames
     .map((n) => findVmSize(n)!)
-    .filter((s) => s.gpu && s.gpu.bf16 && s.gpu.memoryGiB >= neededGiB)
+    .filter((s) => s.gpu && s.gpu.bf16 && !s.retired && s.gpu.memoryGiB >= neededGiB)
     .sort((a, b) => a.gpus - b.gpus || a.gpu!.memoryGiB - b.gpu!.memoryGiB || a.vCpus - b.vCpus)[0]?.name;
 }
 
@@ -234,11 +262,15 @@ function sizeProblems(name: string, field: string, model: ModelPreset | undefine
   const vmSize = findVmSize(name);
   if (!vmSize) return [`${field} "${name}" is not a known Azure VM size`];
   if (!vmSize.gpu) return [`${field} ${vmSize.name} has no GPUs`];
+  const memoryNeededGiB = model ? estimateTrainingMemoryGiB(model, method) : 0;
+  if (vmSize.retired) {
+    const instead = smallestFittingSize(memoryNeededGiB);
+    return [`${field} ${vmSize.name}: Azure retired it on ${vmSize.retired.on} (${vmSize.retired.notice})${instead ? `; choose ${instead}` : ''}`];
+  }
   const problems: string[] = [];
   if (!vmSize.gpu.bf16) {
     problems.push(`${field} ${vmSize.name} has ${vmSize.gpu.model} GPUs, which do not compute in bfloat16 as the trainer does; choose an A10, A100 or H100 size`);
   }
-  const memoryNeededGiB = model ? estimateTrainingMemoryGiB(model, method) : 0;
   if (model && memoryNeededGiB > vmSize.gpu.memoryGiB) {
     const qloraNeed = estimateTrainingMemoryGiB(model, 'qlora');
     const advice = [
@@ -256,6 +288,32 @@ function sizeProblems(name: string, field: string, model: ModelPreset | undefine
 /** What hostProblem says of a registry's host (without its port). */
 const registryHostProblem = (registry: string) => hostProblem(registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
 
+/** What is wrong with where the adapter goes (the request's output, or the Workspace's it fell back to). */
+function outputProblems({ image, pushSecret }: { image?: string; pushSecret?: string }, output: ImageReference | undefined): string[] {
+  const placeholders = kaitoPlaceholderProblems({ image, pushSecret });
+  if (placeholders.length > 0) return placeholders;
+  const problems: string[] = [];
+  if (pushSecret !== undefined && !dnsSubdomainPattern.test(pushSecret)) {
+    problems.push(`output.pushSecret "${pushSecret}" (or the Workspace's tuning.output.imagePushSecret) must be a Secret name: ${dnsSubdomainRule}`);
+  }
+  if (!image) problems.push('output.image is required: the registry/repository[:tag] the adapter image is pushed to');
+  else if (!output) problems.push(`output.image "${image}" is not a valid image reference`);
+  else if (output.registry === 'docker.io') problems.push(`output.image "${image}" names no registry; write it as myregistry.azurecr.io/repository[:tag]`);
+  else if (output.digest) problems.push('output.image must not carry a digest: the digest is known only after the push');
+  else if (/link-local|metadata|WireServer/.test(registryHostProblem(output.registry) ?? '')) {
+    problems.push(`output.image's registry ${output.registry} is ${registryHostProblem(output.registry)}: no registry lives there`);
+  }
+  return problems;
+}
+
+/** The model the input names (the request's, else its Workspace's preset), when KAITO no longer tunes it. */
+function untunableModelProblem(input: unknown): string[] {
+  const raw = input as { model?: unknown; workspace?: { tuning?: { preset?: { name?: unknown } } } } | undefined;
+  const name = raw?.model ?? raw?.workspace?.tuning?.preset?.name;
+  const reason = typeof name === 'string' ? untunableReason(name) : undefined;
+  return reason ? [`model "${String(name)}" is not a preset KAITO can tune: ${reason}; choose one of ${modelPresetNames.join(', ')}`] : [];
+}
+
 /** A namespace the product may write to, or why not. */
 export function namespaceProblem(namespace: string, field = 'namespace'): string | undefined {
   return protectedNamespaces.includes(namespace) ? `${field} "${namespace}" is a system namespace the product never writes to; use your own, e.g. aks-finetune` : undefined;
@@ -268,14 +326,16 @@ export function namespaceProblem(namespace: string, field = 'namespace'): string
  * the client and fineTune's parse activity do that).
  */
 export function validateFineTuneRequest(input: unknown, workflowId: string): Validation {
+  // A preset KAITO no longer tunes is said first: whatever else the file holds, it cannot run.
+  const untunable = untunableModelProblem(input);
   const checked = checkInput(fineTuneRequestSchema, input ?? {}, 'request');
-  if (!checked.ok) return checked;
-  const problems: string[] = [];
+  if (!checked.ok) return { ok: false, problems: [...untunable, ...checked.problems] };
+  const problems: string[] = [...untunable];
   const request = checked.value.workspace ? merge(checked.value, fromKaitoWorkspace(checked.value.workspace)) : checked.value;
 
   const model = request.model ? findModelPreset(request.model) : undefined;
   if (!request.model) problems.push(`model is required: one of ${modelPresetNames.join(', ')}`);
-  else if (!model) problems.push(`model "${request.model}" is not a preset KAITO can tune; choose one of ${modelPresetNames.join(', ')}`);
+  else if (!model && untunable.length === 0) problems.push(`model "${request.model}" is not a preset KAITO can tune; choose one of ${modelPresetNames.join(', ')}`);
 
   const method = request.method ?? 'lora';
   const tuning = request.tuning ?? {};
@@ -326,12 +386,9 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
   if (!dnsLabelPattern.test(runName) || runName.length > 40) problems.push(`runName "${runName}" must be a DNS label of at most 40 characters (lowercase letters, digits, '-')`);
 
   const output = request.output?.image ? parseImageReference(request.output.image) : undefined;
-  if (!request.output?.image) problems.push('output.image is required: the registry/repository[:tag] the adapter image is pushed to');
-  else if (!output) problems.push(`output.image "${request.output.image}" is not a valid image reference`);
-  else if (output.registry === 'docker.io') problems.push(`output.image "${request.output.image}" names no registry; write it as myregistry.azurecr.io/repository[:tag]`);
-  else if (output.digest) problems.push('output.image must not carry a digest: the digest is known only after the push');
-  else if (/link-local|metadata|WireServer/.test(registryHostProblem(output.registry) ?? '')) {
-    problems.push(`output.image's registry ${output.registry} is ${registryHostProblem(output.registry)}: no registry lives there`);
+  problems.push(...outputProblems(request.output ?? {}, output));
+  if (request.output?.pushSecret !== undefined && (request.deploy || request.promote)) {
+    problems.push(`output.pushSecret does not go with ${request.deploy ? 'deploy' : 'promote'}: inference pulls adapters with the cluster's identity (AcrPull), which a registry that needs the Secret does not accept`);
   }
 
   const namespace = request.namespace ?? planDefaults.namespace;
@@ -362,8 +419,11 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
       method,
       dataset,
       config: trainingConfig(method, tuning, request.evaluation),
+      configMap: tuning.configMap,
+      tuningOverrides: tuning,
       evaluation: request.evaluation,
       output: { ...output!, tag: output!.tag ?? runName },
+      pushSecret: request.output?.pushSecret,
       vmSize: vmSize!,
       spot: gpu.spot ?? false,
       gpuAttempts: gpuAttemptOrder({

@@ -2,11 +2,7 @@
 // as users bring it from KAITO. Every field is either honoured or refused by name with the
 // reason (see /work/shared/reference/kaito-contract.md and KAITO's api/v1beta1/workspace_types.go).
 import { z } from 'zod';
-import { dnsLabel, dnsSubdomain, list, number, refused, strict, text } from './schema.js';
-
-/** Why a push Secret is refused (request output.pushSecret, Workspace tuning.output.imagePushSecret). */
-export const pushSecretReason =
-  "the adapter is pushed with the pusher Job's Azure identity (workload identity with AcrPush on the registry), not a docker-config Secret; remove it";
+import { dnsLabel, dnsSubdomain, list, number, oneOf, refused, strict, text } from './schema.js';
 
 export const kaitoApiVersions = ['kaito.sh/v1alpha1', 'kaito.sh/v1beta1'] as const;
 
@@ -29,10 +25,13 @@ export const kaitoWorkspaceSchema = strict(
       preset: strict({
         name: text('a model preset name', { max: 100 }),
         presetOptions: refused('presetOptions (private model images) are not supported; use a built-in preset'),
+        // Deprecated in v1beta1 (api/v1beta1/workspace_types.go); "private" goes with presetOptions.
+        accessMode: oneOf(['public', 'private']).optional(),
       }).optional(),
       // KAITO compares the method case-insensitively.
       method: text('"lora" or "qlora" (any case)', { pattern: /^(lora|qlora)$/i, max: 5 }).optional(),
-      config: refused("a custom tuning ConfigMap is not read; put the parameters in the request's tuning field"),
+      // A ConfigMap of training parameters in the Workspace's namespace, read when the run starts.
+      config: dnsSubdomain('ConfigMap').optional(),
       input: strict({
         urls: list(text('an http(s) URL of at most 2048 characters', { max: 2048 }), 1, 100, 'URLs').optional(),
         image: text('an image reference of at most 255 characters').optional(),
@@ -43,7 +42,8 @@ export const kaitoWorkspaceSchema = strict(
       }).optional(),
       output: strict({
         image: text('an image reference of at most 255 characters').optional(),
-        imagePushSecret: refused(pushSecretReason),
+        // Checked as a Secret name after the request's own fields are merged in (a request may replace KAITO's placeholder).
+        imagePushSecret: text('a Secret name', { max: 253 }).optional(),
         volumeSource: refused('volume outputs are not supported: the adapter is pushed as an image (output.image)'),
       }).optional(),
     }),
@@ -52,3 +52,23 @@ export const kaitoWorkspaceSchema = strict(
 );
 
 export type KaitoWorkspace = z.infer<typeof kaitoWorkspaceSchema>;
+
+/** The placeholders in KAITO's published tuning examples, which its docs tell users to replace. */
+const kaitoPlaceholders = ['ACR_REPO_HERE', 'IMAGE_NAME_HERE', 'ACR_REGISTRY_SECRET_HERE'];
+
+/**
+ * A KAITO example's placeholders still in the output image or push Secret: KAITO's own webhook
+ * refuses such an image too (repository names are lowercase). Each problem says how to give the
+ * value without editing the file (request fields win over the Workspace's).
+ */
+export function kaitoPlaceholderProblems({ image, pushSecret }: { image?: string; pushSecret?: string }): string[] {
+  const found = (value: string | undefined) => kaitoPlaceholders.filter((p) => value?.includes(p));
+  const problems: string[] = [];
+  if (found(image).length > 0) {
+    problems.push(`output.image "${image}" still holds KAITO's example placeholders ${found(image).join(', ')}: give your registry and repository (the CLI's --image myacr.azurecr.io/phi-3-adapter:0.0.1, or the request's output.image)`);
+  }
+  if (found(pushSecret).length > 0) {
+    problems.push(`the push Secret "${pushSecret}" is KAITO's example placeholder: give your docker-config Secret's name (the CLI's --push-secret NAME, or the request's output.pushSecret)`);
+  }
+  return problems;
+}

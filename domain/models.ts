@@ -39,6 +39,22 @@ const presets: ModelPreset[] = [
 
 export const modelPresetNames: readonly string[] = presets.map((p) => p.name);
 
+/**
+ * Presets a KAITO file may still name that KAITO no longer tunes, and why: KAITO v0.12.0's
+ * examples/fine-tuning/ and tuning docs still show falcon-7b, which its tuning table lost when the
+ * presets moved to the model catalog (KAITO #1977, v0.11.0).
+ */
+const untunable: Record<string, string> = Object.fromEntries(
+  ['falcon-7b', 'falcon-7b-instruct', 'falcon-40b', 'falcon-40b-instruct'].map((name) => [
+    name,
+    `KAITO no longer tunes falcon models: since v0.11.0 its tuning table (presets/workspace/models/transformer_runtime_tuning_parameters.go) has none, though its falcon-7b tuning examples remain`,
+  ]),
+);
+untunable['mistral-7b-instruct'] = 'KAITO serves mistral-7b-instruct but has never tuned it; tune mistral-7b';
+
+/** Why KAITO cannot tune a preset it knows (falcon, instruct variants); undefined for presets it tunes or never had. */
+export const untunableReason = (name: string): string | undefined => untunable[name];
+
 export function findModelPreset(name: string): ModelPreset | undefined {
   return presets.find((p) => p.name === name);
 }

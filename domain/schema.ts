@@ -43,8 +43,9 @@ export const refused = (reason: string) => z.never({ error: reason }).optional()
 export const dnsLabelPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const dnsLabel = (max = 63, what = 'name') =>
   text(`a ${what}: a DNS label of at most ${max} characters (lowercase letters, digits, '-')`, { pattern: dnsLabelPattern, max });
-export const dnsSubdomain = (what: string) =>
-  text(`a ${what} name: lowercase letters, digits, '-' and '.', at most 253 characters`, { pattern: /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, max: 253 });
+export const dnsSubdomainPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const dnsSubdomainRule = "lowercase letters, digits, '-' and '.', at most 253 characters";
+export const dnsSubdomain = (what: string) => text(`a ${what} name: ${dnsSubdomainRule}`, { pattern: dnsSubdomainPattern, max: 253 });
 
 function distance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
@@ -109,7 +110,8 @@ export function problemsOf(schema: z.ZodType, error: z.ZodError, root: string): 
       return [...issue.keys.slice(0, maxProblems).map((key) => {
         const name = at ? `${at}.${key}` : key;
         const guess = didYouMean(key, known);
-        return `${name} is not a known field${guess ? `: did you mean ${at ? `${at}.` : ''}${guess}?` : `; known fields here: ${known.join(', ')}`}`;
+        const hint = guess ? `: did you mean ${at ? `${at}.` : ''}${guess}?` : known.length > 30 ? ` (none of the ${known.length} known fields here is close)` : `; known fields here: ${known.join(', ')}`;
+        return `${name} is not a known field${hint}`;
       }), ...(more > 0 ? [`... and ${more} more unknown fields in ${field}`] : [])];
     }
     if (issue.code === 'invalid_type' && issue.expected === 'never') return [`${field} is not supported: ${issue.message}`];

@@ -16,7 +16,12 @@ export interface VmSize {
   gpus: number;
   /** GPU model, memory per GPU, and whether it computes in bfloat16; absent for CPU-only sizes. */
   gpu?: { model: string; memoryGiB: number; bf16: boolean };
+  /** The day Azure retired the size (its VMs deallocated, no new ones), and the notice. */
+  retired?: { on: string; notice: string };
 }
+
+/** https://learn.microsoft.com/azure/virtual-machines/ncv3-nc6s-nc12s-nc24s-retirement: NC A100 v4 is the recommended replacement. */
+const ncv3Retired = { on: '2025-09-30', notice: 'learn.microsoft.com/azure/virtual-machines/ncv3-nc6s-nc12s-nc24s-retirement' };
 
 const sizes: VmSize[] = [
   // CPU-only sizes (system pools, inference of tiny models).
@@ -28,9 +33,9 @@ const sizes: VmSize[] = [
   { name: 'Standard_NC16as_T4_v3', family: 'standardNCASv3_T4Family', vCpus: 16, memoryGiB: 110, gpus: 1, gpu: { model: 'T4', memoryGiB: 16, bf16: false } },
   { name: 'Standard_NC64as_T4_v3', family: 'standardNCASv3_T4Family', vCpus: 64, memoryGiB: 440, gpus: 4, gpu: { model: 'T4', memoryGiB: 16, bf16: false } },
   // NVIDIA V100 (16 GiB).
-  { name: 'Standard_NC6s_v3', family: 'standardNCSv3Family', vCpus: 6, memoryGiB: 112, gpus: 1, gpu: { model: 'V100', memoryGiB: 16, bf16: false } },
-  { name: 'Standard_NC12s_v3', family: 'standardNCSv3Family', vCpus: 12, memoryGiB: 224, gpus: 2, gpu: { model: 'V100', memoryGiB: 16, bf16: false } },
-  { name: 'Standard_NC24s_v3', family: 'standardNCSv3Family', vCpus: 24, memoryGiB: 448, gpus: 4, gpu: { model: 'V100', memoryGiB: 16, bf16: false } },
+  { name: 'Standard_NC6s_v3', family: 'standardNCSv3Family', vCpus: 6, memoryGiB: 112, gpus: 1, gpu: { model: 'V100', memoryGiB: 16, bf16: false }, retired: ncv3Retired },
+  { name: 'Standard_NC12s_v3', family: 'standardNCSv3Family', vCpus: 12, memoryGiB: 224, gpus: 2, gpu: { model: 'V100', memoryGiB: 16, bf16: false }, retired: ncv3Retired },
+  { name: 'Standard_NC24s_v3', family: 'standardNCSv3Family', vCpus: 24, memoryGiB: 448, gpus: 4, gpu: { model: 'V100', memoryGiB: 16, bf16: false }, retired: ncv3Retired },
   // NVIDIA A10 (24 GiB).
   { name: 'Standard_NV36ads_A10_v5', family: 'StandardNVADSA10v5Family', vCpus: 36, memoryGiB: 440, gpus: 1, gpu: { model: 'A10', memoryGiB: 24, bf16: true } },
   // NVIDIA A100.

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import {
   cancelFineTune,
+  checkTuningConfigMapFile,
   FineTuneRequestError,
   getFineTuneStatus,
   listFineTunes,
@@ -55,16 +56,22 @@ const usage = `Usage: aks-finetune <command> [options]   (in this repository: np
                                                  scripts; with --follow, one JSON document per line (JSON Lines)
                                                  each time the status changes; errors stay text on stderr
 
-  start <spec.yaml|.json> [--id ID] [--follow]   start a run from a request file or a KAITO Workspace file
+  start <spec.yaml|.json> [--id ID] [--follow] [--image REF] [--push-secret NAME] [--vm-size SIZE]
+                                                 start a run from a request file or a KAITO Workspace file;
+                                                 --image, --push-secret and --vm-size replace the file's
+                                                 output image, push Secret and VM size (a KAITO example's
+                                                 placeholders, without editing the file)
   status <workflow-id> [--follow]                a run's status with its training progress and loss chart;
                                                  --follow shows live progress until it ends
   list [--model M] [--method lora|qlora] [--phase P] [--repository R] [--limit N]
                                                  recent runs, newest first
   cancel <workflow-id>                           cancel a run (it cleans up before it ends)
-  plan <spec.yaml|.json> [--hours H] [--quota]   dry run: validation, node pool, the GPU attempts in order,
+  plan <spec.yaml|.json> [--hours H] [--quota] [--image REF] [--push-secret NAME] [--vm-size SIZE]
+                                                 dry run: validation, node pool, the GPU attempts in order,
                                                  Kubernetes objects and estimated GPU-hours and cost for H hours
                                                  of training (default 1); --quota reads the vCPU quota of each
-                                                 attempt from ARM (GETs only); writes nothing anywhere
+                                                 attempt from ARM (GETs only); writes nothing anywhere. A KAITO
+                                                 tuning ConfigMap file: checks its parameters
   schedule create|update <id> <spec> (--cron EXPR | --every DURATION) [--timezone TZ]
                   [--overlap skip|buffer-one|buffer-all|cancel-other|terminate-other|allow-all]
                   [--catchup-window D] [--jitter D]
@@ -135,10 +142,23 @@ class Output {
   }
 }
 
-/** A request file, or a KAITO Workspace file (kind: Workspace), YAML or JSON. */
-function readRequest(file: string | undefined): FineTuneInput {
+/**
+ * A request file, or a KAITO Workspace file (kind: Workspace), YAML or JSON; --image, --push-secret
+ * and --vm-size replace the file's output.image, output.pushSecret and gpu.vmSize (request fields
+ * win over a Workspace's), so KAITO's files run unchanged.
+ */
+function readRequest(file: string | undefined, values: Record<string, string | boolean | undefined> = {}): FineTuneInput {
   if (!file) throw new UsageError('a spec file is required');
-  return readFineTuneSpec(file);
+  const request = readFineTuneSpec(file);
+  const image = values.image as string | undefined;
+  const pushSecret = values['push-secret'] as string | undefined;
+  const vmSize = values['vm-size'] as string | undefined;
+  if (image === undefined && pushSecret === undefined && vmSize === undefined) return request;
+  return {
+    ...request,
+    output: { ...request.output, ...(image !== undefined ? { image } : {}), ...(pushSecret !== undefined ? { pushSecret } : {}) },
+    gpu: { ...request.gpu, ...(vmSize !== undefined ? { vmSize } : {}) },
+  };
 }
 
 const seconds = (from?: string, to?: string) => (from ? (((to ? Date.parse(to) : Date.now()) - Date.parse(from)) / 1000).toFixed(1) : '-');
@@ -358,7 +378,8 @@ function planText({ plan, nodePool, kubernetesObjects, estimate }: ReturnType<ty
   const { trainer } = plan;
   lines.push(
     `  objects    ${kubernetesObjects.join(', ')}`,
-    `  adapter    ${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`,
+    `  adapter    ${plan.output.registry}/${plan.output.repository}:${plan.output.tag}, pushed with ${plan.pushSecret ? `the docker-config Secret ${plan.namespace}/${plan.pushSecret} (checked before GPUs are asked for)` : "the pusher's workload identity (AcrPush)"}`,
+    `  parameters ${plan.configMap ? `ConfigMap ${plan.namespace}/${plan.configMap}, read and checked when the run starts (inline tuning fields win over it)` : "KAITO's " + plan.method + ' template, with the inline tuning fields'}`,
     `  estimate   ${estimate.gpuHours} GPU-hours for ${estimate.trainingHours} h of training, about ${estimate.cost?.toFixed(2) ?? '?'} ${estimate.currency} (prices as of ${estimate.pricesAsOf})`,
     trainer.checkpoint
       ? `  trainer    aks-finetune: progress in status, a checkpoint every ${trainer.checkpoint.everyMinutes} min (last ${trainer.checkpoint.kept} kept), resumes after a lost node`
@@ -401,6 +422,8 @@ async function main(argv: string[]): Promise<number> {
       'catchup-window': { type: 'string' },
       jitter: { type: 'string' },
       'vm-size': { type: 'string' },
+      image: { type: 'string' },
+      'push-secret': { type: 'string' },
       namespace: { type: 'string' },
       replicas: { type: 'string' },
       'max-loras': { type: 'string' },
@@ -414,7 +437,16 @@ async function main(argv: string[]): Promise<number> {
   if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json, not "${values.output}"`);
   const out = new Output(values.json || values.output === 'json');
   if (command === 'plan') {
-    const dryRun = planFineTune(readRequest(positionals[0]), { workflowId: values.id, trainingHours: Number(values.hours) });
+    const configMap = positionals[0] ? checkTuningConfigMapFile(positionals[0]) : undefined;
+    if (configMap) {
+      if (configMap.problems.length > 0) throw new FineTuneRequestError(configMap.problems);
+      out.result(
+        { configMap: configMap.name, valid: true },
+        () => `ConfigMap ${configMap.name}: valid tuning parameters; apply it in the run's namespace and name it in a Workspace's tuning.config (or a request's tuning.configMap)`,
+      );
+      return 0;
+    }
+    const dryRun = planFineTune(readRequest(positionals[0], values), { workflowId: values.id, trainingHours: Number(values.hours) });
     const quota = values.quota && !dryRun.plan.existingPool ? await readAttemptQuota(dryRun.plan.gpuAttempts) : undefined;
     out.result({ ...dryRun, ...(quota ? { quota: Object.fromEntries([...quota].map(([cluster, q]) => [cluster ?? 'home', q])) } : {}) }, () => planText(dryRun, quota));
     return 0;
@@ -432,7 +464,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'start': {
-        const handle = await startFineTune(client, readRequest(positionals[0]), { workflowId: values.id, taskQueue: temporal.taskQueue });
+        const handle = await startFineTune(client, readRequest(positionals[0], values), { workflowId: values.id, taskQueue: temporal.taskQueue });
         // Followed as JSON: only the status lines, so that every line of stdout parses.
         if (!(values.follow && out.json)) out.result({ workflowId: handle.workflowId }, () => `Started ${handle.workflowId}`);
         return values.follow ? await follow(client, handle.workflowId, out) : 0;

@@ -172,8 +172,11 @@ add('names', 'namespace', 'kube-node-lease');
 add('names', 'gpu.nodePool', 'GPU-pool');
 add('names', 'deploy.name', 'x_y');
 add('names', 'dataset', { volume: 'Bad Vol' }, 'dataset.volume');
-add('names', 'output.pushSecret', 'acr-push', 'output.pushSecret is not supported');
-add('KAITO Workspace', 'tuning.output.imagePushSecret', 'acr-push', 'workspace.tuning.output.imagePushSecret is not supported', validWorkspace);
+add('names', 'output.pushSecret', 'ACR_Push', 'output.pushSecret');
+add('KAITO Workspace', 'tuning.output.imagePushSecret', 'Acr_Push', 'must be a Secret name', validWorkspace);
+add('KAITO Workspace', 'tuning.output.imagePushSecret', 'ACR_REGISTRY_SECRET_HERE', "is KAITO's example placeholder", validWorkspace);
+add('KAITO Workspace', 'tuning.output.image', 'ACR_REPO_HERE.azurecr.io/IMAGE_NAME_HERE:0.0.1', "still holds KAITO's example placeholders ACR_REPO_HERE, IMAGE_NAME_HERE", validWorkspace);
+add('semantic', 'deploy', {}, 'output.pushSecret does not go with deploy', withField(valid, 'output', { image: 'myacr.azurecr.io/a:v1', pushSecret: 'acr-push' }));
 
 // Image references.
 add('images', 'output.image', `myacr.azurecr.io/${'a'.repeat(300)}:v1`);
@@ -231,7 +234,9 @@ add('semantic', 'budget', { maxCost: 10 }, 'budget.maxCost', withField(valid, 'p
 add('KAITO Workspace', 'apiVersion', 'kaito.sh/v1', 'workspace.apiVersion', validWorkspace);
 add('KAITO Workspace', 'resource.count', 2, 'workspace.resource.count', validWorkspace);
 add('KAITO Workspace', 'inference', { preset: { name: 'phi-3-mini-4k-instruct' } }, 'workspace.inference is not supported', validWorkspace);
-add('KAITO Workspace', 'tuning.config', 'my-params', 'workspace.tuning.config is not supported', validWorkspace);
+add('KAITO Workspace', 'tuning.config', 'My_Params', 'workspace.tuning.config', validWorkspace);
+add('KAITO Workspace', 'tuning.preset.name', 'falcon-7b', 'KAITO no longer tunes falcon models', validWorkspace);
+add('KAITO Workspace', 'resource.instanceType', 'Standard_NC6s_v3', 'Azure retired it on 2025-09-30', validWorkspace);
 add('KAITO Workspace', 'tuning.output.volumeSource', { persistentVolumeClaim: { claimName: 'out' } }, 'workspace.tuning.output.volumeSource is not supported', validWorkspace);
 add('KAITO Workspace', 'tuning.preset.presetOptions', { image: 'private/model' }, 'workspace.tuning.preset.presetOptions is not supported', validWorkspace);
 add('KAITO Workspace', 'tuning.method', 'dora', 'workspace.tuning.method', validWorkspace);

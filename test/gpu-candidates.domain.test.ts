@@ -91,9 +91,11 @@ describe('the attempt order', () => {
   });
 
   it('refuses, before anything is created, candidates that cannot train the model, and options that do not go together', () => {
-    expect(problemsOf({ vmSize: 'Standard_NC24ads_A100_v4', candidates: [{ vmSize: 'Standard_NC6s_v3' }, { vmSize: 'Standard_Nope' }] })).toEqual([
-      'gpu.candidates[0].vmSize Standard_NC6s_v3 has V100 GPUs, which do not compute in bfloat16 as the trainer does; choose an A10, A100 or H100 size',
+    expect(problemsOf({ vmSize: 'Standard_NC24ads_A100_v4', candidates: [{ vmSize: 'Standard_NC4as_T4_v3' }, { vmSize: 'Standard_Nope' }, { vmSize: 'Standard_NC6s_v3' }] })).toEqual([
+      'gpu.candidates[0].vmSize Standard_NC4as_T4_v3 has T4 GPUs, which do not compute in bfloat16 as the trainer does; choose an A10, A100 or H100 size',
       'gpu.candidates[1].vmSize "Standard_Nope" is not a known Azure VM size',
+      // KAITO's PVC example still names it; Azure's notice: learn.microsoft.com/azure/virtual-machines/ncv3-nc6s-nc12s-nc24s-retirement.
+      'gpu.candidates[2].vmSize Standard_NC6s_v3: Azure retired it on 2025-09-30 (learn.microsoft.com/azure/virtual-machines/ncv3-nc6s-nc12s-nc24s-retirement); choose Standard_NV36ads_A10_v5',
     ]);
     expect(problemsOf({ vmSize: 'Standard_NC24ads_A100_v4', spotFallbackAfterMinutes: 5 })).toEqual([
       'gpu.spotFallbackAfterMinutes needs spot: true (it is when Spot gives way to on-demand)',

@@ -29,13 +29,18 @@ describe('model presets', () => {
     }
   });
 
-  it('refuses a preset KAITO cannot tune, listing those it can', () => {
-    for (const model of ['falcon-7b', 'mistral-7b-instruct', 'llama-3.1-8b-instruct']) {
+  it('refuses a preset KAITO cannot tune, saying why where KAITO knows it, listing those it can', () => {
+    const why = {
+      'falcon-7b': ': KAITO no longer tunes falcon models: since v0.11.0 its tuning table (presets/workspace/models/transformer_runtime_tuning_parameters.go) has none, though its falcon-7b tuning examples remain',
+      'mistral-7b-instruct': ': KAITO serves mistral-7b-instruct but has never tuned it; tune mistral-7b',
+      'llama-3.1-8b-instruct': '',
+    };
+    for (const [model, reason] of Object.entries(why)) {
       const result = validateFineTuneRequest(
         { model, dataset: { urls: ['https://data.example.com/a.jsonl'] }, output: { image: 'myacr.azurecr.io/a:v1' }, gpu: { vmSize: 'Standard_NC24ads_A100_v4' } },
         'run-1',
       );
-      expect(result.ok ? [] : result.problems).toEqual([`model "${model}" is not a preset KAITO can tune; choose one of ${modelPresetNames.join(', ')}`]);
+      expect(result.ok ? [] : result.problems).toEqual([`model "${model}" is not a preset KAITO can tune${reason}; choose one of ${modelPresetNames.join(', ')}`]);
     }
   });
 });

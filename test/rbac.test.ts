@@ -32,7 +32,10 @@ const status = (call: Promise<unknown>) => call.then(() => 200, (err: unknown) =
 describe("the worker's identity on the local stack", () => {
   it.each<[string, V1ResourceAttributes]>([
     ['do anything at all (it is no cluster-admin)', { verb: '*', group: '*', resource: '*' }],
-    ['read Secrets in its own namespace', { verb: 'get', resource: 'secrets', namespace: 'aks-finetune' }],
+    // It reads a run's push Secret by name (get), and can list none: not even in a run namespace.
+    ['list Secrets in its own namespace', { verb: 'list', resource: 'secrets', namespace: 'aks-finetune' }],
+    ['watch Secrets in its own namespace', { verb: 'watch', resource: 'secrets', namespace: 'aks-finetune' }],
+    ['change Secrets in its own namespace', { verb: 'update', resource: 'secrets', namespace: 'aks-finetune' }],
     ['list Secrets in any namespace', { verb: 'list', resource: 'secrets' }],
     ['read Secrets in kube-system', { verb: 'get', resource: 'secrets', namespace: 'kube-system' }],
     ['create ConfigMaps in kube-system', { verb: 'create', resource: 'configmaps', namespace: 'kube-system' }],
@@ -90,7 +93,9 @@ describe("the worker's identity on the local stack", () => {
     await createRunNamespace(namespace);
     try {
       expect(await workerMay(createJobs)).toBe(true);
-      expect(await workerMay({ verb: 'get', resource: 'secrets', namespace })).toBe(false);
+      // A run's push Secret is read by name there, nothing more (output.pushSecret).
+      expect(await workerMay({ verb: 'get', resource: 'secrets', namespace })).toBe(true);
+      expect(await workerMay({ verb: 'list', resource: 'secrets', namespace })).toBe(false);
     } finally {
       await adminKubeConfig.makeApiClient(CoreV1Api).deleteNamespace({ name: namespace });
     }

@@ -6,6 +6,8 @@ import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { ContainerRegistryContentClient } from '@azure/container-registry';
 import { DefaultAzureCredential } from '@azure/identity';
 import { KubeConfig } from '@kubernetes/client-node';
+import { registryLoginPolicy } from '../activities/registry/registry-login.js';
+import type { RegistryLogin } from '../domain/docker-config.js';
 import { armMetricsPolicy } from './arm-metrics.js';
 import type { WorkerConfig } from './config.js';
 
@@ -45,8 +47,10 @@ export function createKubeConfig(config: WorkerConfig): KubeConfig {
 /**
  * A content client for one repository of the registry at `endpoint` (https://host[:port]).
  * ACR answers a 401 challenge that the client meets with the credential; the local registry
- * never challenges, so the credential goes unused there.
+ * never challenges, so the credential goes unused there. With a docker-config `login` (a push
+ * Secret), the login answers the challenge instead and the credential goes unused.
  */
-export function createRegistryContentClient(endpoint: string, repository: string, credential: TokenCredential) {
-  return new ContainerRegistryContentClient(endpoint, repository, credential);
+export function createRegistryContentClient(endpoint: string, repository: string, credential: TokenCredential, login?: { login: RegistryLogin; source: string }) {
+  const additionalPolicies = login ? [{ policy: registryLoginPolicy(login.login, login.source), position: 'perRetry' as const }] : [];
+  return new ContainerRegistryContentClient(endpoint, repository, credential, { additionalPolicies });
 }

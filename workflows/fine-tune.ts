@@ -25,10 +25,10 @@ import { trainingFailureMessage } from '../domain/advice.js';
 import { resolveClusters } from '../domain/cluster-targets.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { datasetForRecords } from '../domain/dataset-url.js';
-import { type FineTuneInput, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { type FineTuneInput, type FineTunePlan, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { budgetExceededMessage, budgetMinutesLeft } from '../domain/gpu-usage.js';
 import { adapterAnnotations } from '../domain/lineage.js';
-import { fingerprint } from '../domain/training-config.js';
+import { fingerprint, type TrainingConfig, trainingConfig } from '../domain/training-config.js';
 import { apiCalls, smokeChecks } from './activity-options.js';
 import { perCluster } from './cluster-activities.js';
 import { accountGpu, gpuHold, gpuTaint, provision, recoverCapacity, releasePools, waitForGpus } from './fine-tune-gpus.js';
@@ -56,7 +56,17 @@ export { type FineTunePhase, type FineTuneStatus, type FineTuneStep, fineTuneSta
 const kube = perCluster<
   Pick<
     Activities,
-    'ensureNamespace' | 'ensureTuningInputs' | 'startTuningJob' | 'startPushJob' | 'deleteJob' | 'deployInference' | 'checkInference' | 'deleteRunObjects'
+    | 'ensureNamespace'
+    | 'ensureTuningInputs'
+    | 'startTuningJob'
+    | 'startPushJob'
+    | 'deleteJob'
+    | 'deployInference'
+    | 'checkInference'
+    | 'deleteRunObjects'
+    | 'checkPushSecret'
+    | 'readAdapterImageWithSecret'
+    | 'readTuningConfigMap'
   >
 >(apiCalls);
 const smoke = perCluster<Pick<Activities, 'smokeCheckInference'>>(smokeChecks);
@@ -97,6 +107,28 @@ function startRun(): FineTuneRun {
   return run;
 }
 
+/** The push Secret, in every cluster the run may land in, before any GPU is asked for: a wrong one fails now, not after training. */
+async function checkPushSecret(plan: FineTunePlan, name: string): Promise<void> {
+  const clusters = new Set(plan.gpuAttempts.map((a) => a.cluster));
+  for (const cluster of clusters) {
+    await checkedInActivity('fineTune request', kube(cluster).checkPushSecret({ namespace: plan.namespace, name }, plan.output.registry, plan.output.repository));
+  }
+}
+
+/**
+ * The training parameters from the run's ConfigMap, read in every cluster the run may land in (as
+ * KAITO reads a Workspace's from its own cluster), with the request's inline parameters on top.
+ */
+async function readTuningConfigMap(plan: FineTunePlan, name: string): Promise<TrainingConfig> {
+  const clusters = [...new Set(plan.gpuAttempts.map((a) => a.cluster))];
+  const read: TrainingConfig['training_config'][] = [];
+  for (const cluster of clusters) read.push(await checkedInActivity('fineTune request', kube(cluster).readTuningConfigMap(plan.namespace, name, plan.method)));
+  if (read.some((sections) => fingerprint(sections) !== fingerprint(read[0]))) {
+    throw invalidInput('fineTune request', [`tuning.configMap ${name} differs between the clusters the run may train in (${clusters.map((c) => c ?? 'home').join(', ')}): make them the same`]);
+  }
+  return trainingConfig(plan.method, plan.tuningOverrides, plan.evaluation, read[0]);
+}
+
 /** Validates the request (every problem at once) and records what the run will do. */
 async function plan(run: FineTuneRun, request: FineTuneInput): Promise<PlannedRun> {
   const validation = validateFineTuneRequest(request, run.owner.workflowId);
@@ -114,6 +146,9 @@ async function plan(run: FineTuneRun, request: FineTuneInput): Promise<PlannedRu
     }
     plan.gpuAttempts = resolved.attempts;
   }
+  // Runs that name no push Secret or ConfigMap (all runs before either existed) schedule nothing new here.
+  if (plan.pushSecret) await checkPushSecret(plan, plan.pushSecret);
+  if (plan.configMap) plan.config = await readTuningConfigMap(plan, plan.configMap);
   const outputImage = `${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`;
   const pool = { name: plan.existingPool ?? nodePoolName('ft', run.owner), owned: false, released: false };
   const planned: PlannedRun = Object.assign(run, { plan, pool, names: fineTuneObjectNames(plan.runName, runTag(run.owner)), outputImage });
@@ -259,9 +294,14 @@ async function pushAdapterImage(run: PlannedRun): Promise<void> {
         image: outputImage,
         annotations,
         activeDeadlineSeconds: pushDeadlineSeconds,
+        pushSecret: plan.pushSecret,
       });
       const outcome = await watchJob(run, job, { what: 'pusher', onProgress: (progress) => (status.push = { ...progress, job }) });
-      if (outcome.state === 'succeeded') return lookups.readAdapterImage(outputImage);
+      if (outcome.state === 'succeeded') {
+        return plan.pushSecret
+          ? kube(run.pool.cluster).readAdapterImageWithSecret({ namespace: plan.namespace, name: plan.pushSecret }, outputImage)
+          : lookups.readAdapterImage(outputImage);
+      }
       if (attempt >= maxPushAttempts) {
         throw ApplicationFailure.nonRetryable(`Pushing ${outputImage} failed ${attempt} times; last: ${outcome.progress.reason ?? outcome.state}`, failureTypes.pushFailed, outcome.progress);
       }

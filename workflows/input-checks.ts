@@ -20,9 +20,15 @@ export async function checkedInActivity<T>(what: string, check: Promise<T>): Pro
     return await check;
   } catch (err) {
     const cause = err instanceof ActivityFailure ? err.cause : undefined;
-    if (cause instanceof ApplicationFailure && cause.type === failureTypes.invalidRequest) throw invalidInput(what, [cause.message]);
+    if (cause instanceof ApplicationFailure && cause.type === failureTypes.invalidRequest) throw invalidInput(what, problemsOf(cause));
     throw err;
   }
+}
+
+/** An activity's InvalidRequest problems: its details' list when it gave one (invalidRequestFailure), else its message. */
+function problemsOf(failure: ApplicationFailure): string[] {
+  const problems = (failure.details?.[0] as { problems?: unknown } | undefined)?.problems;
+  return Array.isArray(problems) && problems.every((p) => typeof p === 'string') ? problems : [failure.message];
 }
 
 /** The non-retryable InvalidRequest failure for `what` (e.g. "fineTune request"), listing every problem. */

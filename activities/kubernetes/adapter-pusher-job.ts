@@ -18,6 +18,8 @@ export interface PusherJobParams {
   annotations: Record<string, string>;
   /** Kubernetes fails the pusher (DeadlineExceeded) once it has run this long. */
   activeDeadlineSeconds: number;
+  /** A docker-config Secret in the run's namespace to log in with (KAITO's imagePushSecret); without it, workload identity. */
+  pushSecret?: string;
 }
 
 /**
@@ -26,8 +28,15 @@ export interface PusherJobParams {
  */
 export const pusherServiceAccount = 'aks-finetune-pusher';
 
+/** Where the push Secret is mounted: docker's config folder, as KAITO's pusher has it (pkg/utils/common_preset.go). */
+const dockerConfigDir = '/root/.docker';
+
 export function adapterPusherJob(p: PusherJobParams): V1Job {
   const labels = { ...runLabels(p.owner), [roleLabel]: roles.adapterPusher };
+  // The Secret's .dockerconfigjson as config.json; with it, no Azure identity is needed.
+  const secretVolume = p.pushSecret
+    ? { name: 'docker-config', projected: { sources: [{ secret: { name: p.pushSecret, items: [{ key: '.dockerconfigjson', path: 'config.json' }] } }] } }
+    : undefined;
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -37,7 +46,7 @@ export function adapterPusherJob(p: PusherJobParams): V1Job {
       activeDeadlineSeconds: p.activeDeadlineSeconds,
       template: {
         // The AKS workload identity webhook gives pods with this label the service account's Azure identity.
-        metadata: { labels: { ...labels, 'azure.workload.identity/use': 'true' } },
+        metadata: { labels: p.pushSecret ? labels : { ...labels, 'azure.workload.identity/use': 'true' } },
         spec: {
           restartPolicy: 'Never',
           serviceAccountName: pusherServiceAccount,
@@ -54,11 +63,16 @@ export function adapterPusherJob(p: PusherJobParams): V1Job {
                 '--image',
                 p.image,
                 ...Object.entries(p.annotations).flatMap(([k, v]) => ['--annotation', `${k}=${v}`]),
+                ...(p.pushSecret ? ['--push-secret', p.pushSecret] : []),
               ],
-              volumeMounts: [{ name: 'results', mountPath: '/mnt/results', readOnly: true }],
+              ...(secretVolume ? { env: [{ name: 'DOCKER_CONFIG', value: dockerConfigDir }] } : {}),
+              volumeMounts: [
+                { name: 'results', mountPath: '/mnt/results', readOnly: true },
+                ...(secretVolume ? [{ name: secretVolume.name, mountPath: dockerConfigDir, readOnly: true }] : []),
+              ],
             },
           ],
-          volumes: [{ name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim, readOnly: true } }],
+          volumes: [{ name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim, readOnly: true } }, ...(secretVolume ? [secretVolume] : [])],
         },
       },
     },

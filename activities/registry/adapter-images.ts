@@ -3,11 +3,12 @@
 import { buffer } from 'node:stream/consumers';
 import { gunzipSync } from 'node:zlib';
 import type { TokenCredential } from '@azure/core-auth';
+import type { ContainerRegistryContentClient } from '@azure/container-registry';
 import { isRestError } from '@azure/core-rest-pipeline';
 import { ApplicationFailure } from '@temporalio/common';
 import { hostProblem } from '../../domain/dataset-url.js';
 import { failureTypes } from '../../domain/failure-types.js';
-import { parseImageReference } from '../../domain/image-reference.js';
+import { type ImageReference, parseImageReference } from '../../domain/image-reference.js';
 import { maxSuiteBytes } from '../../domain/promotion.js';
 import { createRegistryContentClient } from '../../workers/clients.js';
 import { mediaTypes, readAdapterImageFiles, tarFiles } from './adapter-image.js';
@@ -26,6 +27,24 @@ export interface InspectedAdapter {
   baseModel: string | undefined;
   /** data/adapter_config.json, parsed; undefined when absent or not JSON. */
   config: unknown;
+}
+
+/** A pushed adapter image's digest, annotations and layer, read back with the client `clientFor` makes. */
+export async function readPushedAdapter(image: string, clientFor: (ref: ImageReference) => ContainerRegistryContentClient | Promise<ContainerRegistryContentClient>): Promise<AdapterImage> {
+  const ref = parseImageReference(image);
+  if (!ref) throw ApplicationFailure.nonRetryable(`not an image reference: ${image}`, failureTypes.invalidRequest);
+  try {
+    const { digest, manifest } = await (await clientFor(ref)).getManifest(ref.digest ?? ref.tag ?? 'latest');
+    const m = manifest as { layers?: { mediaType: string; digest: string }[]; annotations?: Record<string, string> };
+    const layer = m.layers?.find((l) => l.mediaType === mediaTypes.layer);
+    if (!layer) throw ApplicationFailure.nonRetryable(`${image} has no ${mediaTypes.layer} layer: not an adapter image`, failureTypes.pushFailed);
+    return { digest, annotations: m.annotations ?? {}, layerDigest: layer.digest };
+  } catch (err) {
+    if (isRestError(err) && err.statusCode === 404) {
+      throw ApplicationFailure.nonRetryable(`${image} is not in the registry although the push reported success`, failureTypes.pushFailed);
+    }
+    throw err;
+  }
 }
 
 export function createRegistryActivities({ credential, allowLoopbackRegistry }: { credential: TokenCredential; allowLoopbackRegistry: boolean }) {
@@ -56,21 +75,7 @@ export function createRegistryActivities({ credential, allowLoopbackRegistry }: 
 
 
     async readAdapterImage(image: string): Promise<AdapterImage> {
-      const ref = parseImageReference(image);
-      if (!ref) throw ApplicationFailure.nonRetryable(`not an image reference: ${image}`, failureTypes.invalidRequest);
-      const client = createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential);
-      try {
-        const { digest, manifest } = await client.getManifest(ref.digest ?? ref.tag ?? 'latest');
-        const m = manifest as { layers?: { mediaType: string; digest: string }[]; annotations?: Record<string, string> };
-        const layer = m.layers?.find((l) => l.mediaType === mediaTypes.layer);
-        if (!layer) throw ApplicationFailure.nonRetryable(`${image} has no ${mediaTypes.layer} layer: not an adapter image`, failureTypes.pushFailed);
-        return { digest, annotations: m.annotations ?? {}, layerDigest: layer.digest };
-      } catch (err) {
-        if (isRestError(err) && err.statusCode === 404) {
-          throw ApplicationFailure.nonRetryable(`${image} is not in the registry although the push reported success`, failureTypes.pushFailed);
-        }
-        throw err;
-      }
+      return readPushedAdapter(image, (ref) => createRegistryContentClient(`https://${ref.registry}`, ref.repository, credential));
     },
 
     /**

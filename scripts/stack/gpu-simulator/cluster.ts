@@ -1,6 +1,7 @@
 // SIMULATION: the gpu-simulator's view of the cluster: simulated disks for PVCs, the host
 // folder behind a pod's volume, and completing a pod as its kubelet would.
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
 import { retryOnConflict } from '../../../activities/kubernetes/api-errors.js';
@@ -110,6 +111,29 @@ export class SimulatedCluster {
    * PVCs resolve to their simulated disk; emptyDirs to a folder per pod uid, as a kubelet keeps
    * them (/var/lib/kubelet/pods/<uid>/volumes/...), so a replaced pod starts with empty ones.
    */
+  /**
+   * What kubelet would project for a pod's Secret volume mounted at `podPath`: the files it holds,
+   * written into `dir` (each item's key as its path). Undefined when no Secret volume is mounted
+   * there; a missing Secret or key throws, as kubelet's FailedMount would keep the pod from running.
+   */
+  async projectSecretVolume(pod: V1Pod, podPath: string, dir: string): Promise<string | undefined> {
+    const container = pod.spec!.containers[0]!;
+    const mount = container.volumeMounts?.find((m) => m.mountPath === podPath);
+    const volume = pod.spec!.volumes?.find((v) => v.name === mount?.name);
+    const sources = volume?.projected?.sources?.map((s) => s.secret).filter((s) => s !== undefined);
+    if (!sources?.length) return undefined;
+    await mkdir(dir, { recursive: true });
+    for (const source of sources) {
+      const secret = await this.core.readNamespacedSecret({ name: source.name!, namespace: pod.metadata!.namespace! });
+      for (const item of source.items ?? []) {
+        const value = secret.data?.[item.key];
+        if (value === undefined) throw new Error(`Secret ${source.name} has no key ${item.key}`);
+        await writeFile(join(dir, item.path), Buffer.from(value, 'base64'), { mode: 0o600 });
+      }
+    }
+    return dir;
+  }
+
   async hostPathOf(pod: V1Pod, podPath: string): Promise<string | undefined> {
     const mounts = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].flatMap((c) => c.volumeMounts ?? []);
     const mount = mounts
