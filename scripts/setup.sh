@@ -3,7 +3,21 @@
 # binary downloads). Idempotent: each tool is skipped when .tools/bin already holds the
 # pinned version, so a second run finishes in seconds. Go's own caches (GOCACHE, GOMODCACHE)
 # make a rebuild in a fresh clone on the same machine a link step rather than a compile.
+#
+#   scripts/setup.sh           everything npm test needs
+#   scripts/setup.sh --stack   only what the local stack needs (npm run stack, demo, bench, chaos):
+#                              not kaito-render nor the trainer venv, which only tests use
+#
+# The Go builds run one after the other (each keeps both cores busy); npm ci and the trainer
+# venv's downloads run alongside them.
 set -euo pipefail
+
+PROFILE=test
+case "${1:-}" in
+  --stack) PROFILE=stack ;;
+  "") ;;
+  *) echo "usage: scripts/setup.sh [--stack]" >&2; exit 2 ;;
+esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${TOOLS_DIR:-.tools}"
@@ -21,11 +35,13 @@ fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 stamp_ok() { [ -f "$BIN/.$1.version" ] && [ "$(cat "$BIN/.$1.version")" = "$2" ] && [ -x "$BIN/$1" ]; }
 stamp() { echo "$2" > "$BIN/.$1.version"; }
 
-# Runs a build step with its output in a log; on failure prints the log's tail.
+# Runs a build step with its output in a log; on failure prints the log's tail. With
+# EXPECT_SECONDS set, says first how long the step takes cold, so a first run is known to be working.
 run_logged() {
   local name="$1"; shift
   local logfile="$LOGS/setup-$name.log"
   local started=$SECONDS
+  [ -n "${EXPECT_SECONDS:-}" ] && log "$name: building (about ${EXPECT_SECONDS}s on 2 cores with empty Go caches; log $logfile)"
   if ! "$@" >"$logfile" 2>&1; then
     tail -n 40 "$logfile" >&2
     fail "$name failed (full log: $logfile)"
@@ -62,11 +78,36 @@ for svc in etcd docker-registry; do
 done
 log "etcd $(etcd --version 2>/dev/null | head -n1 | awk '{print $3}'), docker-registry $(docker-registry --version 2>/dev/null | awk '{print $3}')"
 
+# --- Alongside the Go builds: node packages, and (for tests) the trainer venv --------------
+# Mostly downloads and unpacking, so they overlap the compiles well; their output goes to a log
+# each and is printed when they are waited for, at the end.
+background_pids=()
+background_names=()
+in_background() {
+  local name="$1"; shift
+  (
+    started=$SECONDS
+    "$@" || exit $?
+    echo "[setup] $name done in $((SECONDS - started))s"
+  ) >"$LOGS/setup-$name.out" 2>&1 &
+  background_pids+=("$!")
+  background_names+=("$name")
+}
+if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
+  in_background npm-ci npm ci --prefix "$ROOT" --no-audit --no-fund
+else
+  log "node_modules up to date"
+fi
+if [ "$PROFILE" = test ]; then
+  # test/real-trainer.test.ts trains the product's entrypoint on CPU with it.
+  in_background trainer-venv env TOOLS_DIR="$TOOLS" bash "$ROOT/scripts/setup-trainer-venv.sh"
+fi
+
 # --- Temporal CLI (dev server + Web UI) ---------------------------------------------------
 if stamp_ok temporal "$TEMPORAL_CLI_VERSION"; then
   log "temporal $TEMPORAL_CLI_VERSION cached"
 else
-  run_logged temporal env GOBIN="$BIN" go install \
+  EXPECT_SECONDS=155 run_logged temporal env GOBIN="$BIN" go install \
     -ldflags "-X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION#v}" \
     "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
   stamp temporal "$TEMPORAL_CLI_VERSION"
@@ -76,7 +117,7 @@ fi
 if stamp_ok kwok "$KWOK_VERSION"; then
   log "kwok $KWOK_VERSION cached"
 else
-  run_logged kwok env GOBIN="$BIN" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  EXPECT_SECONDS=75 run_logged kwok env GOBIN="$BIN" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   stamp kwok "$KWOK_VERSION"
 fi
 
@@ -119,10 +160,10 @@ else
   run_logged kubernetes-modules sh -c "cd '$wrapper' && go mod tidy"
   minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
   ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-  for c in "${k8s_components[@]}"; do
-    run_logged "$c" sh -c "cd '$wrapper' && go build -trimpath -ldflags '$ldflags' -o '$BIN/$c' k8s.io/kubernetes/cmd/$c"
-    stamp "$c" "$KUBERNETES_VERSION"
-  done
+  # One go build for all four: their shared packages compile once and the links run in parallel.
+  packages=(); for c in "${k8s_components[@]}"; do packages+=("k8s.io/kubernetes/cmd/$c"); done
+  EXPECT_SECONDS=260 run_logged kubernetes sh -c "cd '$wrapper' && go build -trimpath -ldflags '$ldflags' -o '$BIN/' ${packages[*]}"
+  for c in "${k8s_components[@]}"; do stamp "$c" "$KUBERNETES_VERSION"; done
 fi
 
 # --- kaito-render (KAITO's own tuning Job, for the comparison test) ------------------------
@@ -131,21 +172,25 @@ fi
 kaito_render_src="$ROOT/scripts/kaito-render"
 kaito_render_stamp="$(cat "$kaito_render_src/go.mod" "$kaito_render_src/go.sum" "$kaito_render_src"/*.go | sha256sum | cut -c1-16)"
 kaito_version="$(sed -n 's#^[[:space:]]*github.com/kaito-project/kaito \(v[^ ]*\).*#\1#p' "$kaito_render_src/go.mod")"
-if stamp_ok kaito-render "$kaito_render_stamp"; then
+if [ "$PROFILE" = stack ]; then
+  log "kaito-render skipped (--stack: only test/kaito-contract.test.ts uses it)"
+elif stamp_ok kaito-render "$kaito_render_stamp"; then
   log "kaito-render (KAITO $kaito_version) cached"
 else
-  run_logged kaito-render sh -c "cd '$kaito_render_src' && go build -trimpath -o '$BIN/kaito-render' ."
+  EXPECT_SECONDS=55 run_logged kaito-render sh -c "cd '$kaito_render_src' && go build -trimpath -o '$BIN/kaito-render' ."
   stamp kaito-render "$kaito_render_stamp"
 fi
 
-# --- Trainer venv (test/real-trainer.test.ts trains the product's entrypoint on CPU) --------
-TOOLS_DIR="$TOOLS" bash "$ROOT/scripts/setup-trainer-venv.sh"
-
-# --- Node packages -------------------------------------------------------------------------
-if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
-  run_logged npm-ci sh -c "cd '$ROOT' && npm ci --no-audit --no-fund"
-else
-  log "node_modules up to date"
-fi
+# --- What ran alongside ----------------------------------------------------------------------
+background_failed=""
+for i in "${!background_pids[@]}"; do
+  if wait "${background_pids[$i]}"; then
+    cat "$LOGS/setup-${background_names[$i]}.out"
+  else
+    tail -n 40 "$LOGS/setup-${background_names[$i]}.out" >&2
+    background_failed="$background_failed ${background_names[$i]}"
+  fi
+done
+[ -z "$background_failed" ] || fail "failed:$background_failed (logs in $LOGS)"
 
 log "tools ready in $BIN"
