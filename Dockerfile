@@ -2,7 +2,7 @@
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
-# A deployed worker is always scraped: Prometheus metrics on :9464 (README, "Logs and metrics"); logs are JSON lines by default.
+# A deployed worker is always scraped: Prometheus metrics on :9464 (docs/operations.md, "Logs and metrics"); logs are JSON lines by default.
 ENV METRICS_ADDRESS=0.0.0.0:9464
 EXPOSE 9464
 COPY package.json package-lock.json ./

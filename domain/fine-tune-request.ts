@@ -24,65 +24,43 @@ const candidateSchema = strict({ vmSize: vmSizeText, spot: boolean().optional(),
 const imageText = text('an image reference (registry/repository[:tag]) of at most 255 characters');
 
 const datasetSchema = strict({
-  /** http(s) URLs of csv/json/jsonl/parquet files; each is downloaded into /mnt/data. */
-  urls: list(text('an http(s) URL of at most 2048 characters', { max: 2048 }), 1, 100, 'URLs').optional(),
-  /** An image whose /data folder holds the dataset. */
-  image: imageText.optional(),
-  /** Pulls dataset.image (the tuning pod's imagePullSecrets). */
-  imagePullSecret: secretName.optional(),
-  /** An existing PersistentVolumeClaim holding the dataset. */
-  volume: dnsSubdomain('PersistentVolumeClaim').optional(),
-  /**
-   * A Secret in the run's namespace whose key holds dataset URLs, one a line: for URLs that carry
-   * secrets (an Azure Blob SAS token), which then never reach the workflow's history.
-   */
+  urls: list(text('an http(s) URL of at most 2048 characters', { max: 2048 }), 1, 100, 'URLs').optional().describe('http(s) URLs of csv/json/jsonl/parquet files; each is downloaded into /mnt/data.'),
+  image: imageText.optional().describe('An image whose /data folder holds the dataset.'),
+  imagePullSecret: secretName.optional().describe('Pulls dataset.image (the tuning pod\'s imagePullSecrets).'),
+  volume: dnsSubdomain('PersistentVolumeClaim').optional().describe('An existing PersistentVolumeClaim holding the dataset.'),
   urlsSecret: strict({
     name: secretName,
     key: text("a Secret key: letters, digits, '-', '_' and '.'", { pattern: /^[-._a-zA-Z0-9]+$/, max: 253 }).optional(),
-  }).optional(),
+  })
+    .optional()
+    .describe('A Secret in the run\'s namespace whose key holds dataset URLs, one a line: for URLs that carry secrets (an Azure Blob SAS token), which then never reach the workflow\'s history.'),
 });
 
 /** The training parameters a request may set inline; a tuning ConfigMap's same keys are held to the same rules (domain/tuning-configmap.ts). */
 export const trainingParameterFields = {
-  loraR: number(1, 1024, { integer: true }),
-  loraAlpha: number(1, 4096),
-  loraDropout: number(0, 0.99),
-  epochs: number(0.01, 1000),
-  learningRate: number(1e-9, 1),
-  batchSize: number(1, 4096, { integer: true }),
-  gradientAccumulationSteps: number(1, 4096, { integer: true }),
-  maxSteps: number(1, 10_000_000, { integer: true }),
-  /** Quantization switches: qlora needs exactly one; lora must have neither. */
-  loadIn4bit: boolean(),
-  loadIn8bit: boolean(),
+  loraR: number(1, 1024, { integer: true }).describe('LoRA rank: LoraConfig.r (default 8).'),
+  loraAlpha: number(1, 4096).describe('LoRA scaling: LoraConfig.lora_alpha (default 8).'),
+  loraDropout: number(0, 0.99).describe('LoraConfig.lora_dropout (default 0).'),
+  epochs: number(0.01, 1000).describe("TrainingArguments.num_train_epochs (transformers' default 3)."),
+  learningRate: number(1e-9, 1).describe('TrainingArguments.learning_rate.'),
+  batchSize: number(1, 4096, { integer: true }).describe('TrainingArguments.per_device_train_batch_size (default 1).'),
+  gradientAccumulationSteps: number(1, 4096, { integer: true }).describe('TrainingArguments.gradient_accumulation_steps.'),
+  maxSteps: number(1, 10_000_000, { integer: true }).describe('TrainingArguments.max_steps: stop after this many steps.'),
+  loadIn4bit: boolean().describe('QuantizationConfig.load_in_4bit: qlora needs exactly one of the two switches; lora must have neither.'),
+  loadIn8bit: boolean().describe('QuantizationConfig.load_in_8bit.'),
 };
 
 const tuningSchema = strict({
   ...(Object.fromEntries(Object.entries(trainingParameterFields).map(([k, v]) => [k, v.optional()])) as {
     [K in keyof typeof trainingParameterFields]: z.ZodOptional<(typeof trainingParameterFields)[K]>;
   }),
-  /**
-   * A ConfigMap in the run's namespace holding KAITO's training_config.yaml (KAITO's tuning.config):
-   * read and checked when the run starts, before GPUs; it replaces KAITO's template, and the
-   * fields above still win over it.
-   */
-  configMap: dnsSubdomain('ConfigMap').optional(),
-  /** Training stops and the run fails after this many hours: the tuning Job's activeDeadlineSeconds (default 24). */
-  maxHours: number(0.1, 720).optional(),
-  /** A trainer or pusher pod that cannot be scheduled, pull its image, or keeps crashing fails the run after this many minutes (default 15). */
-  podStartTimeoutMinutes: number(0.05, 240).optional(),
-  /**
-   * Which trainer runs in KAITO's image: "aks-finetune" (default) is the product's entrypoint, which
-   * reports progress and checkpoints and resumes; "kaito" is KAITO's fine_tuning.py byte for byte
-   * (progress from its log, no checkpoints: a lost node starts training again from step 0).
-   */
-  trainer: oneOf(trainerKinds).optional(),
-  /** The trainer saves a checkpoint on the results volume this often (default 15; 0: every step). */
-  checkpointEveryMinutes: number(0, 1440).optional(),
-  /** How many checkpoints the trainer keeps, newest first (default 2). */
-  checkpointsKept: number(1, 20, { integer: true }).optional(),
-  /** Fail the run (and release its GPUs) as soon as the loss is NaN, infinite or exploding (default true). */
-  stopOnDivergence: boolean().optional(),
+  configMap: dnsSubdomain('ConfigMap').optional().describe('A ConfigMap in the run\'s namespace holding KAITO\'s training_config.yaml (KAITO\'s tuning.config): read and checked when the run starts, before GPUs; it replaces KAITO\'s template, and the fields above still win over it.'),
+  maxHours: number(0.1, 720).optional().describe('Training stops and the run fails after this many hours: the tuning Job\'s activeDeadlineSeconds (default 24).'),
+  podStartTimeoutMinutes: number(0.05, 240).optional().describe('A trainer or pusher pod that cannot be scheduled, pull its image, or keeps crashing fails the run after this many minutes (default 15).'),
+  trainer: oneOf(trainerKinds).optional().describe('Which trainer runs in KAITO\'s image: "aks-finetune" (default) is the product\'s entrypoint, which reports progress and checkpoints and resumes; "kaito" is KAITO\'s fine_tuning.py byte for byte (progress from its log, no checkpoints: a lost node starts training again from step 0).'),
+  checkpointEveryMinutes: number(0, 1440).optional().describe('The trainer saves a checkpoint on the results volume this often (default 15; 0: every step).'),
+  checkpointsKept: number(1, 20, { integer: true }).optional().describe('How many checkpoints the trainer keeps, newest first (default 2).'),
+  stopOnDivergence: boolean().optional().describe('Fail the run (and release its GPUs) as soon as the loss is NaN, infinite or exploding (default true).'),
 });
 
 const priceTableSchema = strict({
@@ -99,58 +77,37 @@ export const releasePolicies = ['delete', 'scale-to-zero'] as const;
 
 /** What a person asks for: one object, so the Temporal UI can start a run. */
 export const fineTuneRequestSchema = strict({
-  /** Names the run's objects; the workflow id is used when absent. */
-  runName: dnsLabel(40, 'run name').optional(),
-  /** Model preset, e.g. phi-3-mini-4k-instruct. */
-  model: text('a model preset name', { max: 100 }).optional(),
-  method: oneOf(['lora', 'qlora']).optional(),
-  dataset: datasetSchema.optional(),
-  tuning: tuningSchema.optional(),
-  /** Where the adapter image goes: registry/repository[:tag]. */
+  runName: dnsLabel(40, 'run name').optional().describe('Names the run\'s objects; the workflow id is used when absent.'),
+  model: text('a model preset name', { max: 100 }).optional().describe('Model preset, e.g. phi-3-mini-4k-instruct.'),
+  method: oneOf(['lora', 'qlora']).optional().describe('lora (default): a full-precision base; qlora: a 4-bit (or 8-bit) quantized base, less GPU memory.'),
+  dataset: datasetSchema.optional().describe('Where the training data comes from: exactly one of urls, urlsSecret, image or volume.'),
+  tuning: tuningSchema.optional().describe("Training parameters (KAITO's LoRA and TrainingArguments names, camel-cased), bounds, the trainer and its checkpoints."),
   output: strict({
-    image: imageText.optional(),
-    /**
-     * A docker-config Secret in the run's namespace the pusher logs in to the registry with (KAITO's
-     * imagePushSecret: an ACR token or admin user). Without it, the pusher's workload identity.
-     */
-    pushSecret: secretName.optional(),
+    image: imageText.optional().describe('Where the adapter image goes: registry/repository[:tag].'),
+    pushSecret: secretName.optional().describe('A docker-config Secret in the run\'s namespace the pusher logs in to the registry with (KAITO\'s imagePushSecret: an ACR token or admin user). Without it, the pusher\'s workload identity.'),
   }).optional(),
   gpu: strict({
-    vmSize: vmSizeText.optional(),
-    spot: boolean().optional(),
-    zones: zonesSchema.optional(),
-    /** Where to look next when Azure has no capacity or quota for vmSize, in order (README, "GPU capacity and quota"). */
-    candidates: list(candidateSchema, 1, 10, 'candidates').optional(),
-    /** listed (default): vmSize, then the candidates; fitting-sizes: then every known size the model fits on, cheapest first. */
-    fallback: oneOf(gpuFallbackPolicies).optional(),
-    /** With spot: after this many minutes without Spot capacity, the same sizes on demand. */
-    spotFallbackAfterMinutes: number(0, 1440).optional(),
-    /** How long the run may look for capacity, going around the candidates with backoff (default 30). */
-    capacityWaitMinutes: number(0.5, 1440).optional(),
-    /** An existing pool to run on instead of creating one. */
-    nodePool: text('an AKS pool name: a lowercase letter, then up to 11 lowercase letters or digits', { pattern: /^[a-z][a-z0-9]{0,11}$/, max: 12 }).optional(),
-    /** Use an idle pool of this product with the same VM size and spot setting when there is one (default true). */
-    reuseWarmPool: boolean().optional(),
+    vmSize: vmSizeText.optional().describe('The Azure VM size of the GPU pool, e.g. Standard_NC24ads_A100_v4 (required).'),
+    spot: boolean().optional().describe('Spot VMs: cheaper, evictable; the trainer resumes from its last checkpoint on a new node.'),
+    zones: zonesSchema.optional().describe('Availability zones to try one after the other.'),
+    candidates: list(candidateSchema, 1, 10, 'candidates').optional().describe('Where to look next when Azure has no capacity or quota for vmSize, in order (docs/pipeline.md, "GPU capacity and quota").'),
+    fallback: oneOf(gpuFallbackPolicies).optional().describe('listed (default): vmSize, then the candidates; fitting-sizes: then every known size the model fits on, cheapest first.'),
+    spotFallbackAfterMinutes: number(0, 1440).optional().describe('With spot: after this many minutes without Spot capacity, the same sizes on demand.'),
+    capacityWaitMinutes: number(0.5, 1440).optional().describe('How long the run may look for capacity, going around the candidates with backoff (default 30).'),
+    nodePool: text('an AKS pool name: a lowercase letter, then up to 11 lowercase letters or digits', { pattern: /^[a-z][a-z0-9]{0,11}$/, max: 12 }).optional().describe('An existing pool to run on instead of creating one.'),
+    reuseWarmPool: boolean().optional().describe('Use an idle pool of this product with the same VM size and spot setting when there is one (default true).'),
   }).optional(),
-  /** Hold out this fraction of the dataset; the trainer evaluates on it and the run reports its eval_loss (status.evalLoss). */
-  evaluation: strict({ testSplit: number(0.01, 0.5) }).optional(),
-  /** Serve the base model with the adapter after training. Off when absent. */
-  deploy: strict({ name: dnsLabel(50, 'Deployment name').optional(), replicas: number(1, 10, { integer: true }).optional() }).optional(),
-  release: strict({ policy: oneOf(releasePolicies).optional(), idleGraceMinutes: number(0, 10_080).optional() }).optional(),
-  /**
-   * After the push, promote the adapter on a long-lived endpoint (promoteAdapter, as a child run):
-   * loaded as a candidate, evaluated, gated, approved if asked, switched, watched. Not with deploy.
-   */
-  promote: fineTunePromoteSchema.optional(),
-  namespace: dnsLabel(63, 'namespace').optional(),
-  /** A KAITO tuning Workspace; its fields fill what the request leaves out. Text is parsed before validation. */
-  workspace: kaitoWorkspaceSchema.optional(),
-  /** Prices for the status's cost estimate, when the built-in table is out of date. */
-  prices: priceTableSchema.optional(),
-  /** How often training and rollouts are checked (default 30 s). */
-  pollIntervalSeconds: number(1, 600).optional(),
-  /** Stop training, clean up and fail when the run's GPUs have cost this much. */
-  budget: strict({ maxGpuHours: positiveAmount.optional(), maxCost: positiveAmount.optional() }).optional(),
+  evaluation: strict({ testSplit: number(0.01, 0.5) }).optional().describe('Hold out this fraction of the dataset; the trainer evaluates on it and the run reports its eval_loss (status.evalLoss).'),
+  deploy: strict({ name: dnsLabel(50, 'Deployment name').optional(), replicas: number(1, 10, { integer: true }).optional() }).optional().describe('Serve the base model with the adapter after training. Off when absent.'),
+  release: strict({ policy: oneOf(releasePolicies).optional(), idleGraceMinutes: number(0, 10_080).optional() })
+    .optional()
+    .describe('What happens to the GPU pool after the push: delete (default) or scale-to-zero, after idleGraceMinutes (a next run may claim it meanwhile).'),
+  promote: fineTunePromoteSchema.optional().describe('After the push, promote the adapter on a long-lived endpoint (promoteAdapter, as a child run): loaded as a candidate, evaluated, gated, approved if asked, switched, watched. Not with deploy.'),
+  namespace: dnsLabel(63, 'namespace').optional().describe('The run namespace (default aks-finetune); an operator lets runs in with deploy/run-namespace.'),
+  workspace: kaitoWorkspaceSchema.optional().describe('A KAITO tuning Workspace; its fields fill what the request leaves out. Text is parsed before validation.'),
+  prices: priceTableSchema.optional().describe('Prices for the status\'s cost estimate, when the built-in table is out of date.'),
+  pollIntervalSeconds: number(1, 600).optional().describe('How often training and rollouts are checked (default 30 s).'),
+  budget: strict({ maxGpuHours: positiveAmount.optional(), maxCost: positiveAmount.optional() }).optional().describe('Stop training, clean up and fail when the run\'s GPUs have cost this much.'),
 });
 
 export type FineTuneRequest = z.infer<typeof fineTuneRequestSchema>;

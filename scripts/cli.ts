@@ -1,5 +1,5 @@
 // `aks-finetune <command>` (scripts/aks-finetune.js; also `npm run cli -- <command>`): start, follow, list, cancel and plan fineTune runs; retrain schedules; endpoints.
-// Connects through Temporal's environment configuration, like the worker (client/temporal-connection.ts; README, "Configuration").
+// Connects through Temporal's environment configuration, like the worker (client/temporal-connection.ts; docs/operations.md, "Configuration").
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import {
@@ -35,6 +35,7 @@ import {
   unloadEndpointVersion,
 } from '../client/endpoints.js';
 import { decidePromotion, getPromotionStatus, PromotionRequestError, startPromotion } from '../client/promotion-client.js';
+import { runDoctor } from '../client/doctor.js';
 import { describeRunFailure } from '../client/run-failure.js';
 import { connectClient, loadTemporalSettings } from '../client/temporal-connection.js';
 import { readEvaluationLineage } from '../activities/registry/evaluation-artifacts.js';
@@ -48,64 +49,7 @@ import { quotaSummary } from '../domain/gpu-candidates.js';
 import type { FineTuneInput } from '../domain/fine-tune-request.js';
 import type { PromotionRequest } from '../domain/promotion.js';
 import type { PromotionStatus } from '../workflows/promotion-api.js';
-
-const usage = `Usage: aks-finetune <command> [options]   (in this repository: npx aks-finetune, or npm run cli --)
-
-  help [command], <command> --help               this text, or one command's part of it
-  <command> ... --json (or --output json)        the command's result as one JSON document on stdout, for
-                                                 scripts; with --follow, one JSON document per line (JSON Lines)
-                                                 each time the status changes; errors stay text on stderr
-
-  start <spec.yaml|.json> [--id ID] [--follow] [--image REF] [--push-secret NAME] [--vm-size SIZE]
-                                                 start a run from a request file or a KAITO Workspace file;
-                                                 --image, --push-secret and --vm-size replace the file's
-                                                 output image, push Secret and VM size (a KAITO example's
-                                                 placeholders, without editing the file)
-  status <workflow-id> [--follow]                a run's status with its training progress and loss chart;
-                                                 --follow shows live progress until it ends
-  list [--model M] [--method lora|qlora] [--phase P] [--repository R] [--limit N]
-                                                 recent runs, newest first
-  cancel <workflow-id>                           cancel a run (it cleans up before it ends)
-  plan <spec.yaml|.json> [--hours H] [--quota] [--image REF] [--push-secret NAME] [--vm-size SIZE]
-                                                 dry run: validation, node pool, the GPU attempts in order,
-                                                 Kubernetes objects and estimated GPU-hours and cost for H hours
-                                                 of training (default 1); --quota reads the vCPU quota of each
-                                                 attempt from ARM (GETs only); writes nothing anywhere. A KAITO
-                                                 tuning ConfigMap file: checks its parameters
-  schedule create|update <id> <spec> (--cron EXPR | --every DURATION) [--timezone TZ]
-                  [--overlap skip|buffer-one|buffer-all|cancel-other|terminate-other|allow-all]
-                  [--catchup-window D] [--jitter D]
-                                                 retrain on a schedule; a run whose dataset is unchanged since
-                                                 the schedule's last successful run is skipped
-  schedule describe|pause|unpause|trigger|delete <id>
-  schedule list
-  lineage <registry/repository@sha256:...>      the evaluations recorded for an adapter image (OCI artifacts
-                                                 whose subject it is; the referrers API, else the referrers tag)
-  endpoint create <name> --model M --vm-size S --namespace NS [--replicas N] [--max-loras N] [--max-lora-rank R]
-                  [--idle-grace-seconds S] [--rollback-window-minutes M]
-                                                 a long-lived inference endpoint (its workflow endpoint-<name>)
-  endpoint describe <name>                       aliases → version → image, rollback targets, loaded versions,
-                                                 scale, cold starts, GPU-minutes saved by scaling to zero
-  endpoint scale <name> <replicas>|zero|wake     replica count; zero releases the GPU pool; wake brings it back
-  endpoint rollback <name> <alias>               the alias back to the version it served before
-  endpoint unload <name> <version>               unload a version no alias serves and no rollback keeps
-  endpoint retire <name>                         delete the endpoint's Deployment, Service, ConfigMap and pool
-  promote <request.yaml|.json> [--id NAME] [--follow]
-                                                 promote an existing adapter image on an endpoint (promoteAdapter,
-                                                 id promote-NAME): load, evaluate, gate, approval, switch, watch
-  promotion <id> [--follow]                      a promotion's state, scores, gate and decisions
-  approve|reject <id> [--by WHO] [--reason TEXT] decide a promotion that awaits approval; <id> is the
-                                                 promotion's id or the fineTune run that started it
-
-Environment: Temporal's environment configuration, as the worker reads it: a profile
-(TEMPORAL_PROFILE, default "default") of the TOML file TEMPORAL_CONFIG_FILE (default
-~/.config/temporalio/temporal.toml), overridden by TEMPORAL_ADDRESS (default 127.0.0.1:7233),
-TEMPORAL_NAMESPACE (default default), TEMPORAL_API_KEY and TEMPORAL_TLS_*; and
-TEMPORAL_TASK_QUEUE (default fine-tuning).
-
-Exit codes: 0 success (with --follow: the run or promotion succeeded); 1 the run or promotion
-failed, or Temporal, Azure or Kubernetes refused a call; 2 bad input (an unknown command or
-option, a missing argument, an invalid request file), before anything is started.`;
+import { usage } from './cli-usage.js';
 
 const usageHead = usage.slice(0, usage.indexOf('\n\n'));
 const usageTail = usage.slice(usage.indexOf('\n\nEnvironment:'));
@@ -450,6 +394,14 @@ async function main(argv: string[]): Promise<number> {
     const quota = values.quota && !dryRun.plan.existingPool ? await readAttemptQuota(dryRun.plan.gpuAttempts) : undefined;
     out.result({ ...dryRun, ...(quota ? { quota: Object.fromEntries([...quota].map(([cluster, q]) => [cluster ?? 'home', q])) } : {}) }, () => planText(dryRun, quota));
     return 0;
+  }
+  if (command === 'doctor') {
+    const list = (value: string | undefined) => value?.split(',').map((v) => v.trim()).filter(Boolean);
+    const checks = await runDoctor({ namespaces: list(values.namespace), vmSizes: list(values['vm-size']) });
+    out.result(checks, () =>
+      checks.map((c) => `${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}${c.ok || !c.fix ? '' : `\n    fix: ${c.fix}`}`).concat(checks.every((c) => c.ok) ? 'Ready for runs.' : `${checks.filter((c) => !c.ok).length} of ${checks.length} checks failed.`).join('\n'),
+    );
+    return checks.every((c) => c.ok) ? 0 : 1;
   }
   if (command === 'lineage') {
     if (!positionals[0]) throw new UsageError('an adapter image by digest is required (registry/repository@sha256:...)');

@@ -1,7 +1,7 @@
 // `npm run histories:record [scenario...]`: runs each workflow scenario on the local stack with
 // the real activities and saves its event history under test/histories/<scenario>.json, which
 // test/replay.test.ts replays against the current workflow code. Re-record after a workflow change
-// only when no run of the old code can still be open (see README, "Upgrading the worker while runs
+// only when no run of the old code can still be open (see docs/operations.md, "Upgrading the worker while runs
 // are in flight"). Every scenario cleans up what it created: pools, Deployments, Services, state.
 import { writeFile } from 'node:fs/promises';
 import { AppsV1Api } from '@kubernetes/client-node';

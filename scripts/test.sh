@@ -18,7 +18,7 @@ if [ -f "$results" ]; then
     console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
   ' "$results"
 fi
-# The chaos run's small, fixed-seed version (README, "Chaos run"): its own stack, about 3 minutes.
+# The chaos run's small, fixed-seed version (docs/chaos.md, "Chaos run"): its own stack, about 3 minutes.
 bash scripts/chaos/run.sh --runs 6 --seed 36 --faults 8 --minutes 6 --training-seconds 15 --start-seconds 45 \
   --kinds kill-one-worker,kill-all-workers,temporal-restart,apiserver-restart,trainer-oom,cancel,terminate,spot-eviction,arm-throttle,arm-preemption
 chaos_rc=$?

@@ -2,6 +2,7 @@
 // test/fixtures/kaito-examples/v0.12.0): each plans, or is refused with the reason, and the phi-3
 // Workspace runs on the local stack unchanged, with KAITO's ConfigMap example as its parameters and
 // its push Secret against a registry that needs a login.
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchV1Api } from '@kubernetes/client-node';
@@ -30,7 +31,10 @@ const planProblems = (file: string, overrides: object = {}) => {
 };
 
 describe("KAITO v0.12.0's tuning examples, unchanged", () => {
-  it('keeps all five files, as KAITO published them', () => {
+  it('keeps all five files, byte for byte as KAITO published them (SOURCE.md has their sha256)', () => {
+    const recorded = Object.fromEntries([...readFileSync(join(examples, 'SOURCE.md'), 'utf8').matchAll(/^([0-9a-f]{64}) {2}(\S+)$/gm)].map((m) => [m[2], m[1]]));
+    for (const file of Object.keys(recorded)) expect(createHash('sha256').update(readFileSync(join(examples, file))).digest('hex'), file).toBe(recorded[file]);
+    expect(readdirSync(examples).filter((f) => f.endsWith('.yaml')).sort()).toEqual(Object.keys(recorded).sort());
     expect(readdirSync(examples).filter((f) => f.endsWith('.yaml')).sort()).toEqual([
       'kaito_configmap_tuning_phi_3.yaml',
       'kaito_workspace_tuning_falcon_7b_mental.yaml',

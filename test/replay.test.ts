@@ -1,6 +1,6 @@
 // Replays the recorded histories (test/histories, written by `npm run histories:record`) against
 // the current workflow code, bundled as the worker image bundles it. A failure means the change
-// would break runs already in flight: guard it with patched() (README, "Upgrading the worker while
+// would break runs already in flight: guard it with patched() (docs/operations.md, "Upgrading the worker while
 // runs are in flight"), or re-record only when no run of the old code can still be open.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -55,7 +55,7 @@ export async function createNamespace(namespace: string): Promise<void> {
   );
 }
 
-/** A new namespace that runs may use, made the way an operator makes one (README, "Deploying to AKS"). */
+/** A new namespace that runs may use, made the way an operator makes one (docs/operations.md, "Deploying to AKS"). */
 export async function createRunNamespace(namespace: string): Promise<void> {
   await createNamespace(namespace);
   await allowRunsIn(adminKubeConfig, namespace);

@@ -353,7 +353,7 @@ const required = (name: string): string => {
   return value;
 };
 
-/** The sidecar's entry point: configuration from its environment (README, "Configuration"). */
+/** The sidecar's entry point: configuration from its environment (docs/operations.md, "Configuration"). */
 export async function adapterRouterCommand(): Promise<void> {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault(); // in the pod: its ServiceAccount token; KUBECONFIG when set

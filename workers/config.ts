@@ -1,4 +1,4 @@
-// Worker configuration from environment variables (documented in README, "Configuration").
+// Worker configuration from environment variables (documented in docs/operations.md, "Configuration").
 // The same variables point the worker at the local stack (.stack/env) or at real Azure.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -42,7 +42,7 @@ export interface WorkerConfig {
   telemetry: TelemetryConfig;
 }
 
-/** Every variable the worker reads, with what it means: the README's configuration table. */
+/** Every variable the worker reads, with what it means: docs/operations.md's configuration table. */
 export const workerVariables: Record<string, string> = {
   TEMPORAL_CONFIG_FILE: "Temporal's environment configuration file (TOML profiles; default ~/.config/temporalio/temporal.toml, none is fine)",
   TEMPORAL_PROFILE: 'the profile of that file to use (default "default"; a profile that is not there is an error)',
@@ -61,7 +61,7 @@ export const workerVariables: Record<string, string> = {
   AKS_CLUSTER_NAME: 'the AKS cluster GPU node pools are added to (required)',
   AZURE_STATIC_TOKEN: 'local AKS emulator only: a fixed bearer token instead of DefaultAzureCredential',
   KUBECONFIG: "kubeconfig of the cluster; the pod's service account when unset (in-cluster)",
-  AKS_CLUSTERS_FILE: 'YAML or JSON file of further AKS clusters runs may land in ({clusters: [{name, resourceId, region, kubeconfig, armEndpoint?}]}, README "More than one cluster"); none when unset',
+  AKS_CLUSTERS_FILE: 'YAML or JSON file of further AKS clusters runs may land in ({clusters: [{name, resourceId, region, kubeconfig, armEndpoint?}]}, docs/pipeline.md, "More than one cluster"); none when unset',
   REGISTRY_ENDPOINT: 'https:// endpoint of the registry adapters are pushed to (required)',
   ALLOW_LOOPBACK_REGISTRY: 'true accepts output registries on loopback addresses (the local stack sets it); otherwise such runs fail at once as invalid',
   WORKER_IMAGE: 'image of this worker (built from Dockerfile), run by the adapter pusher Job',

@@ -3,7 +3,7 @@
 //   push-adapter   package an adapter from a results folder and push it (the pusher Job runs this)
 //   download-dataset  fetch dataset URLs, checking every resolved address and redirect (the tuning pod runs this)
 //   adapter-router  keep a vLLM replica's adapters equal to its endpoint's desired state and proxy its API (the endpoint pod's sidecar)
-// Configuration comes from the environment (README, "Configuration").
+// Configuration comes from the environment (docs/operations.md, "Configuration").
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { connectClient } from '../client/temporal-connection.js';
 import { adapterRouterCommand } from './adapter-router.js';

@@ -3,7 +3,7 @@
 // workflow id, workflow and activity type), and it writes them as JSON lines or, for
 // development, in the SDK's readable form. With a metrics address, the Runtime serves
 // Temporal's SDK metrics and the product's own (workflows/metrics.ts, workers/arm-metrics.ts)
-// on one Prometheus endpoint. README, "Logs and metrics".
+// on one Prometheus endpoint. docs/operations.md, "Logs and metrics".
 import { DefaultLogger, type LogEntry, type LogLevel, type RuntimeOptions } from '@temporalio/worker';
 
 export type LogFormat = 'json' | 'pretty';

@@ -4,7 +4,7 @@
 // while it runs (activities/liveness.ts; the worker sends one at most every 5 s,
 // workers/worker.ts): a worker that dies with an activity in flight is noticed within 20 s,
 // and the activity is retried on another worker after its retry interval, so a run waits at
-// most about half a minute, not the 2 minutes a heartbeat timeout was before (README, "Recovery
+// most about half a minute, not the 2 minutes a heartbeat timeout was before (docs/chaos.md, "Recovery
 // after a worker is lost"). The start-to-close timeouts bound the work itself.
 import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
 import { failureTypes } from '../domain/failure-types.js';

@@ -66,7 +66,7 @@ export interface FineTuneStatus {
   };
   /** Each time a node went away under the trainer or the pusher and the step started again on fresh capacity. */
   capacityRecoveries: { at: string; step: string; reason: string }[];
-  /** The tuning Job and the trainer's progress: step, loss, ETA, loss curve, checkpoints, resumes (README, "Training progress"). */
+  /** The tuning Job and the trainer's progress: step, loss, ETA, loss curve, checkpoints, resumes (docs/pipeline.md, "Training progress"). */
   training?: TrainingStatus;
   /** The trainer's last eval_loss on the held-out split (request evaluation.testSplit), read from its log. */
   evalLoss?: number;

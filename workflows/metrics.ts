@@ -1,7 +1,7 @@
 // The product's metrics that workflows emit, through the workflow metric meter: it is
 // replay-safe (nothing is emitted while a workflow replays its history, e.g. after a worker
 // restart) and exports through the worker's Prometheus endpoint with Temporal's own metrics.
-// Every name is listed in README, "Logs and metrics".
+// Every name is listed in docs/operations.md, "Logs and metrics".
 import { metricMeter } from '@temporalio/workflow';
 import type { GpuTime } from '../domain/gpu-usage.js';
 

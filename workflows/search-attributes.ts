@@ -1,5 +1,5 @@
 // Custom search attributes, the one list that workflows upsert, the local stack registers with
-// the dev server, and users register on their own Temporal (see README) to filter runs in the UI.
+// the dev server, and users register on their own Temporal (see docs/operations.md) to filter runs in the UI.
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const PipelinePhase = defineSearchAttributeKey('PipelinePhase', SearchAttributeType.KEYWORD);

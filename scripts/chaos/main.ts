@@ -2,7 +2,7 @@
 // their fineTune child) on the chaos run's own local stack, with the idle-GPU reaper's Schedule
 // firing every 3 s, two real worker processes, and the seeded fault injector (faults.ts); then
 // the audit (audit.ts), printed and written to .stack/chaos/. Exits 1 when the audit fails.
-// Started by scripts/chaos/run.sh, which starts and stops that stack; README, "Chaos run".
+// Started by scripts/chaos/run.sh, which starts and stops that stack; docs/chaos.md, "Chaos run".
 // Every chaos run also serves (--endpoints 1, the default): one endpoint workflow, created at the
 // start, and one promoteAdapter run that promotes an adapter image into it while the faults come;
 // after the runs, its alias must answer through the Service, and it is retired.

@@ -2,7 +2,7 @@
 // help needs no stack and no configuration) and by main.ts's --help.
 import { faultKinds } from './faults.js';
 
-export const chaosUsage = `npm run chaos [-- flags]   (README, "Chaos run"; each flag also reads the variable in brackets)
+export const chaosUsage = `npm run chaos [-- flags]   (docs/chaos.md, "Chaos run"; each flag also reads the variable in brackets)
   --runs N              concurrent runs: fineTune, fineTune+deploy, retrain (CHAOS_RUNS, 30)
   --seed N              the fault plan's seed; random when unset (CHAOS_SEED)
   --faults N            faults to inject (CHAOS_FAULTS, max(6, runs))

@@ -56,7 +56,7 @@ export interface StackOptions {
   clusterOnly?: boolean;
 }
 
-/** The stack's cluster as a worker's cluster target (an AKS_CLUSTERS_FILE entry; README, "More than one cluster"). */
+/** The stack's cluster as a worker's cluster target (an AKS_CLUSTERS_FILE entry; docs/pipeline.md, "More than one cluster"). */
 export function stackClusterTarget(config: StackConfig): ClusterTarget {
   return {
     name: config.azure.clusterName,
@@ -67,7 +67,7 @@ export function stackClusterTarget(config: StackConfig): ClusterTarget {
   };
 }
 
-/** What the worker, scripts and tests read to reach the stack (see README, "Configuration"). */
+/** What the worker, scripts and tests read to reach the stack (see docs/operations.md, "Configuration"). */
 export function stackEnvironment(ctx: StackContext, options: StackOptions = {}): Record<string, string> {
   const { config, certs } = ctx;
   const shared = {
@@ -152,7 +152,7 @@ export async function startStack(config = loadStackConfig(), log: (line: string)
       }),
     );
   }
-  // The cluster preparation a real AKS cluster gets (README, "Against real AKS"): the device plugin.
+  // The cluster preparation a real AKS cluster gets (docs/operations.md, "Against real AKS"): the device plugin.
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(config.kubeconfig);
   log(`  prepare-cluster          ${(await prepareCluster(kubeConfig)).join(', ')}`);

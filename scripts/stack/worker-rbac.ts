@@ -20,7 +20,7 @@ export const applyWorkerRbac = (config: StackConfig, kubeConfig: KubeConfig): Pr
   applyManifests(kubeConfig, renderDeploy(config), (o) => identityKinds.includes(o.kind ?? ''));
 
 /**
- * The operator's step that lets runs use another namespace (README, "Deploying to AKS"):
+ * The operator's step that lets runs use another namespace (docs/operations.md, "Deploying to AKS"):
  * deploy/run-namespace there. Returns once the API server's authorizer grants the worker a write
  * there: it sees a new RoleBinding only when its informer has caught up, and a run started before
  * would get a 403 (Kubernetes' own e2e tests wait the same way, WaitForNamedAuthorizationUpdate).

@@ -3,7 +3,7 @@
 import type { Operation, Timing } from './agent-pools.js';
 import type { CapacitySettings } from './capacity.js';
 import type { Fault } from './faults.js';
-import type { RequestRecord } from './server.js';
+import type { ClusterProfile, RequestRecord } from './server.js';
 
 export class EmulatorControl {
   constructor(private readonly armEndpoint: string) {}
@@ -20,6 +20,11 @@ export class EmulatorControl {
 
   settings(update?: Partial<Timing>): Promise<Timing> {
     return update ? this.call('PUT', 'settings', update) : this.call('GET', 'settings');
+  }
+
+  /** The cluster's network policy, workload identity and OIDC issuer, as its GET reports them (doctor reads them). */
+  cluster(update?: Partial<ClusterProfile>): Promise<ClusterProfile> {
+    return update ? this.call('PUT', 'cluster', update) : this.call('GET', 'cluster');
   }
 
   /** Replaces the quotas and capacity shortages (none given: Azure with room everywhere). */

@@ -43,8 +43,23 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/**
+ * The cluster's own settings that `doctor` reads (ManagedClusterProperties: networkProfile,
+ * securityProfile.workloadIdentity, oidcIssuerProfile). By default a cluster set up as
+ * docs/operations.md says: Azure CNI powered by Cilium with its network policy, workload identity
+ * and the OIDC issuer enabled. Tests change them through /_emulator/cluster.
+ */
+export interface ClusterProfile {
+  networkPolicy: 'none' | 'azure' | 'calico' | 'cilium';
+  workloadIdentity: boolean;
+  oidcIssuer: boolean;
+}
+
+export const defaultClusterProfile = (): ClusterProfile => ({ networkPolicy: 'cilium', workloadIdentity: true, oidcIssuer: true });
+
 export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, faults: Faults) {
   const requests: RequestRecord[] = [];
+  const profile = defaultClusterProfile();
   const sent = new WeakMap<IncomingMessage, Pick<RequestRecord, 'propertiesSent' | 'vmSize' | 'availabilityZones'>>();
   const clusterId = clusterResourceId(cluster);
   const locationBase = `/subscriptions/${cluster.subscriptionId}/${provider}/locations/${cluster.location}`;
@@ -74,6 +89,10 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
     if (path === '/_emulator/capacity') {
       if (req.method === 'PUT') pools.capacity = parseCapacity(await readJson(req));
       return send(res, 200, pools.capacity);
+    }
+    if (path === '/_emulator/cluster') {
+      if (req.method === 'PUT') Object.assign(profile, (await readJson(req)) ?? {});
+      return send(res, 200, profile);
     }
     if (path === '/_emulator/operations') return send(res, 200, pools.operations());
     if (path === '/_emulator/requests') {
@@ -140,6 +159,14 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
           kubernetesVersion: cluster.kubernetesVersion,
           currentKubernetesVersion: cluster.kubernetesVersion,
           agentPoolProfiles: pools.names().map((n) => ({ name: n, ...pools.resource(clusterId, n)!.properties })),
+          // AKS leaves networkPolicy out when none was chosen.
+          networkProfile: {
+            networkPlugin: 'azure',
+            ...(profile.networkPolicy === 'none' ? {} : { networkPolicy: profile.networkPolicy }),
+            ...(profile.networkPolicy === 'cilium' ? { networkDataplane: 'cilium' } : {}),
+          },
+          securityProfile: { workloadIdentity: { enabled: profile.workloadIdentity } },
+          oidcIssuerProfile: { enabled: profile.oidcIssuer, ...(profile.oidcIssuer ? { issuerURL: `https://${cluster.location}.oic.prod-aks.azure.com/00000000-0000-0000-0000-000000000000/${cluster.clusterName}/` } : {}) },
         },
       });
     }
