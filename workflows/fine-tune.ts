@@ -22,7 +22,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { trainingFailureMessage } from '../domain/advice.js';
-import { resolveClusters } from '../domain/cluster-targets.js';
+import { clustersOf, resolveClusters } from '../domain/cluster-targets.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { datasetForRecords } from '../domain/dataset-url.js';
 import { type FineTuneInput, type FineTunePlan, validateFineTuneRequest } from '../domain/fine-tune-request.js';
@@ -109,8 +109,7 @@ function startRun(): FineTuneRun {
 
 /** The push Secret, in every cluster the run may land in, before any GPU is asked for: a wrong one fails now, not after training. */
 async function checkPushSecret(plan: FineTunePlan, name: string): Promise<void> {
-  const clusters = new Set(plan.gpuAttempts.map((a) => a.cluster));
-  for (const cluster of clusters) {
+  for (const cluster of clustersOf(plan.gpuAttempts)) {
     await checkedInActivity('fineTune request', kube(cluster).checkPushSecret({ namespace: plan.namespace, name }, plan.output.registry, plan.output.repository));
   }
 }
@@ -120,7 +119,7 @@ async function checkPushSecret(plan: FineTunePlan, name: string): Promise<void> 
  * KAITO reads a Workspace's from its own cluster), with the request's inline parameters on top.
  */
 async function readTuningConfigMap(plan: FineTunePlan, name: string): Promise<TrainingConfig> {
-  const clusters = [...new Set(plan.gpuAttempts.map((a) => a.cluster))];
+  const clusters = clustersOf(plan.gpuAttempts);
   const read: TrainingConfig['training_config'][] = [];
   for (const cluster of clusters) read.push(await checkedInActivity('fineTune request', kube(cluster).readTuningConfigMap(plan.namespace, name, plan.method)));
   if (read.some((sections) => fingerprint(sections) !== fingerprint(read[0]))) {

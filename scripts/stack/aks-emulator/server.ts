@@ -45,7 +45,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 /**
  * The cluster's own settings that `doctor` reads (ManagedClusterProperties: networkProfile,
- * securityProfile.workloadIdentity, oidcIssuerProfile). By default a cluster set up as
+ * securityProfile.workloadIdentity, oidcIssuerProfile; learn.microsoft.com/rest/api/aks/managed-clusters/get,
+ * where networkPolicy is absent when none was chosen). By default a cluster set up as
  * docs/operations.md says: Azure CNI powered by Cilium with its network policy, workload identity
  * and the OIDC issuer enabled. Tests change them through /_emulator/cluster.
  */
