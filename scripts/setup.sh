@@ -160,7 +160,8 @@ else
   run_logged kubernetes-modules sh -c "cd '$wrapper' && go mod tidy"
   minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
   ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-  # One go build for all four: their shared packages compile once and the links run in parallel.
+  # One go build for all four, so their links can run side by side (measured cold on 2 cores: 276 s,
+  # against 281 s for four builds: the shared packages were already compiled once through GOCACHE).
   packages=(); for c in "${k8s_components[@]}"; do packages+=("k8s.io/kubernetes/cmd/$c"); done
   EXPECT_SECONDS=260 run_logged kubernetes sh -c "cd '$wrapper' && go build -trimpath -ldflags '$ldflags' -o '$BIN/' ${packages[*]}"
   for c in "${k8s_components[@]}"; do stamp "$c" "$KUBERNETES_VERSION"; done

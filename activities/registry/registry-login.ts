@@ -47,7 +47,7 @@ export function registryLoginPolicy(login: RegistryLogin, source: string): Pipel
         if (!basic) throw refused(response, 'the registry asks for a user and password, the login is a refresh token');
         authorization = basic;
       } else if (challenge?.scheme === 'bearer' && challenge.params.realm) {
-        authorization = `Bearer ${await token(challenge.params, request.url, next, refused)}`;
+        authorization = `Bearer ${await token(challenge.params, request.url, next)}`;
       } else {
         throw refused(response, `unknown challenge ${challenge?.scheme ?? '(none)'}`);
       }
@@ -59,12 +59,7 @@ export function registryLoginPolicy(login: RegistryLogin, source: string): Pipel
   };
 
   /** An access token from the challenge's realm for its service and scope. */
-  async function token(
-    params: Record<string, string>,
-    requestUrl: string,
-    next: Parameters<PipelinePolicy['sendRequest']>[1],
-    refusedBy: typeof refused,
-  ): Promise<string> {
+  async function token(params: Record<string, string>, requestUrl: string, next: Parameters<PipelinePolicy['sendRequest']>[1]): Promise<string> {
     const query = new URLSearchParams();
     if (params.service) query.set('service', params.service);
     if (params.scope) query.set('scope', params.scope);
@@ -79,10 +74,10 @@ export function registryLoginPolicy(login: RegistryLogin, source: string): Pipel
             body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: login.refreshToken, ...Object.fromEntries(query) }).toString(),
           });
     const response = await next(request);
-    if (response.status !== 200) throw refusedBy(response, 'its token endpoint');
+    if (response.status !== 200) throw refused(response, 'its token endpoint');
     const body = JSON.parse(response.bodyAsText ?? '{}') as { token?: string; access_token?: string };
     const value = body.access_token ?? body.token;
-    if (!value) throw refusedBy(response, 'its token endpoint answered without a token');
+    if (!value) throw refused(response, 'its token endpoint answered without a token');
     return value;
   }
 }

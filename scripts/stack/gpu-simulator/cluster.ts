@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod, type V1Volume } from '@kubernetes/client-node';
 import { retryOnConflict } from '../../../activities/kubernetes/api-errors.js';
 
 export const storageClassName = 'simulated-disk';
@@ -109,31 +109,9 @@ export class SimulatedCluster {
   /**
    * The host folder behind `podPath` in `pod`: through the volume a container mounts above it.
    * PVCs resolve to their simulated disk; emptyDirs to a folder per pod uid, as a kubelet keeps
-   * them (/var/lib/kubelet/pods/<uid>/volumes/...), so a replaced pod starts with empty ones.
+   * them (/var/lib/kubelet/pods/<uid>/volumes/...), so a replaced pod starts with empty ones;
+   * projected Secrets to such a folder holding their items, as kubelet writes them.
    */
-  /**
-   * What kubelet would project for a pod's Secret volume mounted at `podPath`: the files it holds,
-   * written into `dir` (each item's key as its path). Undefined when no Secret volume is mounted
-   * there; a missing Secret or key throws, as kubelet's FailedMount would keep the pod from running.
-   */
-  async projectSecretVolume(pod: V1Pod, podPath: string, dir: string): Promise<string | undefined> {
-    const container = pod.spec!.containers[0]!;
-    const mount = container.volumeMounts?.find((m) => m.mountPath === podPath);
-    const volume = pod.spec!.volumes?.find((v) => v.name === mount?.name);
-    const sources = volume?.projected?.sources?.map((s) => s.secret).filter((s) => s !== undefined);
-    if (!sources?.length) return undefined;
-    await mkdir(dir, { recursive: true });
-    for (const source of sources) {
-      const secret = await this.core.readNamespacedSecret({ name: source.name!, namespace: pod.metadata!.namespace! });
-      for (const item of source.items ?? []) {
-        const value = secret.data?.[item.key];
-        if (value === undefined) throw new Error(`Secret ${source.name} has no key ${item.key}`);
-        await writeFile(join(dir, item.path), Buffer.from(value, 'base64'), { mode: 0o600 });
-      }
-    }
-    return dir;
-  }
-
   async hostPathOf(pod: V1Pod, podPath: string): Promise<string | undefined> {
     const mounts = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].flatMap((c) => c.volumeMounts ?? []);
     const mount = mounts
@@ -143,12 +121,31 @@ export class SimulatedCluster {
     if (!mount || !volume) return undefined;
     const rest = podPath.slice(mount.mountPath.length).replace(/^\//, '');
     if (volume.emptyDir) return join(emptyDirPath(this.volumesDir, pod.metadata!.uid!, volume.name), rest);
+    if (volume.projected) return join(await this.projectSecrets(pod, volume), rest);
     const claimName = volume.persistentVolumeClaim?.claimName;
     if (!claimName) return undefined;
     const claim = await this.core.readNamespacedPersistentVolumeClaim({ name: claimName, namespace: pod.metadata!.namespace! });
     if (!claim.spec?.volumeName) return undefined;
     const pv = await this.core.readPersistentVolume({ name: claim.spec.volumeName });
     return pv.spec?.hostPath?.path && join(pv.spec.hostPath.path, rest);
+  }
+
+  /**
+   * A projected volume's Secret items, written into the pod's folder for that volume (each item's
+   * key as its path); a missing Secret or key throws, as kubelet's FailedMount keeps the pod from running.
+   */
+  private async projectSecrets(pod: V1Pod, volume: V1Volume): Promise<string> {
+    const dir = emptyDirPath(this.volumesDir, pod.metadata!.uid!, volume.name);
+    await mkdir(dir, { recursive: true });
+    for (const source of volume.projected?.sources?.map((s) => s.secret).filter((s) => s !== undefined) ?? []) {
+      const secret = await this.core.readNamespacedSecret({ name: source.name!, namespace: pod.metadata!.namespace! });
+      for (const item of source.items ?? []) {
+        const value = secret.data?.[item.key];
+        if (value === undefined) throw new Error(`Secret ${source.name} has no key ${item.key}`);
+        await writeFile(join(dir, item.path), Buffer.from(value, 'base64'), { mode: 0o600 });
+      }
+    }
+    return dir;
   }
 
   /** Whether the pod still runs (not deleted, not ended): a trainer whose pod was deleted stops, as its container is killed. */

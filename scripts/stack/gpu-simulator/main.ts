@@ -114,10 +114,8 @@ async function runPush(pod: V1Pod): Promise<void> {
   const env: Record<string, string> = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
   try {
     // A push Secret mounted as docker's config folder: projected onto this machine, as kubelet would.
-    if (env.DOCKER_CONFIG) {
-      const projected = await cluster.projectSecretVolume(pod, env.DOCKER_CONFIG, emptyDirPath(volumesDir, pod.metadata!.uid!, 'docker-config'));
-      if (projected) env.DOCKER_CONFIG = projected;
-    }
+    const dockerConfig = env.DOCKER_CONFIG && (await cluster.hostPathOf(pod, env.DOCKER_CONFIG));
+    if (dockerConfig) env.DOCKER_CONFIG = dockerConfig;
     // The real push command, run here instead of in the pod: the stack's registry is on loopback.
     const { stdout } = await run(process.execPath, ['--import', 'tsx', join(projectRoot, 'workers/main.ts'), 'push-adapter', ...args], {
       cwd: projectRoot,
