@@ -16,6 +16,7 @@ import { createEndpointKubeActivities } from './kubernetes/endpoint.js';
 import { createFineTuneKubeActivities } from './kubernetes/fine-tune.js';
 import { createJobActivities } from './kubernetes/jobs.js';
 import { createNodeActivities } from './kubernetes/nodes.js';
+import { createOutputVolumeActivities } from './kubernetes/output-volume.js';
 import { createProductStateActivities } from './kubernetes/product-state.js';
 import { createRunObjectActivities } from './kubernetes/run-objects.js';
 import { createTuningConfigMapActivities } from './kubernetes/tuning-configmap.js';
@@ -65,6 +66,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createEndpointKubeActivities({ ...deps, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createRunObjectActivities({ kubeConfig: deps.kubeConfig }),
     ...createTuningConfigMapActivities({ kubeConfig: deps.kubeConfig }),
+    ...createOutputVolumeActivities(deps),
     ...createRegistryActivities({ credential: deps.registryCredential, allowLoopbackRegistry: deps.allowLoopbackRegistry }),
     ...createPushSecretActivities({ kubeConfig: deps.kubeConfig, credential: deps.registryCredential }),
     ...createDatasetActivities({ credential: deps.registryCredential }),

@@ -227,7 +227,7 @@ export function planFineTune(input: FineTuneInput, options: { workflowId?: strin
       `ConfigMap ${plan.namespace}/${names.configMap}`,
       `PersistentVolumeClaim ${plan.namespace}/${names.results}`,
       `Job ${plan.namespace}/${names.trainJob()}`,
-      `Job ${plan.namespace}/${names.pushJob(1)}`,
+      `Job ${plan.namespace}/${plan.output.kind === 'image' ? names.pushJob(1) : names.copyJob(1)}`,
       ...(plan.deploy ? [`Deployment ${plan.namespace}/${plan.deploy.name}`, `Service ${plan.namespace}/${plan.deploy.name}`] : []),
     ],
     estimate: {

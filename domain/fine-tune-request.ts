@@ -85,7 +85,10 @@ export const fineTuneRequestSchema = strict({
   output: strict({
     image: imageText.optional().describe('Where the adapter image goes: registry/repository[:tag].'),
     pushSecret: secretName.optional().describe('A docker-config Secret in the run\'s namespace the pusher logs in to the registry with (KAITO\'s imagePushSecret: an ACR token or admin user). Without it, the pusher\'s workload identity.'),
-  }).optional(),
+    volume: dnsSubdomain('PersistentVolumeClaim')
+      .optional()
+      .describe("Instead of image: an existing PersistentVolumeClaim in the run's namespace the adapter's files are copied to, at its root, as KAITO's trainer leaves them (KAITO's tuning.output.volumeSource). The product never deletes it. Not with deploy or promote, which pull the adapter as an image."),
+  }).optional().describe('Where the adapter goes: exactly one of image or volume.'),
   gpu: strict({
     vmSize: vmSizeText.optional().describe('The Azure VM size of the GPU pool, e.g. Standard_NC24ads_A100_v4 (required).'),
     spot: boolean().optional().describe('Spot VMs: cheaper, evictable; the trainer resumes from its last checkpoint on a new node.'),
@@ -126,7 +129,7 @@ export interface FineTunePlan {
   config: TrainingConfig;
   /** The held-out split the trainer evaluates on, when asked. */
   evaluation?: EvaluationSplit;
-  output: ImageReference & { tag: string };
+  output: AdapterOutput;
   /** A docker-config Secret in the run's namespace the pusher logs in with; without it, workload identity. */
   pushSecret?: string;
   vmSize: VmSize;
@@ -160,6 +163,16 @@ export interface FineTunePlan {
   podStartTimeoutMinutes: number;
 }
 
+/** Where the adapter goes: an image in a registry, or the files on a user's PersistentVolumeClaim. */
+export type AdapterOutput = ({ kind: 'image' } & ImageReference & { tag: string }) | { kind: 'volume'; claimName: string };
+
+/** The adapter image's reference registry/repository:tag. */
+export const adapterImageOf = (output: AdapterOutput & { kind: 'image' }) => `${output.registry}/${output.repository}:${output.tag}`;
+
+/** Where the adapter goes, in words: its image reference, or the PersistentVolumeClaim. */
+export const adapterDestination = (output: AdapterOutput, namespace: string) =>
+  output.kind === 'image' ? adapterImageOf(output) : `PersistentVolumeClaim ${namespace}/${output.claimName}`;
+
 export type Validation = { ok: true; plan: FineTunePlan } | { ok: false; problems: string[] };
 
 export const planDefaults = { capacityWaitMinutes: 30, namespace: 'aks-finetune', maxHours: 24, podStartTimeoutMinutes: 15, pollIntervalSeconds: 30, checkpointEveryMinutes: 15, checkpointsKept: 2 };
@@ -186,7 +199,7 @@ export function fromKaitoWorkspace(workspace: KaitoWorkspace): FineTuneRequest {
       imagePullSecret: input.imagePullSecrets?.[0],
       volume: input.volumeSource?.persistentVolumeClaim.claimName,
     },
-    output: { image: tuning.output?.image, pushSecret: tuning.output?.imagePushSecret },
+    output: { image: tuning.output?.image, pushSecret: tuning.output?.imagePushSecret, volume: tuning.output?.volumeSource?.persistentVolumeClaim.claimName },
     tuning: { configMap: tuning.config },
     gpu: { vmSize: resource?.instanceType },
   };
@@ -196,11 +209,14 @@ export function fromKaitoWorkspace(workspace: KaitoWorkspace): FineTuneRequest {
 function merge(request: FineTuneRequest, base: FineTuneRequest): FineTuneRequest {
   const defined = <T extends object>(o: T | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
   const datasetGiven = request.dataset && Object.values(request.dataset).some((v) => v !== undefined);
+  // A destination the request names replaces the Workspace's, of either kind (a volume needs no push Secret).
+  const baseOutput =
+    request.output?.volume !== undefined ? {} : request.output?.image !== undefined ? { pushSecret: base.output?.pushSecret } : base.output;
   return {
     ...base,
     ...defined(request),
     dataset: datasetGiven ? request.dataset : base.dataset,
-    output: { ...defined(base.output), ...defined(request.output) },
+    output: { ...defined(baseOutput), ...defined(request.output) },
     tuning: { ...defined(base.tuning), ...defined(request.tuning) },
     gpu: { ...defined(base.gpu), ...defined(request.gpu) },
   };
@@ -246,14 +262,18 @@ function sizeProblems(name: string, field: string, model: ModelPreset | undefine
 const registryHostProblem = (registry: string) => hostProblem(registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''));
 
 /** What is wrong with where the adapter goes (the request's output, or the Workspace's it fell back to). */
-function outputProblems({ image, pushSecret }: { image?: string; pushSecret?: string }, output: ImageReference | undefined): string[] {
+function outputProblems({ image, pushSecret, volume }: { image?: string; pushSecret?: string; volume?: string }, output: ImageReference | undefined): string[] {
+  if (volume !== undefined) {
+    if (image !== undefined) return ['output needs exactly one of image and volume (got both): the adapter is pushed as an image or copied to a PersistentVolumeClaim'];
+    return pushSecret === undefined ? [] : ['output.pushSecret logs in to a registry: it goes with output.image, not with output.volume'];
+  }
   const placeholders = kaitoPlaceholderProblems({ image, pushSecret });
   if (placeholders.length > 0) return placeholders;
   const problems: string[] = [];
   if (pushSecret !== undefined && !dnsSubdomainPattern.test(pushSecret)) {
     problems.push(`output.pushSecret "${pushSecret}" (or the Workspace's tuning.output.imagePushSecret) must be a Secret name: ${dnsSubdomainRule}`);
   }
-  if (!image) problems.push('output.image is required: the registry/repository[:tag] the adapter image is pushed to');
+  if (!image) problems.push('output.image or output.volume is required: the registry/repository[:tag] the adapter image is pushed to, or the PersistentVolumeClaim its files are copied to');
   else if (!output) problems.push(`output.image "${image}" is not a valid image reference`);
   else if (output.registry === 'docker.io') problems.push(`output.image "${image}" names no registry; write it as myregistry.azurecr.io/repository[:tag]`);
   else if (output.digest) problems.push('output.image must not carry a digest: the digest is known only after the push');
@@ -347,6 +367,9 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
   if (request.output?.pushSecret !== undefined && (request.deploy || request.promote)) {
     problems.push(`output.pushSecret does not go with ${request.deploy ? 'deploy' : 'promote'}: inference pulls adapters with the cluster's identity (AcrPull), which a registry that needs the Secret does not accept`);
   }
+  if (request.output?.volume !== undefined && (request.deploy || request.promote)) {
+    problems.push(`output.volume does not go with ${request.deploy ? 'deploy' : 'promote'}: inference pulls the adapter as an image; use output.image to serve it`);
+  }
 
   const namespace = request.namespace ?? planDefaults.namespace;
   const protectedProblem = namespaceProblem(namespace);
@@ -379,7 +402,7 @@ export function validateFineTuneRequest(input: unknown, workflowId: string): Val
       configMap: tuning.configMap,
       tuningOverrides: tuning,
       evaluation: request.evaluation,
-      output: { ...output!, tag: output!.tag ?? runName },
+      output: request.output?.volume !== undefined ? { kind: 'volume', claimName: request.output.volume } : { kind: 'image', ...output!, tag: output!.tag ?? runName },
       pushSecret: request.output?.pushSecret,
       vmSize: vmSize!,
       spot: gpu.spot ?? false,

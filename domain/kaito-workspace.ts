@@ -44,7 +44,8 @@ export const kaitoWorkspaceSchema = strict(
         image: text('an image reference of at most 255 characters').optional(),
         // Checked as a Secret name after the request's own fields are merged in (a request may replace KAITO's placeholder).
         imagePushSecret: text('a Secret name', { max: 253 }).optional(),
-        volumeSource: refused('volume outputs are not supported: the adapter is pushed as an image (output.image)'),
+        // The adapter's files are copied there after training (request output.volume).
+        volumeSource: strict({ persistentVolumeClaim: strict({ claimName: dnsSubdomain('PersistentVolumeClaim') }) }).optional(),
       }).optional(),
     }),
   },

@@ -7,17 +7,19 @@ export const usage = `Usage: aks-finetune <command> [options]   (in this reposit
                                                  scripts; with --follow, one JSON document per line (JSON Lines)
                                                  each time the status changes; errors stay text on stderr
 
-  start <spec.yaml|.json> [--id ID] [--follow] [--image REF] [--push-secret NAME] [--vm-size SIZE]
+  start <spec.yaml|.json> [--id ID] [--follow] [--image REF] [--push-secret NAME] [--output-volume PVC]
+                  [--vm-size SIZE]
                                                  start a run from a request file or a KAITO Workspace file;
-                                                 --image, --push-secret and --vm-size replace the file's
-                                                 output image, push Secret and VM size (a KAITO example's
-                                                 placeholders, without editing the file)
+                                                 --image, --push-secret, --output-volume and --vm-size replace
+                                                 the file's output image, push Secret, output volume and VM
+                                                 size (a KAITO example's placeholders, without editing the file)
   status <workflow-id> [--follow]                a run's status with its training progress and loss chart;
                                                  --follow shows live progress until it ends
   list [--model M] [--method lora|qlora] [--phase P] [--repository R] [--limit N]
                                                  recent runs, newest first
   cancel <workflow-id>                           cancel a run (it cleans up before it ends)
-  plan <spec.yaml|.json> [--hours H] [--quota] [--image REF] [--push-secret NAME] [--vm-size SIZE]
+  plan <spec.yaml|.json> [--hours H] [--quota] [--image REF] [--push-secret NAME] [--output-volume PVC]
+                  [--vm-size SIZE]
                                                  dry run: validation, node pool, the GPU attempts in order,
                                                  Kubernetes objects and estimated GPU-hours and cost for H hours
                                                  of training (default 1); --quota reads the vCPU quota of each

@@ -46,7 +46,7 @@ import { lossChart, trainingLines } from '../client/training-view.js';
 import { attemptQuotaText, readAttemptQuota } from '../client/gpu-quota.js';
 import { estimateCost } from '../domain/prices.js';
 import { quotaSummary } from '../domain/gpu-candidates.js';
-import type { FineTuneInput } from '../domain/fine-tune-request.js';
+import { adapterDestination, adapterImageOf, type FineTuneInput } from '../domain/fine-tune-request.js';
 import type { PromotionRequest } from '../domain/promotion.js';
 import type { PromotionStatus } from '../workflows/promotion-api.js';
 import { usage } from './cli-usage.js';
@@ -87,20 +87,21 @@ class Output {
 }
 
 /**
- * A request file, or a KAITO Workspace file (kind: Workspace), YAML or JSON; --image, --push-secret
- * and --vm-size replace the file's output.image, output.pushSecret and gpu.vmSize (request fields
- * win over a Workspace's), so KAITO's files run unchanged.
+ * A request file, or a KAITO Workspace file (kind: Workspace), YAML or JSON; --image, --push-secret,
+ * --output-volume and --vm-size replace the file's output.image, output.pushSecret, output.volume and
+ * gpu.vmSize (request fields win over a Workspace's), so KAITO's files run unchanged.
  */
 function readRequest(file: string | undefined, values: Record<string, string | boolean | undefined> = {}): FineTuneInput {
   if (!file) throw new UsageError('a spec file is required');
   const request = readFineTuneSpec(file);
   const image = values.image as string | undefined;
   const pushSecret = values['push-secret'] as string | undefined;
+  const volume = values['output-volume'] as string | undefined;
   const vmSize = values['vm-size'] as string | undefined;
-  if (image === undefined && pushSecret === undefined && vmSize === undefined) return request;
+  if (image === undefined && pushSecret === undefined && volume === undefined && vmSize === undefined) return request;
   return {
     ...request,
-    output: { ...request.output, ...(image !== undefined ? { image } : {}), ...(pushSecret !== undefined ? { pushSecret } : {}) },
+    output: { ...request.output, ...(image !== undefined ? { image } : {}), ...(pushSecret !== undefined ? { pushSecret } : {}), ...(volume !== undefined ? { volume } : {}) },
     gpu: { ...request.gpu, ...(vmSize !== undefined ? { vmSize } : {}) },
   };
 }
@@ -127,6 +128,7 @@ function render({ workflowId, execution, status, failure }: RunStatus, options: 
       lines.push(`  GPUs: pool ${g.pool} (${g.vmSize}${g.spot ? ', spot' : ''}), ${g.gpuMinutes} GPU-minutes, about ${g.estimatedCost?.toFixed(2) ?? '?'} ${g.currency} (prices as of ${g.pricesAsOf})`);
     }
     if (status.adapter?.digest) lines.push(`  adapter: ${status.adapter.reference}`);
+    if (status.adapter?.contentDigest) lines.push(`  adapter: ${status.adapter.files?.join(', ')} on PersistentVolumeClaim ${status.adapter.volume} (${status.adapter.contentDigest})`);
     if (status.inference) lines.push(`  serving: ${status.inference.models.join(', ')} (Service ${status.inference.service})`);
     if (status.released.length) lines.push(`  released: ${status.released.join(', ')}`);
   }
@@ -322,7 +324,9 @@ function planText({ plan, nodePool, kubernetesObjects, estimate }: ReturnType<ty
   const { trainer } = plan;
   lines.push(
     `  objects    ${kubernetesObjects.join(', ')}`,
-    `  adapter    ${plan.output.registry}/${plan.output.repository}:${plan.output.tag}, pushed with ${plan.pushSecret ? `the docker-config Secret ${plan.namespace}/${plan.pushSecret} (checked before GPUs are asked for)` : "the pusher's workload identity (AcrPush)"}`,
+    plan.output.kind === 'image'
+      ? `  adapter    ${adapterImageOf(plan.output)}, pushed with ${plan.pushSecret ? `the docker-config Secret ${plan.namespace}/${plan.pushSecret} (checked before GPUs are asked for)` : "the pusher's workload identity (AcrPush)"}`
+      : `  adapter    files copied to the root of ${adapterDestination(plan.output, plan.namespace)} (checked before GPUs are asked for; never deleted)`,
     `  parameters ${plan.configMap ? `ConfigMap ${plan.namespace}/${plan.configMap}, read and checked when the run starts (inline tuning fields win over it)` : "KAITO's " + plan.method + ' template, with the inline tuning fields'}`,
     `  estimate   ${estimate.gpuHours} GPU-hours for ${estimate.trainingHours} h of training, about ${estimate.cost?.toFixed(2) ?? '?'} ${estimate.currency} (prices as of ${estimate.pricesAsOf})`,
     trainer.checkpoint
@@ -368,6 +372,7 @@ async function main(argv: string[]): Promise<number> {
       'vm-size': { type: 'string' },
       image: { type: 'string' },
       'push-secret': { type: 'string' },
+      'output-volume': { type: 'string' },
       namespace: { type: 'string' },
       replicas: { type: 'string' },
       'max-loras': { type: 'string' },

@@ -177,6 +177,7 @@ add('KAITO Workspace', 'tuning.output.imagePushSecret', 'Acr_Push', 'must be a S
 add('KAITO Workspace', 'tuning.output.imagePushSecret', 'ACR_REGISTRY_SECRET_HERE', "is KAITO's example placeholder", validWorkspace);
 add('KAITO Workspace', 'tuning.output.image', 'ACR_REPO_HERE.azurecr.io/IMAGE_NAME_HERE:0.0.1', "still holds KAITO's example placeholders ACR_REPO_HERE, IMAGE_NAME_HERE", validWorkspace);
 add('semantic', 'deploy', {}, 'output.pushSecret does not go with deploy', withField(valid, 'output', { image: 'myacr.azurecr.io/a:v1', pushSecret: 'acr-push' }));
+add('semantic', 'deploy', {}, 'output.volume does not go with deploy: inference pulls the adapter as an image', withField(valid, 'output', { volume: 'adapters' }));
 
 // Image references.
 add('images', 'output.image', `myacr.azurecr.io/${'a'.repeat(300)}:v1`);
@@ -226,7 +227,10 @@ add('semantic', 'dataset', {}, 'dataset needs exactly one of urls, urlsSecret, i
 add('semantic', 'dataset', { urls: ['https://a.example.com/x.csv'], urlsSecret: { name: 'sas' } }, 'dataset needs exactly one');
 add('names', 'dataset', { urlsSecret: { name: 'Bad Secret' } }, 'dataset.urlsSecret.name');
 add('semantic', 'dataset', { urls: ['https://a.example.com/x.csv'], volume: 'data' }, 'dataset needs exactly one');
-add('semantic', 'output', undefined, 'output.image is required');
+add('semantic', 'output', undefined, 'output.image or output.volume is required');
+add('semantic', 'output.volume', 'adapters', 'output needs exactly one of image and volume');
+add('semantic', 'output', { volume: 'adapters', pushSecret: 'acr-push' }, 'output.pushSecret logs in to a registry: it goes with output.image, not with output.volume');
+add('names', 'output', { volume: 'Bad_Claim' }, 'output.volume');
 add('semantic', 'dataset', { urls: ['https://a.example.com/x.csv'], imagePullSecret: 'pull' }, 'dataset.imagePullSecret');
 add('semantic', 'budget', { maxCost: 10 }, 'budget.maxCost', withField(valid, 'prices', { asOf: '2026-01-01', source: 'mine', currency: 'EUR', perHour: {}, spotFactor: 0.3 }));
 
@@ -237,7 +241,7 @@ add('KAITO Workspace', 'inference', { preset: { name: 'phi-3-mini-4k-instruct' }
 add('KAITO Workspace', 'tuning.config', 'My_Params', 'workspace.tuning.config', validWorkspace);
 add('KAITO Workspace', 'tuning.preset.name', 'falcon-7b', 'KAITO no longer tunes falcon models', validWorkspace);
 add('KAITO Workspace', 'resource.instanceType', 'Standard_NC6s_v3', 'Azure retired it on 2025-09-30', validWorkspace);
-add('KAITO Workspace', 'tuning.output.volumeSource', { persistentVolumeClaim: { claimName: 'out' } }, 'workspace.tuning.output.volumeSource is not supported', validWorkspace);
+add('KAITO Workspace', 'tuning.output.volumeSource', { emptyDir: {} }, 'workspace.tuning.output.volumeSource.emptyDir', validWorkspace);
 add('KAITO Workspace', 'tuning.preset.presetOptions', { image: 'private/model' }, 'workspace.tuning.preset.presetOptions is not supported', validWorkspace);
 add('KAITO Workspace', 'tuning.method', 'dora', 'workspace.tuning.method', validWorkspace);
 add('KAITO Workspace', 'tuning.epochs', 3, 'workspace.tuning.epochs is not a known field', validWorkspace);

@@ -63,7 +63,7 @@ describe('fineTune request validation', () => {
         'method qlora needs exactly one of loadIn4bit and loadIn8bit set to true',
         'gpu.vmSize "Standard_X" is not a known Azure VM size',
         'dataset needs exactly one of urls, urlsSecret, image or volume',
-        'output.image is required: the registry/repository[:tag] the adapter image is pushed to',
+        'output.image or output.volume is required: the registry/repository[:tag] the adapter image is pushed to, or the PersistentVolumeClaim its files are copied to',
       ]),
     );
   });
@@ -149,6 +149,35 @@ tuning:
       output: { repository: 'adapters/phi-3-dolly', tag: '0.0.1' },
     });
     expect(problems({ workspace: 'kind: [' } as never)).toEqual([expect.stringContaining('workspace must be a KAITO Workspace object (Workspace text is parsed before validation), not "kind: ["')]);
+  });
+
+  it("takes a Workspace's output volume, and lets the request's destination replace the Workspace's, of either kind", () => {
+    const workspace = parseSpecText(
+      `
+apiVersion: kaito.sh/v1beta1
+kind: Workspace
+resource: { instanceType: Standard_NC24ads_A100_v4 }
+tuning:
+  preset: { name: phi-3-mini-128k-instruct }
+  method: qlora
+  input: { volumeSource: { persistentVolumeClaim: { claimName: pvc-in } } }
+  output: { volumeSource: { persistentVolumeClaim: { claimName: pvc-out } } }
+`,
+      'workspace',
+    ) as FineTuneRequest['workspace'];
+    const plan = (request: FineTuneRequest) => {
+      const result = validateFineTuneRequest(request, 'wf');
+      if (!result.ok) throw new Error(result.problems.join('; '));
+      return result.plan;
+    };
+    expect(plan({ workspace })).toMatchObject({ output: { kind: 'volume', claimName: 'pvc-out' }, dataset: { volume: 'pvc-in' } });
+    expect(plan({ workspace, output: { image: 'myacr.azurecr.io/adapters/phi3:v2' } }).output).toMatchObject({ kind: 'image', repository: 'adapters/phi3', tag: 'v2' });
+    // A request's volume replaces a Workspace's image and the push Secret that went with it.
+    const imageWorkspace = { ...workspace!, tuning: { ...workspace!.tuning, output: { image: 'myacr.azurecr.io/a:v1', imagePushSecret: 'acr-push' } } };
+    expect(plan({ workspace: imageWorkspace, output: { volume: 'pvc-mine' } })).toMatchObject({ output: { kind: 'volume', claimName: 'pvc-mine' }, pushSecret: undefined });
+    expect(problems({ ...valid, output: { volume: 'pvc-out' }, promote: { endpoint: { name: 'chat' }, alias: 'prod', suite: { jsonl: '{"prompt": "hi", "expect": {"contains": "hello"}}' } } } as FineTuneRequest)).toContain(
+      'output.volume does not go with promote: inference pulls the adapter as an image; use output.image to serve it',
+    );
   });
 
   it('builds KAITO qlora parameters from its template and the overrides', () => {

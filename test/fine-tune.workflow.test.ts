@@ -86,7 +86,7 @@ describe('fineTune', () => {
     await expectNothingLeft(status, workflowId);
 
     // The registry holds the adapter under the recorded digest, with its lineage.
-    const ref = status.adapter!.image.split('/').slice(1).join('/');
+    const ref = status.adapter!.image!.split('/').slice(1).join('/');
     const [repository, tag] = ref.split(':') as [string, string];
     const registry = createRegistryContentClient(config.registry.endpoint, repository, createAzureCredential(config.azure.staticToken));
     const { digest, manifest } = await registry.getManifest(tag);

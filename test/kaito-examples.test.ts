@@ -11,11 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { checkTuningConfigMapFile, FineTuneRequestError, parseFineTuneSpec, planFineTune, readFineTuneSpec, startFineTune } from '../client/fine-tune-client.js';
 import { fingerprint, trainingConfig } from '../domain/training-config.js';
+import { adapterContentDigest } from '../activities/registry/adapter-image.js';
 import { createAzureCredential, createRegistryContentClient } from '../workers/clients.js';
+import { lineageFile } from '../workers/copy-adapter.js';
+import { runIdLabel } from '../activities/kubernetes/labels.js';
+import { runLabelValue } from '../domain/hash.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { fineTuneWorkflowId } from '../workflows/ids.js';
 import { type AuthRegistry, dockerConfigJson, startAuthRegistry } from './auth-registry.js';
-import { adminKubeConfig, config, core, createRunNamespace, emulator, unique } from './support.js';
+import { adminKubeConfig, config, core, createRunNamespace, emulator, eventually, objectsLabelled, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const examples = join(import.meta.dirname, 'fixtures', 'kaito-examples', 'v0.12.0');
@@ -161,13 +165,56 @@ describe('the phi-3 Workspace on the local stack, with a push Secret and a tunin
   });
 });
 
-describe('a multi-document KAITO file', () => {
-  it('is read for its Workspace, and refused for the output volume this product does not write', () => {
-    expect(planProblems(example('kaito_workspace_tuning_phi_3_with_pvc_volume.yaml'))).toEqual([
-      'workspace.tuning.output.volumeSource is not supported: volume outputs are not supported: the adapter is pushed as an image (output.image)',
-    ]);
-    const text = readFileSync(example('kaito_workspace_tuning_phi_3_with_pvc_volume.yaml'), 'utf8');
+describe("KAITO's multi-document PVC example, unchanged", () => {
+  const file = example('kaito_workspace_tuning_phi_3_with_pvc_volume.yaml');
+  const text = readFileSync(file, 'utf8');
+  const vmSize = 'Standard_NC24ads_A100_v4';
+
+  it('is read for its Workspace and plans once a size Azure still has is given: the adapter goes to its output claim', () => {
     expect(parseAllDocuments(text).map((d) => (d.toJS() as { kind: string }).kind)).toEqual(['PersistentVolumeClaim', 'PersistentVolumeClaim', 'Workspace']);
     expect(parseFineTuneSpec(text, 'pvc.yaml')).toMatchObject({ workspace: { kind: 'Workspace' } });
+    // KAITO's example still names an NCv3 size, which Azure retired: the one thing to give.
+    expect(planProblems(file)).toEqual([expect.stringMatching(/^gpu.vmSize Standard_NC6s_v3: Azure retired it on 2025-09-30 .*; choose Standard_NV36ads_A10_v5$/)]);
+    const { plan, kubernetesObjects } = planFineTune({ ...readFineTuneSpec(file), gpu: { vmSize } }, { workflowId: 'kaito-example' });
+    expect(plan).toMatchObject({ output: { kind: 'volume', claimName: 'pvc-azurefile-output' }, dataset: { volume: 'pvc-azurefile-input' }, method: 'qlora' });
+    expect(kubernetesObjects).toContain('Job aks-finetune/workspace-tuning-phi-3-<run tag>-copy-1');
+  });
+
+  it("runs on the local stack with the file's claims as applied: the adapter lands at the output claim's root, which no cleanup touches", async () => {
+    const namespace = `kaito-pvc-${unique()}`;
+    await createRunNamespace(namespace);
+    // As kubectl apply -f applies the file: its two claims (azurefile-csi, as AKS has it), then the run from its Workspace.
+    for (const doc of parseAllDocuments(text).map((d) => d.toJS() as { kind: string })) {
+      if (doc.kind === 'PersistentVolumeClaim') await core.createNamespacedPersistentVolumeClaim({ namespace, body: doc });
+    }
+    const workflowId = fineTuneWorkflowId(`kaito-pvc-${unique()}`);
+    const status = await temporal.withWorker(activities, async (taskQueue) => {
+      // A claim that is not there fails the run before any GPU is asked for.
+      await emulator.clearRequests();
+      const missing = await startFineTune(temporal.env.client, { workspace: text, namespace, gpu: { vmSize }, output: { volume: 'no-such-claim' } }, { workflowId: fineTuneWorkflowId(`kaito-pvc-missing-${unique()}`), taskQueue });
+      const error = (await missing.result().catch((err: unknown) => err)) as WorkflowFailedError;
+      expect(error.cause?.message).toContain(`output.volume no-such-claim: no such PersistentVolumeClaim in namespace ${namespace}`);
+      expect((await emulator.requests()).filter((r) => r.method === 'PUT')).toEqual([]);
+      return (await startFineTune(temporal.env.client, { workspace: text, namespace, gpu: { vmSize }, pollIntervalSeconds: 1 }, { workflowId, taskQueue })).result();
+    });
+    expect(status.phase).toBe('succeeded');
+    expect(status.adapter).toMatchObject({ volume: 'pvc-azurefile-output', files: ['adapter_config.json', 'adapter_model.safetensors'], contentDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+    expect(status.steps.map((s) => s.name)).toContain('copy adapter to volume');
+
+    // The files on the claim's volume are the ones the run reports, with the run's lineage beside them.
+    const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'pvc-azurefile-output', namespace });
+    const dir = (await core.readPersistentVolume({ name: claim.spec!.volumeName! })).spec!.hostPath!.path;
+    expect(await adapterContentDigest(dir)).toBe(status.adapter!.contentDigest);
+    const lineage = JSON.parse(readFileSync(join(dir, lineageFile), 'utf8')) as { contentDigest: string; annotations: Record<string, string> };
+    expect(lineage).toMatchObject({ contentDigest: status.adapter!.contentDigest, annotations: { 'sh.kaito.model.name': 'phi-3-mini-128k-instruct' } });
+
+    // The user's claims stay; everything the run made is gone.
+    // (A deleted PVC stays listed until the pvc-protection controller drops its finalizer.)
+    const runObjects = () => objectsLabelled(namespace, `${runIdLabel}=${runLabelValue(workflowId)}`);
+    await eventually(async () => ((await runObjects()).length === 0 ? true : undefined), 'the run objects gone', 90_000).catch(() => undefined);
+    expect(await runObjects()).toEqual([]);
+    const claims = (await core.listNamespacedPersistentVolumeClaim({ namespace })).items.map((c) => c.metadata!.name);
+    expect(claims.sort()).toEqual(['pvc-azurefile-input', 'pvc-azurefile-output']);
+    expect(await adapterContentDigest(dir)).toBe(status.adapter!.contentDigest);
   });
 });

@@ -1,6 +1,7 @@
 // The worker image's one binary:
 //   worker         (default) poll the task queue and run workflows and activities
 //   push-adapter   package an adapter from a results folder and push it (the pusher Job runs this)
+//   copy-adapter   copy an adapter from a results folder to an output volume (the copier Job runs this)
 //   download-dataset  fetch dataset URLs, checking every resolved address and redirect (the tuning pod runs this)
 //   adapter-router  keep a vLLM replica's adapters equal to its endpoint's desired state and proxy its API (the endpoint pod's sidecar)
 // Configuration comes from the environment (docs/operations.md, "Configuration").
@@ -11,6 +12,7 @@ import { createKubeConfig } from './clients.js';
 import { startJobWatcher } from './job-watcher.js';
 import { ConfigError, loadWorkerConfig, targetConfig } from './config.js';
 import { downloadDatasetCommand } from './download-dataset.js';
+import { copyAdapterCommand } from './copy-adapter.js';
 import { pushAdapterCommand } from './push-adapter.js';
 import { runtimeOptions } from './telemetry.js';
 import { createClusterWorkers, createWorker } from './worker.js';
@@ -41,6 +43,7 @@ const [command = 'worker', ...args] = process.argv.slice(2);
 const commands: Record<string, () => Promise<void>> = {
   worker: runWorker,
   'push-adapter': () => pushAdapterCommand(args),
+  'copy-adapter': () => copyAdapterCommand(args),
   'download-dataset': () => downloadDatasetCommand(args),
   'adapter-router': adapterRouterCommand,
 };

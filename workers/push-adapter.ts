@@ -21,13 +21,7 @@ export async function pushAdapterCommand(argv: string[]): Promise<void> {
   });
   const image = values.image ? parseImageReference(values.image) : undefined;
   if (!image?.tag) throw new Error(`--image must be registry/repository:tag, not ${values.image ?? '(missing)'}`);
-  const annotations = Object.fromEntries(
-    values.annotation.map((a) => {
-      const at = a.indexOf('=');
-      if (at < 1) throw new Error(`--annotation must be key=value, not ${a}`);
-      return [a.slice(0, at), a.slice(at + 1)];
-    }),
-  );
+  const annotations = parseAnnotationArgs(values.annotation);
   const client = createRegistryContentClient(
     `https://${image.registry}`,
     image.repository,
@@ -36,6 +30,17 @@ export async function pushAdapterCommand(argv: string[]): Promise<void> {
   );
   const result = await pushAdapterImage(client, values.results, image.tag, annotations);
   console.log(JSON.stringify({ image: values.image, ...result }));
+}
+
+/** --annotation key=value arguments as an object. */
+export function parseAnnotationArgs(args: string[]): Record<string, string> {
+  return Object.fromEntries(
+    args.map((a) => {
+      const at = a.indexOf('=');
+      if (at < 1) throw new Error(`--annotation must be key=value, not ${a}`);
+      return [a.slice(0, at), a.slice(at + 1)];
+    }),
+  );
 }
 
 /** The login for `registry` in the mounted Secret: $DOCKER_CONFIG/config.json, docker's own convention (default /root/.docker). */

@@ -71,9 +71,14 @@ export interface FineTuneStatus {
   /** The trainer's last eval_loss on the held-out split (request evaluation.testSplit), read from its log. */
   evalLoss?: number;
   pushAttempts: number;
-  /** The last pusher Job. */
+  /** The last pusher Job (or copier Job, for a volume output). */
   push?: JobProgress & { job: string };
-  adapter?: { image: string; digest?: string; reference?: string };
+  /**
+   * The adapter: an image (image, then digest and reference once pushed), or files on the user's
+   * PersistentVolumeClaim (volume, then what was copied and their content digest, the diff_id the
+   * same files would have as an image's layer).
+   */
+  adapter?: { image?: string; digest?: string; reference?: string; volume?: string; contentDigest?: string; files?: string[] };
   inference?: { service: string; models: string[] };
   /** With promote: the promotion child run and how it ended (promoted, rejected, rolled-back). */
   promotion?: { workflowId: string; endpoint: string; alias: string; state?: string; versionName?: string; passRate?: number; gate?: string[] };
@@ -116,5 +121,4 @@ export interface PlannedRun extends FineTuneRun {
   plan: FineTunePlan;
   pool: RunPool;
   names: ReturnType<typeof fineTuneObjectNames>;
-  outputImage: string;
 }

@@ -1,5 +1,5 @@
-// fineTune: GPU capacity → tuning inputs → tuning Job → adapter image → (inference) → GPUs
-// released. A thin entry, the run's setup, then one small function per step. Every side effect
+// fineTune: GPU capacity → tuning inputs → tuning Job → adapter image (or files on the user's
+// volume) → (inference) → GPUs released. A thin entry, the run's setup, then one small function per step. Every side effect
 // is an idempotent activity; waiting is done on durable timers between short checks; whatever
 // the run created is removed or released after a failure or a cancellation, each cleanup step
 // on its own, in a scope that cannot be cancelled.
@@ -25,7 +25,7 @@ import { trainingFailureMessage } from '../domain/advice.js';
 import { clustersOf, resolveClusters } from '../domain/cluster-targets.js';
 import { failureTypes } from '../domain/failure-types.js';
 import { datasetForRecords } from '../domain/dataset-url.js';
-import { type FineTuneInput, type FineTunePlan, validateFineTuneRequest } from '../domain/fine-tune-request.js';
+import { adapterDestination, adapterImageOf, type AdapterOutput, type FineTuneInput, type FineTunePlan, validateFineTuneRequest } from '../domain/fine-tune-request.js';
 import { budgetExceededMessage, budgetMinutesLeft } from '../domain/gpu-usage.js';
 import { adapterAnnotations } from '../domain/lineage.js';
 import { fingerprint, type TrainingConfig, trainingConfig } from '../domain/training-config.js';
@@ -67,6 +67,9 @@ const kube = perCluster<
     | 'checkPushSecret'
     | 'readAdapterImageWithSecret'
     | 'readTuningConfigMap'
+    | 'checkOutputVolume'
+    | 'startCopyJob'
+    | 'readCopiedAdapter'
   >
 >(apiCalls);
 const smoke = perCluster<Pick<Activities, 'smokeCheckInference'>>(smokeChecks);
@@ -86,7 +89,8 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneStatus> {
     await acquireGpus(planned);
     await prepareTuningInputs(planned);
     await train(planned);
-    await pushAdapterImage(planned);
+    const { output } = planned.plan;
+    await (output.kind === 'image' ? pushAdapterImage(planned, output) : copyAdapterToVolume(planned, output));
     await (planned.plan.deploy ? deployInference(planned) : releaseGpus(planned));
     if (planned.plan.promote) await promote(planned);
     await removeRunObjects(planned);
@@ -107,10 +111,20 @@ function startRun(): FineTuneRun {
   return run;
 }
 
-/** The push Secret, in every cluster the run may land in, before any GPU is asked for: a wrong one fails now, not after training. */
-async function checkPushSecret(plan: FineTunePlan, name: string): Promise<void> {
+/**
+ * Where the adapter goes, checked before any GPU is asked for: the registry; the push Secret and
+ * the output volume in every cluster the run may land in. A wrong one fails now, not after training.
+ */
+async function checkAdapterOutput(plan: FineTunePlan): Promise<void> {
+  const { output, namespace, pushSecret } = plan;
+  // Runs that name no push Secret or output volume (all runs before either existed) schedule nothing new here.
+  if (output.kind === 'volume') {
+    for (const cluster of clustersOf(plan.gpuAttempts)) await checkedInActivity('fineTune request', kube(cluster).checkOutputVolume(namespace, output.claimName));
+    return;
+  }
+  if (!pushSecret) return;
   for (const cluster of clustersOf(plan.gpuAttempts)) {
-    await checkedInActivity('fineTune request', kube(cluster).checkPushSecret({ namespace: plan.namespace, name }, plan.output.registry, plan.output.repository));
+    await checkedInActivity('fineTune request', kube(cluster).checkPushSecret({ namespace, name: pushSecret }, output.registry, output.repository));
   }
 }
 
@@ -136,7 +150,7 @@ async function plan(run: FineTuneRun, request: FineTuneInput): Promise<PlannedRu
     throw invalidInput('fineTune request', validation.problems);
   }
   const plan = validation.plan;
-  await checkedInActivity('fineTune request', lookups.checkOutputRegistry(plan.output.registry));
+  if (plan.output.kind === 'image') await checkedInActivity('fineTune request', lookups.checkOutputRegistry(plan.output.registry));
   if (plan.gpuAttempts.some((a) => a.cluster !== undefined)) {
     const resolved = resolveClusters(plan.gpuAttempts, await lookups.listClusterTargets());
     if (resolved.problems.length > 0) {
@@ -145,30 +159,29 @@ async function plan(run: FineTuneRun, request: FineTuneInput): Promise<PlannedRu
     }
     plan.gpuAttempts = resolved.attempts;
   }
-  // Runs that name no push Secret or ConfigMap (all runs before either existed) schedule nothing new here.
-  if (plan.pushSecret) await checkPushSecret(plan, plan.pushSecret);
+  await checkAdapterOutput(plan);
+  // Runs that name no ConfigMap (all runs before it existed) schedule nothing new here.
   if (plan.configMap) plan.config = await readTuningConfigMap(plan, plan.configMap);
-  const outputImage = `${plan.output.registry}/${plan.output.repository}:${plan.output.tag}`;
   const pool = { name: plan.existingPool ?? nodePoolName('ft', run.owner), owned: false, released: false };
-  const planned: PlannedRun = Object.assign(run, { plan, pool, names: fineTuneObjectNames(plan.runName, runTag(run.owner)), outputImage });
+  const planned: PlannedRun = Object.assign(run, { plan, pool, names: fineTuneObjectNames(plan.runName, runTag(run.owner)) });
   Object.assign(run.status, {
     model: plan.model.name,
     method: plan.method,
-    adapter: { image: outputImage },
+    adapter: plan.output.kind === 'image' ? { image: adapterImageOf(plan.output) } : { volume: plan.output.claimName },
     gpu: { pool: pool.name, vmSize: plan.vmSize.name, spot: plan.spot, reusedPool: plan.existingPool !== undefined, gpuMinutes: 0, currency: plan.prices.currency, pricesAsOf: plan.prices.asOf },
   });
   upsertSearchAttributes([
     { key: BaseModel, value: plan.model.name },
     { key: TuningMethod, value: plan.method },
     { key: GpuVmSize, value: plan.vmSize.name },
-    { key: AdapterRepository, value: `${plan.output.registry}/${plan.output.repository}` },
+    ...(plan.output.kind === 'image' ? [{ key: AdapterRepository, value: `${plan.output.registry}/${plan.output.repository}` }] : []),
   ]);
   upsertMemo({
     request: {
       model: plan.model.name,
       method: plan.method,
       dataset: datasetForRecords(plan.dataset),
-      output: outputImage,
+      output: adapterDestination(plan.output, plan.namespace),
       vmSize: plan.vmSize.name,
       spot: plan.spot,
       deploy: plan.deploy ?? false,
@@ -268,47 +281,71 @@ function enforceBudget(run: PlannedRun): void {
  * training), on fresh capacity when its node went away. Then reads the image back from the
  * registry for the digest it really holds.
  */
-async function pushAdapterImage(run: PlannedRun): Promise<void> {
-  const { plan, names, status, outputImage } = run;
+async function pushAdapterImage(run: PlannedRun, output: AdapterOutput & { kind: 'image' }): Promise<void> {
+  const { plan, status } = run;
+  const image = adapterImageOf(output);
   run.recorder.enter('pushing');
-  const annotations = adapterAnnotations({
-    model: plan.model,
-    method: plan.method,
-    dataset: plan.dataset,
-    configHash: fingerprint(plan.config),
-    workflowId: run.owner.workflowId,
-    created: new Date().toISOString(),
-  });
+  const annotations = lineageOf(run);
   const { digest } = await run.recorder.step('push adapter image', async () => {
-    for (let attempt = 1; ; attempt++) {
-      status.pushAttempts = attempt;
-      const job = names.pushJob(attempt);
-      status.created.push(`Job/${job}`);
-      await kube(run.pool.cluster).startPushJob(plan.namespace, {
-        name: job,
-        owner: run.owner,
-        pool: run.pool.name,
-        taints: [gpuTaint],
-        resultsClaim: names.results,
-        image: outputImage,
-        annotations,
-        activeDeadlineSeconds: pushDeadlineSeconds,
-        pushSecret: plan.pushSecret,
-      });
-      const outcome = await watchJob(run, job, { what: 'pusher', onProgress: (progress) => (status.push = { ...progress, job }) });
-      if (outcome.state === 'succeeded') {
-        return plan.pushSecret
-          ? kube(run.pool.cluster).readAdapterImageWithSecret({ namespace: plan.namespace, name: plan.pushSecret }, outputImage)
-          : lookups.readAdapterImage(outputImage);
-      }
-      if (attempt >= maxPushAttempts) {
-        throw ApplicationFailure.nonRetryable(`Pushing ${outputImage} failed ${attempt} times; last: ${outcome.progress.reason ?? outcome.state}`, failureTypes.pushFailed, outcome.progress);
-      }
-      if (outcome.state === 'node-lost') await recoverCapacity(run, 'push adapter image', outcome.reason);
-      else await sleep(Math.min(2 ** attempt, 60) * 1000);
+    await deliverWithJobs(run, { what: 'pusher', step: 'push adapter image', destination: image }, async (job) => {
+      await kube(run.pool.cluster).startPushJob(plan.namespace, { ...jobBase(run, job), image, annotations, pushSecret: plan.pushSecret });
+    });
+    return plan.pushSecret ? kube(run.pool.cluster).readAdapterImageWithSecret({ namespace: plan.namespace, name: plan.pushSecret }, image) : lookups.readAdapterImage(image);
+  }, (pushed) => `${image}@${pushed.digest}`);
+  status.adapter = { image, digest, reference: `${output.registry}/${output.repository}@${digest}` };
+}
+
+/**
+ * Copies the adapter files to the user's volume with a copier Job (retried as the pusher is), then
+ * reads what it copied from the Job: the files and their content digest.
+ */
+async function copyAdapterToVolume(run: PlannedRun, { claimName }: AdapterOutput & { kind: 'volume' }): Promise<void> {
+  const { plan, status } = run;
+  run.recorder.enter('pushing');
+  const annotations = lineageOf(run);
+  const copied = await run.recorder.step('copy adapter to volume', async () => {
+    const job = await deliverWithJobs(run, { what: 'copier', step: 'copy adapter to volume', destination: adapterDestination(plan.output, plan.namespace) }, async (name) => {
+      await kube(run.pool.cluster).startCopyJob(plan.namespace, { ...jobBase(run, name), outputClaim: claimName, annotations });
+    });
+    return kube(run.pool.cluster).readCopiedAdapter(plan.namespace, job);
+  }, (c) => `${c.files.map((f) => f.name).join(', ')} on ${claimName} (${c.contentDigest})`);
+  status.adapter = { volume: claimName, contentDigest: copied.contentDigest, files: copied.files.map((f) => f.name) };
+}
+
+/** The lineage an adapter carries: its image's annotations, or the lineage file beside its files. */
+const lineageOf = ({ plan, owner }: PlannedRun) =>
+  adapterAnnotations({ model: plan.model, method: plan.method, dataset: plan.dataset, configHash: fingerprint(plan.config), workflowId: owner.workflowId, created: new Date().toISOString() });
+
+/** What the pusher's and the copier's Jobs share: the run, its pool, its results volume and the deadline. */
+const jobBase = (run: PlannedRun, name: string) => ({
+  name,
+  owner: run.owner,
+  pool: run.pool.name,
+  taints: [gpuTaint],
+  resultsClaim: run.names.results,
+  activeDeadlineSeconds: pushDeadlineSeconds,
+});
+
+/**
+ * Runs a delivery Job (`start` creates attempt N's) until one succeeds: a failed attempt starts a
+ * new Job (never a new training), on fresh capacity when its node went away. Returns the Job that succeeded.
+ */
+async function deliverWithJobs(run: PlannedRun, d: { what: 'pusher' | 'copier'; step: string; destination: string }, start: (job: string) => Promise<void>): Promise<string> {
+  const { names, status } = run;
+  for (let attempt = 1; ; attempt++) {
+    status.pushAttempts = attempt;
+    const job = d.what === 'pusher' ? names.pushJob(attempt) : names.copyJob(attempt);
+    status.created.push(`Job/${job}`);
+    await start(job);
+    const outcome = await watchJob(run, job, { what: d.what, onProgress: (progress) => (status.push = { ...progress, job }) });
+    if (outcome.state === 'succeeded') return job;
+    if (attempt >= maxPushAttempts) {
+      const verb = d.what === 'pusher' ? 'Pushing' : 'Copying the adapter to';
+      throw ApplicationFailure.nonRetryable(`${verb} ${d.destination} failed ${attempt} times; last: ${outcome.progress.reason ?? outcome.state}`, failureTypes.pushFailed, outcome.progress);
     }
-  }, (image) => `${outputImage}@${image.digest}`);
-  status.adapter = { image: outputImage, digest, reference: `${plan.output.registry}/${plan.output.repository}@${digest}` };
+    if (outcome.state === 'node-lost') await recoverCapacity(run, d.step, outcome.reason);
+    else await sleep(Math.min(2 ** attempt, 60) * 1000);
+  }
 }
 
 /** Without deploy: the pool is released after the request's idle grace (a next run may claim it meanwhile). */

@@ -33,6 +33,8 @@ export function fineTuneObjectNames(runName: string, tag: string) {
     /** The tuning Job; a restart on fresh capacity (after a lost node) gets a suffix. */
     trainJob: (restart = 0) => `${base}-train${restart > 0 ? `-r${restart}` : ''}`,
     pushJob: (attempt: number) => `${base}-push-${attempt}`,
+    /** The copier Job of a volume output (request output.volume). */
+    copyJob: (attempt: number) => `${base}-copy-${attempt}`,
   };
 }
 

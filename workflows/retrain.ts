@@ -44,7 +44,8 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
     // If this run is cancelled or terminated, the child is cancelled and cleans up after itself.
     parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
   });
-  const adapter = status.adapter?.reference;
+  // An image by digest; for a volume output, the claim its files were copied to.
+  const adapter = status.adapter?.reference ?? status.adapter?.volume;
   if (fingerprint !== undefined) {
     await lookups.writeState(stateName, { fingerprint, lastRun: fineTuneWorkflowId, trainedAt: new Date().toISOString(), adapter: adapter ?? '' });
   }

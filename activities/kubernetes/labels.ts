@@ -16,7 +16,7 @@ export const workflowIdAnnotation = runOwnerKeys.workflowId;
 export const temporalRunIdLabel = runOwnerKeys.runId;
 /** What a pod does: the local stack's gpu-simulator acts on these roles. */
 export const roleLabel = 'aks-finetune.io/role';
-export const roles = { trainer: 'trainer', adapterPusher: 'adapter-pusher', inference: 'inference' } as const;
+export const roles = { trainer: 'trainer', adapterPusher: 'adapter-pusher', adapterCopier: 'adapter-copier', inference: 'inference' } as const;
 /** The base model preset a pod works with. */
 export const modelLabel = 'aks-finetune.io/model';
 export const managedBy = { 'app.kubernetes.io/managed-by': 'aks-finetune' } as const;

@@ -42,6 +42,12 @@ async function adapterTar(resultsDir: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/**
+ * The sha256 of the adapter's reproducible tar: the diff_id the same files get as an adapter image's
+ * layer, so an adapter copied to a volume and one pushed as an image can be told apart or matched.
+ */
+export const adapterContentDigest = async (resultsDir: string) => sha256(await adapterTar(resultsDir));
+
 export interface AdapterPushResult {
   digest: string;
   layerDigest: string;

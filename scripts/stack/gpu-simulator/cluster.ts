@@ -7,8 +7,19 @@ import { CoreV1Api, type KubeConfig, StorageV1Api, type V1Pod, type V1Volume } f
 import { retryOnConflict } from '../../../activities/kubernetes/api-errors.js';
 
 export const storageClassName = 'simulated-disk';
-const provisioner = 'simulation.aks-finetune.io/disk';
-const volumeBindingMode = 'WaitForFirstConsumer';
+/**
+ * The simulated classes: the default one, as Azure Disk (managed-csi) binds, WaitForFirstConsumer
+ * and zonal (https://learn.microsoft.com/azure/aks/azure-disk-csi#dynamically-create-azure-disks-pvs-by-using-the-built-in-storage-classes);
+ * and AKS's built-in azurefile-csi under its own name, so files that name it (KAITO's PVC example)
+ * bind unchanged: Immediate, and reachable from every zone, as an Azure Files share is
+ * (https://learn.microsoft.com/azure/aks/azure-files-csi; the driver's class:
+ * kubernetes-sigs/azurefile-csi-driver deploy/example/storageclass-azurefile-csi.yaml).
+ */
+const simulatedClasses = [
+  { name: storageClassName, provisioner: 'simulation.aks-finetune.io/disk', volumeBindingMode: 'WaitForFirstConsumer', zonal: true, isDefault: true },
+  { name: 'azurefile-csi', provisioner: 'simulation.aks-finetune.io/file', volumeBindingMode: 'Immediate', zonal: false, isDefault: false },
+] as const;
+const simulatedClass = (name: string | undefined) => simulatedClasses.find((c) => c.name === name);
 // Set on a claim by the kube-scheduler once it has picked the node of the claim's first pod.
 const selectedNodeAnnotation = 'volume.kubernetes.io/selected-node';
 const zoneLabel = 'topology.kubernetes.io/zone';
@@ -28,62 +39,65 @@ export class SimulatedCluster {
     this.storage = kubeConfig.makeApiClient(StorageV1Api);
   }
 
-  /**
-   * The cluster's default StorageClass, as AKS has one (there: Azure Disk CSI, `managed-csi`):
-   * WaitForFirstConsumer (https://learn.microsoft.com/azure/aks/azure-disk-csi#dynamically-create-azure-disks-pvs-by-using-the-built-in-storage-classes), so the disk is made in the zone of the node its first pod was scheduled
-   * to. A class left by an older stack with another binding mode is replaced (the field is immutable).
-   */
-  async ensureStorageClass(): Promise<void> {
-    const existing = await this.storage.readStorageClass({ name: storageClassName }).catch((err: { code?: number }) => {
-      if (err.code === 404) return undefined;
-      throw err;
-    });
-    if (existing?.volumeBindingMode === volumeBindingMode) return;
-    if (existing) await this.storage.deleteStorageClass({ name: storageClassName });
-    await this.storage
-      .createStorageClass({
-        body: {
-          metadata: { name: storageClassName, annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
-          provisioner,
-          reclaimPolicy: 'Delete',
-          volumeBindingMode,
-        },
-      })
-      .catch((err: { code?: number }) => {
-        if (err.code !== 409) throw err;
+  /** The simulated StorageClasses; a class left by an older stack with another binding mode is replaced (the field is immutable). */
+  async ensureStorageClasses(): Promise<void> {
+    for (const c of simulatedClasses) {
+      const existing = await this.storage.readStorageClass({ name: c.name }).catch((err: { code?: number }) => {
+        if (err.code === 404) return undefined;
+        throw err;
       });
+      if (existing?.volumeBindingMode === c.volumeBindingMode) continue;
+      if (existing) await this.storage.deleteStorageClass({ name: c.name });
+      await this.storage
+        .createStorageClass({
+          body: {
+            metadata: { name: c.name, ...(c.isDefault ? { annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } } : {}) },
+            provisioner: c.provisioner,
+            reclaimPolicy: 'Delete',
+            volumeBindingMode: c.volumeBindingMode,
+          },
+        })
+        .catch((err: { code?: number }) => {
+          if (err.code !== 409) throw err;
+        });
+    }
   }
 
   /**
-   * Gives every pending claim of the class that the scheduler picked a node for a hostPath volume
-   * pinned to that node's zone, as an Azure Disk is (an LRS disk attaches only to a VM in its own
-   * zone; a disk made for a VM without a zone only to VMs without one); removes released ones. The
-   * real kube-scheduler then keeps every later pod of the claim, a replacement after a lost node
-   * included, to nodes of that zone (elsewhere: "node(s) didn't match PersistentVolume's node affinity").
+   * Gives every pending claim of a simulated class a hostPath volume: a disk's once the scheduler
+   * picked a node for it, pinned to that node's zone, as an Azure Disk is (an LRS disk attaches only
+   * to a VM in its own zone; a disk made for a VM without a zone only to VMs without one); a file
+   * share's at once, unpinned. Removes released ones. The real kube-scheduler then keeps every later
+   * pod of a disk's claim, a replacement after a lost node included, to nodes of that zone
+   * (elsewhere: "node(s) didn't match PersistentVolume's node affinity").
    */
   async reconcileVolumes(): Promise<void> {
     const { items: claims } = await this.core.listPersistentVolumeClaimForAllNamespaces();
     for (const claim of claims) {
-      if (claim.status?.phase !== 'Pending' || claim.spec?.storageClassName !== storageClassName || claim.spec.volumeName) continue;
-      const selectedNode = claim.metadata?.annotations?.[selectedNodeAnnotation];
-      if (!selectedNode) continue;
-      const node = await this.core.readNode({ name: selectedNode }).catch(() => undefined);
-      const zone = node?.metadata?.labels?.[zoneLabel];
-      if (zone === undefined) continue; // the node went away: the scheduler picks another
+      const storageClass = simulatedClass(claim.spec?.storageClassName);
+      if (claim.status?.phase !== 'Pending' || !storageClass || claim.spec!.volumeName) continue;
+      let zone: string | undefined;
+      if (storageClass.zonal) {
+        const selectedNode = claim.metadata?.annotations?.[selectedNodeAnnotation];
+        if (!selectedNode) continue;
+        const node = await this.core.readNode({ name: selectedNode }).catch(() => undefined);
+        zone = node?.metadata?.labels?.[zoneLabel];
+        if (zone === undefined) continue; // the node went away: the scheduler picks another
+      }
       const name = `pvc-${claim.metadata!.uid}`;
       const path = join(this.volumesDir, name);
       mkdirSync(path, { recursive: true });
       await this.core
         .createPersistentVolume({
           body: {
-            metadata: { name, annotations: { 'pv.kubernetes.io/provisioned-by': provisioner } },
+            metadata: { name, annotations: { 'pv.kubernetes.io/provisioned-by': storageClass.provisioner } },
             spec: {
-              capacity: { storage: claim.spec.resources?.requests?.storage ?? '1Gi' },
-              accessModes: claim.spec.accessModes,
-              storageClassName,
+              capacity: { storage: claim.spec!.resources?.requests?.storage ?? '1Gi' },
+              accessModes: claim.spec!.accessModes,
+              storageClassName: storageClass.name,
               persistentVolumeReclaimPolicy: 'Delete',
               hostPath: { path, type: 'DirectoryOrCreate' },
-              nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: zoneLabel, operator: 'In', values: [zone] }] }] } },
+              ...(zone === undefined ? {} : { nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: zoneLabel, operator: 'In', values: [zone] }] }] } } }),
               claimRef: { namespace: claim.metadata!.namespace, name: claim.metadata!.name, uid: claim.metadata!.uid },
             },
           },
@@ -94,7 +108,7 @@ export class SimulatedCluster {
     }
     const { items: volumes } = await this.core.listPersistentVolume();
     for (const volume of volumes) {
-      if (volume.spec?.storageClassName !== storageClassName || volume.status?.phase !== 'Released') continue;
+      if (!simulatedClass(volume.spec?.storageClassName) || volume.status?.phase !== 'Released') continue;
       rmSync(join(this.volumesDir, volume.metadata!.name!), { recursive: true, force: true });
       await this.core.deletePersistentVolume({ name: volume.metadata!.name! }).catch(() => undefined);
     }

@@ -3,12 +3,14 @@
 // simulated nodes, by pod role (label aks-finetune.io/role):
 //   trainer         writes a small, well-formed adapter into the results volume, then completes the pod
 //   adapter-pusher  runs the project's real push command against the local registry, then completes the pod
+//   adapter-copier  runs the project's real copy code (workers/copy-adapter.ts) between the pod's two
+//                   volumes, then completes the pod with its summary as the termination message
 //   inference       serves vLLM's HTTP API (simulated, vllm.ts) per pod and per Service, on loopback;
 //                   a pod with an adapter-router container (an endpoint's) also runs the product's
 //                   router in front of it (router-replica.ts), and a Service reaches only pods whose
 //                   router is ready, as the router's readiness probe decides on a cluster
-// It also provisions hostPath volumes for PVCs (the cluster's default StorageClass), as Azure
-// Disk would on AKS. Settings and failure injection: /_simulator/settings.
+// It also provisions hostPath volumes for PVCs of AKS's built-in classes (managed-csi, the default,
+// and azurefile-csi), as Azure Disk and Azure Files would on AKS. Settings and failure injection: /_simulator/settings.
 import { execFile } from 'node:child_process';
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -28,6 +30,8 @@ import { publishContainerLog } from './trainer-log.js';
 import { simulatedEvalLoss, simulateTrainer, type TrainingConfigSections } from './trainer.js';
 import { SimulatedVllmReplica, serverOptions } from './vllm.js';
 import { adapterExport, exportAdapterImage } from './adapter-pull.js';
+import { copyAdapter } from '../../../workers/copy-adapter.js';
+import { parseAnnotationArgs } from '../../../workers/push-adapter.js';
 import { hasAdapterRouter, reflectReadiness, type RoutedReplica, startRoutedReplica } from './router-replica.js';
 
 const config = loadStackConfig();
@@ -132,14 +136,34 @@ async function runPush(pod: V1Pod): Promise<void> {
   await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' });
 }
 
+/** The copier's work, run in this process (a file copy needs no process of its own): its summary is the pod's termination message, as the command writes it to /dev/termination-log. */
+async function simulateCopy(pod: V1Pod): Promise<void> {
+  const [results, output] = [await cluster.hostPathOf(pod, '/mnt/results'), await cluster.hostPathOf(pod, '/mnt/output')];
+  const args = pod.spec!.containers[0]!.args ?? [];
+  const annotations = parseAnnotationArgs(args.flatMap((a, i) => (args[i - 1] === '--annotation' ? [a] : [])));
+  let summary: string;
+  try {
+    if (!results || !output) throw new Error(`the copier mounts no volume at ${results ? '/mnt/output' : '/mnt/results'} (or its claim is not bound)`);
+    summary = JSON.stringify(await copyAdapter(results, output, annotations));
+  } catch (err) {
+    log(`adapter-copier ${pod.metadata!.name}: failed: ${String(err)}`);
+    await cluster.completePod(pod, { exitCode: 1, reason: 'Error', message: String((err as Error).message ?? err) });
+    return;
+  }
+  log(`adapter-copier ${pod.metadata!.name}: ${summary}`);
+  await cluster.completePod(pod, { exitCode: 0, reason: 'Completed', message: summary });
+}
+
+const simulators: Record<string, (pod: V1Pod) => Promise<void>> = { [roles.trainer]: simulateTraining, [roles.adapterPusher]: simulatePush, [roles.adapterCopier]: simulateCopy };
+
 async function reconcilePods(): Promise<void> {
-  const { items } = await cluster.core.listPodForAllNamespaces({ labelSelector: `${roleLabel} in (${roles.trainer},${roles.adapterPusher})` });
+  const { items } = await cluster.core.listPodForAllNamespaces({ labelSelector: `${roleLabel} in (${Object.keys(simulators).join(',')})` });
   for (const pod of items) {
     const uid = pod.metadata!.uid!;
     if (pod.status?.phase !== 'Running' || pod.metadata?.deletionTimestamp || handled.has(uid)) continue;
     if (!(await cluster.nodeExists(pod))) continue; // node lost before the work began: nothing runs it
     handled.add(uid);
-    const work = pod.metadata?.labels?.[roleLabel] === roles.trainer ? simulateTraining(pod) : simulatePush(pod);
+    const work = simulators[pod.metadata!.labels![roleLabel]!]!(pod);
     work.catch((err: unknown) => {
       log(`${pod.metadata!.name}: ${String(err)}`);
       handled.delete(uid); // try again on the next pass
@@ -296,7 +320,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   send(404, { error: { message: `no route ${url.pathname}` } });
 }
 
-await cluster.ensureStorageClass();
+await cluster.ensureStorageClasses();
 const server = createServer((req, res) => void handle(req, res).catch((err) => (res.writeHead(500), res.end(String(err)))));
 server.listen(config.ports.gpuSimulator, config.host, () => log(`gpu-simulator listening on http://${config.host}:${config.ports.gpuSimulator}`));
 
