@@ -8,8 +8,8 @@
 #   scripts/setup.sh --stack   only what the local stack needs (npm run stack, demo, bench, chaos):
 #                              not kaito-render nor the trainer venv, which only tests use
 #
-# The Go builds run one after the other (each keeps both cores busy); npm ci and the trainer
-# venv's downloads run alongside them.
+# Everything cold runs side by side: the Go builds (one alone leaves a core idle while it
+# downloads modules and while it links), npm ci and the trainer venv's downloads.
 set -euo pipefail
 
 PROFILE=test
@@ -35,13 +35,11 @@ fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 stamp_ok() { [ -f "$BIN/.$1.version" ] && [ "$(cat "$BIN/.$1.version")" = "$2" ] && [ -x "$BIN/$1" ]; }
 stamp() { echo "$2" > "$BIN/.$1.version"; }
 
-# Runs a build step with its output in a log; on failure prints the log's tail. With
-# EXPECT_SECONDS set, says first how long the step takes cold, so a first run is known to be working.
+# Runs a step with its output in a log; on failure prints the log's tail.
 run_logged() {
   local name="$1"; shift
   local logfile="$LOGS/setup-$name.log"
   local started=$SECONDS
-  [ -n "${EXPECT_SECONDS:-}" ] && log "$name: building (about ${EXPECT_SECONDS}s on 2 cores with empty Go caches; log $logfile)"
   if ! "$@" >"$logfile" 2>&1; then
     tail -n 40 "$logfile" >&2
     fail "$name failed (full log: $logfile)"
@@ -78,9 +76,8 @@ for svc in etcd docker-registry; do
 done
 log "etcd $(etcd --version 2>/dev/null | head -n1 | awk '{print $3}'), docker-registry $(docker-registry --version 2>/dev/null | awk '{print $3}')"
 
-# --- Alongside the Go builds: node packages, and (for tests) the trainer venv --------------
-# Mostly downloads and unpacking, so they overlap the compiles well; their output goes to a log
-# each and is printed when they are waited for, at the end.
+# --- Side by side: node packages, the Go builds, and (for tests) the trainer venv ------------
+# Each runs in the background with its output in a log, printed when it ends (in_background).
 background_pids=()
 background_names=()
 in_background() {
@@ -93,6 +90,17 @@ in_background() {
   background_pids+=("$!")
   background_names+=("$name")
 }
+# A Go build in the background, saying first how long it takes cold.
+go_build() {
+  local name="$1" expect="$2"; shift 2
+  log "$name: building (about ${expect}s cold alongside the others on 2 cores; log $LOGS/setup-$name.out)"
+  in_background "$name" "$@"
+}
+# Pure-Go binaries, linked by Go's own linker as Kubernetes releases its own, without the DWARF
+# tables (-s -w) the links spend most of their time writing; nobody debugs these binaries here.
+export CGO_ENABLED=0
+go_ldflags="-s -w"
+
 if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
   in_background npm-ci npm ci --prefix "$ROOT" --no-audit --no-fund
 else
@@ -107,18 +115,16 @@ fi
 if stamp_ok temporal "$TEMPORAL_CLI_VERSION"; then
   log "temporal $TEMPORAL_CLI_VERSION cached"
 else
-  EXPECT_SECONDS=155 run_logged temporal env GOBIN="$BIN" go install \
-    -ldflags "-X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION#v}" \
-    "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
-  stamp temporal "$TEMPORAL_CLI_VERSION"
+  go_build temporal 330 sh -c "GOBIN='$BIN' go install -trimpath \
+    -ldflags '$go_ldflags -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION#v}' \
+    'github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION' && echo '$TEMPORAL_CLI_VERSION' > '$BIN/.temporal.version'"
 fi
 
 # --- kwok (simulated kubelets) -------------------------------------------------------------
 if stamp_ok kwok "$KWOK_VERSION"; then
   log "kwok $KWOK_VERSION cached"
 else
-  EXPECT_SECONDS=75 run_logged kwok env GOBIN="$BIN" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-  stamp kwok "$KWOK_VERSION"
+  go_build kwok 200 sh -c "GOBIN='$BIN' go install -trimpath -ldflags '$go_ldflags' 'sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION' && echo '$KWOK_VERSION' > '$BIN/.kwok.version'"
 fi
 
 # --- Kubernetes control plane (and kubectl, for looking around) ----------------------------
@@ -126,16 +132,13 @@ fi
 # refuses it. A generated wrapper module requires it and replaces each staging module with
 # its published v0.x release instead.
 k8s_components=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-k8s_cached=true
-for c in "${k8s_components[@]}"; do stamp_ok "$c" "$KUBERNETES_VERSION" || k8s_cached=false; done
-if $k8s_cached; then
-  log "kubernetes $KUBERNETES_VERSION control plane cached"
-else
-  wrapper="$TOOLS/k8s-wrapper"
-  staging_version="v0.${KUBERNETES_VERSION#v1.}"
-  rm -rf "$wrapper"; mkdir -p "$wrapper"
+build_kubernetes() {
+  local wrapper="$TOOLS/k8s-wrapper"
+  local staging_version="v0.${KUBERNETES_VERSION#v1.}"
+  rm -rf "$wrapper" && mkdir -p "$wrapper" || return 1
+  local upstream_mod
   upstream_mod="$(cd "$wrapper" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
-  [ -f "$upstream_mod" ] || fail "could not download k8s.io/kubernetes@$KUBERNETES_VERSION's go.mod"
+  [ -f "$upstream_mod" ] || { echo "could not download k8s.io/kubernetes@$KUBERNETES_VERSION's go.mod"; return 1; }
   {
     echo "module localstack/kubernetes"
     echo
@@ -146,7 +149,7 @@ else
     echo "replace ("
     sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 '"$staging_version"'#p' "$upstream_mod"
     echo ")"
-  } > "$wrapper/go.mod"
+  } > "$wrapper/go.mod" || return 1
   {
     echo "//go:build tools"
     echo
@@ -157,14 +160,21 @@ else
     for c in "${k8s_components[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done
     echo ")"
   } > "$wrapper/tools.go"
-  run_logged kubernetes-modules sh -c "cd '$wrapper' && go mod tidy"
-  minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
-  ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-  # One go build for all four, so their links can run side by side (measured cold on 2 cores: 276 s,
-  # against 281 s for four builds: the shared packages were already compiled once through GOCACHE).
-  packages=(); for c in "${k8s_components[@]}"; do packages+=("k8s.io/kubernetes/cmd/$c"); done
-  EXPECT_SECONDS=260 run_logged kubernetes sh -c "cd '$wrapper' && go build -trimpath -ldflags '$ldflags' -o '$BIN/' ${packages[*]}"
+  # (In the background's `||`, set -e does not apply: each step says when it failed.)
+  (cd "$wrapper" && go mod tidy) || return 1
+  local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+  local ldflags="$go_ldflags -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+  # One go build for all four: their shared packages compile once, and their links run side by side.
+  local packages=(); for c in "${k8s_components[@]}"; do packages+=("k8s.io/kubernetes/cmd/$c"); done
+  (cd "$wrapper" && go build -trimpath -ldflags "$ldflags" -o "$BIN/" "${packages[@]}") || return 1
   for c in "${k8s_components[@]}"; do stamp "$c" "$KUBERNETES_VERSION"; done
+}
+k8s_cached=true
+for c in "${k8s_components[@]}"; do stamp_ok "$c" "$KUBERNETES_VERSION" || k8s_cached=false; done
+if $k8s_cached; then
+  log "kubernetes $KUBERNETES_VERSION control plane cached"
+else
+  go_build kubernetes 420 build_kubernetes
 fi
 
 # --- kaito-render (KAITO's own tuning Job, for the comparison test) ------------------------
@@ -178,19 +188,34 @@ if [ "$PROFILE" = stack ]; then
 elif stamp_ok kaito-render "$kaito_render_stamp"; then
   log "kaito-render (KAITO $kaito_version) cached"
 else
-  EXPECT_SECONDS=55 run_logged kaito-render sh -c "cd '$kaito_render_src' && go build -trimpath -o '$BIN/kaito-render' ."
-  stamp kaito-render "$kaito_render_stamp"
+  go_build kaito-render 150 sh -c "cd '$kaito_render_src' && go build -trimpath -ldflags '$go_ldflags' -o '$BIN/kaito-render' . && echo '$kaito_render_stamp' > '$BIN/.kaito-render.version'"
 fi
 
-# --- What ran alongside ----------------------------------------------------------------------
+# --- Waiting for what runs in the background ------------------------------------------------
+# Each is reported as it ends; every minute, what is still running, so a first run is seen working.
 background_failed=""
-for i in "${!background_pids[@]}"; do
-  if wait "${background_pids[$i]}"; then
-    cat "$LOGS/setup-${background_names[$i]}.out"
-  else
-    tail -n 40 "$LOGS/setup-${background_names[$i]}.out" >&2
-    background_failed="$background_failed ${background_names[$i]}"
+waited=$SECONDS
+next_report=60
+remaining=("${!background_pids[@]}")
+while [ ${#remaining[@]} -gt 0 ]; do
+  still=()
+  for i in "${remaining[@]}"; do
+    if kill -0 "${background_pids[$i]}" 2>/dev/null; then still+=("$i"); continue; fi
+    if wait "${background_pids[$i]}"; then
+      cat "$LOGS/setup-${background_names[$i]}.out" | grep '^\[setup\]' || true
+    else
+      tail -n 40 "$LOGS/setup-${background_names[$i]}.out" >&2
+      background_failed="$background_failed ${background_names[$i]}"
+    fi
+  done
+  remaining=("${still[@]+"${still[@]}"}")
+  [ ${#remaining[@]} -gt 0 ] || break
+  if [ $((SECONDS - waited)) -ge $next_report ]; then
+    names=(); for i in "${remaining[@]}"; do names+=("${background_names[$i]}"); done
+    log "still running after $((SECONDS - waited))s: ${names[*]}"
+    next_report=$((next_report + 60))
   fi
+  sleep 2
 done
 [ -z "$background_failed" ] || fail "failed:$background_failed (logs in $LOGS)"
 
