@@ -216,7 +216,7 @@ describe('fineTune', () => {
     expect(problems).toHaveLength(4);
     expect(cause.message).toContain('T4 GPUs, which do not compute in bfloat16');
     expect(cause.message).toContain('169.254.169.254 is a link-local address');
-    expect(cause.message).toContain('output.image is required');
+    expect(cause.message).toContain('output.image or output.volume is required');
     expect(called).toEqual([]);
   });
 

@@ -2,26 +2,24 @@
 // The gpu-simulator performs the observable effects of the pipeline's GPU containers on
 // simulated nodes, by pod role (label aks-finetune.io/role):
 //   trainer         writes a small, well-formed adapter into the results volume, then completes the pod
-//   adapter-pusher  runs the project's real push command against the local registry, then completes the pod
+//   adapter-pusher  runs the project's real push code (workers/push-adapter.ts) against the local registry, in this process, then completes the pod
 //   adapter-copier  runs the project's real copy code (workers/copy-adapter.ts) between the pod's two
 //                   volumes, then completes the pod with its summary as the termination message
 //   inference       serves vLLM's HTTP API (simulated, vllm.ts) per pod and per Service, on loopback;
 //                   a pod with an adapter-router container (an endpoint's) also runs the product's
 //                   router in front of it (router-replica.ts), and a Service reaches only pods whose
 //                   router is ready, as the router's readiness probe decides on a cluster
-// It also provisions hostPath volumes for PVCs of AKS's built-in classes (managed-csi, the default,
-// and azurefile-csi), as Azure Disk and Azure Files would on AKS. Settings and failure injection: /_simulator/settings.
-import { execFile } from 'node:child_process';
-
+// It also provisions hostPath volumes for PVCs: of the default class simulated-disk, as Azure Disk
+// (AKS's managed-csi) would, and of azurefile-csi, as Azure Files would. Settings and failure
+// injection: /_simulator/settings.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { promisify } from 'node:util';
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { modelLabel, roleLabel, roles, runIdLabel, temporalRunIdLabel } from '../../../activities/kubernetes/labels.js';
 import { adapterMountPath, routerReady } from '../../../domain/adapter-router.js';
-import { loadStackConfig, projectRoot } from '../config.js';
+import { loadStackConfig } from '../config.js';
 import { writeAdapter } from './adapter-files.js';
 import { emptyDirPath, SimulatedCluster } from './cluster.js';
 import { reconcileGpuAllocatable } from './device-plugin.js';
@@ -31,7 +29,7 @@ import { simulatedEvalLoss, simulateTrainer, type TrainingConfigSections } from 
 import { SimulatedVllmReplica, serverOptions } from './vllm.js';
 import { adapterExport, exportAdapterImage } from './adapter-pull.js';
 import { copyAdapter } from '../../../workers/copy-adapter.js';
-import { parseAnnotationArgs } from '../../../workers/push-adapter.js';
+import { parseAnnotationArgs, pushAdapter } from '../../../workers/push-adapter.js';
 import { hasAdapterRouter, reflectReadiness, type RoutedReplica, startRoutedReplica } from './router-replica.js';
 
 const config = loadStackConfig();
@@ -39,7 +37,6 @@ const kubeConfig = new KubeConfig();
 kubeConfig.loadFromFile(config.kubeconfig);
 const volumesDir = join(config.stateDir, 'data', 'volumes');
 const cluster = new SimulatedCluster(kubeConfig, volumesDir);
-const run = promisify(execFile);
 
 const settings: SimulatorSettings = { trainingMs: Number(process.env.GPU_SIMULATOR_TRAINING_MS ?? 2000) };
 const handled = new Set<string>();
@@ -95,43 +92,38 @@ async function simulateTraining(pod: V1Pod): Promise<void> {
   if (!(await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' }))) log(`trainer ${pod.metadata!.name}: its node is gone, not completed`);
 }
 
-/** Pushes run as Node processes on this machine: a few at a time, or 2 cores thrash. */
-const maxConcurrentPushes = 4;
-let pushesRunning = 0;
-const pushQueue: (() => void)[] = [];
-
+/**
+ * The pusher's work: the project's push code (workers/push-adapter.ts) run in this process, with the
+ * pod's arguments and its mounts resolved on this machine. A push is a few HTTP requests: a Node
+ * process per push would cost the stand-in more than the product (issue 18's bench).
+ */
 async function simulatePush(pod: V1Pod): Promise<void> {
-  if (pushesRunning >= maxConcurrentPushes) await new Promise<void>((resolve) => pushQueue.push(resolve));
-  pushesRunning += 1;
-  try {
-    await runPush(pod);
-  } finally {
-    pushesRunning -= 1;
-    pushQueue.shift()?.();
-  }
-}
-
-async function runPush(pod: V1Pod): Promise<void> {
   const container = pod.spec!.containers[0]!;
-  const results = await cluster.hostPathOf(pod, '/mnt/results');
-  const args = (container.args ?? []).map((a) => (a === '/mnt/results' && results ? results : a));
-  const env: Record<string, string> = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+  const args = container.args ?? [];
+  const arg = (name: string) => args[args.indexOf(name) + 1];
+  const env = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+  let summary: string;
   try {
+    const results = await cluster.hostPathOf(pod, arg('--results') ?? '/mnt/results');
+    if (!results) throw new Error('the pusher mounts no results volume (or its claim is not bound)');
     // A push Secret mounted as docker's config folder: projected onto this machine, as kubelet would.
-    const dockerConfig = env.DOCKER_CONFIG && (await cluster.hostPathOf(pod, env.DOCKER_CONFIG));
-    if (dockerConfig) env.DOCKER_CONFIG = dockerConfig;
-    // The real push command, run here instead of in the pod: the stack's registry is on loopback.
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', join(projectRoot, 'workers/main.ts'), 'push-adapter', ...args], {
-      cwd: projectRoot,
-      env: { ...process.env, ...env, NODE_EXTRA_CA_CERTS: join(config.certsDir, 'ca.crt'), AZURE_STATIC_TOKEN: 'local-stack' },
+    const dockerConfigDir = env.DOCKER_CONFIG && (await cluster.hostPathOf(pod, env.DOCKER_CONFIG));
+    const pushed = await pushAdapter({
+      results,
+      image: arg('--image'),
+      annotations: parseAnnotationArgs(args.flatMap((a, i) => (args[i - 1] === '--annotation' ? [a] : []))),
+      pushSecret: args.includes('--push-secret') ? arg('--push-secret') : undefined,
+      dockerConfigDir: dockerConfigDir || undefined,
+      staticToken: 'local-stack',
     });
-    log(`adapter-pusher ${pod.metadata!.name}: ${stdout.trim()}`);
+    summary = JSON.stringify(pushed);
   } catch (err) {
-    const message = String((err as { stderr?: string }).stderr ?? err).trim().split('\n').slice(-3).join('\n');
+    const message = String((err as Error).message ?? err).trim().split('\n').slice(-3).join('\n');
     log(`adapter-pusher ${pod.metadata!.name}: failed: ${message}`);
     await cluster.completePod(pod, { exitCode: 1, reason: 'Error', message });
     return;
   }
+  log(`adapter-pusher ${pod.metadata!.name}: ${summary}`);
   // Outside the try: a failure to report the outcome must not turn a push that happened into a failed one.
   await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' });
 }
