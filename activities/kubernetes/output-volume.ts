@@ -8,11 +8,10 @@ import { ApplicationFailure } from '@temporalio/common';
 import { failureTypes } from '../../domain/failure-types.js';
 import type { RunOwner } from '../../domain/run-identity.js';
 import { type CopiedAdapter, parseCopiedAdapter } from '../../workers/copy-adapter.js';
-import { pusherServiceAccount } from './adapter-pusher-job.js';
+import { resultsVolumeJob } from './adapter-pusher-job.js';
 import { hasStatus } from './api-errors.js';
 import { ensureJob } from './jobs.js';
-import { ownedMetadata, roleLabel, roles, runLabels } from './labels.js';
-import { onPool } from './placement.js';
+import { roles } from './labels.js';
 
 export interface CopierJobParams {
   name: string;
@@ -31,43 +30,26 @@ export interface CopierJobParams {
 const container = 'copy-adapter';
 
 export function adapterCopierJob(p: CopierJobParams): V1Job {
-  const labels = { ...runLabels(p.owner), [roleLabel]: roles.adapterCopier };
-  return {
-    apiVersion: 'batch/v1',
-    kind: 'Job',
-    metadata: { name: p.name, ...ownedMetadata(p.owner, labels) },
-    spec: {
-      backoffLimit: 0, // each attempt is a new Job, as the pusher's
-      activeDeadlineSeconds: p.activeDeadlineSeconds,
-      template: {
-        metadata: { labels },
-        spec: {
-          restartPolicy: 'Never',
-          // No Kubernetes API and no Azure identity: it only copies files between two volumes.
-          serviceAccountName: pusherServiceAccount,
-          automountServiceAccountToken: false,
-          ...onPool(p.pool, p.taints),
-          containers: [
-            {
-              name: container,
-              image: p.workerImage,
-              command: ['node', '--import', 'tsx', 'workers/main.ts', 'copy-adapter'],
-              args: ['--results', '/mnt/results', '--output', '/mnt/output', ...Object.entries(p.annotations).flatMap(([k, v]) => ['--annotation', `${k}=${v}`])],
-              terminationMessagePolicy: 'FallbackToLogsOnError',
-              volumeMounts: [
-                { name: 'results', mountPath: '/mnt/results', readOnly: true },
-                { name: 'output', mountPath: '/mnt/output' },
-              ],
-            },
-          ],
-          volumes: [
-            { name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim, readOnly: true } },
-            { name: 'output', persistentVolumeClaim: { claimName: p.outputClaim } },
-          ],
-        },
-      },
+  // No Azure identity: it only copies files between two volumes.
+  return resultsVolumeJob({
+    ...p,
+    role: roles.adapterCopier,
+    container: {
+      name: container,
+      image: p.workerImage,
+      command: ['node', '--import', 'tsx', 'workers/main.ts', 'copy-adapter'],
+      args: ['--results', '/mnt/results', '--output', '/mnt/output', ...Object.entries(p.annotations).flatMap(([k, v]) => ['--annotation', `${k}=${v}`])],
+      terminationMessagePolicy: 'FallbackToLogsOnError',
+      volumeMounts: [
+        { name: 'results', mountPath: '/mnt/results', readOnly: true },
+        { name: 'output', mountPath: '/mnt/output' },
+      ],
     },
-  };
+    volumes: [
+      { name: 'results', persistentVolumeClaim: { claimName: p.resultsClaim, readOnly: true } },
+      { name: 'output', persistentVolumeClaim: { claimName: p.outputClaim } },
+    ],
+  });
 }
 
 export function createOutputVolumeActivities({ kubeConfig, workerImage }: { kubeConfig: KubeConfig; workerImage: string }) {
