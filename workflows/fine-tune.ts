@@ -1,8 +1,8 @@
 // fineTune: GPU capacity → tuning inputs → tuning Job → adapter image (or files on the user's
 // volume) → (inference) → GPUs released. A thin entry, the run's setup, then one small function
-// per step. Every side effect is an idempotent activity; waiting is done on durable timers between short checks; whatever
-// the run created is removed or released after a failure or a cancellation, each cleanup step
-// on its own, in a scope that cannot be cancelled.
+// per step. Every side effect is an idempotent activity; waiting is done on durable timers
+// between short checks; whatever the run created is removed or released after a failure or a
+// cancellation, each cleanup step on its own, in a scope that cannot be cancelled.
 import {
   ApplicationFailure,
   CancellationScope,
