@@ -31,6 +31,9 @@ export const pusherServiceAccount = 'aks-finetune-pusher';
 /** Where the push Secret is mounted: docker's config folder, as KAITO's pusher has it (pkg/utils/common_preset.go). */
 const dockerConfigDir = '/root/.docker';
 
+/** The lineage as the push-adapter and copy-adapter commands take it: --annotation key=value, each. */
+export const annotationArgs = (annotations: Record<string, string>) => Object.entries(annotations).flatMap(([k, v]) => ['--annotation', `${k}=${v}`]);
+
 /**
  * A Job that works on the run's results volume after training (the pusher's, the copier's): one
  * attempt a Job (the workflow decides about retries), on the training pool, where that zonal disk
@@ -90,7 +93,7 @@ export function adapterPusherJob(p: PusherJobParams): V1Job {
         '/mnt/results',
         '--image',
         p.image,
-        ...Object.entries(p.annotations).flatMap(([k, v]) => ['--annotation', `${k}=${v}`]),
+        ...annotationArgs(p.annotations),
         ...(p.pushSecret ? ['--push-secret', p.pushSecret] : []),
       ],
       ...(secretVolume ? { env: [{ name: 'DOCKER_CONFIG', value: dockerConfigDir }] } : {}),

@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { failureTypes } from '../../domain/failure-types.js';
 import type { RunOwner } from '../../domain/run-identity.js';
 import { type CopiedAdapter, parseCopiedAdapter } from '../../workers/copy-adapter.js';
-import { resultsVolumeJob } from './adapter-pusher-job.js';
+import { annotationArgs, resultsVolumeJob } from './adapter-pusher-job.js';
 import { hasStatus } from './api-errors.js';
 import { ensureJob } from './jobs.js';
 import { roles } from './labels.js';
@@ -38,7 +38,7 @@ export function adapterCopierJob(p: CopierJobParams): V1Job {
       name: container,
       image: p.workerImage,
       command: ['node', '--import', 'tsx', 'workers/main.ts', 'copy-adapter'],
-      args: ['--results', '/mnt/results', '--output', '/mnt/output', ...Object.entries(p.annotations).flatMap(([k, v]) => ['--annotation', `${k}=${v}`])],
+      args: ['--results', '/mnt/results', '--output', '/mnt/output', ...annotationArgs(p.annotations)],
       terminationMessagePolicy: 'FallbackToLogsOnError',
       volumeMounts: [
         { name: 'results', mountPath: '/mnt/results', readOnly: true },

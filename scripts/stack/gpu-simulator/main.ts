@@ -92,6 +92,9 @@ async function simulateTraining(pod: V1Pod): Promise<void> {
   if (!(await cluster.completePod(pod, { exitCode: 0, reason: 'Completed' }))) log(`trainer ${pod.metadata!.name}: its node is gone, not completed`);
 }
 
+/** The lineage a pusher or copier pod was given (its --annotation arguments). */
+const annotationsOf = (args: string[]) => parseAnnotationArgs(args.flatMap((a, i) => (args[i - 1] === '--annotation' ? [a] : [])));
+
 /**
  * The pusher's work: the project's push code (workers/push-adapter.ts) run in this process, with the
  * pod's arguments and its mounts resolved on this machine. A push is a few HTTP requests: a Node
@@ -111,7 +114,7 @@ async function simulatePush(pod: V1Pod): Promise<void> {
     const pushed = await pushAdapter({
       results,
       image: arg('--image'),
-      annotations: parseAnnotationArgs(args.flatMap((a, i) => (args[i - 1] === '--annotation' ? [a] : []))),
+      annotations: annotationsOf(args),
       pushSecret: args.includes('--push-secret') ? arg('--push-secret') : undefined,
       dockerConfigDir: dockerConfigDir || undefined,
       staticToken: 'local-stack',
@@ -132,7 +135,7 @@ async function simulatePush(pod: V1Pod): Promise<void> {
 async function simulateCopy(pod: V1Pod): Promise<void> {
   const [results, output] = [await cluster.hostPathOf(pod, '/mnt/results'), await cluster.hostPathOf(pod, '/mnt/output')];
   const args = pod.spec!.containers[0]!.args ?? [];
-  const annotations = parseAnnotationArgs(args.flatMap((a, i) => (args[i - 1] === '--annotation' ? [a] : [])));
+  const annotations = annotationsOf(args);
   let summary: string;
   try {
     if (!results || !output) throw new Error(`the copier mounts no volume at ${results ? '/mnt/output' : '/mnt/results'} (or its claim is not bound)`);
