@@ -178,6 +178,10 @@ interface Replica {
 const replicas = new Map<string, Promise<Replica>>();
 /** The started routers by pod uid, for the Service's readiness check. */
 const routers = new Map<string, RoutedReplica>();
+/** Replicas of deleted pods still serving through their preStop sleep, by pod uid. */
+const draining = new Set<string>();
+/** Each replica's pod's longest preStop sleep, read when it starts: the pod may be gone when it stops. */
+const preStopSleepSeconds = new Map<string, number>();
 let nextReplica = 0;
 
 async function startReplica(pod: V1Pod): Promise<Replica> {
@@ -204,6 +208,7 @@ function replicaOf(pod: V1Pod): Promise<Replica> {
   const uid = pod.metadata!.uid!;
   let replica = replicas.get(uid);
   if (!replica) {
+    preStopSleepSeconds.set(uid, Math.max(0, ...(pod.spec?.containers ?? []).map((c) => Number(c.lifecycle?.preStop?.sleep?.seconds ?? 0))));
     replica = startReplica(pod);
     replicas.set(uid, replica);
     replica.catch(() => replicas.delete(uid)); // the next request tries again
@@ -246,10 +251,18 @@ async function reconcileReplicas(): Promise<void> {
   }
   const live = new Set(items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata!.uid!));
   for (const [uid, replica] of replicas) {
-    if (live.has(uid)) continue;
-    replicas.delete(uid);
-    routers.delete(uid);
-    void replica.then((r) => r.routed?.stop(), () => undefined);
+    if (live.has(uid) || draining.has(uid)) continue;
+    // As the kubelet does: the pod's preStop sleep runs before its containers get SIGTERM, so a
+    // request that picked this replica just before the deletion is still answered.
+    draining.add(uid);
+    const drainMs = (preStopSleepSeconds.get(uid) ?? 0) * 1000;
+    setTimeout(() => {
+      replicas.delete(uid);
+      routers.delete(uid);
+      draining.delete(uid);
+      preStopSleepSeconds.delete(uid);
+      void replica.then((r) => r.routed?.stop(), () => undefined);
+    }, drainMs);
   }
 }
 
