@@ -151,6 +151,26 @@ export function quotaShortfall(size: VmSize, spot: boolean, count: number, usage
   return undefined;
 }
 
+/** A cluster's node pools against its limit (ManagedClusterProperties.maxAgentPools; AKS: 100), and whether the run's own pool is among them. */
+export interface NodePoolRoom {
+  count: number;
+  max: number;
+  hasPool: boolean;
+}
+
+/**
+ * Why the run's pool cannot be added to a cluster that has as many node pools as AKS allows, or
+ * undefined when it can (or is there already: a retried create adopts it). A full cluster is a
+ * shortage that passes: pools of other runs are released, so the run waits as for capacity.
+ */
+export function nodePoolLimitShortfall(room: NodePoolRoom | undefined): { code: string; message: string } | undefined {
+  if (!room || room.hasPool || room.count < room.max) return undefined;
+  return {
+    code: 'NodePoolLimit',
+    message: `the cluster has ${room.count} node pools, the most AKS allows (maxAgentPools ${room.max}); the run waits for one to be released (learn.microsoft.com/azure/aks/quotas-skus-regions)`,
+  };
+}
+
 /** The quota row of each distinct quota the attempts draw on, for plan and status. */
 export function quotaSummary(attempts: GpuAttempt[], usages: QuotaUsage[]): string[] {
   return quotasOfAttempts(attempts).map((name) => {

@@ -7,7 +7,7 @@
 // measured so far, marked partial. Results: .stack/bench/*.json.
 // Run through scripts/with-stack-env.sh (npm run bench does). Loopback only, bounded in size.
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -21,6 +21,7 @@ import { loadWorkerConfig } from '../workers/config.js';
 import { type FineTuneStatus, fineTune, fineTuneStatusQuery } from '../workflows/fine-tune.js';
 import { fineTuneWorkflowId } from '../workflows/ids.js';
 import { percentile } from './percentile.js';
+import { linesSince, processUsage, registryRequests, sizeOf, sleepMs, span, stackCpuSeconds } from './bench-measure.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,42 +54,6 @@ const registryHost = new URL(config.registry.endpoint).host;
 const stamp = new Date().toISOString().replace(/[:.]/g, '-').toLowerCase();
 const taskQueue = `bench-${stamp}`;
 
-/** Bytes appended to a log since `offset`, as lines. */
-function linesSince(file: string, offset: number): string[] {
-  const size = statSync(file).size;
-  if (size <= offset) return [];
-  const fd = openSync(file, 'r');
-  const buffer = Buffer.alloc(size - offset);
-  readSync(fd, buffer, 0, buffer.length, offset);
-  closeSync(fd);
-  return buffer.toString('utf8').split('\n').filter(Boolean);
-}
-const sizeOf = (file: string) => statSync(file).size;
-
-/** CPU seconds (user + system, all threads) and peak resident memory of a process. */
-function processUsage(pid: number): { cpuSeconds: number; peakRssMiB: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '0';
-  return { cpuSeconds: ticks / 100, peakRssMiB: Math.round(Number(hwm) / 1024) };
-}
-
-/** CPU seconds of the stack's own processes (pid files in .stack/pids), the stand-ins included. */
-function stackCpuSeconds(): number {
-  let total = 0;
-  for (const file of readdirSync(stack.pidsDir).filter((f) => f.endsWith('.pid'))) {
-    const pid = Number(readFileSync(join(stack.pidsDir, file), 'utf8').trim());
-    try {
-      total += processUsage(pid).cpuSeconds;
-    } catch {
-      // a component that is not running has no CPU to count
-    }
-  }
-  return total;
-}
-
-const span = (from?: string, to?: string) => (from && to ? Date.parse(to) - Date.parse(from) : 0);
 
 /** Set on --time-limit-minutes or Ctrl-C: the round stops waiting, cancels its open runs and reports what it has. */
 const stop: { reason?: string } = {};
@@ -99,7 +64,6 @@ process.on('SIGINT', () => {
   console.log('\nInterrupted: cancelling the open runs and writing what was measured (Ctrl-C again to quit at once)');
 });
 const timeLeft = () => (timeLimitMs > 0 ? timeLimitMs - (Date.now() - benchStarted) : Infinity);
-const sleepMs = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const cleanupWaitMs = 120_000;
 
 const startWorker = () =>
@@ -117,7 +81,7 @@ async function round(client: Client, worker: ChildProcess, runs: number) {
   await emulator.clearRequests();
   const marks = { audit: sizeOf(stack.auditLog), registry: sizeOf(join(stack.logsDir, 'registry.log')) };
   const usageBefore = processUsage(worker.pid!);
-  const stackCpuBefore = stackCpuSeconds();
+  const stackCpuBefore = stackCpuSeconds(stack);
   const began = Date.now();
   const handles: WorkflowHandle<typeof fineTune>[] = [];
   const outcomes: (PromiseSettledResult<FineTuneStatus> | undefined)[] = [];
@@ -179,7 +143,7 @@ async function round(client: Client, worker: ChildProcess, runs: number) {
   }
   const wallMs = Date.now() - began;
   const usageAfter = processUsage(worker.pid!);
-  const stackCpu = stackCpuSeconds() - stackCpuBefore;
+  const stackCpu = stackCpuSeconds(stack) - stackCpuBefore;
   const settledHandles = handles.filter((_, i) => outcomes[i] !== undefined);
   const statuses = outcomes.flatMap((r) => (r?.status === 'fulfilled' ? [r.value] : []));
 
@@ -217,7 +181,7 @@ async function round(client: Client, worker: ChildProcess, runs: number) {
 
   const armCalls = (await emulator.requests()).length;
   const kubeCalls = linesSince(stack.auditLog, marks.audit).length;
-  const registryCalls = linesSince(join(stack.logsDir, 'registry.log'), marks.registry).filter((l) => /"(GET|HEAD|PUT|POST|PATCH|DELETE) \/v2\//.test(l)).length;
+  const registryCalls = registryRequests(linesSince(join(stack.logsDir, 'registry.log'), marks.registry));
   const ended = Math.max(settledHandles.length, 1);
   return {
     runs,

@@ -2,7 +2,8 @@
 // shortages (its usages API, QuotaExceeded at the PUT, allocation failures in the operation),
 // and fineTune going down its attempts: quota skipped before any request, the next zone after a
 // ZonalAllocationFailed, Spot giving way to on-demand, a quota taken between check and PUT, the
-// effective batch on a size with more GPUs, and a bounded failure that leaves no pool.
+// effective batch on a size with more GPUs, a cluster at its node pool limit (the run waits), and
+// a bounded failure that leaves no pool.
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +12,7 @@ import { createComputeClient } from '../workers/clients.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { type FineTuneStatus, fineTune } from '../workflows/fine-tune.js';
 import { fineTuneWorkflowId } from '../workflows/ids.js';
-import { clusterName, config, containerService, core, emulator, poolOf, resourceGroup, simulator, testFineTuneRequest, unique } from './support.js';
+import { clusterName, config, containerService, core, emulator, eventually, poolOf, resourceGroup, simulator, testFineTuneRequest, unique } from './support.js';
 import { useTemporal } from './temporal.js';
 
 const temporal = useTemporal();
@@ -84,9 +85,60 @@ describe("the emulator's quotas and capacity", () => {
     expect(nodes.items.map((n) => n.metadata?.labels?.['topology.kubernetes.io/zone'])).toEqual(['eastus-3']);
     await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, pool, { updateIntervalInMs: 200 });
   });
+
+  it('reports maxAgentPools (AKS: 100) on the managed cluster and refuses a pool beyond it; an existing pool may still change', async () => {
+    expect((await containerService.managedClusters.get(resourceGroup, clusterName)).maxAgentPools).toBe(100);
+    const max = (await poolNames()).length + 1;
+    await emulator.capacity({ maxAgentPools: max });
+    const spec = { vmSize: a100, count: 1, mode: 'User' as const };
+    const first = `l${unique(8)}`;
+    await containerService.agentPools.beginCreateOrUpdateAndWait(resourceGroup, clusterName, first, spec, { updateIntervalInMs: 200 });
+    try {
+      expect((await containerService.managedClusters.get(resourceGroup, clusterName)).maxAgentPools).toBe(max);
+      const refused = await containerService.agentPools.beginCreateOrUpdateAndWait(resourceGroup, clusterName, `l${unique(8)}`, spec, { updateIntervalInMs: 200 }).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ statusCode: 400 });
+      expect((refused as Error).message).toContain(`the maximum allowed is ${max}`);
+      await containerService.agentPools.beginCreateOrUpdateAndWait(resourceGroup, clusterName, first, { ...spec, count: 2 }, { updateIntervalInMs: 200 });
+    } finally {
+      await containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, first, { updateIntervalInMs: 200 });
+    }
+  });
 });
 
+async function poolNames(): Promise<string[]> {
+  const names: string[] = [];
+  for await (const p of containerService.agentPools.list(resourceGroup, clusterName)) names.push(p.name!);
+  return names;
+}
+
 describe('fineTune when Azure is short of GPUs', () => {
+  it('waits while the cluster has as many node pools as AKS allows, without a PUT, and gets its pool once another is released', async () => {
+    await emulator.capacity({ maxAgentPools: (await poolNames()).length + 1 });
+    const blocker = `b${unique(8)}`;
+    await containerService.agentPools.beginCreateOrUpdateAndWait(resourceGroup, clusterName, blocker, { vmSize: a100, count: 1, mode: 'User' }, { updateIntervalInMs: 200 });
+    await emulator.clearRequests();
+    const released = () => containerService.agentPools.beginDeleteAndWait(resourceGroup, clusterName, blocker, { updateIntervalInMs: 200 });
+    const status = await temporal.withWorker(activities, async (taskQueue) => {
+      const handle = await temporal.env.client.workflow.start(fineTune, {
+        taskQueue,
+        workflowId: fineTuneWorkflowId(`pool-limit-${unique()}`),
+        args: [testFineTuneRequest({ gpu: { reuseWarmPool: false, vmSize: a100, capacityWaitMinutes: 5 } })],
+      });
+      const waiting = await eventually(async () => {
+        const s = await handle.query<FineTuneStatus>('status');
+        return s.gpu?.attempts?.some((a) => a.code === 'NodePoolLimit') ? s : undefined;
+      }, 'the run waiting for room for a node pool');
+      expect(waiting.gpu!.attempts![0]).toMatchObject({ outcome: 'skipped', refusal: 'capacity', code: 'NodePoolLimit' });
+      expect(waiting.gpu!.attempts![0]!.message).toMatch(/the cluster has \d+ node pools, the most AKS allows \(maxAgentPools \d+\)/);
+      expect(await poolPuts(waiting.gpu!.pool)).toEqual([]);
+      await released();
+      return handle.result();
+    }).finally(released);
+    expect(status.phase).toBe('succeeded');
+    expect(status.gpu!.attempts!.at(-1)).toMatchObject({ outcome: 'created' });
+    expect(await poolOf(status.gpu!.pool)).toBeUndefined();
+  });
+
   it('skips a size without quota before any request for it, and keeps the effective batch on the next size with 2 GPUs', async () => {
     await emulator.capacity({ quotas: { standardNCADSA100v4Family: 0 } });
     const { status, error } = await runFineTune({ vmSize: a100, candidates: [{ vmSize: h100x2 }] }, { tuning: { batchSize: 1, gradientAccumulationSteps: 4 } });
@@ -160,8 +212,6 @@ describe('fineTune when Azure is short of GPUs', () => {
     expect(status.gpu!.attempts!.length).toBeGreaterThanOrEqual(6);
     expect(status.gpu!.attempts!.every((a) => a.outcome === 'refused' && a.refusal === 'capacity')).toBe(true);
     expect(await poolOf(status.gpu!.pool)).toBeUndefined();
-    const pools: string[] = [];
-    for await (const p of containerService.agentPools.list(resourceGroup, clusterName)) pools.push(p.name!);
-    expect(pools).not.toContain(status.gpu!.pool);
+    expect(await poolNames()).not.toContain(status.gpu!.pool);
   });
 });

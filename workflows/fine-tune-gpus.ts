@@ -3,6 +3,7 @@
 // releasing it, only while it is still the run's, after success, failure or cancellation.
 import { ActivityFailure, ApplicationFailure, log, patched, proxyActivities, sleep, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import type { GpuQuota } from '../activities/azure/compute-quota.js';
 import type { ManagedPool, NodePoolSpec } from '../activities/azure/node-pools.js';
 import { clustersOf } from '../domain/cluster-targets.js';
 import { failureTypes } from '../domain/failure-types.js';
@@ -11,10 +12,10 @@ import {
   capacityRoundDelayMs,
   type GpuAttempt,
   type GpuAttemptRecord,
-  type QuotaUsage,
   keepEffectiveBatch,
   maxAttemptRecords,
   noCapacityMessage,
+  nodePoolLimitShortfall,
   quotaShortfall,
   quotasOfAttempts,
   usageLine,
@@ -115,9 +116,16 @@ async function createFromCandidates(run: PlannedRun): Promise<string> {
     for (const attempt of due) {
       if (round > 0 && Date.now() - startedMs >= boundMs) break;
       const at = new Date().toISOString();
-      const shortfall = quotaShortfall(findVmSize(attempt.vmSize)!, attempt.spot, 1, quotas.get(attempt.cluster)!);
+      const { usages, nodePools } = quotas.get(attempt.cluster)!;
+      const shortfall = quotaShortfall(findVmSize(attempt.vmSize)!, attempt.spot, 1, usages);
       if (shortfall) {
         record({ ...where(attempt), at, outcome: 'skipped', refusal: 'quota', code: shortfall.quota, message: shortfall.message, seconds: 0 });
+        continue;
+      }
+      const full = nodePoolLimitShortfall(nodePools);
+      if (full) {
+        capacityShort = true;
+        record({ ...where(attempt), at, outcome: 'skipped', refusal: 'capacity', code: full.code, message: full.message, seconds: 0 });
         continue;
       }
       const began = Date.now();
@@ -157,14 +165,16 @@ const where = (a: GpuAttempt) => ({ vmSize: a.vmSize, spot: a.spot, ...(a.zone ?
 
 /**
  * One read of the usages API per cluster the attempts are in (each its own region), for the quotas
- * they draw on there; the status shows what was read, per cluster when there are several.
+ * they draw on there, and of the cluster's node pools against its limit; the status shows the
+ * quotas read, per cluster when there are several. (No patched(): a run recorded before the pool
+ * count has results without it, and replays as it ran.)
  */
-async function readQuotas(run: PlannedRun, attempts: GpuAttempt[]): Promise<Map<string | undefined, QuotaUsage[]>> {
-  const quotas = new Map<string | undefined, QuotaUsage[]>();
+async function readQuotas(run: PlannedRun, attempts: GpuAttempt[]): Promise<Map<string | undefined, Pick<GpuQuota, 'usages' | 'nodePools'>>> {
+  const quotas = new Map<string | undefined, Pick<GpuQuota, 'usages' | 'nodePools'>>();
   const lines: string[] = [];
   for (const cluster of clustersOf(attempts)) {
-    const quota = await inCluster(cluster).readGpuQuota(quotasOfAttempts(attempts.filter((a) => a.cluster === cluster)));
-    quotas.set(cluster, quota.usages);
+    const quota = await inCluster(cluster).readGpuQuota(quotasOfAttempts(attempts.filter((a) => a.cluster === cluster)), run.pool.name);
+    quotas.set(cluster, quota);
     const read = quota.unreadable ?? quota.usages.map(usageLine).join('; ');
     lines.push(cluster === undefined ? read : `${cluster} (${quota.location}): ${read}`);
   }

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ArmError } from './arm-error.js';
-import { allocationFailure, capacityRandom, type CapacitySettings, noLimits, quotaRefusal } from './capacity.js';
+import { allocationFailure, capacityRandom, type CapacitySettings, maxAgentPoolsPerCluster, noLimits, quotaRefusal } from './capacity.js';
 import { type AgentPoolProperties, parseAgentPoolSpec } from './agent-pool-spec.js';
 import type { PoolNodes } from './pool-nodes.js';
 
@@ -102,6 +102,11 @@ export class AgentPools {
   }
 
   /** Quotas and where capacity is short (PUT /_emulator/capacity); setting them restarts the seeded draw. */
+  /** How many node pools the cluster may have (the capacity settings', else AKS's maximum). */
+  get maxAgentPools(): number {
+    return this.capacitySettings.maxAgentPools ?? maxAgentPoolsPerCluster;
+  }
+
   get capacity(): CapacitySettings {
     return this.capacitySettings;
   }
@@ -156,6 +161,12 @@ export class AgentPools {
     const existing = this.state.pools[name];
     const properties = parseAgentPoolSpec(body, existing?.properties, this.clusterVersion);
     const created = existing === undefined;
+    const maxAgentPools = this.maxAgentPools;
+    if (created && this.names().length >= maxAgentPools) {
+      // AKS's own code for this refusal is not documented (the quotas page gives the limit only);
+      // the product does not depend on it: it reads maxAgentPools and the pool count first.
+      throw new ArmError(400, 'InvalidParameter', `Managed cluster has ${this.names().length} agent pools, the maximum allowed is ${maxAgentPools}; agent pool ${name} cannot be added.`);
+    }
     const others = Object.values(this.state.pools).filter((p) => p.name !== name).map((p) => p.properties);
     const overQuota = quotaRefusal(others, properties, existing?.properties, this.capacity, this.location);
     if (overQuota) throw overQuota;

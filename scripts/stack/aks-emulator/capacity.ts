@@ -27,7 +27,15 @@ export interface CapacitySettings {
    */
   unavailable: { vmSize: string; zone?: string; spot?: boolean; rate?: number }[];
   seed?: number;
+  /** Node pools the cluster may have, the system pool included (ManagedClusterProperties.maxAgentPools). Unset: AKS's maximum, maxAgentPoolsPerCluster. */
+  maxAgentPools?: number;
 }
+
+/**
+ * AKS's limit: "Maximum node pools per cluster: 100" (learn.microsoft.com/azure/aks/quotas-skus-regions,
+ * "Service quotas and limits"); a managed cluster reports it as the read-only maxAgentPools.
+ */
+export const maxAgentPoolsPerCluster = 100;
 
 /** The limit of a quota the settings leave out: large, so only what a test sets binds. */
 export const defaultQuotaLimit = 10_000;
@@ -49,7 +57,10 @@ export function parseCapacity(body: unknown): CapacitySettings {
     throw invalid('unavailable must be a list of { vmSize, zone?: "1"|"2"|"3", spot?: boolean, rate?: a fraction above 0, at most 1 }');
   }
   if (b.seed !== undefined && !Number.isInteger(b.seed)) throw invalid('seed must be a whole number');
-  return { quotas, unavailable, ...(b.seed !== undefined ? { seed: b.seed } : {}) };
+  if (b.maxAgentPools !== undefined && !(Number.isInteger(b.maxAgentPools) && b.maxAgentPools >= 1 && b.maxAgentPools <= maxAgentPoolsPerCluster)) {
+    throw invalid(`maxAgentPools must be a whole number from 1 to ${maxAgentPoolsPerCluster}`);
+  }
+  return { quotas, unavailable, ...(b.seed !== undefined ? { seed: b.seed } : {}), ...(b.maxAgentPools !== undefined ? { maxAgentPools: b.maxAgentPools } : {}) };
 }
 
 /** The draw behind `rate`: seeded when the settings are set, so a seed gives the same shortages. */

@@ -159,6 +159,7 @@ export function createArmHandler(cluster: ClusterIdentity, pools: AgentPools, fa
           powerState: { code: 'Running' },
           kubernetesVersion: cluster.kubernetesVersion,
           currentKubernetesVersion: cluster.kubernetesVersion,
+          maxAgentPools: pools.maxAgentPools,
           agentPoolProfiles: pools.names().map((n) => ({ name: n, ...pools.resource(clusterId, n)!.properties })),
           // AKS leaves networkPolicy out when none was chosen.
           networkProfile: {
