@@ -109,7 +109,8 @@ async function prepare(config: StackConfig): Promise<StackContext> {
     stringify({
       apiVersion: 'audit.k8s.io/v1',
       kind: 'Policy',
-      omitStages: ['RequestReceived'],
+      // One line per request, at its end: a long-running one (a log read, a watch) would also log ResponseStarted.
+      omitStages: ['RequestReceived', 'ResponseStarted'],
       rules: [{ level: 'Metadata', users: [stackUsers.worker.name] }, { level: 'None' }],
     }),
   );
