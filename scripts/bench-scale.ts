@@ -118,14 +118,19 @@ async function temporalFigures(handles: WorkflowHandle<typeof fineTune>[], windo
   let eventsInWindow = 0;
   const queueMs: number[] = [];
   const runMs: number[] = [];
+  const activityQueueMs: number[] = [];
   for (const handle of sample) {
     const events = (await handle.fetchHistory()).events ?? [];
     eventsTotal.push(events.length);
     const at = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
     let scheduled: number | undefined;
     let started: number | undefined;
+    const activityScheduled = new Map<string, number>();
     for (const e of events) {
       const t = at(e);
+      if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) activityScheduled.set(String(e.eventId), t);
+      const activityStarted = e.activityTaskStartedEventAttributes;
+      if (activityStarted && t >= windowStart && t < windowEnd) activityQueueMs.push(t - (activityScheduled.get(String(activityStarted.scheduledEventId)) ?? t));
       if (t >= windowStart && t < windowEnd) eventsInWindow += 1;
       if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED) scheduled = t;
       if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED && scheduled !== undefined) {
@@ -145,6 +150,8 @@ async function temporalFigures(handles: WorkflowHandle<typeof fineTune>[], windo
     historyEventsPerRunHour: Math.round((eventsInWindow / Math.max(sample.length, 1) / (windowMs / 3_600_000)) * 10) / 10,
     workflowTaskScheduleToStartMs: { p50: percentile(queueMs, 0.5), p99: percentile(queueMs, 0.99), tasks: queueMs.length },
     workflowTaskStartToCompleteMs: { p50: percentile(runMs, 0.5), p99: percentile(runMs, 0.99) },
+    /** The last attempt's: a retried activity's ActivityTaskStarted is its final attempt's start. */
+    activityScheduleToStartMs: { p50: percentile(activityQueueMs, 0.5), p99: percentile(activityQueueMs, 0.99), activities: activityQueueMs.length },
     steps: stepOverheads(statuses),
   };
 }
@@ -261,10 +268,12 @@ async function round(client: Client, worker: ChildProcess, runs: number) {
 }
 
 const rounds: Awaited<ReturnType<typeof round>>[] = [];
+/** Memory per run in flight: the slope of resident memory between the smallest round and each larger one. */
+const rssSlopes: { from: number; to: number; miBPerRun: number }[] = [];
 const resultsFile = join(stack.stateDir, 'bench', `scale-${stamp}.json`);
 function writeResults(): string {
   mkdirSync(join(stack.stateDir, 'bench'), { recursive: true });
-  writeFileSync(resultsFile, JSON.stringify({ ...numbers, rounds }, null, 2));
+  writeFileSync(resultsFile, JSON.stringify({ ...numbers, rounds, rssSlopes }, null, 2));
   return resultsFile;
 }
 
@@ -286,7 +295,7 @@ try {
     console.log(`  per minute per 100 runs: Kubernetes ${JSON.stringify(r.kubernetesCallsPerMinutePer100Runs)}`);
     console.log(`  per second, all runs: ARM ${r.armCallsPerSecond}, Kubernetes ${r.kubernetesCallsPerSecond}`);
     console.log(`  worker ${r.worker.cpuPercent}% CPU, RSS ${r.worker.rssMiB} MiB (${r.worker.idleRssMiB} idle: ${r.worker.rssPerRunMiB} MiB per run); stack ${r.stack.cpuPercent}% CPU`);
-    console.log(`  Temporal (${r.temporal.sampled} runs sampled): ${JSON.stringify(r.temporal.historyEventsPerRun)} events per run, ${r.temporal.historyEventsPerRunHour} per run-hour; workflow task schedule-to-start ${JSON.stringify(r.temporal.workflowTaskScheduleToStartMs)}, start-to-complete ${JSON.stringify(r.temporal.workflowTaskStartToCompleteMs)}`);
+    console.log(`  Temporal (${r.temporal.sampled} runs sampled): ${JSON.stringify(r.temporal.historyEventsPerRun)} events per run, ${r.temporal.historyEventsPerRunHour} per run-hour; workflow task schedule-to-start ${JSON.stringify(r.temporal.workflowTaskScheduleToStartMs)}, start-to-complete ${JSON.stringify(r.temporal.workflowTaskStartToCompleteMs)}; activity schedule-to-start ${JSON.stringify(r.temporal.activityScheduleToStartMs)}`);
     for (const [name, s] of Object.entries(r.temporal.steps)) console.log(`  ${name.padEnd(20)} overhead p50 ${s.overheadP50Ms} ms, p99 ${s.overheadP99Ms} ms (${s.runs} runs)`);
     console.log(`  cleanup: ${r.cleanup.seconds}s, ${r.cleanup.runsStillOpen} runs still open, pools left ${JSON.stringify(r.cleanup.poolsLeft)}`);
   }
@@ -294,4 +303,7 @@ try {
   worker.kill('SIGTERM');
   await client.connection.close();
 }
+const [smallest, ...larger] = rounds;
+for (const r of smallest ? larger : []) rssSlopes.push({ from: smallest!.runs, to: r.runs, miBPerRun: Math.round(((r.worker.rssMiB - smallest!.worker.rssMiB) / (r.runs - smallest!.runs)) * 100) / 100 });
+for (const s of rssSlopes) console.log(`Worker memory from ${s.from} to ${s.to} runs in flight: ${s.miBPerRun} MiB per run`);
 console.log(`Results: ${writeResults()}`);
