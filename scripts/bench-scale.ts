@@ -277,6 +277,8 @@ function writeResults(): string {
   return resultsFile;
 }
 
+// The stand-ins' timings go back as they were afterwards: a smoke run in the test suite shares the stack.
+const timingsBefore = { emulator: await emulator.settings(), trainingMs: (await simulator.settings()).trainingMs };
 await emulator.settings({ provisioningDelayMs: numbers['node-ready-seconds'] * 1000, deletionDelayMs: 5000 });
 await simulator.settings({ trainingMs, failTraining: undefined });
 const client = await connectClient(config.temporal);
@@ -302,6 +304,8 @@ try {
 } finally {
   worker.kill('SIGTERM');
   await client.connection.close();
+  await emulator.settings(timingsBefore.emulator);
+  await simulator.settings({ trainingMs: timingsBefore.trainingMs });
 }
 const [smallest, ...larger] = rounds;
 for (const r of smallest ? larger : []) rssSlopes.push({ from: smallest!.runs, to: r.runs, miBPerRun: Math.round(((r.worker.rssMiB - smallest!.worker.rssMiB) / (r.runs - smallest!.runs)) * 100) / 100 });

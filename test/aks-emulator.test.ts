@@ -3,6 +3,7 @@ import { isRestError } from '@azure/core-rest-pipeline';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { NodePoolState } from '../activities/azure/node-pools.js';
 import { createWorkerActivities } from '../workers/worker.js';
 import { clusterName, config, containerService, emulator, poolNodes, resourceGroup, unique } from './support.js';
 
@@ -236,6 +237,20 @@ describe('AKS emulator: throttling, capacity and preemption as AKS reports them,
     const failure = await activity.run(activities.ensureNodePool, specOf(name)).catch((e: unknown) => e);
     expect((failure as Error).message).toMatch(/AKSOperationPreempted|preempted by another operation with ID [0-9a-f-]{36}/);
     expect(await activity.run(activities.ensureNodePool, specOf(name))).toMatchObject({ provisioningState: 'Succeeded', adopted: true });
+  });
+
+  it('creates in flight together are followed on one shared read of the cluster per poll interval, and each operation is polled once, at its end', async () => {
+    const names = [newPool(), newPool(), newPool(), newPool()];
+    await emulator.clearRequests();
+    const states = await slowly(() => Promise.all(names.map((name) => new MockActivityEnvironment().run(activities.ensureNodePool, specOf(name)) as Promise<NodePoolState>)));
+    expect(states.map((s) => s.provisioningState)).toEqual(['Succeeded', 'Succeeded', 'Succeeded', 'Succeeded']);
+    const requests = await emulator.requests();
+    const operationPolls = requests.filter((r) => r.method === 'GET' && /\/operations\//.test(r.path));
+    const clusterReads = requests.filter((r) => r.method === 'GET' && r.path.endsWith(`/managedClusters/${clusterName}`));
+    // 2 s of provisioning at a 200 ms interval: a poll every 200 ms would be some 40 operation polls.
+    expect(operationPolls.length).toBeLessThanOrEqual(names.length * 2);
+    expect(clusterReads.length).toBeGreaterThan(0);
+    expect(clusterReads.length).toBeLessThanOrEqual(2_000 / 200 + 3);
   });
 
   it('a retried ensureNodePool adopts the create in flight (its worker died following it) without a second PUT', async () => {

@@ -9,6 +9,7 @@ import { failureTypes } from '../../domain/failure-types.js';
 import { armOperationInProgress } from '../../domain/pool-state.js';
 import { poolOwner, poolTags } from '../../domain/pool-tags.js';
 import { isOwnedBy, type RunOwner } from '../../domain/run-identity.js';
+import { sharedPoolStates } from './pool-states.js';
 
 export interface NodePoolSpec {
   name: string;
@@ -177,6 +178,7 @@ const stateOf = (pool: AgentPool, adopted: boolean): NodePoolState => ({
 
 export function createNodePoolActivities({ containerService, resourceGroup, clusterName, pollIntervalMs }: NodePoolDeps) {
   const pools = containerService.agentPools;
+  const poolStates = sharedPoolStates(containerService, resourceGroup, clusterName, pollIntervalMs);
 
   async function getPool(name: string): Promise<AgentPool | undefined> {
     try {
@@ -184,6 +186,26 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
     } catch (err) {
       if (isRestError(err) && err.statusCode === 404) return undefined;
       throw err;
+    }
+  }
+
+  /**
+   * Waits until the operation `poller` follows on pool `name` has ended, on the worker's shared
+   * read of the cluster's pools (pool-states.ts) rather than polls of its own. A pool the read
+   * does not list (not yet, or deleted meanwhile), or a read that failed, gets one poll of the
+   * operation itself instead, so the wait never hangs on the shared read.
+   */
+  async function untilOperationEnds(name: string, poller: PollerLike<OperationState<AgentPool>, AgentPool>): Promise<void> {
+    const ctx = Context.current();
+    for (;;) {
+      const state = await Promise.race([poolStates.next().then((states) => states.get(name), () => undefined), ctx.cancelled]);
+      ctx.heartbeat({ step: 'provisioning node pool', status: state ?? 'not listed' });
+      if (state === undefined) {
+        await poller.poll({ abortSignal: ctx.cancellationSignal });
+        if (poller.isDone) return;
+      } else if (!armOperationInProgress(state)) {
+        return;
+      }
     }
   }
 
@@ -252,6 +274,8 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
           abortSignal: ctx.cancellationSignal,
         });
         poller.onProgress((state) => ctx.heartbeat({ step: 'provisioning node pool', status: state.status }));
+        await poller.submitted();
+        await untilOperationEnds(spec.name, poller);
         const pool = await poller.pollUntilDone();
         return stateOf(pool, existing !== undefined);
       } catch (err) {

@@ -101,12 +101,12 @@ export class AgentPools {
     return Object.keys(this.state.pools).sort();
   }
 
-  /** Quotas and where capacity is short (PUT /_emulator/capacity); setting them restarts the seeded draw. */
   /** How many node pools the cluster may have (the capacity settings', else AKS's maximum). */
   get maxAgentPools(): number {
     return this.capacitySettings.maxAgentPools ?? maxAgentPoolsPerCluster;
   }
 
+  /** Quotas and where capacity is short (PUT /_emulator/capacity); setting them restarts the seeded draw. */
   get capacity(): CapacitySettings {
     return this.capacitySettings;
   }
