@@ -9,6 +9,7 @@ import type { ClusterTargets } from '../domain/cluster-targets.js';
 import { createClusterTargetActivities } from './azure/cluster-targets.js';
 import { createComputeQuotaActivities } from './azure/compute-quota.js';
 import { createNodePoolActivities } from './azure/node-pools.js';
+import { managedClusterRead } from './azure/shared-read.js';
 import { createDatasetActivities } from './datasets/fingerprint.js';
 import { createEvaluationActivities } from './inference/evaluation.js';
 import { createWorkspaceTextActivities } from './kaito/workspace-text.js';
@@ -56,9 +57,11 @@ export interface ActivityDeps {
 }
 
 export function createActivities(deps: ActivityDeps) {
+  // One managed-cluster GET per ARM poll interval for the whole worker: pool operations follow it, quota reads share it.
+  const clusterRead = managedClusterRead(deps.containerService, deps.resourceGroup, deps.clusterName, deps.armPollIntervalMs);
   return withLivenessHeartbeats({
-    ...createNodePoolActivities({ ...deps, pollIntervalMs: deps.armPollIntervalMs }),
-    ...createComputeQuotaActivities(deps),
+    ...createNodePoolActivities({ ...deps, pollIntervalMs: deps.armPollIntervalMs, clusterRead }),
+    ...createComputeQuotaActivities({ ...deps, maxReadAgeMs: deps.armPollIntervalMs, clusterRead }),
     ...createClusterTargetActivities(deps),
     ...createNodeActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),

@@ -3,15 +3,24 @@
 // quota, name.value, currentValue, limit; https://learn.microsoft.com/rest/api/compute/usage/list).
 // Chosen over the Quota API (Microsoft.Quota) because it needs only Reader on the subscription,
 // which a worker that manages pools has, and reports usage and limit in one call.
-import type { ContainerServiceClient } from '@azure/arm-containerservice';
-import type { ComputeManagementClient } from '@azure/arm-compute';
+import type { ContainerServiceClient, ManagedCluster } from '@azure/arm-containerservice';
+import type { ComputeManagementClient, Usage } from '@azure/arm-compute';
 import type { NodePoolRoom, QuotaUsage } from '../../domain/gpu-candidates.js';
+import { managedClusterRead, sharedRead, type SharedRead } from './shared-read.js';
 
 export interface ComputeQuotaDeps {
   compute: ComputeManagementClient;
   containerService: ContainerServiceClient;
   resourceGroup: string;
   clusterName: string;
+  /**
+   * How old a read may be and still answer (the worker's ARM poll interval): runs waiting for
+   * capacity then share one managed-cluster GET and one usages read per region per interval,
+   * however many they are. 0 (the default) shares only a read in flight.
+   */
+  maxReadAgeMs?: number;
+  /** The worker's shared read of the managed cluster (shared-read.ts); one of its own when absent. */
+  clusterRead?: SharedRead<ManagedCluster>;
 }
 
 /** What the quota read found: the rows asked for, or why none could be read (the pool requests then find out). */
@@ -23,8 +32,19 @@ export interface GpuQuota {
   nodePools?: NodePoolRoom;
 }
 
-export function createComputeQuotaActivities({ compute, containerService, resourceGroup, clusterName }: ComputeQuotaDeps) {
+export function createComputeQuotaActivities({ compute, containerService, resourceGroup, clusterName, maxReadAgeMs = 0, clusterRead = managedClusterRead(containerService, resourceGroup, clusterName, maxReadAgeMs) }: ComputeQuotaDeps) {
   let location: string | undefined;
+  const usageReads = new Map<string, SharedRead<Usage[]>>();
+  const usagesOf = (location: string) => {
+    let read = usageReads.get(location);
+    if (!read) usageReads.set(location, (read = sharedRead(() => listUsages(location), maxReadAgeMs)));
+    return read.recent(maxReadAgeMs);
+  };
+  const listUsages = async (location: string) => {
+    const rows: Usage[] = [];
+    for await (const usage of compute.usage.list(location)) rows.push(usage);
+    return rows;
+  };
   return {
     /**
      * The usage and limit of each quota named (family names and the regional totals), in the
@@ -34,7 +54,7 @@ export function createComputeQuotaActivities({ compute, containerService, resour
     async readGpuQuota(names: string[], pool?: string): Promise<GpuQuota> {
       let nodePools: NodePoolRoom | undefined;
       if (pool !== undefined || !location) {
-        const cluster = await containerService.managedClusters.get(resourceGroup, clusterName);
+        const cluster = await clusterRead.recent(maxReadAgeMs);
         location = cluster.location;
         const profiles = cluster.agentPoolProfiles ?? [];
         if (pool !== undefined && cluster.maxAgentPools) nodePools = { count: profiles.length, max: cluster.maxAgentPools, hasPool: profiles.some((p) => p.name === pool) };
@@ -47,11 +67,9 @@ export function createComputeQuotaActivities({ compute, containerService, resour
   async function readUsages(names: string[], location: string): Promise<GpuQuota> {
     const wanted = new Set(names.map((n) => n.toLowerCase()));
     try {
-      const usages: QuotaUsage[] = [];
-      for await (const usage of compute.usage.list(location)) {
-        const name = usage.name.value ?? '';
-        if (wanted.has(name.toLowerCase())) usages.push({ name, current: usage.currentValue, limit: usage.limit });
-      }
+      const usages = (await usagesOf(location))
+        .filter((usage) => wanted.has((usage.name.value ?? '').toLowerCase()))
+        .map((usage): QuotaUsage => ({ name: usage.name.value ?? '', current: usage.currentValue, limit: usage.limit }));
       return { location, usages };
     } catch (err) {
       // No read permission (403) or the API down: not the run's end, Azure's answer to the PUT still decides.

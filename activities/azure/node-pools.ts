@@ -1,6 +1,6 @@
 // GPU node pools through Azure Resource Manager. Every call is idempotent: a retried or
 // duplicated activity adopts the pool that exists instead of creating another.
-import type { AgentPool, ContainerServiceClient } from '@azure/arm-containerservice';
+import type { AgentPool, ContainerServiceClient, ManagedCluster } from '@azure/arm-containerservice';
 import type { OperationState, PollerLike } from '@azure/core-lro';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -9,7 +9,7 @@ import { failureTypes } from '../../domain/failure-types.js';
 import { armOperationInProgress } from '../../domain/pool-state.js';
 import { poolOwner, poolTags } from '../../domain/pool-tags.js';
 import { isOwnedBy, type RunOwner } from '../../domain/run-identity.js';
-import { sharedPoolStates } from './pool-states.js';
+import { managedClusterRead, poolStatesOf, sharedRead, type SharedRead } from './shared-read.js';
 
 export interface NodePoolSpec {
   name: string;
@@ -88,6 +88,8 @@ export interface NodePoolDeps {
   clusterName: string;
   /** How often ARM long-running operations are polled. */
   pollIntervalMs: number;
+  /** The worker's shared read of the managed cluster (shared-read.ts); one of its own when absent. */
+  clusterRead?: SharedRead<ManagedCluster>;
 }
 
 /**
@@ -168,6 +170,9 @@ const productFields = (pool: AgentPool): AgentPool => ({
   ...(pool.availabilityZones?.length ? { availabilityZones: pool.availabilityZones } : {}),
 });
 
+/** What the shared read says of a pool it does not list: not created yet, or deleted meanwhile. */
+const notListed = 'not listed';
+
 const stateOf = (pool: AgentPool, adopted: boolean): NodePoolState => ({
   name: pool.name ?? '',
   vmSize: pool.vmSize ?? '',
@@ -176,9 +181,30 @@ const stateOf = (pool: AgentPool, adopted: boolean): NodePoolState => ({
   adopted,
 });
 
-export function createNodePoolActivities({ containerService, resourceGroup, clusterName, pollIntervalMs }: NodePoolDeps) {
+export function createNodePoolActivities({ containerService, resourceGroup, clusterName, pollIntervalMs, clusterRead = managedClusterRead(containerService, resourceGroup, clusterName, pollIntervalMs) }: NodePoolDeps) {
   const pools = containerService.agentPools;
-  const poolStates = sharedPoolStates(containerService, resourceGroup, clusterName, pollIntervalMs);
+  /** Each pool's provisioningState from the shared read; undefined when the read failed. */
+  const nextPoolState = (name: string, cancelled: Promise<never>) =>
+    Promise.race([clusterRead.next().then((cluster) => poolStatesOf(cluster).get(name) ?? notListed, () => undefined), cancelled]);
+
+  const managedPoolsRead = sharedRead(async () => {
+    const managed: ManagedPool[] = [];
+    for await (const pool of pools.list(resourceGroup, clusterName)) {
+      const tags = pool.tags ?? {};
+      if (tags[poolTags.managed] !== 'true') continue;
+      managed.push({
+        name: pool.name ?? '',
+        eTag: pool.eTag,
+        spot: pool.scaleSetPriority === 'Spot',
+        vmSize: pool.vmSize ?? '',
+        count: pool.count ?? 0,
+        provisioningState: pool.provisioningState ?? 'Unknown',
+        ...(pool.availabilityZones?.length ? { zones: pool.availabilityZones } : {}),
+        tags,
+      });
+    }
+    return managed;
+  }, pollIntervalMs);
 
   async function getPool(name: string): Promise<AgentPool | undefined> {
     try {
@@ -191,16 +217,16 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
 
   /**
    * Waits until the operation `poller` follows on pool `name` has ended, on the worker's shared
-   * read of the cluster's pools (pool-states.ts) rather than polls of its own. A pool the read
+   * read of the cluster's pools (shared-read.ts) rather than polls of its own. A pool the read
    * does not list (not yet, or deleted meanwhile), or a read that failed, gets one poll of the
    * operation itself instead, so the wait never hangs on the shared read.
    */
   async function untilOperationEnds(name: string, poller: PollerLike<OperationState<AgentPool>, AgentPool>): Promise<void> {
     const ctx = Context.current();
     for (;;) {
-      const state = await Promise.race([poolStates.next().then((states) => states.get(name), () => undefined), ctx.cancelled]);
-      ctx.heartbeat({ step: 'provisioning node pool', status: state ?? 'not listed' });
-      if (state === undefined) {
+      const state = await nextPoolState(name, ctx.cancelled);
+      ctx.heartbeat({ step: 'provisioning node pool', status: state ?? 'unread' });
+      if (state === undefined || state === notListed) {
         await poller.poll({ abortSignal: ctx.cancellationSignal });
         if (poller.isDone) return;
       } else if (!armOperationInProgress(state)) {
@@ -210,21 +236,26 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
   }
 
   /**
-   * Waits, by reading the pool, until an ARM operation on it that is in progress has ended, and
-   * returns the pool as it then is. A retried activity (its worker died while the SDK followed
-   * the operation) so adopts the operation instead of sending a second PUT, which ARM refuses
-   * with 409 OperationNotAllowed while one runs: the reads replace the polls the lost attempt
-   * would have made, so a worker kill costs no extra ARM calls.
+   * Waits until an ARM operation in progress on the pool has ended, on the same shared read, and
+   * returns the pool as it then is (one read of its own). A retried activity (its worker died
+   * while the SDK followed the operation) so adopts the operation instead of sending a second
+   * PUT, which ARM refuses with 409 OperationNotAllowed while one runs, and a worker kill costs
+   * no extra ARM calls. A failed shared read falls back to reading the pool itself.
    */
   async function settled(pool: AgentPool, step: string): Promise<AgentPool | undefined> {
+    if (!armOperationInProgress(pool.provisioningState)) return pool;
     const ctx = Context.current();
-    let current: AgentPool | undefined = pool;
-    while (current && armOperationInProgress(current.provisioningState)) {
-      ctx.heartbeat({ step, status: current.provisioningState });
-      await ctx.sleep(pollIntervalMs);
-      current = await getPool(pool.name!);
+    for (let state = pool.provisioningState; ; ) {
+      ctx.heartbeat({ step, status: state });
+      const shared = await nextPoolState(pool.name!, ctx.cancelled);
+      if (shared === undefined || shared === notListed || !armOperationInProgress(shared)) {
+        const current = await getPool(pool.name!);
+        if (!current || !armOperationInProgress(current.provisioningState)) return current;
+        state = current.provisioningState;
+      } else {
+        state = shared;
+      }
     }
-    return current;
   }
 
   /** The pool, if it exists and the guard allows releasing it. */
@@ -275,6 +306,7 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
         });
         poller.onProgress((state) => ctx.heartbeat({ step: 'provisioning node pool', status: state.status }));
         await poller.submitted();
+        clusterRead.invalidate(); // the pool counts now: the next quota read must see it
         await untilOperationEnds(spec.name, poller);
         const pool = await poller.pollUntilDone();
         return stateOf(pool, existing !== undefined);
@@ -283,25 +315,13 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
       }
     },
 
-    /** The pools this product manages (tagged managed), with what the idle-GPU reaper needs to know. */
-    async listManagedPools(): Promise<ManagedPool[]> {
-      const managed: ManagedPool[] = [];
-      for await (const pool of pools.list(resourceGroup, clusterName)) {
-        const tags = pool.tags ?? {};
-        if (tags[poolTags.managed] !== 'true') continue;
-        managed.push({
-          name: pool.name ?? '',
-          eTag: pool.eTag,
-          spot: pool.scaleSetPriority === 'Spot',
-          vmSize: pool.vmSize ?? '',
-          count: pool.count ?? 0,
-          provisioningState: pool.provisioningState ?? 'Unknown',
-          ...(pool.availabilityZones?.length ? { zones: pool.availabilityZones } : {}),
-          tags,
-        });
-      }
-      return managed;
-    },
+    /**
+     * The pools this product manages (tagged managed), with what the idle-GPU reaper needs to
+     * know: from a LIST that starts after the call, shared by every caller meanwhile, so a burst
+     * of cancelled runs' cleanups makes one LIST per poll interval, not one each (AKS allows 500,
+     * then 1 per second per subscription).
+     */
+    listManagedPools: () => managedPoolsRead.next(),
 
     /** What an existing pool is, for a run asked to use it; undefined when there is none. */
     async describeNodePool(name: string): Promise<{ vmSize: string; count: number; spot: boolean; provisioningState: string } | undefined> {
