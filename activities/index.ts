@@ -17,6 +17,7 @@ import { createEndpointKubeActivities } from './kubernetes/endpoint.js';
 import { createFineTuneKubeActivities } from './kubernetes/fine-tune.js';
 import { createJobActivities } from './kubernetes/jobs.js';
 import { createNodeActivities } from './kubernetes/nodes.js';
+import type { ClusterObjects } from './kubernetes/object-cache.js';
 import { createOutputVolumeActivities } from './kubernetes/output-volume.js';
 import { createProductStateActivities } from './kubernetes/product-state.js';
 import { createRunObjectActivities } from './kubernetes/run-objects.js';
@@ -54,6 +55,8 @@ export interface ActivityDeps {
   armPollIntervalMs: number;
   /** Poll interval while waiting on Kubernetes objects. */
   kubePollIntervalMs: number;
+  /** The worker's cache of Jobs, pods and nodes (kubernetes/object-cache.ts); without it every check reads the API. */
+  objects?: ClusterObjects;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -64,7 +67,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createComputeQuotaActivities({ ...deps, maxReadAgeMs: deps.armPollIntervalMs, clusterRead }),
     ...createClusterTargetActivities(deps),
     ...createNodeActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
-    ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs }),
+    ...createJobActivities({ kubeConfig: deps.kubeConfig, pollIntervalMs: deps.kubePollIntervalMs, objects: deps.objects }),
     ...createFineTuneKubeActivities(deps),
     ...createEndpointKubeActivities({ ...deps, pollIntervalMs: deps.kubePollIntervalMs }),
     ...createRunObjectActivities({ kubeConfig: deps.kubeConfig }),

@@ -11,6 +11,9 @@ export const poolTags = {
   idleGraceMinutes: 'aks-finetune.io/idle-grace-minutes',
 } as const;
 
+/** Node labels of the GPU pools runs create: the worker's node cache watches these nodes (activities/kubernetes/object-cache.ts). */
+export const gpuNodeLabels = { 'aks-finetune.io/purpose': 'fine-tuning' } as const;
+
 /** The owner is one run, or a workflow id alone (a long-lived workflow, e.g. an endpoint, whose pool outlives continue-as-new). */
 export function managedPoolTags(owner: Pick<RunOwner, 'workflowId'> & Partial<RunOwner>, release: { policy: ReleasePolicy; idleGraceMinutes?: number }): Record<string, string> {
   return {

@@ -171,12 +171,13 @@ const emulatorBefore = await emulator.settings();
 const simulatorBefore = await simulator.settings();
 const workerConnection = await NativeConnection.connect(config.temporal.connection);
 const taskQueue = `bench-cost-${stamp}`;
-const worker = await createWorker({ ...config, temporal: { ...config.temporal, taskQueue } }, workerConnection, {
-  tuning: { armPollIntervalMs: 250, kubePollIntervalMs: 250 },
-});
-const workerRun = worker.run();
 const client = await connectClient(config.temporal);
 const watcher = startJobWatcher(createKubeConfig(config), client);
+const worker = await createWorker({ ...config, temporal: { ...config.temporal, taskQueue } }, workerConnection, {
+  tuning: { armPollIntervalMs: 250, kubePollIntervalMs: 250 },
+  objects: watcher,
+});
+const workerRun = worker.run();
 const report: Record<string, unknown> = {};
 
 /** The simulated day: ours and baseline, as the bench always ran it. */

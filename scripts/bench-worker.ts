@@ -18,12 +18,13 @@ export async function startBenchWorker(config: WorkerConfig, taskQueue: string, 
     }),
   });
   const workerConnection = await NativeConnection.connect(config.temporal.connection);
-  const worker = await createWorker({ ...config, temporal: { ...config.temporal, taskQueue } }, workerConnection, {
-    tuning: { armPollIntervalMs: 250, kubePollIntervalMs: 250 },
-  });
-  const workerRun = worker.run();
   const client = await connectClient(config.temporal);
   const watcher = startJobWatcher(createKubeConfig(config), client);
+  const worker = await createWorker({ ...config, temporal: { ...config.temporal, taskQueue } }, workerConnection, {
+    tuning: { armPollIntervalMs: 250, kubePollIntervalMs: 250 },
+    objects: watcher,
+  });
+  const workerRun = worker.run();
   return {
     client,
     stop: async () => {

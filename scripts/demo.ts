@@ -32,16 +32,17 @@ const request: FineTuneRequest = {
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const workerConnection = await NativeConnection.connect(config.temporal.connection);
+const client = await connectClient(config.temporal);
+const watcher = startJobWatcher(createKubeConfig(config), client);
 const worker = await createWorker(config, workerConnection, {
   // The emulator finishes operations in seconds: poll faster than real ARM warrants.
   tuning: { armPollIntervalMs: 500, kubePollIntervalMs: 500 },
+  objects: watcher,
 });
 const workerRun = worker.run();
 
-const client = await connectClient(config.temporal);
 const workflowId = fineTuneWorkflowId(`demo-${stamp}`);
 const began = Date.now();
-const watcher = startJobWatcher(createKubeConfig(config), client);
 const handle = await client.workflow.start(fineTune, { taskQueue: config.temporal.taskQueue, workflowId, args: [request] });
 console.log(`Started fineTune ${workflowId}: ${request.model} (${request.method}) on ${request.gpu?.vmSize}`);
 console.log(`  ${uiUrl}/namespaces/${config.temporal.namespace}/workflows/${workflowId}`);

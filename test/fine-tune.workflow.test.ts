@@ -142,7 +142,9 @@ describe('fineTune', () => {
     const watcher = startJobWatcher(kubeConfig, temporal.env.client);
     try {
       // Checks would wait 600 s: the run can only finish within the test's timeout through the signal.
-      const status = await temporal.withWorker(activities, (taskQueue) =>
+      // The worker's activities read from the watcher's object cache, as the product's worker does.
+      const cachedActivities = createWorkerActivities(config, { armPollIntervalMs: 200, kubePollIntervalMs: 200 }, undefined, watcher);
+      const status = await temporal.withWorker(cachedActivities, (taskQueue) =>
         temporal.env.client.workflow.execute(fineTune, { taskQueue, workflowId: fineTuneWorkflowId(`signal-${unique()}`), args: [testFineTuneRequest({ pollIntervalSeconds: 600 })] }),
       );
       expect(status.phase).toBe('succeeded');

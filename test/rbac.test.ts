@@ -71,6 +71,8 @@ describe("the worker's identity on the local stack", () => {
       { verb: 'update', resource: 'configmaps', namespace: 'aks-finetune' },
       { verb: 'create', group: 'networking.k8s.io', resource: 'networkpolicies', namespace: 'aks-finetune' },
       { verb: 'watch', group: 'batch', resource: 'jobs' },
+      { verb: 'watch', resource: 'pods' },
+      { verb: 'watch', resource: 'nodes' },
       { verb: 'list', resource: 'persistentvolumeclaims' },
       { verb: 'list', resource: 'nodes' },
     ]) {

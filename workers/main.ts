@@ -24,16 +24,18 @@ async function runWorker(): Promise<void> {
   // One profile for both: the worker's native connection and the job watcher's client.
   const connection = await NativeConnection.connect(config.temporal.connection);
   const client = await connectClient(config.temporal);
-  // One Job watch per cluster: a run's Jobs are in the cluster its pool is in.
-  const watchers = [config, ...config.clusters.map((t) => targetConfig(config, t))].map((c) => startJobWatcher(createKubeConfig(c), client, (line) => logger.warn(line)));
+  // One object cache and Job watcher per cluster: a run's Jobs are in the cluster its pool is in.
+  const watch = (c: typeof config) => startJobWatcher(createKubeConfig(c), client, (line) => logger.warn(line));
+  const home = watch(config);
+  const targets = config.clusters.map((t) => watch(targetConfig(config, t)));
   try {
-    const workers = [await createWorker(config, connection), ...(await createClusterWorkers(config, connection))];
+    const workers = [await createWorker(config, connection, { objects: home }), ...(await createClusterWorkers(config, connection, { objects: targets }))];
     const { address, tls, apiKey } = config.temporal.connection; // never log the key itself
     logger.info('worker polling', { address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, clusters: [config.azure.clusterName, ...config.clusters.map((t) => t.name)], tls: Boolean(tls), apiKey: apiKey !== undefined, metricsAddress: config.telemetry.metricsAddress });
     // Each returns after SIGINT/SIGTERM, once its in-flight tasks are done.
     await Promise.all(workers.map((w) => w.run()));
   } finally {
-    for (const watcher of watchers) watcher.stop();
+    for (const watcher of [home, ...targets]) watcher.stop();
     await client.connection.close();
     await connection.close();
   }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import type { ClusterObjects } from '../activities/kubernetes/object-cache.js';
 import { type ClusterTargets, clusterTaskQueue } from '../domain/cluster-targets.js';
 import { defaultImages } from '../activities/kubernetes/tuning-job.js';
 import { createAzureCredential, createComputeClient, createContainerServiceClient, createKubeConfig } from './clients.js';
@@ -50,6 +51,7 @@ export function createWorkerActivities(
   config: WorkerConfig,
   tuning: WorkerTuning = { armPollIntervalMs: config.polling.armMs, kubePollIntervalMs: config.polling.kubeMs },
   clusters: ClusterTargets = clusterTargetsOf(config),
+  objects?: ClusterObjects,
 ) {
   const credential = createAzureCredential(config.azure.staticToken);
   return createActivities({
@@ -68,6 +70,7 @@ export function createWorkerActivities(
     // Connects on first use: only the reaper asks Temporal about runs.
     temporalClient: new Client({ connection: Connection.lazy(config.temporal.connection), namespace: config.temporal.namespace }),
     stateNamespace: 'aks-finetune',
+    objects,
     ...tuning,
   });
 }
@@ -83,19 +86,19 @@ const workerDefaults = {
   shutdownGraceTime: '10 seconds',
 } satisfies Partial<WorkerOptions>;
 
-/** The Worker on the task queue runs are started on: every workflow, and the home cluster's activities. */
+/** The Worker on the task queue runs are started on: every workflow, and the home cluster's activities (on `objects`, the cluster's object cache, when given). */
 export async function createWorker(
   config: WorkerConfig,
   connection: NativeConnection,
-  options: Partial<WorkerOptions> & { tuning?: WorkerTuning } = {},
+  options: Partial<WorkerOptions> & { tuning?: WorkerTuning; objects?: ClusterObjects } = {},
 ): Promise<Worker> {
-  const { tuning, ...workerOptions } = options;
+  const { tuning, objects, ...workerOptions } = options;
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...workflowCode(config),
-    activities: createWorkerActivities(config, tuning),
+    activities: createWorkerActivities(config, tuning, undefined, objects),
     ...workerDefaults,
     ...workerOptions,
   });
@@ -105,15 +108,16 @@ export async function createWorker(
  * One Worker per cluster target, on that target's task queue, with activities on the target's
  * clients only (domain/cluster-targets.ts); they run beside the home Worker on its connection.
  */
-export async function createClusterWorkers(config: WorkerConfig, connection: NativeConnection, tuning?: WorkerTuning): Promise<Worker[]> {
+export async function createClusterWorkers(config: WorkerConfig, connection: NativeConnection, options: { tuning?: WorkerTuning; objects?: ClusterObjects[] } = {}): Promise<Worker[]> {
   const clusters = clusterTargetsOf(config);
+  const { tuning, objects } = options;
   return Promise.all(
-    config.clusters.map((target) =>
+    config.clusters.map((target, i) =>
       Worker.create({
         connection,
         namespace: config.temporal.namespace,
         taskQueue: clusterTaskQueue(config.temporal.taskQueue, target.name),
-        activities: createWorkerActivities(targetConfig(config, target), tuning, clusters),
+        activities: createWorkerActivities(targetConfig(config, target), tuning, clusters, objects?.[i]),
         ...workerDefaults,
       }),
     ),

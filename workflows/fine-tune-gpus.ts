@@ -22,7 +22,7 @@ import {
 } from '../domain/gpu-candidates.js';
 import { findVmSize } from '../domain/vm-sizes.js';
 import { type GpuHold, gpuTime, gpuUsage } from '../domain/gpu-usage.js';
-import { managedPoolTags, poolOwner } from '../domain/pool-tags.js';
+import { gpuNodeLabels, managedPoolTags, poolOwner } from '../domain/pool-tags.js';
 import { isOwnedBy, ownerIsOpen, type RecordedOwner } from '../domain/run-identity.js';
 import { warmPoolCandidates } from '../domain/warm-pool.js';
 import { apiCalls, armCapacityAttempts, armOperations, clusterWaits } from './activity-options.js';
@@ -49,7 +49,7 @@ const poolSpec = (run: PlannedRun, name: string, attempt: Pick<GpuAttempt, 'vmSi
   spot: attempt.spot,
   ...(attempt.zone ? { zones: [attempt.zone] } : {}),
   taints: [gpuTaint],
-  labels: { 'aks-finetune.io/purpose': 'fine-tuning' },
+  labels: { ...gpuNodeLabels },
   tags: managedPoolTags(run.owner, run.plan.release),
 });
 

@@ -26,8 +26,8 @@ export interface WatchOptions {
   onProgress: (progress: JobProgress) => void;
   /** When the next check must happen at the latest (a budget running out), in ms from now. */
   checkWithinMs?: () => number | undefined;
-  /** One look at the Job (default: checkJob). */
-  check?: () => Promise<JobProgress>;
+  /** One look at the Job (default: checkJob); `fresh` once the jobFinished signal came, so the look skips the worker's cache. */
+  check?: (fresh: boolean) => Promise<JobProgress>;
   /** The wait before the next check, given the last one (default: doubling up to maxCheckIntervalMs). */
   nextIntervalMs?: (intervalMs: number) => number;
 }
@@ -39,10 +39,10 @@ export async function watchJob(run: PlannedRun, job: string, options: WatchOptio
   const { plan, finishedJobs } = run;
   const podStartTimeoutMs = plan.podStartTimeoutMinutes * 60_000;
   let stuckSinceMs: number | undefined;
-  const check = options.check ?? (() => kube(run.pool.cluster).checkJob(plan.namespace, job));
+  const check = options.check ?? ((fresh: boolean) => kube(run.pool.cluster).checkJob(plan.namespace, job, fresh));
   const nextIntervalMs = options.nextIntervalMs ?? ((ms: number) => Math.min(ms * 2, maxCheckIntervalMs));
   for (let intervalMs = plan.pollIntervalSeconds * 1000; ; intervalMs = nextIntervalMs(intervalMs)) {
-    const progress = await check();
+    const progress = await check(finishedJobs.has(job));
     options.onProgress(progress);
     if (progress.state === 'succeeded') return { state: 'succeeded', progress };
     if (progress.nodeLost) return { state: 'node-lost', progress, reason: progress.nodeLost };

@@ -97,8 +97,8 @@ export function trainingWatch(run: PlannedRun, job: string, state: TrainingWatch
   return {
     what: 'trainer',
     ...rest,
-    check: async () => {
-      const check = await kube(run.pool.cluster).checkTrainingJob(plan.namespace, job, { trainer: plan.trainer.kind, cursor: state.cursor, lastStep: training.step });
+    check: async (fresh) => {
+      const check = await kube(run.pool.cluster).checkTrainingJob(plan.namespace, job, { trainer: plan.trainer.kind, cursor: state.cursor, lastStep: training.step, ...(fresh ? { fresh } : {}) });
       applyCheck(run, state, job, check);
       return check.progress;
     },

@@ -13,7 +13,8 @@ import { type PusherJobParams, adapterPusherJob } from './adapter-pusher-job.js'
 import type { RunOwner } from '../../domain/run-identity.js';
 import { createOrAdopt, createOrAdoptOwned, hasStatus } from './api-errors.js';
 import { type InferenceParams, inferenceObjects } from './inference.js';
-import { ensureJob, type JobProgress, readJobProgress } from './jobs.js';
+import { ensureJob, type JobProgress, jobReadsOf, readJobProgress } from './jobs.js';
+import type { ClusterObjects } from './object-cache.js';
 import { ownedMetadata } from './labels.js';
 import { tuningEgressPolicy, tuningEgressPolicyName } from './network-policy.js';
 import { type ContainerImages, trainerEntrypointKey, type TuningJobParams, tuningJob } from './tuning-job.js';
@@ -45,11 +46,14 @@ export interface FineTuneKubeDeps {
   workerImage: string;
   /** URL of an inference Service's API, with {namespace} and {service} placeholders. */
   inferenceUrlTemplate: string;
+  /** The worker's object cache (object-cache.ts): checks read Jobs, pods and nodes from it. */
+  objects?: ClusterObjects;
 }
 
-export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, inferenceUrlTemplate }: FineTuneKubeDeps) {
+export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, inferenceUrlTemplate, objects }: FineTuneKubeDeps) {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const batch = kubeConfig.makeApiClient(BatchV1Api);
+  const { reads } = jobReadsOf(batch, core, objects);
   const apps = kubeConfig.makeApiClient(AppsV1Api);
   const networking = kubeConfig.makeApiClient(NetworkingV1Api);
 
@@ -95,19 +99,22 @@ export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, 
     startPushJob: (namespace: string, params: Omit<PusherJobParams, 'workerImage'>) =>
       ensureJob(batch, namespace, adapterPusherJob({ ...params, workerImage })),
 
-    /** One look at a Job and its latest pod: the workflow calls this between durable timers. */
-    async checkJob(namespace: string, name: string): Promise<JobProgress> {
-      return (await readJobProgress(batch, core, namespace, name)).progress;
+    /**
+     * One look at a Job and its latest pod: the workflow calls this between durable timers. From
+     * the object cache unless `fresh` (the jobFinished signal came: this worker's watch may lag).
+     */
+    async checkJob(namespace: string, name: string, fresh = false): Promise<JobProgress> {
+      return (await readJobProgress(reads(fresh), namespace, name)).progress;
     },
 
     /**
      * One look at a tuning Job, its latest pod, and the trainer's log lines written since the last
-     * look (`cursor`): three API calls, as for any Job. The log is read from the cursor's time on,
+     * look (`cursor`): the Job and pod as checkJob reads them, and one API call for the log. The log is read from the cursor's time on,
      * its newest lines only and with a byte limit, so a chatty or hostile trainer costs one bounded
      * read; what comes back is a bounded summary (TrainingReadout), never the lines.
      */
-    async checkTrainingJob(namespace: string, name: string, read: { trainer: TrainerKind; cursor?: LogCursor; lastStep?: number }): Promise<TrainingCheck> {
-      const { progress, pod } = await readJobProgress(batch, core, namespace, name);
+    async checkTrainingJob(namespace: string, name: string, read: { trainer: TrainerKind; cursor?: LogCursor; lastStep?: number; fresh?: boolean }): Promise<TrainingCheck> {
+      const { progress, pod } = await readJobProgress(reads(read.fresh ?? false), namespace, name);
       const podName = pod?.metadata?.name;
       if (!podName || !['Running', 'Succeeded', 'Failed'].includes(pod.status?.phase ?? '')) return { progress, cursor: read.cursor };
       let cursor = read.cursor?.pod === podName ? read.cursor : undefined;

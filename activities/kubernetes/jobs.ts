@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { failureTypes } from '../../domain/failure-types.js';
 import { createOrAdoptOwned, deleteIfPresent, ensureNamespaceExists, hasStatus, objectOwner } from './api-errors.js';
 import { type GpuCheckJobParams, gpuCheckJob } from './gpu-check-job.js';
+import type { ClusterObjects } from './object-cache.js';
 import { agentPoolLabel } from './placement.js';
 
 export interface JobProgress {
@@ -49,6 +50,41 @@ export function podProblem(pod: V1Pod | undefined): string | undefined {
   return undefined;
 }
 
+/** What a look at a Job reads: its Job, pods and nodes, from the API or the worker's object cache. */
+export interface JobReads {
+  job(namespace: string, name: string): Promise<V1Job>;
+  pods(namespace: string, job: string): Promise<readonly V1Pod[]>;
+  nodeExists(name: string): Promise<boolean>;
+  poolHasNodes(pool: string): Promise<boolean>;
+}
+
+/** Every read an API call. */
+export function apiReads(batch: BatchV1Api, core: CoreV1Api): JobReads {
+  return {
+    job: (namespace, name) => batch.readNamespacedJob({ name, namespace }),
+    pods: async (namespace, job) => (await core.listNamespacedPod({ namespace, labelSelector: `job-name=${job}` })).items,
+    nodeExists: (name) =>
+      core.readNode({ name }).then(
+        () => true,
+        (err: unknown) => (hasStatus(err, 404) ? false : Promise.reject(err)),
+      ),
+    poolHasNodes: async (pool) => (await core.listNode({ labelSelector: `${agentPoolLabel}=${pool}` })).items.length > 0,
+  };
+}
+
+/**
+ * From the object cache what it holds, else from the API. A node or pool it lacks is asked of
+ * the API before it counts as gone: only what is there is taken from memory.
+ */
+export function cachedReads(objects: ClusterObjects, api: JobReads): JobReads {
+  return {
+    job: async (namespace, name) => objects.job(namespace, name) ?? api.job(namespace, name),
+    pods: async (namespace, job) => objects.jobPods(namespace, job) ?? api.pods(namespace, job),
+    nodeExists: async (name) => objects.node(name) !== undefined || api.nodeExists(name),
+    poolHasNodes: async (pool) => Boolean(objects.poolNodes(pool)?.length) || api.poolHasNodes(pool),
+  };
+}
+
 /**
  * How Kubernetes shows that a pod's node went away. The pod garbage collector marks a pod on a
  * deleted node Failed with the DisruptionTarget condition (DeletionByPodGC), about 40 s later,
@@ -56,32 +92,27 @@ export function podProblem(pod: V1Pod | undefined): string | undefined {
  * before that the pod's node simply no longer exists; after it, the Job's replacement pod cannot
  * be scheduled because its pool (the node selector) has no node left.
  */
-async function nodeLoss(core: CoreV1Api, pods: V1Pod[]): Promise<string | undefined> {
+async function nodeLoss(reads: JobReads, pods: readonly V1Pod[]): Promise<string | undefined> {
   for (const pod of pods) {
     const disruption = pod.status?.conditions?.find((c) => c.type === 'DisruptionTarget' && c.status === 'True');
     if (disruption) return `pod ${pod.metadata?.name} was disrupted on node ${pod.spec?.nodeName ?? '?'}: ${[disruption.reason, disruption.message].filter(Boolean).join(': ')}`;
   }
   const live = pods.filter((p) => p.spec?.nodeName && p.status?.phase !== 'Succeeded');
   for (const node of new Set(live.map((p) => p.spec!.nodeName!))) {
-    const gone = await core.readNode({ name: node }).then(
-      () => false,
-      (err: unknown) => (hasStatus(err, 404) ? true : Promise.reject(err)),
-    );
-    if (gone) return `node ${node} is gone (pod ${live.find((p) => p.spec?.nodeName === node)?.metadata?.name})`;
+    if (!(await reads.nodeExists(node))) return `node ${node} is gone (pod ${live.find((p) => p.spec?.nodeName === node)?.metadata?.name})`;
   }
   const latest = pods.at(-1);
   const pool = latest?.spec?.nodeSelector?.[agentPoolLabel];
-  if (pool && !latest.spec?.nodeName && podProblem(latest)?.startsWith('Unschedulable')) {
-    const { items } = await core.listNode({ labelSelector: `${agentPoolLabel}=${pool}` });
-    if (items.length === 0) return `pool ${pool} has no node left (pod ${latest.metadata?.name} cannot be scheduled)`;
+  if (pool && !latest.spec?.nodeName && podProblem(latest)?.startsWith('Unschedulable') && !(await reads.poolHasNodes(pool))) {
+    return `pool ${pool} has no node left (pod ${latest.metadata?.name} cannot be scheduled)`;
   }
   return undefined;
 }
 
 /** One look at a Job and its pods: state, attempts, restarts, and why it failed. */
-export async function readJobProgress(batch: BatchV1Api, core: CoreV1Api, namespace: string, name: string): Promise<{ progress: JobProgress; pod?: V1Pod }> {
-  const job = await batch.readNamespacedJob({ name, namespace });
-  const { items: pods } = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${name}` });
+export async function readJobProgress(reads: JobReads, namespace: string, name: string): Promise<{ progress: JobProgress; pod?: V1Pod }> {
+  const job = await reads.job(namespace, name);
+  const pods = [...(await reads.pods(namespace, name))];
   pods.sort((a, b) => String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)));
   const pod = pods.at(-1);
   const done = (job.status?.conditions ?? []).find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
@@ -96,13 +127,20 @@ export async function readJobProgress(batch: BatchV1Api, core: CoreV1Api, namesp
   };
   if (progress.state !== 'succeeded') {
     progress.problem = podProblem(pod);
-    progress.nodeLost = await nodeLoss(core, pods);
+    progress.nodeLost = await nodeLoss(reads, pods);
   }
   if (progress.state === 'failed') {
     const failedPod = [...pods].reverse().find((p) => p.status?.phase === 'Failed') ?? pod;
     progress.reason = [done?.reason, terminationReason(failedPod)].filter(Boolean).join(': ');
   }
   return { progress, pod };
+}
+
+/** The reads of a worker with (`objects`) or without an object cache; `reads(fresh)` gives the API's when fresh. */
+export function jobReadsOf(batch: BatchV1Api, core: CoreV1Api, objects?: ClusterObjects): { reads: (fresh: boolean) => JobReads } {
+  const api = apiReads(batch, core);
+  const cached = objects ? cachedReads(objects, api) : api;
+  return { reads: (fresh) => (fresh ? api : cached) };
 }
 
 /** Creates the Job, or adopts the one this run (the owner its metadata names) created earlier. */
@@ -117,9 +155,10 @@ export async function ensureJob(batch: BatchV1Api, namespace: string, job: V1Job
   return { adopted };
 }
 
-export function createJobActivities({ kubeConfig, pollIntervalMs }: { kubeConfig: KubeConfig; pollIntervalMs: number }) {
+export function createJobActivities({ kubeConfig, pollIntervalMs, objects }: { kubeConfig: KubeConfig; pollIntervalMs: number; objects?: ClusterObjects }) {
   const batch = kubeConfig.makeApiClient(BatchV1Api);
   const core = kubeConfig.makeApiClient(CoreV1Api);
+  const { reads } = jobReadsOf(batch, core, objects);
 
   return {
     ensureNamespace: (namespace: string) => ensureNamespaceExists(core, namespace),
@@ -132,7 +171,7 @@ export function createJobActivities({ kubeConfig, pollIntervalMs }: { kubeConfig
     async waitForJob(namespace: string, name: string): Promise<JobProgress> {
       const ctx = Context.current();
       for (;;) {
-        const { progress } = await readJobProgress(batch, core, namespace, name);
+        const { progress } = await readJobProgress(reads(false), namespace, name);
         if (progress.state === 'succeeded') return progress;
         if (progress.state === 'failed') {
           throw ApplicationFailure.nonRetryable(`Job ${namespace}/${name} failed: ${progress.reason}`, failureTypes.jobFailed, progress);
