@@ -8,7 +8,7 @@ import { afterAll, beforeAll } from 'vitest';
 import type { Activities } from '../activities/index.js';
 import { clusterTaskQueue } from '../domain/cluster-targets.js';
 import { runtimeOptions } from '../workers/telemetry.js';
-import { workflowsPath } from '../workers/worker.js';
+import { preloadModules, workflowsPath } from '../workers/worker.js';
 import { config, eventually, unique } from './support.js';
 
 export function useTemporal(runtime: RuntimeOptions = runtimeOptions({ logFormat: 'pretty', logLevel: 'WARN' })) {
@@ -17,7 +17,7 @@ export function useTemporal(runtime: RuntimeOptions = runtimeOptions({ logFormat
   beforeAll(async () => {
     Runtime.install(runtime);
     env = await TestWorkflowEnvironment.createFromExistingServer({ address: config.temporal.connection.address, namespace: config.temporal.namespace, connectionOptions: config.temporal.connection });
-    workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+    workflowBundle = await bundleWorkflowCode({ workflowsPath, preloadModules, logger: new DefaultLogger('WARN') });
   });
   afterAll(async () => {
     await env?.teardown();

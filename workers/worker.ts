@@ -13,12 +13,14 @@ import { createAzureCredential, createComputeClient, createContainerServiceClien
 import { ConfigError, targetConfig, type WorkerConfig } from './config.js';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/** Modules evaluated once per worker, not once per cached workflow (workflows/shared-modules.ts). */
+export const preloadModules = [fileURLToPath(new URL('../workflows/shared-modules.ts', import.meta.url))];
 /** Where `npm run build:workflows` writes the workflow bundle by default (gitignored; the image sets WORKFLOW_BUNDLE to it). */
 export const defaultWorkflowBundlePath = fileURLToPath(new URL('../dist/workflow-bundle.js', import.meta.url));
 
 /** Bundles the workflow code once, as the worker image does at build time, and writes it to `codePath`. */
 export async function writeWorkflowBundle(codePath: string): Promise<void> {
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  const { code } = await bundleWorkflowCode({ workflowsPath, preloadModules, logger: new DefaultLogger('WARN') });
   await mkdir(dirname(codePath), { recursive: true });
   await writeFile(codePath, code);
 }
@@ -27,8 +29,8 @@ export async function writeWorkflowBundle(codePath: string): Promise<void> {
  * The prebuilt bundle when WORKFLOW_BUNDLE names one, else the sources (bundled at start-up).
  * Only the variable selects the bundle: a stale file left in dist/ never replaces the code a developer is editing.
  */
-export function workflowCode(config: WorkerConfig): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
-  if (!config.workflowBundle) return { workflowsPath };
+export function workflowCode(config: WorkerConfig): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'bundlerOptions'> {
+  if (!config.workflowBundle) return { workflowsPath, bundlerOptions: { preloadModules } };
   if (!existsSync(config.workflowBundle)) {
     throw new ConfigError(`WORKFLOW_BUNDLE=${config.workflowBundle} does not exist: write it with npm run build:workflows, or unset it to bundle at start-up`);
   }
