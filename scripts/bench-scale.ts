@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
   },
 });
 const maxRuns = 1000;
+/** Workflow starts waiting on the server at once during a ramp. */
+const maxStartsInFlight = 20;
 const sizes = args.runs.split(',').map(Number);
 if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > maxRuns)) throw new Error(`--runs takes whole numbers from 1 to ${maxRuns}, e.g. 1,100,1000`);
 const numbers = Object.fromEntries(
@@ -180,10 +182,14 @@ async function round(client: Client, worker: ChildProcess, runs: number) {
     return { poolStates, training };
   };
   let lastProgress = Date.now();
+  // Starts are paced from the round's beginning, not one after another: a slow start (the dev
+  // server busy) does not slow the ramp; at most startsInFlight wait at once.
+  const startsInFlight = new Set<Promise<unknown>>();
   for (let i = 0; i < runs; i++) {
-    if (i > 0) await sleepMs(60_000 / numbers['ramp-per-minute']);
-    handles.push(
-      await client.workflow.start(fineTune, {
+    await sleepMs(began + (i * 60_000) / numbers['ramp-per-minute'] - Date.now());
+    if (startsInFlight.size >= maxStartsInFlight) await Promise.race(startsInFlight);
+    const start = client.workflow
+      .start(fineTune, {
         taskQueue,
         workflowId: fineTuneWorkflowId(`bench-scale-${stamp}-${runs}-${i}`),
         args: [
@@ -196,13 +202,16 @@ async function round(client: Client, worker: ChildProcess, runs: number) {
             pollIntervalSeconds: numbers['poll-seconds'],
           },
         ],
-      }),
-    );
+      })
+      .then((handle) => handles.push(handle))
+      .finally(() => startsInFlight.delete(start));
+    startsInFlight.add(start);
     if (Date.now() - lastProgress >= 60_000) {
       lastProgress = Date.now();
       await progress('ramping up');
     }
   }
+  await Promise.all(startsInFlight);
   // Settled: as many trainers running as there are Succeeded pools, every run either training or waiting for a pool.
   const settleBy = Date.now() + numbers['settle-minutes'] * 60_000;
   let settled = false;
