@@ -17,14 +17,18 @@ function countingRead(ms = 20) {
 }
 
 describe('sharedRead', () => {
-  it('gives each caller a read sent after its call, shared by everyone who called while the last one was out', async () => {
+  it('fresh: a read sent after the call, shared by everyone who called while the last was out; next: the read in flight', async () => {
     const source = countingRead();
     const shared = sharedRead(source.read, 0);
-    const answers = await Promise.all(Array.from({ length: 50 }, () => shared.next()));
+    const answers = await Promise.all(Array.from({ length: 50 }, () => shared.fresh()));
     // The first call sends read 1 at once; the 49 that came while it was out share read 2.
     expect(answers[0]).toBe(1);
     expect(new Set(answers.slice(1))).toEqual(new Set([2]));
     expect(source.count()).toBe(2);
+    // A poller joins the read in flight: one read for all.
+    const polled = await Promise.all(Array.from({ length: 50 }, () => shared.next()));
+    expect(new Set(polled)).toEqual(new Set([3]));
+    expect(source.count()).toBe(3);
   });
 
   it('reuses a recent result until it is too old or invalidated', async () => {

@@ -317,11 +317,11 @@ export function createNodePoolActivities({ containerService, resourceGroup, clus
 
     /**
      * The pools this product manages (tagged managed), with what the idle-GPU reaper needs to
-     * know: from a LIST that starts after the call, shared by every caller meanwhile, so a burst
+     * know: from a LIST sent after the call, shared by every caller meanwhile, so a burst
      * of cancelled runs' cleanups makes one LIST per poll interval, not one each (AKS allows 500,
      * then 1 per second per subscription).
      */
-    listManagedPools: () => managedPoolsRead.next(),
+    listManagedPools: () => managedPoolsRead.fresh(),
 
     /** What an existing pool is, for a run asked to use it; undefined when there is none. */
     async describeNodePool(name: string): Promise<{ vmSize: string; count: number; spot: boolean; provisioningState: string } | undefined> {

@@ -7,12 +7,13 @@
 import type { ContainerServiceClient, ManagedCluster } from '@azure/arm-containerservice';
 
 export interface SharedRead<T> {
-  /**
-   * A read that starts after this call (a caller that must see its own change, or polls), at
-   * least `intervalMs` after the last one ended: everyone who calls while one is in flight shares
-   * the one after it.
-   */
+  /** The read in flight or the next one, which starts at least `intervalMs` after the last ended: for a caller that polls. */
   next(): Promise<T>;
+  /**
+   * A read sent after this call, for a caller that must see what it just did (a cleanup looking
+   * for a pool it may have created); everyone who calls while one is out shares the one after it.
+   */
+  fresh(): Promise<T>;
   /** The last result when it is at most `maxAgeMs` old, else the read in flight or a new one: for a caller that reads once. */
   recent(maxAgeMs: number): Promise<T>;
   /** Forgets the last result: this worker just changed what it reads (created or deleted a pool). */
@@ -50,7 +51,8 @@ export function sharedRead<T>(read: () => Promise<T>, intervalMs: number): Share
       return start();
     }));
   return {
-    next: () => (pending && sent ? afterPending(pending) : start()),
+    next: start,
+    fresh: () => (pending && sent ? afterPending(pending) : start()),
     recent: (maxAgeMs) => (last && Date.now() - last.at <= maxAgeMs ? Promise.resolve(last.value) : (pending ?? start())),
     invalidate: () => {
       last = undefined;
