@@ -53,7 +53,7 @@ export interface FineTuneKubeDeps {
 export function createFineTuneKubeActivities({ kubeConfig, images, workerImage, inferenceUrlTemplate, objects }: FineTuneKubeDeps) {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const batch = kubeConfig.makeApiClient(BatchV1Api);
-  const { reads } = jobReadsOf(batch, core, objects);
+  const reads = jobReadsOf(batch, core, objects);
   const apps = kubeConfig.makeApiClient(AppsV1Api);
   const networking = kubeConfig.makeApiClient(NetworkingV1Api);
 

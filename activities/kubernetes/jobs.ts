@@ -136,11 +136,11 @@ export async function readJobProgress(reads: JobReads, namespace: string, name: 
   return { progress, pod };
 }
 
-/** The reads of a worker with (`objects`) or without an object cache; `reads(fresh)` gives the API's when fresh. */
-export function jobReadsOf(batch: BatchV1Api, core: CoreV1Api, objects?: ClusterObjects): { reads: (fresh: boolean) => JobReads } {
+/** The reads of a worker with (`objects`) or without an object cache: the API's when `fresh`. */
+export function jobReadsOf(batch: BatchV1Api, core: CoreV1Api, objects?: ClusterObjects): (fresh: boolean) => JobReads {
   const api = apiReads(batch, core);
   const cached = objects ? cachedReads(objects, api) : api;
-  return { reads: (fresh) => (fresh ? api : cached) };
+  return (fresh) => (fresh ? api : cached);
 }
 
 /** Creates the Job, or adopts the one this run (the owner its metadata names) created earlier. */
@@ -158,7 +158,7 @@ export async function ensureJob(batch: BatchV1Api, namespace: string, job: V1Job
 export function createJobActivities({ kubeConfig, pollIntervalMs, objects }: { kubeConfig: KubeConfig; pollIntervalMs: number; objects?: ClusterObjects }) {
   const batch = kubeConfig.makeApiClient(BatchV1Api);
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  const { reads } = jobReadsOf(batch, core, objects);
+  const reads = jobReadsOf(batch, core, objects);
 
   return {
     ensureNamespace: (namespace: string) => ensureNamespaceExists(core, namespace),
